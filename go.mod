@@ -1,0 +1,3 @@
+module github.com/scopemesh/scopemesh
+
+go 1.26.6
