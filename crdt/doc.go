@@ -1,0 +1,49 @@
+// Package crdt holds the replica every scopemesh node keeps: a grow-only set
+// (G-Set) of events, persisted in a go-datastore and ordered by key — the
+// event's hybrid logical time, then its ID.
+//
+// # Usage
+//
+//	set, err := crdt.New(ctx, ds, crdt.Options{})
+//	added, err := set.Merge(ctx, batch)   // union; returns the new events
+//	err = set.Scan(ctx, crdt.All, false, func(e events.Event) bool { …; return true })
+//	fp := set.Fingerprint(crdt.Range{From: a, To: b})
+//	w := set.Watch(0)                     // every newly added event
+//	e, err := w.Next(ctx)
+//
+// # Invariants
+//
+//   - Merge is set union: idempotent, commutative and associative, so
+//     replicas that merged the same events, in any order and any grouping,
+//     hold the same set and list it in the same order.
+//   - An event's ID is the hash of its content, so an ID names one content
+//     and no two versions of an event can conflict. Merge verifies every
+//     event of a batch before writing any: a batch with one bad event writes
+//     nothing.
+//   - Merge and Add return only after the datastore committed the batch;
+//     readers, fingerprints and watches see an event only from then on.
+//   - Each new event is delivered to each Watch once, or reported in a
+//     GapError; a slow reader never blocks writers.
+//
+// # The ordered index
+//
+// go-datastore's query API cannot seek, so the set keeps every key in an
+// in-memory B+tree, rebuilt at New from the node index (one keys-only scan).
+// Inner nodes carry the count and the sum of the IDs below them, so a range's
+// count, its fingerprint and its k-th key cost O(log n). Secondary indexes
+// (by correlation, origin node and kind) live in the datastore, written in the
+// same batch as the event.
+//
+// # Hazards
+//
+//   - Fingerprints sum IDs mod 2^256. Sums are cheap to update but not
+//     collision resistant against a party who chooses the summands: with
+//     Wagner's generalized birthday attack, a peer able to pick many IDs could
+//     build two different ranges with equal fingerprints, and reconciliation
+//     would then miss a difference. IDs are SHA-256 hashes of event content,
+//     so crafting them means grinding event content, and only cluster
+//     members can put events in the set; what this protects against is
+//     accidental collisions (2^-128), not a malicious member.
+//   - The set trusts its datastore: a store written by something else, or
+//     corrupted, returns ErrCorrupt on read rather than wrong events.
+package crdt

@@ -1,0 +1,173 @@
+package crdt
+
+import (
+	"context"
+	"fmt"
+
+	dsq "github.com/ipfs/go-datastore/query"
+
+	"github.com/scopemesh/scopemesh/crdt/internal/keytree"
+	"github.com/scopemesh/scopemesh/events"
+)
+
+// Range is the half-open key range [From, To). The zero Range is empty;
+// All covers every key.
+type Range struct {
+	From, To Key
+}
+
+// All is the range of every key.
+var All = Range{From: MinKey, To: MaxKey}
+
+// Contains reports whether k lies in r.
+func (r Range) Contains(k Key) bool { return r.From.Compare(k) <= 0 && k.Compare(r.To) < 0 }
+
+// scanChunk is how many keys a scan takes from the ordered index per lock
+// acquisition: large enough to amortise the lock, small enough not to hold
+// writers back.
+const scanChunk = 256
+
+// Scan calls fn with the events whose keys lie in r, in key order (reverse
+// order if descending), until fn returns false. Events added during the scan
+// may or may not be seen.
+func (s *Set) Scan(ctx context.Context, r Range, descending bool, fn func(events.Event) bool) error {
+	cursor := r
+	for {
+		keys, err := s.nextKeys(cursor, descending)
+		if err != nil || len(keys) == 0 {
+			return err
+		}
+		for _, k := range keys {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			e, err := s.Get(ctx, k.ID())
+			if err != nil {
+				return err
+			}
+			if !fn(e) {
+				return nil
+			}
+		}
+		last := keys[len(keys)-1]
+		if descending {
+			cursor.To = last
+		} else {
+			cursor.From = last.Successor()
+		}
+	}
+}
+
+// nextKeys returns up to scanChunk keys of r from its start (or its end, if
+// descending).
+func (s *Set) nextKeys(r Range, descending bool) ([]Key, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.mu.closed {
+		return nil, ErrClosed
+	}
+	lo, hi := s.ranksLocked(r)
+	n := min(hi-lo, scanChunk)
+	if n <= 0 {
+		return nil, nil
+	}
+	keys := make([]Key, 0, n)
+	collect := func(_ int, k keytree.Key) bool {
+		keys = append(keys, Key(k))
+		return len(keys) < n
+	}
+	if descending {
+		s.mu.tree.Descend(hi, collect)
+	} else {
+		s.mu.tree.Ascend(lo, collect)
+	}
+	return keys, nil
+}
+
+// ranksLocked returns the ranks [lo, hi) of the keys in r.
+//
+// REQUIRES: s.mu (read)
+func (s *Set) ranksLocked(r Range) (lo, hi int) {
+	lo = s.mu.tree.Rank(keytree.Key(r.From))
+	hi = s.mu.tree.Rank(keytree.Key(r.To))
+	return lo, max(lo, hi)
+}
+
+// Successor returns the smallest key after k (MaxKey for MaxKey).
+func (k Key) Successor() Key {
+	for i := len(k) - 1; i >= 0; i-- {
+		k[i]++
+		if k[i] != 0 {
+			return k
+		}
+	}
+	return MaxKey
+}
+
+// Count returns the number of events whose keys lie in r.
+func (s *Set) Count(r Range) int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	lo, hi := s.ranksLocked(r)
+	return hi - lo
+}
+
+// IndexCount returns the number of events index i lists under value, or -1
+// if the set keeps no count for that index (ByCorrelation).
+func (s *Set) IndexCount(i Index, value string) int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	switch i {
+	case ByNode:
+		return s.mu.nodes[value]
+	case ByKind:
+		return s.mu.kinds[value]
+	}
+	return -1
+}
+
+// ScanIndex calls fn with the events that index i lists under value whose
+// keys lie in r, in key order (reverse order if descending), until fn
+// returns false.
+func (s *Set) ScanIndex(ctx context.Context, i Index, value string, r Range, descending bool, fn func(events.Event) bool) error {
+	prefix, err := indexPrefix(i, value)
+	if err != nil {
+		return err
+	}
+	q := dsq.Query{Prefix: prefix, KeysOnly: true, Orders: []dsq.Order{dsq.OrderByKey{}}}
+	if descending {
+		q.Orders = []dsq.Order{dsq.OrderByKeyDescending{}}
+	}
+	res, err := s.ds.Query(ctx, q)
+	if err != nil {
+		return fmt.Errorf("crdt: scanning %v index: %w", i, err)
+	}
+	defer res.Close()
+	for entry, ok := res.NextSync(); ok; entry, ok = res.NextSync() {
+		if entry.Error != nil {
+			return fmt.Errorf("crdt: scanning %v index: %w", i, entry.Error)
+		}
+		k, err := ParseKey(entry.Key[len(prefix):])
+		if err != nil {
+			return fmt.Errorf("%w: %v index entry %q: %v", ErrCorrupt, i, entry.Key, err)
+		}
+		if !r.Contains(k) {
+			pastEnd := k.Compare(r.To) >= 0
+			if descending {
+				pastEnd = k.Compare(r.From) < 0
+			}
+			if pastEnd {
+				return nil
+			}
+			continue // not yet at r: the datastore query cannot seek
+		}
+		e, err := s.Get(ctx, k.ID())
+		if err != nil {
+			return err
+		}
+		if !fn(e) {
+			return nil
+		}
+	}
+	return ctx.Err()
+}

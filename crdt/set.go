@@ -1,0 +1,219 @@
+package crdt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/ipfs/go-datastore"
+	dsq "github.com/ipfs/go-datastore/query"
+
+	"github.com/scopemesh/scopemesh/crdt/internal/keytree"
+	"github.com/scopemesh/scopemesh/events"
+)
+
+// Options configures a Set. The zero value is usable.
+type Options struct {
+	// Limits bound the events the set accepts. Zero fields mean
+	// events.DefaultLimits.
+	Limits events.Limits
+}
+
+// Set is a grow-only set of events persisted in a go-datastore, with an
+// in-memory ordered index of their keys.
+//
+// A Set is safe for concurrent use. Writers serialise only on the index
+// update, after their datastore batch has committed; readers see an event
+// once its batch has committed. The Set does not own the datastore: Close
+// leaves it open.
+type Set struct {
+	ds     datastore.Batching
+	limits events.Limits
+
+	mu struct {
+		sync.RWMutex
+		tree   *keytree.Tree
+		nodes  map[string]int // events per origin node
+		kinds  map[string]int // events per kind
+		closed bool
+	}
+
+	watches watchList
+}
+
+// New opens the set stored in ds, rebuilding the ordered index from it.
+func New(ctx context.Context, ds datastore.Batching, opts Options) (*Set, error) {
+	s := &Set{ds: ds, limits: opts.Limits}
+	keys, nodes, err := loadIndex(ctx, ds, nodePrefix)
+	if err != nil {
+		return nil, err
+	}
+	_, kinds, err := loadIndex(ctx, ds, kindPrefix)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.tree = keytree.Build(keys)
+	s.mu.nodes = nodes
+	s.mu.kinds = kinds
+	return s, nil
+}
+
+// loadIndex reads every entry under an index prefix and returns their event
+// keys and the number of entries per indexed value.
+func loadIndex(ctx context.Context, ds datastore.Datastore, prefix string) ([]keytree.Key, map[string]int, error) {
+	res, err := ds.Query(ctx, dsq.Query{Prefix: prefix, KeysOnly: true})
+	if err != nil {
+		return nil, nil, fmt.Errorf("crdt: reading index %s: %w", prefix, err)
+	}
+	defer res.Close()
+	var keys []keytree.Key
+	counts := make(map[string]int)
+	for r, ok := res.NextSync(); ok; r, ok = res.NextSync() {
+		if r.Error != nil {
+			return nil, nil, fmt.Errorf("crdt: reading index %s: %w", prefix, r.Error)
+		}
+		value, k, err := parseIndexEntry(r.Key)
+		if err != nil {
+			return nil, nil, err
+		}
+		keys = append(keys, keytree.Key(k))
+		counts[value]++
+	}
+	return keys, counts, nil
+}
+
+// Close stops the set's watches. It does not close the datastore.
+func (s *Set) Close() error {
+	s.mu.Lock()
+	s.mu.closed = true
+	s.mu.Unlock()
+	s.watches.closeAll()
+	return nil
+}
+
+// Add adds one event. It reports whether the event was new; a duplicate is a
+// no-op. It returns only after the event is committed to the datastore.
+func (s *Set) Add(ctx context.Context, e events.Event) (bool, error) {
+	added, err := s.Merge(ctx, []events.Event{e})
+	return len(added) == 1, err
+}
+
+// Merge adds a batch of events in one datastore batch and returns those that
+// were new, in key order. It verifies every event first: if any is invalid
+// or its ID does not match its content, Merge returns an error and writes
+// nothing. Merge returns only after the batch is committed.
+func (s *Set) Merge(ctx context.Context, batch []events.Event) ([]events.Event, error) {
+	for i, e := range batch {
+		if err := s.limits.Verify(e); err != nil {
+			return nil, fmt.Errorf("crdt: event %d of %d: %w", i, len(batch), err)
+		}
+	}
+	fresh, err := s.unseen(batch)
+	if err != nil || len(fresh) == 0 {
+		return nil, err
+	}
+	if err := s.write(ctx, fresh); err != nil {
+		return nil, err
+	}
+
+	s.mu.Lock()
+	added := fresh[:0]
+	for _, e := range fresh {
+		// A concurrent Merge may have added the same event meanwhile: only
+		// the first insert counts it, so each event is reported new once.
+		if s.mu.tree.Insert(keytree.Key(KeyOf(e))) {
+			s.mu.nodes[e.Node]++
+			s.mu.kinds[e.Kind]++
+			added = append(added, e)
+		}
+	}
+	s.mu.Unlock()
+	s.watches.publish(added)
+	return added, nil
+}
+
+// unseen returns the events of batch that the set does not hold, without
+// duplicates, sorted by key.
+func (s *Set) unseen(batch []events.Event) ([]events.Event, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.mu.closed {
+		return nil, ErrClosed
+	}
+	fresh := make([]events.Event, 0, len(batch))
+	for _, e := range batch {
+		if !s.mu.tree.Has(keytree.Key(KeyOf(e))) {
+			fresh = append(fresh, e)
+		}
+	}
+	slices.SortFunc(fresh, func(a, b events.Event) int { return KeyOf(a).Compare(KeyOf(b)) })
+	return slices.CompactFunc(fresh, func(a, b events.Event) bool { return a.ID == b.ID }), nil
+}
+
+// write commits the records and index entries of evs in one batch.
+func (s *Set) write(ctx context.Context, evs []events.Event) error {
+	b, err := s.ds.Batch(ctx)
+	if err != nil {
+		return fmt.Errorf("crdt: starting a batch: %w", err)
+	}
+	for _, e := range evs {
+		data, err := events.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("crdt: encoding event %v: %w", e.ID, err)
+		}
+		if err := b.Put(ctx, eventKey(e.ID), data); err != nil {
+			return fmt.Errorf("crdt: writing event %v: %w", e.ID, err)
+		}
+		for _, ik := range indexEntries(e, KeyOf(e)) {
+			if err := b.Put(ctx, ik, nil); err != nil {
+				return fmt.Errorf("crdt: writing index of event %v: %w", e.ID, err)
+			}
+		}
+	}
+	if err := b.Commit(ctx); err != nil {
+		return fmt.Errorf("crdt: committing %d events: %w", len(evs), err)
+	}
+	return nil
+}
+
+// Len returns the number of events in the set.
+func (s *Set) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.mu.tree.Len()
+}
+
+// Has reports whether the set holds the event with key k.
+func (s *Set) Has(k Key) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.mu.tree.Has(keytree.Key(k))
+}
+
+// HasID reports whether the set holds the event with ID id. Unlike Has, it
+// reads the datastore.
+func (s *Set) HasID(ctx context.Context, id events.ID) (bool, error) {
+	ok, err := s.ds.Has(ctx, eventKey(id))
+	if err != nil {
+		return false, fmt.Errorf("crdt: looking up event %v: %w", id, err)
+	}
+	return ok, nil
+}
+
+// Get returns the event with ID id, or an error matching ErrNotFound.
+func (s *Set) Get(ctx context.Context, id events.ID) (events.Event, error) {
+	data, err := s.ds.Get(ctx, eventKey(id))
+	if errors.Is(err, datastore.ErrNotFound) {
+		return events.Event{}, fmt.Errorf("%w: %v", ErrNotFound, id)
+	}
+	if err != nil {
+		return events.Event{}, fmt.Errorf("crdt: reading event %v: %w", id, err)
+	}
+	e, err := events.Unmarshal(data)
+	if err != nil {
+		return events.Event{}, fmt.Errorf("%w: event %v: %w", ErrCorrupt, id, err)
+	}
+	return e, nil
+}

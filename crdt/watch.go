@@ -1,0 +1,187 @@
+package crdt
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/scopemesh/scopemesh/events"
+)
+
+// DefaultWatchBuffer is the buffer of a Watch made with a non-positive size.
+const DefaultWatchBuffer = 4096
+
+// GapError reports events a Watch dropped because its reader fell behind.
+// Every dropped event has a key at or after From, so the reader recovers by
+// scanning the set from From (it may see again some events it already had).
+type GapError struct {
+	From    Key // the smallest key among the dropped events
+	Dropped int // how many events were dropped
+}
+
+func (e *GapError) Error() string {
+	return fmt.Sprintf("crdt: watch fell behind: %d events dropped, all at or after key %v", e.Dropped, e.From)
+}
+
+// Is makes errors.Is(err, ErrGap) true for a *GapError.
+func (e *GapError) Is(target error) bool { return target == ErrGap }
+
+// Watch delivers every event newly added to a set, local or merged, in the
+// order they were added. Its buffer is bounded: writers never wait for a
+// reader. When the buffer is full, the Watch drops new events and, once the
+// reader has taken the events buffered before them, Next returns a
+// *GapError saying where to re-read from; delivery then resumes.
+//
+// A Watch is safe for concurrent use, but events are meant for one reader.
+type Watch struct {
+	set    *Set
+	notify chan struct{} // has a token when there is something to read
+
+	mu struct {
+		sync.Mutex
+		ring   []events.Event // a FIFO of n events starting at head
+		head   int
+		n      int
+		gap    *GapError // pending, delivered after the FIFO drains
+		closed bool
+	}
+}
+
+// Watch returns a Watch with room for buffer events (DefaultWatchBuffer if
+// buffer ≤ 0). Close it when done.
+func (s *Set) Watch(buffer int) *Watch {
+	if buffer <= 0 {
+		buffer = DefaultWatchBuffer
+	}
+	w := &Watch{set: s, notify: make(chan struct{}, 1)}
+	w.mu.ring = make([]events.Event, buffer)
+	if !s.watches.add(w) {
+		w.mu.closed = true
+	}
+	return w
+}
+
+// Next returns the next added event. It blocks until there is one, ctx is
+// done, or the Watch or its Set is closed (then the error matches
+// ErrClosed). After dropping events it returns a *GapError once.
+func (w *Watch) Next(ctx context.Context) (events.Event, error) {
+	for {
+		w.mu.Lock()
+		switch {
+		case w.mu.n > 0:
+			e := w.mu.ring[w.mu.head]
+			w.mu.ring[w.mu.head] = events.Event{} // let it be collected
+			w.mu.head = (w.mu.head + 1) % len(w.mu.ring)
+			w.mu.n--
+			w.mu.Unlock()
+			return e, nil
+		case w.mu.gap != nil:
+			gap := w.mu.gap
+			w.mu.gap = nil
+			w.mu.Unlock()
+			return events.Event{}, gap
+		case w.mu.closed:
+			w.mu.Unlock()
+			return events.Event{}, ErrClosed
+		}
+		w.mu.Unlock()
+		select {
+		case <-w.notify:
+		case <-ctx.Done():
+			return events.Event{}, ctx.Err()
+		}
+	}
+}
+
+// Close stops the Watch; a blocked Next returns ErrClosed.
+func (w *Watch) Close() error {
+	w.set.watches.remove(w)
+	w.close()
+	return nil
+}
+
+func (w *Watch) close() {
+	w.mu.Lock()
+	w.mu.closed = true
+	w.mu.Unlock()
+	w.wake()
+}
+
+func (w *Watch) wake() {
+	select {
+	case w.notify <- struct{}{}:
+	default:
+	}
+}
+
+// offer queues evs for the reader, or records them in the pending gap.
+func (w *Watch) offer(evs []events.Event) {
+	w.mu.Lock()
+	for _, e := range evs {
+		// While a gap is pending, later events join it rather than the
+		// buffer, so the reader sees the gap right after the events that
+		// came before it.
+		if w.mu.gap == nil && w.mu.n < len(w.mu.ring) {
+			w.mu.ring[(w.mu.head+w.mu.n)%len(w.mu.ring)] = e
+			w.mu.n++
+			continue
+		}
+		k := KeyOf(e)
+		if w.mu.gap == nil {
+			w.mu.gap = &GapError{From: k}
+		} else if k.Compare(w.mu.gap.From) < 0 {
+			w.mu.gap.From = k
+		}
+		w.mu.gap.Dropped++
+	}
+	w.mu.Unlock()
+	w.wake()
+}
+
+// watchList is the set of a Set's open watches.
+type watchList struct {
+	mu      sync.Mutex
+	watches map[*Watch]struct{}
+	closed  bool
+}
+
+// add registers w, or reports false if the list is closed.
+func (l *watchList) add(w *Watch) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false
+	}
+	if l.watches == nil {
+		l.watches = make(map[*Watch]struct{})
+	}
+	l.watches[w] = struct{}{}
+	return true
+}
+
+func (l *watchList) remove(w *Watch) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.watches, w)
+}
+
+func (l *watchList) publish(evs []events.Event) {
+	if len(evs) == 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for w := range l.watches {
+		w.offer(evs)
+	}
+}
+
+func (l *watchList) closeAll() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for w := range l.watches {
+		w.close()
+	}
+	l.watches = nil
+	l.closed = true
+}
