@@ -51,6 +51,12 @@ type Config struct {
 	// survives Close.
 	DataDir string
 
+	// SyncWrites makes Record wait until its event is flushed to disk, so
+	// it survives a power loss, not only a crash of the process. Flushes
+	// cost about a millisecond each on many disks; concurrent Records share
+	// them. By default the store flushes in the background every 100ms.
+	SyncWrites bool
+
 	// Datastore, if set, stores the events instead of the store DataDir
 	// would open. The node does not close it. The identity key is then kept
 	// in it too, unless DataDir is also set.

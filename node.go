@@ -23,6 +23,7 @@ var ErrClosed = errors.New("scopemesh: node closed")
 type Node struct {
 	cfg   Config
 	id    peer.ID
+	idStr string // id.String(), which costs a base58 encoding
 	clock *hlc.Clock
 	set   *crdt.Set
 
@@ -77,7 +78,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("scopemesh: opening the event set: %w", err)
 	}
-	return &Node{cfg: cfg, id: id, clock: clock, set: set, closeStore: closeStore}, nil
+	return &Node{cfg: cfg, id: id, idStr: id.String(), clock: clock, set: set, closeStore: closeStore}, nil
 }
 
 // Close stops the node and releases its store. Later calls return the first
@@ -90,7 +91,7 @@ func (n *Node) Close() error {
 }
 
 // ID returns the node's peer ID, the Node field of the events it records.
-func (n *Node) ID() string { return n.id.String() }
+func (n *Node) ID() string { return n.idStr }
 
 // Clock returns the node's hybrid logical clock.
 func (n *Node) Clock() *hlc.Clock { return n.clock }

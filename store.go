@@ -14,6 +14,8 @@ import (
 	"github.com/ipfs/go-datastore"
 	pebbleds "github.com/ipfs/go-ds-pebble"
 	"github.com/libp2p/go-libp2p/core/crypto"
+
+	"github.com/scopemesh/scopemesh/internal/pebblestore"
 )
 
 // Keys of the node's own records in the datastore, beside the event set's.
@@ -51,17 +53,21 @@ func openStore(cfg Config) (datastore.Batching, func() error, error) {
 	if cfg.Datastore != nil {
 		return cfg.Datastore, release, nil
 	}
-	path := filepath.Join(cfg.DataDir, "store")
-	opts := &pebble.Options{}
-	// Sync: an event Record returned survives a crash of the process or the
-	// machine.
-	write := pebble.Sync
 	if cfg.DataDir == "" {
 		// An in-memory Pebble rather than a map: the set's indexes need
 		// ordered prefix scans, which a map answers by reading everything.
-		path, opts.FS, opts.DisableWAL, write = "", vfs.NewMem(), true, pebble.NoSync
+		ds, err := pebbleds.NewDatastore("", pebbleds.WithPebbleOpts(&pebble.Options{FS: vfs.NewMem(), DisableWAL: true}))
+		if err != nil {
+			return nil, nil, fmt.Errorf("scopemesh: opening the in-memory store: %w", err)
+		}
+		return ds, ds.Close, nil
 	}
-	ds, err := pebbleds.NewDatastore(path, pebbleds.WithPebbleOpts(opts), pebbleds.WithPebbleWriteOptions(write))
+	var opts pebblestore.Options
+	if cfg.SyncWrites {
+		opts.SyncInterval = -1
+	}
+	path := filepath.Join(cfg.DataDir, "store")
+	ds, err := pebblestore.Open(path, opts)
 	if err != nil {
 		release()
 		return nil, nil, fmt.Errorf("scopemesh: opening the store in %q: %w", path, err)

@@ -8,26 +8,15 @@ import (
 	"os/exec"
 	"testing"
 
-	"github.com/cockroachdb/pebble/v2"
-	pebbleds "github.com/ipfs/go-ds-pebble"
-
 	"github.com/scopemesh/scopemesh/events"
 	"github.com/scopemesh/scopemesh/internal/fixture"
+	"github.com/scopemesh/scopemesh/internal/pebblestore"
 )
 
 // crashDirEnv, when set, makes the test binary the child of
 // TestAcknowledgedEventsSurviveKill: it adds events to a Pebble store there
 // and prints each event's ID once Add has returned, until it is killed.
 const crashDirEnv = "SCOPEMESH_CRASH_CHILD_DIR"
-
-func openPebble(t testing.TB, dir string) *pebbleds.Datastore {
-	t.Helper()
-	ds, err := pebbleds.NewDatastore(dir, pebbleds.WithPebbleWriteOptions(pebble.Sync))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ds
-}
 
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(crashDirEnv); dir != "" {
@@ -37,7 +26,7 @@ func TestMain(m *testing.M) {
 }
 
 func crashChild(dir string) int {
-	ds, err := pebbleds.NewDatastore(dir, pebbleds.WithPebbleWriteOptions(pebble.Sync))
+	ds, err := pebblestore.Open(dir, pebblestore.Options{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -62,7 +51,9 @@ func crashChild(dir string) int {
 
 // TestAcknowledgedEventsSurviveKill kills a child process with SIGKILL while
 // it writes, then checks that every event whose Add had returned is in the
-// reopened store.
+// reopened store. The store runs as a node's does: commits reach the
+// operating system before they return, disk flushes happen in the
+// background.
 func TestAcknowledgedEventsSurviveKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a child process")
@@ -95,7 +86,10 @@ func TestAcknowledgedEventsSurviveKill(t *testing.T) {
 		t.Fatalf("child acknowledged only %d events before exiting", len(acked))
 	}
 
-	ds := openPebble(t, dir)
+	ds, err := pebblestore.Open(dir, pebblestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer ds.Close()
 	s := newSet(t, ds)
 	for _, id := range acked {

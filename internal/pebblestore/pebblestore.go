@@ -1,0 +1,201 @@
+// Package pebblestore opens the on-disk go-datastore of a scopemesh node: a
+// Pebble database whose commits reach the operating system before they
+// return, so that an acknowledged write survives a crash of the process,
+// while the disk flush (fsync) that makes it survive a crash of the machine
+// runs in the background, shared by every write of an interval.
+//
+// Pebble offers two modes: a synced commit waits for fsync (about a
+// millisecond on virtualised disks, so a caller commits at most about a
+// thousand times a second), and an unsynced commit leaves the record in a
+// user-space buffer that a killed process loses. Here a synced commit waits
+// only for the write to the write-ahead log file: the file's Sync is a no-op,
+// and a background loop calls the real fsync every Options.SyncInterval.
+package pebblestore
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	pebbleds "github.com/ipfs/go-ds-pebble"
+)
+
+// DefaultSyncInterval is how often the write-ahead log is flushed to disk by
+// default: a machine crash loses at most about this much acknowledged data.
+const DefaultSyncInterval = 100 * time.Millisecond
+
+// Options configures a Store.
+type Options struct {
+	// SyncInterval is how often the write-ahead log is flushed to disk.
+	// Zero means DefaultSyncInterval. Negative means every commit waits for
+	// its own flush (Pebble's plain synced commit).
+	SyncInterval time.Duration
+}
+
+// Store is a Pebble go-datastore. Close it to stop its flush loop.
+type Store struct {
+	*pebbleds.Datastore
+
+	wal  *walFS // nil when every commit flushes itself
+	stop chan struct{}
+	done chan struct{}
+}
+
+// Open opens (creating if needed) the Pebble database in dir.
+func Open(dir string, opts Options) (*Store, error) {
+	s := &Store{}
+	popts := &pebble.Options{}
+	if opts.SyncInterval >= 0 {
+		s.wal = &walFS{FS: vfs.Default, open: map[*walFile]struct{}{}}
+		popts.FS = s.wal
+	}
+	ds, err := pebbleds.NewDatastore(dir, pebbleds.WithPebbleOpts(popts), pebbleds.WithPebbleWriteOptions(pebble.Sync))
+	if err != nil {
+		return nil, err
+	}
+	s.Datastore = ds
+	if s.wal != nil {
+		interval := opts.SyncInterval
+		if interval == 0 {
+			interval = DefaultSyncInterval
+		}
+		s.stop, s.done = make(chan struct{}), make(chan struct{})
+		go s.flushLoop(interval)
+	}
+	return s, nil
+}
+
+// Close stops the flush loop, flushes the log a last time and closes the
+// database.
+func (s *Store) Close() error {
+	var err error
+	if s.wal != nil {
+		close(s.stop)
+		<-s.done
+		err = s.wal.flush()
+	}
+	return errors.Join(err, s.Datastore.Close())
+}
+
+func (s *Store) flushLoop(interval time.Duration) {
+	defer close(s.done)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			// A failed flush is retried on the next tick, and Close
+			// reports the last one.
+			_ = s.wal.flush()
+		}
+	}
+}
+
+// walFS hands Pebble write-ahead log files whose Sync returns once the data
+// is with the operating system, and flushes them to disk on demand.
+type walFS struct {
+	vfs.FS
+
+	mu   sync.Mutex
+	open map[*walFile]struct{}
+}
+
+func isWAL(name string) bool { return strings.HasSuffix(name, ".log") }
+
+func (fs *walFS) Create(name string, category vfs.DiskWriteCategory) (vfs.File, error) {
+	f, err := fs.FS.Create(name, category)
+	return fs.wrap(name, f, err)
+}
+
+func (fs *walFS) ReuseForWrite(oldname, newname string, category vfs.DiskWriteCategory) (vfs.File, error) {
+	f, err := fs.FS.ReuseForWrite(oldname, newname, category)
+	return fs.wrap(newname, f, err)
+}
+
+func (fs *walFS) wrap(name string, f vfs.File, err error) (vfs.File, error) {
+	if err != nil || !isWAL(name) {
+		return f, err
+	}
+	w := &walFile{File: f, fs: fs}
+	fs.mu.Lock()
+	fs.open[w] = struct{}{}
+	fs.mu.Unlock()
+	return w, nil
+}
+
+// flush fsyncs every open log file that was written since its last flush.
+func (fs *walFS) flush() error {
+	fs.mu.Lock()
+	files := make([]*walFile, 0, len(fs.open))
+	for f := range fs.open {
+		files = append(files, f)
+	}
+	fs.mu.Unlock()
+	var errs []error
+	for _, f := range files {
+		errs = append(errs, f.flush())
+	}
+	return errors.Join(errs...)
+}
+
+// walFile is a log file whose Sync does not wait for the disk.
+type walFile struct {
+	vfs.File
+	fs    *walFS
+	dirty atomic.Bool
+
+	mu     sync.Mutex // serialises flush and Close
+	closed bool
+}
+
+func (f *walFile) Write(p []byte) (int, error) {
+	f.dirty.Store(true)
+	return f.File.Write(p)
+}
+
+func (f *walFile) WriteAt(p []byte, off int64) (int, error) {
+	f.dirty.Store(true)
+	return f.File.WriteAt(p, off)
+}
+
+// Sync returns at once: Write already handed the data to the operating
+// system, which keeps it if the process dies. The flush loop makes it
+// durable on disk.
+func (f *walFile) Sync() error { return nil }
+
+// SyncData is Sync.
+func (f *walFile) SyncData() error { return nil }
+
+// SyncTo is Sync; it reports no full sync.
+func (f *walFile) SyncTo(int64) (bool, error) { return false, nil }
+
+func (f *walFile) flush() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed || !f.dirty.Swap(false) {
+		return nil
+	}
+	if err := f.File.Sync(); err != nil {
+		f.dirty.Store(true)
+		return fmt.Errorf("pebblestore: flushing the write-ahead log: %w", err)
+	}
+	return nil
+}
+
+func (f *walFile) Close() error {
+	f.fs.mu.Lock()
+	delete(f.fs.open, f)
+	f.fs.mu.Unlock()
+	err := f.flush()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	return errors.Join(err, f.File.Close())
+}
