@@ -41,6 +41,20 @@ func ParseID(s string) (ID, error) {
 	return id, err
 }
 
+// MarshalText returns the lowercase hex form of id, so that JSON and other
+// text encodings show IDs as they are printed.
+func (id ID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
+
+// UnmarshalText reads the form ParseID reads.
+func (id *ID) UnmarshalText(b []byte) error {
+	v, err := ParseID(string(b))
+	if err != nil {
+		return err
+	}
+	*id = v
+	return nil
+}
+
 // String returns the lowercase hex form of t.
 func (t TraceID) String() string { return hex.EncodeToString(t[:]) }
 
@@ -48,19 +62,32 @@ func (t TraceID) String() string { return hex.EncodeToString(t[:]) }
 // reserves as invalid.
 func (t TraceID) IsZero() bool { return t == TraceID{} }
 
-// ParseTraceID reads the hex form of a TraceID.
+// ParseTraceID reads the lowercase or uppercase hex form of a TraceID.
 func ParseTraceID(s string) (TraceID, error) {
 	var t TraceID
 	err := decodeHex(t[:], s, "trace ID")
 	return t, err
 }
 
+// MarshalText returns the lowercase hex form of t.
+func (t TraceID) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+
+// UnmarshalText reads the form ParseTraceID reads.
+func (t *TraceID) UnmarshalText(b []byte) error {
+	v, err := ParseTraceID(string(b))
+	if err != nil {
+		return err
+	}
+	*t = v
+	return nil
+}
+
 func decodeHex(dst []byte, s, what string) error {
 	if len(s) != 2*len(dst) {
-		return fmt.Errorf("%w: %s %q has %d hex digits, want %d", ErrInvalid, what, s, len(s), 2*len(dst))
+		return fmt.Errorf("%w: %s %s has %d hex digits, want %d", ErrInvalid, what, abbrev(s), len(s), 2*len(dst))
 	}
 	if _, err := hex.Decode(dst, []byte(s)); err != nil {
-		return fmt.Errorf("%w: %s %q: %v", ErrInvalid, what, s, err)
+		return fmt.Errorf("%w: %s %s: %v", ErrInvalid, what, abbrev(s), err)
 	}
 	return nil
 }

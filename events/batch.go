@@ -1,0 +1,227 @@
+package events
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/bits"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// A batch is the unit peers exchange: a header, then the wire forms of its
+// events back to back, possibly compressed as one zstd frame.
+//
+//	byte 0     format version, batchVersion
+//	byte 1     compression: compressNone or compressZstd
+//	uvarint    number of events
+//	uvarint    length of the events' encoding before compression
+//	...        the events, or a zstd frame that expands to them
+//
+// The two counts come first so that a reader can check them against its
+// limits before it allocates or decompresses anything.
+const (
+	batchVersion = 1
+
+	compressNone byte = 0
+	compressZstd byte = 1
+
+	// maxBatchHeaderLen is the longest header: two bytes and two uvarints.
+	maxBatchHeaderLen = 2 + 2*binary.MaxVarintLen64
+
+	// compressFrom is the smallest batch worth trying to compress. Below a
+	// few KiB, zstd rarely saves enough to pay for the CPU time on both ends.
+	compressFrom = 4 << 10
+)
+
+// EncodeBatch encodes events as one batch under DefaultLimits. See
+// Limits.EncodeBatch.
+func EncodeBatch(evs []Event) ([]byte, error) { return DefaultLimits.EncodeBatch(evs) }
+
+// DecodeBatch decodes a batch under DefaultLimits. See Limits.DecodeBatch.
+func DecodeBatch(b []byte) ([]Event, error) { return DefaultLimits.DecodeBatch(b) }
+
+// EncodeBatch encodes sealed events as one batch. Every event must pass
+// Verify, and the batch must fit MaxBatchEvents and MaxBatchBytes. A batch
+// of at least 4 KiB is compressed if that saves a tenth of its size or more.
+func (l Limits) EncodeBatch(evs []Event) ([]byte, error) {
+	l, err := l.resolve()
+	if err != nil {
+		return nil, err
+	}
+	if len(evs) > l.MaxBatchEvents {
+		return nil, fmt.Errorf("%w: batch has %d events, limit %d", ErrTooLarge, len(evs), l.MaxBatchEvents)
+	}
+	size := 0
+	for i, e := range evs {
+		n, err := l.check(e)
+		if err != nil {
+			return nil, fmt.Errorf("event %d of batch: %w", i, err)
+		}
+		size += n + wirePrefixLen - 1
+		if size > l.MaxBatchBytes {
+			return nil, fmt.Errorf("%w: batch events encode to more than %d bytes, limit %d", ErrTooLarge, size, l.MaxBatchBytes)
+		}
+	}
+
+	bp := getBuffer(size)
+	defer putBuffer(bp)
+	var scratch [16]string
+	for i, e := range evs {
+		*bp, err = appendWire(*bp, e, sortedKeys(scratch[:0], e.Attrs))
+		if err != nil {
+			return nil, fmt.Errorf("event %d of batch: %w", i, err)
+		}
+	}
+	body := *bp
+
+	var hb [maxBatchHeaderLen]byte
+	h := append(hb[:0], batchVersion, compressNone)
+	h = binary.AppendUvarint(h, uint64(len(evs)))
+	h = binary.AppendUvarint(h, uint64(size))
+
+	if size >= compressFrom {
+		zp := getBuffer(size)
+		defer putBuffer(zp)
+		*zp = zstdEncoder().EncodeAll(body, (*zp)[:0])
+		if len(*zp) <= size-size/10 {
+			h[1] = compressZstd
+			body = *zp
+		}
+	}
+	out := make([]byte, 0, len(h)+len(body))
+	return append(append(out, h...), body...), nil
+}
+
+// DecodeBatch decodes a batch. It checks the header against MaxBatchEvents
+// and MaxBatchBytes before it allocates or decompresses, bounds
+// decompression by the length the header declares, and verifies every event
+// as Unmarshal does; one bad event fails the whole batch. Events do not
+// share memory with b.
+func (l Limits) DecodeBatch(b []byte) ([]Event, error) {
+	l, err := l.resolve()
+	if err != nil {
+		return nil, err
+	}
+	if len(b) < 2 {
+		return nil, fmt.Errorf("%w: batch of %d bytes has no header", ErrInvalid, len(b))
+	}
+	if b[0] != batchVersion {
+		return nil, fmt.Errorf("%w: batch version %d, want %d", ErrVersion, b[0], batchVersion)
+	}
+	compression := b[1]
+	count, i, err := uvarint(b, 2, "event count")
+	if err != nil {
+		return nil, err
+	}
+	size, i, err := uvarint(b, i, "batch length")
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case count > uint64(l.MaxBatchEvents):
+		return nil, fmt.Errorf("%w: batch has %d events, limit %d", ErrTooLarge, count, l.MaxBatchEvents)
+	case size > uint64(l.MaxBatchBytes):
+		return nil, fmt.Errorf("%w: batch events are %d bytes, limit %d", ErrTooLarge, size, l.MaxBatchBytes)
+	case count > size/uint64(minEventLen):
+		return nil, fmt.Errorf("%w: %d events cannot fit in %d bytes", ErrInvalid, count, size)
+	}
+	body := b[i:]
+
+	switch compression {
+	case compressNone:
+		if uint64(len(body)) != size {
+			return nil, fmt.Errorf("%w: batch events are %d bytes, header says %d", ErrInvalid, len(body), size)
+		}
+	case compressZstd:
+		// The frame header may declare the content size (EncodeAll always
+		// does); a frame that declares another size is refused before
+		// anything is allocated for it.
+		var fh zstd.Header
+		switch err := fh.Decode(body); {
+		case err != nil:
+			return nil, fmt.Errorf("%w: batch compression: zstd frame header: %v", ErrInvalid, err)
+		case fh.Skippable:
+			return nil, fmt.Errorf("%w: batch compression: skippable zstd frame", ErrInvalid)
+		case fh.HasFCS && fh.FrameContentSize > size:
+			return nil, fmt.Errorf("%w: batch expands to %d bytes, header says %d", ErrTooLarge, fh.FrameContentSize, size)
+		case fh.HasFCS && fh.FrameContentSize < size:
+			return nil, fmt.Errorf("%w: batch expands to %d bytes, header says %d", ErrInvalid, fh.FrameContentSize, size)
+		}
+		bp := getBuffer(int(size))
+		defer putBuffer(bp)
+		// The decoder stops at the capacity of its output, so a frame that
+		// expands beyond the declared length fails after at most one block.
+		// It reports that with a sentinel or, from inside a block, with an
+		// untyped error after filling the output: both mean too large.
+		out, err := zstdDecoder().DecodeAll(body, (*bp)[:0:size])
+		if err != nil {
+			if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrFrameSizeExceeded) ||
+				(size > 0 && uint64(len(out)) >= size && !errors.Is(err, zstd.ErrCRCMismatch)) {
+				return nil, fmt.Errorf("%w: batch expands beyond the %d bytes its header declares: %v", ErrTooLarge, size, err)
+			}
+			return nil, fmt.Errorf("%w: batch compression: %v", ErrInvalid, err)
+		}
+		if uint64(len(out)) != size {
+			return nil, fmt.Errorf("%w: batch expands to %d bytes, header says %d", ErrInvalid, len(out), size)
+		}
+		body = out
+	default:
+		return nil, fmt.Errorf("%w: batch compression %d", ErrInvalid, compression)
+	}
+
+	sp := getBuffer(0)
+	defer putBuffer(sp)
+	d := decoder{lim: l, scratch: *sp}
+	defer func() { *sp = d.scratch }()
+	evs := make([]Event, count)
+	for k := range evs {
+		e, n, err := d.decodeEvent(body)
+		if err != nil {
+			return nil, fmt.Errorf("event %d of batch: %w", k, err)
+		}
+		evs[k] = e
+		body = body[n:]
+	}
+	if len(body) != 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the last event of the batch", ErrInvalid, len(body))
+	}
+	return evs, nil
+}
+
+// uvarint reads a header count at b[i:], which must be in shortest form so
+// that a batch has one encoding.
+func uvarint(b []byte, i int, what string) (uint64, int, error) {
+	v, n := binary.Uvarint(b[i:])
+	switch {
+	case n == 0:
+		return 0, 0, fmt.Errorf("%w: batch header truncated in the %s", ErrInvalid, what)
+	case n < 0:
+		return 0, 0, fmt.Errorf("%w: batch %s overflows 64 bits", ErrInvalid, what)
+	case n != (bits.Len64(v|1)+6)/7:
+		return 0, 0, fmt.Errorf("%w: batch %s not in shortest form", ErrInvalid, what)
+	}
+	return v, i + n, nil
+}
+
+// The zstd encoder and decoder are costly to create and safe for concurrent
+// EncodeAll and DecodeAll, so the package shares one of each.
+var (
+	zstdEncoder = sync.OnceValue(func() *zstd.Encoder {
+		// Event IDs already detect corruption of the content, so the
+		// frame checksum would only cost time and 4 bytes.
+		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderCRC(false))
+		if err != nil {
+			panic("events: creating the zstd encoder: " + err.Error())
+		}
+		return enc
+	})
+	zstdDecoder = sync.OnceValue(func() *zstd.Decoder {
+		dec, err := zstd.NewReader(nil, zstd.WithDecodeAllCapLimit(true))
+		if err != nil {
+			panic("events: creating the zstd decoder: " + err.Error())
+		}
+		return dec
+	})
+)
