@@ -9,12 +9,11 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/ipfs/go-datastore"
-	pebbleds "github.com/ipfs/go-ds-pebble"
 	"github.com/libp2p/go-libp2p/core/crypto"
 
+	"github.com/scopemesh/scopemesh/internal/memstore"
 	"github.com/scopemesh/scopemesh/internal/pebblestore"
 )
 
@@ -54,12 +53,10 @@ func openStore(cfg Config) (datastore.Batching, func() error, error) {
 		return cfg.Datastore, release, nil
 	}
 	if cfg.DataDir == "" {
-		// An in-memory Pebble rather than a map: the set's indexes need
-		// ordered prefix scans, which a map answers by reading everything.
-		ds, err := pebbleds.NewDatastore("", pebbleds.WithPebbleOpts(&pebble.Options{FS: vfs.NewMem(), DisableWAL: true}))
-		if err != nil {
-			return nil, nil, fmt.Errorf("scopemesh: opening the in-memory store: %w", err)
-		}
+		// An ordered store rather than go-datastore's map: the set's
+		// indexes need prefix scans, which a map answers by reading
+		// everything.
+		ds := memstore.New()
 		return ds, ds.Close, nil
 	}
 	var opts pebblestore.Options
