@@ -1,0 +1,5 @@
+//go:build !race
+
+package keytree
+
+const raceEnabled = false
