@@ -6,35 +6,24 @@ import (
 	"time"
 
 	"github.com/ipfs/go-datastore"
+	"github.com/libp2p/go-libp2p/core/host"
 
 	"github.com/scopemesh/scopemesh/events"
+	"github.com/scopemesh/scopemesh/peer"
 )
 
-// DHTMode says how a node takes part in the Kademlia DHT used to find the
-// cluster's peers across networks.
-type DHTMode int
+// DHTMode says how a node takes part in its cluster's Kademlia DHT, used to
+// find members across networks. The DHT is the cluster's own (its protocol
+// prefix comes from the cluster name), never the public IPFS DHT.
+type DHTMode = peer.DHTMode
 
 // The DHT modes. The zero value is DHTAuto.
 const (
-	DHTAuto   DHTMode = iota // server when publicly reachable, client otherwise
-	DHTOff                   // no DHT: peers come from mDNS, Bootstrap and Connect
-	DHTClient                // query the DHT, serve nothing
-	DHTServer                // query and serve the DHT
+	DHTAuto   = peer.DHTAuto   // server unless the node finds itself behind NAT
+	DHTOff    = peer.DHTOff    // no DHT: peers come from mDNS, Bootstrap and Connect
+	DHTClient = peer.DHTClient // query the DHT, serve nothing
+	DHTServer = peer.DHTServer // query and serve the DHT
 )
-
-func (m DHTMode) String() string {
-	switch m {
-	case DHTAuto:
-		return "auto"
-	case DHTOff:
-		return "off"
-	case DHTClient:
-		return "client"
-	case DHTServer:
-		return "server"
-	}
-	return fmt.Sprintf("DHTMode(%d)", int(m))
-}
 
 // Defaults of Config.
 const (
@@ -84,6 +73,15 @@ type Config struct {
 	// on, each ending in /p2p/<peer ID>.
 	Relays []string
 
+	// RelayService makes the node relay connections between other members,
+	// for nodes behind NAT. Give it to nodes with a public address.
+	RelayService bool
+
+	// Host, if set, is a libp2p host to run on instead of one built from
+	// the fields above (ListenAddrs, Relays, RelayService); the node's
+	// identity is then the host's. The node does not close it.
+	Host host.Host
+
 	// SyncInterval is how often the node reconciles its events with a peer.
 	// Zero means DefaultSyncInterval.
 	SyncInterval time.Duration
@@ -107,8 +105,18 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxClockOffset < 0 {
 		errs = append(errs, fmt.Errorf("MaxClockOffset %v is negative", c.MaxClockOffset))
 	}
-	if c.DHT < DHTAuto || c.DHT > DHTServer {
+	if !c.DHT.Valid() {
 		errs = append(errs, fmt.Errorf("DHT mode %d is unknown", int(c.DHT)))
+	}
+	for _, list := range []struct {
+		name  string
+		addrs []string
+	}{{"Bootstrap", c.Bootstrap}, {"Relays", c.Relays}} {
+		for _, a := range list.addrs {
+			if _, err := peer.ParseAddr(a); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", list.name, err))
+			}
+		}
 	}
 	if len(errs) > 0 {
 		return c, fmt.Errorf("scopemesh: invalid config: %w", errors.Join(errs...))

@@ -13,7 +13,8 @@ import (
 // A request recorded as two events of one trace, then read back.
 func Example() {
 	ctx := context.Background()
-	node, err := scopemesh.Open(ctx, scopemesh.Config{}) // in memory
+	// An in-memory node that looks for no peers.
+	node, err := scopemesh.Open(ctx, scopemesh.Config{DisableMDNS: true, DHT: scopemesh.DHTOff})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -6,39 +6,44 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/ipfs/go-datastore"
+	"github.com/libp2p/go-libp2p/core/host"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/scopemesh/scopemesh/crdt"
 	"github.com/scopemesh/scopemesh/events"
 	"github.com/scopemesh/scopemesh/hlc"
+	"github.com/scopemesh/scopemesh/peer"
 	"github.com/scopemesh/scopemesh/query"
 )
 
 // ErrClosed reports use of a Node after Close.
 var ErrClosed = errors.New("scopemesh: node closed")
 
+// PeerInfo is what a node knows of one member of its cluster.
+type PeerInfo = peer.PeerInfo
+
+// Status is the cluster as one node sees it; Status.Events counts the events
+// held here.
+type Status = peer.Status
+
 // Node is one member of a scopemesh cluster: it records events, holds a
-// replica of the cluster's event set, and answers queries. A Node is safe for
-// concurrent use.
+// replica of the cluster's event set, replicates it with the other members,
+// and answers queries. A Node is safe for concurrent use.
 type Node struct {
 	cfg   Config
-	id    peer.ID
-	idStr string // id.String(), which costs a base58 encoding
+	id    string // the peer ID's string form, which costs a base58 encoding
 	clock *hlc.Clock
 	set   *crdt.Set
+	net   *peer.Host
 
 	closeStore func() error
 	closeOnce  sync.Once
 	closeErr   error
 }
 
-// Status is the state of a node as it sees itself.
-type Status struct {
-	ID     string // the node's peer ID
-	Events int    // events held in the local replica
-}
-
-// Open starts a node configured by cfg.
+// Open starts a node configured by cfg: it opens the store, joins the
+// cluster and starts finding peers. Close releases everything it started.
 func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	cfg, err = cfg.withDefaults()
 	if err != nil {
@@ -48,19 +53,13 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	n := &Node{cfg: cfg, closeStore: closeStore}
 	defer func() {
 		if err != nil {
-			closeStore()
+			n.Close()
 		}
 	}()
-	key, err := loadIdentity(ctx, cfg, ds)
-	if err != nil {
-		return nil, err
-	}
-	id, err := peer.IDFromPrivateKey(key)
-	if err != nil {
-		return nil, fmt.Errorf("scopemesh: deriving the peer ID: %w", err)
-	}
+
 	clockCfg := hlc.Config{MaxOffset: cfg.MaxClockOffset}
 	if cfg.DataDir != "" || cfg.Datastore != nil {
 		// A durable store gets a durable clock bound, so the node's clock
@@ -70,28 +69,96 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		}
 		clockCfg.Persist = clockBoundSaver(ds)
 	}
-	clock, err := hlc.NewClock(clockCfg)
-	if err != nil {
+	if n.clock, err = hlc.NewClock(clockCfg); err != nil {
 		return nil, fmt.Errorf("scopemesh: starting the clock: %w", err)
 	}
-	set, err := crdt.New(ctx, ds, crdt.Options{Limits: cfg.Limits})
-	if err != nil {
+	if n.set, err = crdt.New(ctx, ds, crdt.Options{Limits: cfg.Limits}); err != nil {
 		return nil, fmt.Errorf("scopemesh: opening the event set: %w", err)
 	}
-	return &Node{cfg: cfg, id: id, idStr: id.String(), clock: clock, set: set, closeStore: closeStore}, nil
+
+	h, gater := cfg.Host, (*peer.Gater)(nil)
+	if h == nil {
+		if h, gater, err = newHost(ctx, cfg, ds); err != nil {
+			return nil, err
+		}
+	}
+	n.id = h.ID().String()
+	bootstrap, _ := parseAddrs(cfg.Bootstrap) // checked by withDefaults
+	n.net, err = peer.New(h, peer.Config{
+		Cluster:   cfg.Cluster,
+		Set:       n.set,
+		Clock:     n.clock,
+		Limits:    cfg.Limits,
+		Bootstrap: bootstrap,
+		MDNS:      !cfg.DisableMDNS,
+		DHT:       cfg.DHT,
+		Gater:     gater,
+		OwnsHost:  cfg.Host == nil,
+	})
+	if err != nil {
+		if cfg.Host == nil {
+			h.Close()
+		}
+		return nil, fmt.Errorf("scopemesh: joining the cluster: %w", err)
+	}
+	return n, nil
 }
 
-// Close stops the node and releases its store. Later calls return the first
-// call's result.
+// newHost builds the node's libp2p host with its persistent identity.
+func newHost(ctx context.Context, cfg Config, ds datastore.Datastore) (host.Host, *peer.Gater, error) {
+	key, err := loadIdentity(ctx, cfg, ds)
+	if err != nil {
+		return nil, nil, err
+	}
+	relays, _ := parseAddrs(cfg.Relays) // checked by withDefaults
+	gater := peer.NewGater()
+	h, err := peer.NewLibp2pHost(peer.HostOptions{
+		Key:          key,
+		ListenAddrs:  cfg.ListenAddrs,
+		Relays:       relays,
+		RelayService: cfg.RelayService,
+		Gater:        gater,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("scopemesh: %w", err)
+	}
+	return h, gater, nil
+}
+
+func parseAddrs(addrs []string) ([]lpeer.AddrInfo, error) {
+	out := make([]lpeer.AddrInfo, 0, len(addrs))
+	for _, a := range addrs {
+		ai, err := peer.ParseAddr(a)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ai)
+	}
+	return out, nil
+}
+
+// Close leaves the cluster, stops every goroutine the node started and
+// releases its store. Later calls return the first call's result.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
-		n.closeErr = errors.Join(n.set.Close(), n.closeStore())
+		var errs []error
+		if n.net != nil {
+			errs = append(errs, n.net.Close())
+		}
+		if n.set != nil {
+			errs = append(errs, n.set.Close())
+		}
+		errs = append(errs, n.closeStore())
+		n.closeErr = errors.Join(errs...)
 	})
 	return n.closeErr
 }
 
 // ID returns the node's peer ID, the Node field of the events it records.
-func (n *Node) ID() string { return n.idStr }
+func (n *Node) ID() string { return n.id }
+
+// Addrs returns the node's dialable multiaddrs, each ending in /p2p/<ID>.
+func (n *Node) Addrs() []string { return n.net.Addrs() }
 
 // Clock returns the node's hybrid logical clock.
 func (n *Node) Clock() *hlc.Clock { return n.clock }
@@ -100,7 +167,8 @@ func (n *Node) Clock() *hlc.Clock { return n.clock }
 // stored. It sets Time from the node's clock, Node to the node's ID, and ID
 // from the content; a zero Correlation or Parent is taken from ctx (see
 // events.ContextWithTrace and events.ContextWithParent). Record returns once
-// the event is durable in the node's store.
+// the event is durable in the node's store; replication to the cluster
+// follows in the background.
 func (n *Node) Record(ctx context.Context, e events.Event) (events.Event, error) {
 	if e.Correlation.IsZero() {
 		e.Correlation, _ = events.TraceFromContext(ctx)
@@ -108,7 +176,7 @@ func (n *Node) Record(ctx context.Context, e events.Event) (events.Event, error)
 	if e.Parent.IsZero() {
 		e.Parent, _ = events.ParentFromContext(ctx)
 	}
-	e.Node = n.ID()
+	e.Node = n.id
 	e.Time = n.clock.Now()
 	if err := n.clock.Err(); err != nil {
 		return events.Event{}, fmt.Errorf("scopemesh: record: %w", err)
@@ -118,6 +186,9 @@ func (n *Node) Record(ctx context.Context, e events.Event) (events.Event, error)
 		return events.Event{}, fmt.Errorf("scopemesh: record: %w", err)
 	}
 	if _, err := n.set.Add(ctx, sealed); err != nil {
+		if errors.Is(err, crdt.ErrClosed) {
+			err = ErrClosed
+		}
 		return events.Event{}, fmt.Errorf("scopemesh: record: %w", err)
 	}
 	return sealed, nil
@@ -129,7 +200,18 @@ func (n *Node) Query(ctx context.Context, f query.Filter) ([]events.Event, error
 	return query.Local(ctx, n.set, f)
 }
 
-// Status returns the node's state.
-func (n *Node) Status() Status {
-	return Status{ID: n.ID(), Events: n.set.Len()}
-}
+// Connect registers the peer at addr, a multiaddr ending in /p2p/<peer ID>,
+// and dials it; a peer removed by Disconnect is accepted again. If the dial
+// fails, Connect returns the error but keeps the peer registered and
+// re-dials it with backoff until it answers.
+func (n *Node) Connect(ctx context.Context, addr string) error { return n.net.Connect(ctx, addr) }
+
+// Disconnect drops the peer with the given ID and refuses it — connections,
+// gossip and sync — until Connect is called for it again.
+func (n *Node) Disconnect(id string) error { return n.net.Disconnect(id) }
+
+// Peers returns the cluster members this node knows of, with their state.
+func (n *Node) Peers() []PeerInfo { return n.net.Peers() }
+
+// Status returns the cluster as this node sees it.
+func (n *Node) Status() Status { return n.net.Status() }

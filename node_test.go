@@ -17,9 +17,19 @@ import (
 	"github.com/scopemesh/scopemesh/query"
 )
 
+// isolated returns cfg for a node that listens on loopback only and finds
+// no peers by itself, in a cluster of its own.
+func isolated(t testing.TB, cfg Config) Config {
+	cfg.Cluster = t.Name()
+	cfg.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
+	cfg.DisableMDNS = true
+	cfg.DHT = DHTOff
+	return cfg
+}
+
 func open(t testing.TB, cfg Config) *Node {
 	t.Helper()
-	n, err := Open(context.Background(), cfg)
+	n, err := Open(context.Background(), isolated(t, cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +74,7 @@ func TestRecordStampsAndStores(t *testing.T) {
 func TestDataDirSurvivesRestart(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	n, err := Open(ctx, Config{DataDir: dir})
+	n, err := Open(ctx, isolated(t, Config{DataDir: dir}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +85,7 @@ func TestDataDirSurvivesRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := Open(ctx, Config{DataDir: dir}); !errors.Is(err, ErrDataDirInUse) {
+	if _, err := Open(ctx, isolated(t, Config{DataDir: dir})); !errors.Is(err, ErrDataDirInUse) {
 		t.Fatalf("second Open of a data dir in use = %v, want an error saying so", err)
 	}
 	if err := n.Close(); err != nil {
@@ -118,8 +128,8 @@ func TestBringYourOwnDatastore(t *testing.T) {
 }
 
 func TestConfigErrorsAllReported(t *testing.T) {
-	_, err := Open(context.Background(), Config{SyncInterval: -1, MaxClockOffset: -1, DHT: 99})
-	for _, want := range []string{"SyncInterval", "MaxClockOffset", "DHT"} {
+	_, err := Open(context.Background(), Config{SyncInterval: -1, MaxClockOffset: -1, DHT: 99, Bootstrap: []string{"/ip4/1.2.3.4/tcp/1"}})
+	for _, want := range []string{"SyncInterval", "MaxClockOffset", "DHT", "Bootstrap"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not mention %s", err, want)
 		}

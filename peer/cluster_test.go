@@ -1,0 +1,193 @@
+package peer
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+
+	"github.com/scopemesh/scopemesh/crdt"
+	"github.com/scopemesh/scopemesh/events"
+	"github.com/scopemesh/scopemesh/hlc"
+	"github.com/scopemesh/scopemesh/internal/memstore"
+)
+
+// testNode is one member of a test cluster.
+type testNode struct {
+	*Host
+	h     host.Host
+	set   *crdt.Set
+	clock *hlc.Clock
+	seq   int
+}
+
+// record adds an event of this node to its own set, as Node.Record does.
+func (n *testNode) record(t testing.TB, kind string) events.Event {
+	t.Helper()
+	n.seq++
+	e, err := events.Seal(events.Event{
+		Time: n.clock.Now(), Node: n.h.ID().String(), Kind: kind,
+		Attrs: map[string]string{"seq": fmt.Sprint(n.seq)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.set.Add(context.Background(), e); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func (n *testNode) keys(t testing.TB) []crdt.Key {
+	t.Helper()
+	var keys []crdt.Key
+	if err := n.set.Scan(context.Background(), crdt.All, false, func(e events.Event) bool {
+		keys = append(keys, crdt.KeyOf(e))
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+type clusterOptions struct {
+	clock func(i int) hlc.WallClock // nil: the system clock
+}
+
+// newCluster starts n members on a mocknet with every pair linked and
+// connected. Everything stops at the end of the test.
+func newCluster(t testing.TB, n int, opts clusterOptions) (mocknet.Mocknet, []*testNode) {
+	t.Helper()
+	mn := mocknet.New()
+	t.Cleanup(func() { mn.Close() })
+	nodes := make([]*testNode, n)
+	for i := range nodes {
+		nodes[i] = addNode(t, mn, i, opts)
+	}
+	if err := mn.LinkAll(); err != nil {
+		t.Fatal(err)
+	}
+	if err := mn.ConnectAllButSelf(); err != nil {
+		t.Fatal(err)
+	}
+	return mn, nodes
+}
+
+func addNode(t testing.TB, mn mocknet.Mocknet, i int, opts clusterOptions) *testNode {
+	t.Helper()
+	h, err := mn.GenPeer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := crdt.New(context.Background(), memstore.New(), crdt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wall hlc.WallClock
+	if opts.clock != nil {
+		wall = opts.clock(i)
+	}
+	clock, err := hlc.NewClock(hlc.Config{WallClock: wall})
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := New(h, Config{Cluster: "test", Set: set, Clock: clock, DHT: DHTOff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		host.Close()
+		set.Close()
+	})
+	return &testNode{Host: host, h: h, set: set, clock: clock}
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// meshed waits until every node has every other in its gossip mesh: gossip
+// published before then may reach nobody.
+func meshed(t testing.TB, nodes []*testNode) {
+	t.Helper()
+	eventually(t, 10*time.Second, "the gossip mesh to join every node", func() bool {
+		for _, n := range nodes {
+			in := 0
+			for _, p := range n.Peers() {
+				if p.InMesh {
+					in++
+				}
+			}
+			if in < len(nodes)-1 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestGossipConvergesFiveNodes(t *testing.T) {
+	_, nodes := newCluster(t, 5, clusterOptions{})
+	meshed(t, nodes)
+	const each = 300
+	for i := range each {
+		for _, n := range nodes {
+			n.record(t, fmt.Sprintf("step-%d", i%7))
+		}
+	}
+	eventually(t, 20*time.Second, "every node to hold every event", func() bool {
+		for _, n := range nodes {
+			if n.set.Len() != each*len(nodes) {
+				return false
+			}
+		}
+		return true
+	})
+	want := nodes[0].keys(t)
+	for i, n := range nodes[1:] {
+		if !slices.Equal(n.keys(t), want) {
+			t.Fatalf("node %d lists the events in a different order", i+1)
+		}
+	}
+	st := nodes[0].Status()
+	if st.Gossip.EventsPublished != each || st.Gossip.EventsMerged != each*4 || st.Connected != 4 || len(st.Peers) != 4 {
+		t.Fatalf("status of node 0: %+v", st)
+	}
+	if st.Gossip.BatchesPublished >= each {
+		t.Fatalf("%d batches for %d events: no batching", st.Gossip.BatchesPublished, each)
+	}
+}
+
+// skewedClock runs ahead of the system clock.
+type skewedClock time.Duration
+
+func (s skewedClock) Now() time.Time { return time.Now().Add(time.Duration(s)) }
+
+func TestEventsFromTheFutureAreNotMerged(t *testing.T) {
+	_, nodes := newCluster(t, 2, clusterOptions{clock: func(i int) hlc.WallClock {
+		return skewedClock(time.Duration(i) * 5 * time.Second) // node 1 runs 5s ahead
+	}})
+	meshed(t, nodes)
+	nodes[1].record(t, "from-the-future")
+	ok := nodes[0].record(t, "on-time")
+	eventually(t, 10*time.Second, "the skew to be reported", func() bool {
+		skew := nodes[0].Status().ClockSkew
+		return len(skew) == 1 && skew[0].Origin == nodes[1].h.ID().String() && skew[0].Ahead > 4*time.Second
+	})
+	if nodes[0].set.Len() != 1 {
+		t.Fatalf("node 0 holds %d events, want only its own", nodes[0].set.Len())
+	}
+	eventually(t, 10*time.Second, "node 1 to take node 0's event", func() bool { return nodes[1].set.Has(crdt.KeyOf(ok)) })
+}

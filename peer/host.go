@@ -1,0 +1,294 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/scopemesh/scopemesh/crdt"
+	"github.com/scopemesh/scopemesh/events"
+	"github.com/scopemesh/scopemesh/hlc"
+)
+
+// ErrInvalidPeer reports a peer address or ID that cannot be parsed.
+var ErrInvalidPeer = errors.New("peer: invalid peer")
+
+// Config configures a Host.
+type Config struct {
+	Cluster   string           // the cluster's name; it names the topic and protocols
+	Set       *crdt.Set        // the replica to replicate
+	Clock     *hlc.Clock       // the node's clock, moved by remote events
+	Limits    events.Limits    // bounds of accepted events
+	Bootstrap []lpeer.AddrInfo // dialled at start and re-dialled while unreachable
+	MDNS      bool             // find peers on the local network
+	DHT       DHTMode          // find peers through the cluster's DHT
+	Gater     *Gater           // the gater installed in the libp2p host, if any
+	OwnsHost  bool             // Close closes the libp2p host
+	Logger    *slog.Logger     // nil: slog.Default()
+}
+
+// Host runs a node's part of the cluster on a libp2p host: discovery,
+// membership, and delta replication over gossipsub. It is safe for
+// concurrent use; Close stops every goroutine it started.
+type Host struct {
+	h       host.Host
+	cfg     Config
+	names   names
+	log     *slog.Logger
+	gater   *Gater
+	members *memberTable
+	gossip  *gossip
+	disc    *discovery
+	started time.Time
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	notify network.Notifiee
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New starts the cluster services on h.
+func New(h host.Host, cfg Config) (_ *Host, err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Gater == nil {
+		cfg.Gater = NewGater()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &Host{
+		h:       h,
+		cfg:     cfg,
+		names:   namesFor(cfg.Cluster),
+		log:     cfg.Logger.With("node", h.ID().String()),
+		gater:   cfg.Gater,
+		members: newMemberTable(time.Now),
+		started: time.Now(),
+		cancel:  cancel,
+	}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	n.notify = &network.NotifyBundle{ConnectedF: n.onConnected, DisconnectedF: n.onDisconnected}
+	h.Network().Notify(n.notify)
+
+	n.gossip = &gossip{
+		set: cfg.Set, clock: cfg.Clock, limits: cfg.Limits, gater: n.gater,
+		members: n.members, skew: &skewTable{now: time.Now}, log: n.log,
+	}
+	if err := startGossip(ctx, h, n.gossip, n.names.topic); err != nil {
+		return nil, fmt.Errorf("peer: starting gossip: %w", err)
+	}
+	n.goLoop(ctx, n.gossip.receiveLoop)
+	n.goLoop(ctx, n.gossip.publishLoop)
+	n.goLoop(ctx, func(ctx context.Context) { n.gossip.joinLoop(ctx, n.onJoined) })
+
+	for _, ai := range cfg.Bootstrap {
+		n.register(ai)
+	}
+	n.goLoop(ctx, n.redialLoop)
+	if n.disc, err = startDiscovery(ctx, n, cfg); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// goLoop runs loop in a goroutine that Close waits for.
+func (n *Host) goLoop(ctx context.Context, loop func(context.Context)) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		loop(ctx)
+	}()
+}
+
+// Close stops every service and goroutine of the Host, and the libp2p host
+// if the Host owns it. Later calls return the first call's result.
+func (n *Host) Close() error {
+	n.closeOnce.Do(func() {
+		var errs []error
+		if n.gossip != nil && n.gossip.topic != nil {
+			// Leave the topic while pubsub, which runs under ctx, still
+			// answers.
+			n.gossip.peers.Cancel()
+			n.gossip.sub.Cancel()
+			errs = append(errs, n.gossip.topic.Close())
+		}
+		n.cancel()
+		if n.disc != nil {
+			errs = append(errs, n.disc.close())
+		}
+		n.h.Network().StopNotify(n.notify)
+		if n.cfg.OwnsHost {
+			errs = append(errs, n.h.Close())
+		}
+		n.wg.Wait()
+		n.closeErr = errors.Join(errs...)
+	})
+	return n.closeErr
+}
+
+// ID returns the host's peer ID.
+func (n *Host) ID() lpeer.ID { return n.h.ID() }
+
+// Addrs returns the host's dialable multiaddrs, each ending in /p2p/<ID>.
+func (n *Host) Addrs() []string {
+	addrs, err := lpeer.AddrInfoToP2pAddrs(&lpeer.AddrInfo{ID: n.h.ID(), Addrs: n.h.Addrs()})
+	if err != nil {
+		return nil
+	}
+	out := make([]string, len(addrs))
+	for i, a := range addrs {
+		out[i] = a.String()
+	}
+	return out
+}
+
+// onConnected runs in the network's notification goroutine: it must not
+// block.
+func (n *Host) onConnected(_ network.Network, c network.Conn) {
+	p := c.RemotePeer()
+	if n.gater.Refused(p) {
+		// A host built without our gater still accepts the connection.
+		go c.Close()
+		return
+	}
+	n.members.connected(p)
+}
+
+func (n *Host) onDisconnected(net network.Network, c network.Conn) {
+	p := c.RemotePeer()
+	if net.Connectedness(p) != network.Connected {
+		n.members.disconnected(p)
+	}
+}
+
+// onJoined makes p a member when it subscribes to the cluster topic.
+func (n *Host) onJoined(p lpeer.ID) {
+	if n.members.joined(p) {
+		// Keep members' connections when the connection manager trims.
+		n.h.ConnManager().Protect(p, "scopemesh-member")
+		n.log.Debug("member joined", "peer", p)
+	}
+}
+
+// ParseAddr reads a multiaddr that ends in /p2p/<peer ID>.
+func ParseAddr(addr string) (lpeer.AddrInfo, error) {
+	m, err := ma.NewMultiaddr(addr)
+	if err != nil {
+		return lpeer.AddrInfo{}, fmt.Errorf("%w: %q: %v", ErrInvalidPeer, addr, err)
+	}
+	ai, err := lpeer.AddrInfoFromP2pAddr(m)
+	if err != nil {
+		return lpeer.AddrInfo{}, fmt.Errorf("%w: %q must end in /p2p/<peer ID>: %v", ErrInvalidPeer, addr, err)
+	}
+	return *ai, nil
+}
+
+// register makes ai a wanted peer: allowed, and re-dialled whenever it is
+// unreachable.
+func (n *Host) register(ai lpeer.AddrInfo) {
+	n.gater.allow(ai.ID)
+	n.members.want(ai.ID)
+	n.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.PermanentAddrTTL)
+}
+
+// Connect registers the peer at addr (a multiaddr ending in /p2p/<ID>),
+// lifting a Disconnect, and dials it. If the dial fails, Connect returns the
+// error and the peer stays registered: it is re-dialled with backoff until
+// it answers or Disconnect is called.
+func (n *Host) Connect(ctx context.Context, addr string) error {
+	ai, err := ParseAddr(addr)
+	if err != nil {
+		return err
+	}
+	if ai.ID == n.h.ID() {
+		return fmt.Errorf("%w: %s is this node", ErrInvalidPeer, ai.ID)
+	}
+	n.register(ai)
+	if err := n.h.Connect(ctx, ai); err != nil {
+		return fmt.Errorf("peer: connecting to %s (it stays registered and is re-dialled): %w", ai.ID, err)
+	}
+	return nil
+}
+
+// Disconnect closes every connection with the peer id and refuses it —
+// connections, gossip, sync — until Connect is called for it again.
+func (n *Host) Disconnect(id string) error {
+	p, err := lpeer.Decode(id)
+	if err != nil {
+		return fmt.Errorf("%w: %q: %v", ErrInvalidPeer, id, err)
+	}
+	n.gater.refuse(p)
+	n.members.refuse(p)
+	n.h.ConnManager().Unprotect(p, "scopemesh-member")
+	return n.h.Network().ClosePeer(p)
+}
+
+// redialLoop dials, with backoff, the members and wanted peers that are not
+// connected, so a healed partition reconnects without waiting for discovery.
+func (n *Host) redialLoop(ctx context.Context) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		for _, p := range n.members.dueForDial() {
+			n.goLoop(ctx, func(ctx context.Context) {
+				ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				if err := n.h.Connect(ctx, lpeer.AddrInfo{ID: p}); err != nil {
+					n.log.Debug("redial failed", "peer", p, "err", err)
+				}
+			})
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Peers returns the cluster members this node knows of, sorted by ID.
+func (n *Host) Peers() []PeerInfo {
+	ps := n.h.Peerstore()
+	return n.members.list(func(p lpeer.ID, info *PeerInfo) {
+		for _, a := range ps.Addrs(p) {
+			info.Addrs = append(info.Addrs, a.String())
+		}
+		info.RTT = ps.LatencyEWMA(p)
+	})
+}
+
+// Status returns the cluster as this node sees it.
+func (n *Host) Status() Status {
+	peers := n.Peers()
+	connected := 0
+	for _, p := range peers {
+		if p.Connected {
+			connected++
+		}
+	}
+	return Status{
+		ID:        n.h.ID().String(),
+		Addrs:     n.Addrs(),
+		Events:    n.cfg.Set.Len(),
+		Peers:     peers,
+		Connected: connected,
+		Gossip:    n.gossip.counts.snapshot(),
+		ClockSkew: n.gossip.skew.list(),
+		Uptime:    time.Since(n.started),
+	}
+}

@@ -1,0 +1,98 @@
+package peer
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+)
+
+// DefaultListenAddrs are where a host listens when given none: TCP and QUIC
+// on every interface, IPv4 and IPv6, on ports the system picks.
+var DefaultListenAddrs = []string{
+	"/ip4/0.0.0.0/tcp/0",
+	"/ip4/0.0.0.0/udp/0/quic-v1",
+	"/ip6/::/tcp/0",
+	"/ip6/::/udp/0/quic-v1",
+}
+
+// Reachability overrides what a host believes about being reachable from
+// the internet.
+type Reachability int
+
+const (
+	ReachabilityAuto    Reachability = iota // let AutoNAT find out
+	ReachabilityPublic                      // e.g. a bootstrap or relay node with a public address
+	ReachabilityPrivate                     // e.g. a node known to be behind NAT: use relays at once
+)
+
+// HostOptions configures the libp2p host NewLibp2pHost builds.
+type HostOptions struct {
+	Key          crypto.PrivKey   // the node's identity
+	ListenAddrs  []string         // empty: DefaultListenAddrs
+	Relays       []lpeer.AddrInfo // static relays to reserve a slot on when behind NAT
+	RelayService bool             // relay connections for other members
+	Reachability Reachability
+	Gater        *Gater // refuses disconnected peers; nil: none
+}
+
+// NewLibp2pHost builds the host a node runs on: TCP and QUIC, Noise and TLS,
+// yamux, the default resource manager, a connection manager, NAT port
+// mapping, AutoNAT v2, the circuit relay v2 client with hole punching, and
+// optionally static relays and a relay service.
+func NewLibp2pHost(o HostOptions) (host.Host, error) {
+	listen := o.ListenAddrs
+	if len(listen) == 0 {
+		listen = DefaultListenAddrs
+	}
+	cm, err := connmgr.NewConnManager(64, 256, connmgr.WithGracePeriod(time.Minute))
+	if err != nil {
+		return nil, err
+	}
+	opts := []libp2p.Option{
+		libp2p.Identity(o.Key),
+		libp2p.ListenAddrStrings(listen...),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(quic.NewTransport),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Security(libp2ptls.ID, libp2ptls.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.ConnectionManager(cm),
+		libp2p.NATPortMap(),
+		libp2p.EnableAutoNATv2(),
+		libp2p.EnableHolePunching(),
+	}
+	if o.Gater != nil {
+		opts = append(opts, libp2p.ConnectionGater(o.Gater))
+	}
+	if len(o.Relays) > 0 {
+		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(o.Relays))
+	}
+	if o.RelayService {
+		// A cluster's own relay carries replication, not just the hole
+		// punching handshake: lift the default 2 minute / 128 KiB cap on
+		// relayed connections.
+		opts = append(opts, libp2p.EnableRelayService(relay.WithInfiniteLimits()), libp2p.EnableNATService())
+	}
+	switch o.Reachability {
+	case ReachabilityPublic:
+		opts = append(opts, libp2p.ForceReachabilityPublic())
+	case ReachabilityPrivate:
+		opts = append(opts, libp2p.ForceReachabilityPrivate())
+	}
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("peer: starting libp2p: %w", err)
+	}
+	return h, nil
+}

@@ -1,0 +1,196 @@
+package peer
+
+import (
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+)
+
+// PeerInfo is what a node knows of one member of its cluster.
+type PeerInfo struct {
+	ID               string
+	Addrs            []string      // known multiaddrs, without the /p2p part
+	Connected        bool          // a connection is open now
+	Refused          bool          // disconnected on request: refused until Connect
+	ConnectedSince   time.Time     // start of the current connection; zero if none
+	UnreachableSince time.Time     // when the last connection closed; zero while connected
+	LastSeen         time.Time     // last connection or message from it
+	Reconnects       int           // times it came back after being unreachable
+	RTT              time.Duration // smoothed round-trip time; zero if unknown
+	InMesh           bool          // in this node's gossip mesh: gossip flows to it directly
+	GossipScore      float64       // its gossipsub peer score here; negative means penalised
+	EventsReceived   uint64        // events new to this node that it delivered
+}
+
+// member is the table's record of one peer.
+type member struct {
+	PeerInfo
+	joined   bool // subscribed to the cluster topic: a cluster member
+	wanted   bool // registered by Connect or Bootstrap: re-dialled while unreachable
+	backoff  time.Duration
+	nextDial time.Time
+}
+
+// Redial backoff bounds.
+const (
+	minRedial = time.Second
+	maxRedial = 30 * time.Second
+)
+
+// memberTable tracks the peers of the cluster. It is safe for concurrent
+// use; its methods never block on the network.
+type memberTable struct {
+	now func() time.Time
+
+	mu    sync.Mutex
+	peers map[lpeer.ID]*member
+}
+
+func newMemberTable(now func() time.Time) *memberTable {
+	return &memberTable{now: now, peers: make(map[lpeer.ID]*member)}
+}
+
+// getLocked returns p's record, creating it.
+//
+// REQUIRES: t.mu
+func (t *memberTable) getLocked(p lpeer.ID) *member {
+	m, ok := t.peers[p]
+	if !ok {
+		m = &member{PeerInfo: PeerInfo{ID: p.String()}}
+		t.peers[p] = m
+	}
+	return m
+}
+
+// listed reports whether m appears among the cluster's peers.
+func (m *member) listed() bool { return m.joined || m.wanted || m.Refused }
+
+// connected records that p has an open connection. It reports whether p is
+// a member that was unreachable and is back.
+func (t *memberTable) connected(p lpeer.ID) (returned bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	m := t.getLocked(p)
+	now := t.now()
+	m.LastSeen = now
+	if m.Connected {
+		return false
+	}
+	returned = m.listed() && !m.UnreachableSince.IsZero()
+	if returned {
+		m.Reconnects++
+	}
+	m.Connected, m.ConnectedSince, m.UnreachableSince = true, now, time.Time{}
+	m.backoff, m.nextDial = 0, time.Time{}
+	return returned
+}
+
+// disconnected records that p's last connection closed.
+func (t *memberTable) disconnected(p lpeer.ID) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	m, ok := t.peers[p]
+	if !ok || !m.Connected {
+		return
+	}
+	m.Connected, m.ConnectedSince, m.UnreachableSince = false, time.Time{}, t.now()
+	m.InMesh = false
+}
+
+// joined records that p subscribed to the cluster topic. It reports whether
+// p was not known as a member before.
+func (t *memberTable) joined(p lpeer.ID) (first bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	m := t.getLocked(p)
+	first = !m.joined
+	m.joined = true
+	m.LastSeen = t.now()
+	return first
+}
+
+// want marks p to be re-dialled while unreachable, and no longer refused.
+func (t *memberTable) want(p lpeer.ID) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	m := t.getLocked(p)
+	m.wanted, m.Refused = true, false
+	m.backoff, m.nextDial = 0, time.Time{}
+}
+
+// refuse marks p refused and no longer wanted.
+func (t *memberTable) refuse(p lpeer.ID) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	m := t.getLocked(p)
+	m.wanted, m.Refused = false, true
+}
+
+// delivered credits p with n new events.
+func (t *memberTable) delivered(p lpeer.ID, n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	m := t.getLocked(p)
+	m.EventsReceived += uint64(n)
+	m.LastSeen = t.now()
+}
+
+// setMesh records whether p is in the gossip mesh.
+func (t *memberTable) setMesh(p lpeer.ID, in bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.getLocked(p).InMesh = in
+}
+
+// setScores records gossipsub's peer scores.
+func (t *memberTable) setScores(scores map[lpeer.ID]float64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for p, s := range scores {
+		if m, ok := t.peers[p]; ok {
+			m.GossipScore = s
+		}
+	}
+}
+
+// dueForDial returns the listed, unrefused, unconnected peers whose backoff
+// has passed, and pushes their next attempt back.
+func (t *memberTable) dueForDial() []lpeer.ID {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	var due []lpeer.ID
+	for p, m := range t.peers {
+		if m.Connected || m.Refused || !(m.joined || m.wanted) || now.Before(m.nextDial) {
+			continue
+		}
+		m.backoff = min(max(2*m.backoff, minRedial), maxRedial)
+		// Jitter spreads the redials of a healed partition.
+		m.nextDial = now.Add(m.backoff/2 + rand.N(m.backoff/2+1))
+		due = append(due, p)
+	}
+	return due
+}
+
+// list returns the listed peers, sorted by ID, with info filled in by fill.
+func (t *memberTable) list(fill func(lpeer.ID, *PeerInfo)) []PeerInfo {
+	t.mu.Lock()
+	out := make([]PeerInfo, 0, len(t.peers))
+	ids := make([]lpeer.ID, 0, len(t.peers))
+	for p, m := range t.peers {
+		if m.listed() {
+			out = append(out, m.PeerInfo)
+			ids = append(ids, p)
+		}
+	}
+	t.mu.Unlock()
+	for i := range out {
+		fill(ids[i], &out[i])
+	}
+	slices.SortFunc(out, func(a, b PeerInfo) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}

@@ -1,0 +1,33 @@
+package peer
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+
+	"github.com/libp2p/go-libp2p/core/protocol"
+)
+
+// names are the cluster's network names. Every one includes the cluster,
+// so clusters sharing a network (or the DHT) never exchange events.
+type names struct {
+	topic      string      // gossipsub topic of event batches
+	sync       protocol.ID // stream protocol of reconciliation
+	query      protocol.ID // stream protocol of cluster queries
+	dhtPrefix  protocol.ID // the cluster's private DHT
+	rendezvous string      // what members advertise on the DHT
+	mdns       string      // mDNS service name
+}
+
+func namesFor(cluster string) names {
+	base := "/scopemesh/" + cluster
+	// mDNS service names are DNS labels: use a digest of the cluster name.
+	digest := sha256.Sum256([]byte(cluster))
+	return names{
+		topic:      base + "/events/1",
+		sync:       protocol.ID(base + "/sync/1"),
+		query:      protocol.ID(base + "/query/1"),
+		dhtPrefix:  protocol.ID(base),
+		rendezvous: base + "/members",
+		mdns:       "_scopemesh-" + hex.EncodeToString(digest[:6]) + "._udp",
+	}
+}

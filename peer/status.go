@@ -1,0 +1,68 @@
+package peer
+
+import (
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/scopemesh/scopemesh/hlc"
+)
+
+// ClockSkew reports an origin node whose events arrived with clocks too far
+// ahead of this node's: they were not merged.
+type ClockSkew struct {
+	Origin string        // the events' Node
+	Events uint64        // how many were refused
+	Ahead  time.Duration // how far ahead the latest one was
+	Last   time.Time     // when the latest one arrived
+}
+
+// Status is the cluster as one node sees it.
+type Status struct {
+	ID        string        // the node's peer ID
+	Addrs     []string      // its dialable multiaddrs
+	Events    int           // events held in its replica
+	Peers     []PeerInfo    // cluster members it knows of, by ID
+	Connected int           // how many of them are connected
+	Gossip    GossipStats   // delta replication counters
+	ClockSkew []ClockSkew   // origins whose clocks ran too far ahead, by origin
+	Uptime    time.Duration // since the node started
+}
+
+// skewTable collects clock-skew warnings per origin. It is safe for
+// concurrent use.
+type skewTable struct {
+	now func() time.Time
+
+	mu      sync.Mutex
+	origins map[string]*ClockSkew
+}
+
+func (t *skewTable) record(origin string, ts hlc.Timestamp) {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.origins == nil {
+		t.origins = make(map[string]*ClockSkew)
+	}
+	s, ok := t.origins[origin]
+	if !ok {
+		s = &ClockSkew{Origin: origin}
+		t.origins[origin] = s
+	}
+	s.Events++
+	s.Ahead = time.Duration(ts.Wall - now.UnixNano())
+	s.Last = now
+}
+
+func (t *skewTable) list() []ClockSkew {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]ClockSkew, 0, len(t.origins))
+	for _, s := range t.origins {
+		out = append(out, *s)
+	}
+	slices.SortFunc(out, func(a, b ClockSkew) int { return strings.Compare(a.Origin, b.Origin) })
+	return out
+}
