@@ -19,7 +19,7 @@ func BenchmarkRecord(b *testing.B) {
 				if store == "pebble" {
 					cfg.DataDir = b.TempDir()
 				}
-				n := open(b, cfg)
+				n := open(b, isolated(b, cfg))
 				ctx := events.ContextWithTrace(context.Background(), events.NewTraceID())
 				e := events.Event{Kind: "http.request", Attrs: map[string]string{
 					"method": "GET", "path": "/api/v1/items/4711", "status": "200", "user": "user-17",

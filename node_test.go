@@ -27,9 +27,10 @@ func isolated(t testing.TB, cfg Config) Config {
 	return cfg
 }
 
+// open opens a node with cfg and closes it at the end of the test.
 func open(t testing.TB, cfg Config) *Node {
 	t.Helper()
-	n, err := Open(context.Background(), isolated(t, cfg))
+	n, err := Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +40,7 @@ func open(t testing.TB, cfg Config) *Node {
 
 func TestRecordStampsAndStores(t *testing.T) {
 	ctx := context.Background()
-	n := open(t, Config{})
+	n := open(t, isolated(t, Config{}))
 	trace := events.NewTraceID()
 	ctx = events.ContextWithTrace(ctx, trace)
 	first, err := n.Record(ctx, events.Event{Kind: "job.start", Node: "forged", Attrs: map[string]string{"job": "7"}})
@@ -96,7 +97,7 @@ func TestDataDirSurvivesRestart(t *testing.T) {
 		t.Fatalf("identity file: %v, mode %v; want 0600", err, info.Mode())
 	}
 
-	n2 := open(t, Config{DataDir: dir})
+	n2 := open(t, isolated(t, Config{DataDir: dir}))
 	if n2.ID() != id {
 		t.Fatalf("identity changed across restart: %s, was %s", n2.ID(), id)
 	}
@@ -115,13 +116,13 @@ func TestDataDirSurvivesRestart(t *testing.T) {
 func TestBringYourOwnDatastore(t *testing.T) {
 	ctx := context.Background()
 	ds := dssync.MutexWrap(datastore.NewMapDatastore())
-	n := open(t, Config{Datastore: ds})
+	n := open(t, isolated(t, Config{Datastore: ds}))
 	if _, err := n.Record(ctx, events.Event{Kind: "x"}); err != nil {
 		t.Fatal(err)
 	}
 	id := n.ID()
 	n.Close()
-	n2 := open(t, Config{Datastore: ds})
+	n2 := open(t, isolated(t, Config{Datastore: ds}))
 	if n2.ID() != id || n2.Status().Events != 1 {
 		t.Fatalf("reopened on the same datastore: ID %s (was %s), %d events", n2.ID(), id, n2.Status().Events)
 	}
@@ -138,7 +139,7 @@ func TestConfigErrorsAllReported(t *testing.T) {
 
 func TestSubscribe(t *testing.T) {
 	ctx := context.Background()
-	n := open(t, Config{})
+	n := open(t, isolated(t, Config{}))
 	sub, err := n.Subscribe(ctx, query.Filter{Kinds: []string{"wanted"}})
 	if err != nil {
 		t.Fatal(err)
@@ -177,7 +178,7 @@ func TestSubscribe(t *testing.T) {
 // readers and a subscriber at once.
 func TestConcurrentRecordQuerySubscribe(t *testing.T) {
 	ctx := context.Background()
-	n := open(t, Config{})
+	n := open(t, isolated(t, Config{}))
 	sub, err := n.Subscribe(ctx, query.Filter{})
 	if err != nil {
 		t.Fatal(err)

@@ -152,7 +152,7 @@ func (g *gossip) validate(_ context.Context, from lpeer.ID, msg *pubsub.Message)
 	if from == g.self {
 		return pubsub.ValidationAccept
 	}
-	if g.gater.Refused(from) || g.gater.Refused(msg.GetFrom()) {
+	if g.gater.Refused(from) {
 		return pubsub.ValidationIgnore
 	}
 	evs, err := g.limits.DecodeBatch(msg.Data)

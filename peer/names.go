@@ -28,6 +28,6 @@ func namesFor(cluster string) names {
 		query:      protocol.ID(base + "/query/1"),
 		dhtPrefix:  protocol.ID(base),
 		rendezvous: base + "/members",
-		mdns:       "_scopemesh-" + hex.EncodeToString(digest[:6]) + "._udp",
+		mdns:       "_sm-" + hex.EncodeToString(digest[:5]) + "._udp", // DNS-SD service names have at most 15 characters
 	}
 }

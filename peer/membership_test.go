@@ -1,0 +1,60 @@
+package peer
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/scopemesh/scopemesh/crdt"
+)
+
+func TestDisconnectKeepsPeerOutUntilConnect(t *testing.T) {
+	ctx := context.Background()
+	_, nodes := newCluster(t, 2, clusterOptions{})
+	a, b := nodes[0], nodes[1]
+	meshed(t, nodes)
+	if err := a.Disconnect(b.h.ID().String()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the link to close", func() bool {
+		return len(a.h.Network().ConnsToPeer(b.h.ID())) == 0 && len(b.h.Network().ConnsToPeer(a.h.ID())) == 0
+	})
+	info := a.Peers()
+	if len(info) != 1 || !info[0].Refused || info[0].Connected {
+		t.Fatalf("a's view of b after Disconnect: %+v", info)
+	}
+
+	// b keeps re-dialling a member it lost; a keeps refusing.
+	eventually(t, 10*time.Second, "b to try again", func() bool {
+		for _, p := range b.Peers() {
+			if p.ID == a.h.ID().String() && !p.Connected && !p.UnreachableSince.IsZero() {
+				return true
+			}
+		}
+		return false
+	})
+	lost := b.record(t, "while-refused")
+	time.Sleep(500 * time.Millisecond) // a negative check: give gossip a chance to leak
+	if a.set.Has(crdt.KeyOf(lost)) || len(a.h.Network().ConnsToPeer(b.h.ID())) > 0 {
+		t.Fatal("a took b's connection or event while refusing b")
+	}
+
+	addr := b.Addrs()[0]
+	if err := a.Connect(ctx, addr); err != nil {
+		t.Fatal(err)
+	}
+	meshed(t, nodes)
+	after := b.record(t, "after-connect")
+	eventually(t, 10*time.Second, "b's new event to reach a", func() bool { return a.set.Has(crdt.KeyOf(after)) })
+	for _, p := range a.Peers() {
+		if p.Refused || !p.Connected {
+			t.Fatalf("a's view of b after Connect: %+v", p)
+		}
+	}
+	if err := a.Disconnect("not-a-peer-id"); err == nil {
+		t.Fatal("Disconnect of a malformed ID succeeded")
+	}
+	if err := a.Connect(ctx, "/ip4/127.0.0.1/tcp/1"); err == nil {
+		t.Fatal("Connect to an address without /p2p succeeded")
+	}
+}
