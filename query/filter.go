@@ -103,3 +103,6 @@ func (f Filter) Match(e events.Event) bool {
 	}
 	return f.keyRange().Contains(crdt.KeyOf(e))
 }
+
+// CursorOf returns the Filter.After value that resumes a listing after e.
+func CursorOf(e events.Event) crdt.Key { return crdt.KeyOf(e) }
