@@ -105,12 +105,17 @@ func (s *Set) Add(ctx context.Context, e events.Event) (bool, error) {
 // or its ID does not match its content, Merge returns an error and writes
 // nothing. Merge returns only after the batch is committed.
 func (s *Set) Merge(ctx context.Context, batch []events.Event) ([]events.Event, error) {
+	// Encoding verifies: it hashes the content it writes and compares the
+	// hash with the ID.
+	encoded := make([]record, len(batch))
 	for i, e := range batch {
-		if err := s.limits.Verify(e); err != nil {
+		data, err := s.limits.Marshal(e)
+		if err != nil {
 			return nil, fmt.Errorf("crdt: event %d of %d: %w", i, len(batch), err)
 		}
+		encoded[i] = record{e, KeyOf(e), data}
 	}
-	fresh, err := s.unseen(batch)
+	fresh, err := s.unseen(encoded)
 	if err != nil || len(fresh) == 0 {
 		return nil, err
 	}
@@ -119,14 +124,14 @@ func (s *Set) Merge(ctx context.Context, batch []events.Event) ([]events.Event, 
 	}
 
 	s.mu.Lock()
-	added := fresh[:0]
-	for _, e := range fresh {
+	added := make([]events.Event, 0, len(fresh))
+	for _, r := range fresh {
 		// A concurrent Merge may have added the same event meanwhile: only
 		// the first insert counts it, so each event is reported new once.
-		if s.mu.tree.Insert(keytree.Key(KeyOf(e))) {
-			s.mu.nodes[e.Node]++
-			s.mu.kinds[e.Kind]++
-			added = append(added, e)
+		if s.mu.tree.Insert(keytree.Key(r.key)) {
+			s.mu.nodes[r.event.Node]++
+			s.mu.kinds[r.event.Kind]++
+			added = append(added, r.event)
 		}
 	}
 	s.mu.Unlock()
@@ -134,46 +139,49 @@ func (s *Set) Merge(ctx context.Context, batch []events.Event) ([]events.Event, 
 	return added, nil
 }
 
-// unseen returns the events of batch that the set does not hold, without
-// duplicates, sorted by key.
-func (s *Set) unseen(batch []events.Event) ([]events.Event, error) {
+// record is an event on its way into the store.
+type record struct {
+	event events.Event
+	key   Key
+	data  []byte // events.Marshal encoding
+}
+
+// unseen returns the records the set does not hold, without duplicates,
+// sorted by key.
+func (s *Set) unseen(batch []record) ([]record, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.mu.closed {
 		return nil, ErrClosed
 	}
-	fresh := make([]events.Event, 0, len(batch))
-	for _, e := range batch {
-		if !s.mu.tree.Has(keytree.Key(KeyOf(e))) {
-			fresh = append(fresh, e)
+	fresh := batch[:0]
+	for _, r := range batch {
+		if !s.mu.tree.Has(keytree.Key(r.key)) {
+			fresh = append(fresh, r)
 		}
 	}
-	slices.SortFunc(fresh, func(a, b events.Event) int { return KeyOf(a).Compare(KeyOf(b)) })
-	return slices.CompactFunc(fresh, func(a, b events.Event) bool { return a.ID == b.ID }), nil
+	slices.SortFunc(fresh, func(a, b record) int { return a.key.Compare(b.key) })
+	return slices.CompactFunc(fresh, func(a, b record) bool { return a.key == b.key }), nil
 }
 
-// write commits the records and index entries of evs in one batch.
-func (s *Set) write(ctx context.Context, evs []events.Event) error {
+// write commits the records and their index entries in one batch.
+func (s *Set) write(ctx context.Context, recs []record) error {
 	b, err := s.ds.Batch(ctx)
 	if err != nil {
 		return fmt.Errorf("crdt: starting a batch: %w", err)
 	}
-	for _, e := range evs {
-		data, err := events.Marshal(e)
-		if err != nil {
-			return fmt.Errorf("crdt: encoding event %v: %w", e.ID, err)
+	for _, r := range recs {
+		if err := b.Put(ctx, eventKey(r.event.ID), r.data); err != nil {
+			return fmt.Errorf("crdt: writing event %v: %w", r.event.ID, err)
 		}
-		if err := b.Put(ctx, eventKey(e.ID), data); err != nil {
-			return fmt.Errorf("crdt: writing event %v: %w", e.ID, err)
-		}
-		for _, ik := range indexEntries(e, KeyOf(e)) {
+		for _, ik := range indexEntries(r.event, r.key) {
 			if err := b.Put(ctx, ik, nil); err != nil {
-				return fmt.Errorf("crdt: writing index of event %v: %w", e.ID, err)
+				return fmt.Errorf("crdt: writing index of event %v: %w", r.event.ID, err)
 			}
 		}
 	}
 	if err := b.Commit(ctx); err != nil {
-		return fmt.Errorf("crdt: committing %d events: %w", len(evs), err)
+		return fmt.Errorf("crdt: committing %d events: %w", len(recs), err)
 	}
 	return nil
 }
