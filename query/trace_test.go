@@ -45,7 +45,7 @@ func TestTraceCausality(t *testing.T) {
 		}
 	}
 	for _, c := range []struct {
-		a, b events.Event
+		a, b               events.Event
 		before, concurrent bool
 	}{
 		{req, reply, true, false},
