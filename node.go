@@ -27,6 +27,9 @@ type PeerInfo = peer.PeerInfo
 // held here.
 type Status = peer.Status
 
+// SyncResult reports one reconciliation session with one peer.
+type SyncResult = peer.SyncResult
+
 // Node is one member of a scopemesh cluster: it records events, holds a
 // replica of the cluster's event set, replicates it with the other members,
 // and answers queries. A Node is safe for concurrent use.
@@ -94,6 +97,8 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		DHT:       cfg.DHT,
 		Gater:     gater,
 		OwnsHost:  cfg.Host == nil,
+
+		SyncInterval: cfg.SyncInterval,
 	})
 	if err != nil {
 		if cfg.Host == nil {
@@ -212,6 +217,18 @@ func (n *Node) Disconnect(id string) error { return n.net.Disconnect(id) }
 
 // Peers returns the cluster members this node knows of, with their state.
 func (n *Node) Peers() []PeerInfo { return n.net.Peers() }
+
+// Sync reconciles the local replica with every connected member now: each
+// side learns exactly which events the other lacks and sends them. It
+// returns each session's result by peer ID; a session's failure is in its
+// result's Err. Sessions also run by themselves, when a member connects or
+// comes back and every Config.SyncInterval.
+func (n *Node) Sync(ctx context.Context) (map[string]SyncResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return n.net.Sync(ctx), nil
+}
 
 // Status returns the cluster as this node sees it.
 func (n *Node) Status() Status { return n.net.Status() }

@@ -11,6 +11,18 @@
 //	w := set.Watch(0)                     // every newly added event
 //	e, err := w.Next(ctx)
 //
+// Reconciliation with a peer's set, the initiator's loop (the responder
+// answers each message with its own Reconciler's Respond and keeps no
+// state):
+//
+//	rec, err := set.NewReconciler(crdt.ReconcileOptions{})
+//	msg, err := rec.Initiate()
+//	for !done {
+//		reply := exchange(msg)            // the caller's transport
+//		msg, done, err = rec.Reconcile(reply)
+//	}
+//	rec.Have(), rec.Need()                // IDs only this side, only the peer holds
+//
 // # Invariants
 //
 //   - Merge is set union: idempotent, commutative and associative, so
@@ -44,6 +56,18 @@
 //     so crafting them means grinding event content, and only cluster
 //     members can put events in the set; what this protects against is
 //     accidental collisions (2^-128), not a malicious member.
+//   - Reconciliation lists the IDs of small ranges by prefix, 4 to 7
+//     bytes of each, and the responder matches its IDs against them. Two
+//     IDs sharing a prefix would hide each other, so the responder's answer
+//     carries the fingerprint of its events in those ranges, and the
+//     initiator checks that its listed IDs, less those the responder lacks,
+//     plus those it sent back, sum to it; on a mismatch it lists those
+//     ranges again in whole IDs. Have and Need are therefore as exact as
+//     the fingerprints (above): a member grinding IDs that share prefixes
+//     costs a round trip, not a missed event. A responder that lies can
+//     make Have and Need wrong, but no more: Need names events to fetch,
+//     which are checked against their IDs on arrival, and Have events to
+//     send. MaxRounds bounds how long a responder can keep a session going.
 //   - The set trusts its datastore: a store written by something else, or
 //     corrupted, returns ErrCorrupt on read rather than wrong events.
 package crdt

@@ -73,3 +73,6 @@ func ParseKey(s string) (Key, error) {
 	}
 	return k, nil
 }
+
+// IsZero reports whether k is the zero Key, which no event has.
+func (k Key) IsZero() bool { return k == Key{} }

@@ -14,7 +14,6 @@ import (
 
 	"github.com/scopemesh/scopemesh/crdt"
 	"github.com/scopemesh/scopemesh/events"
-	"github.com/scopemesh/scopemesh/hlc"
 )
 
 // Gossip tuning. Gossipsub's defaults drop silently under load: a peer's
@@ -40,14 +39,13 @@ type GossipStats struct {
 	BatchesRejected  uint64 // batches that failed validation: malformed or forged
 	DroppedOutbound  uint64 // RPCs dropped because a peer's queue was full
 	DroppedInbound   uint64 // messages dropped because the merge loop fell behind
-	ClockSkewed      uint64 // events not merged: their clock was too far ahead
 	PublishGaps      uint64 // times the publisher fell behind and re-read the store
 	PublishErrors    uint64 // batches that could not be encoded or published
 }
 
 type gossipCounters struct {
 	batchesPublished, eventsPublished, batchesReceived, eventsMerged,
-	batchesRejected, droppedOutbound, droppedInbound, clockSkewed,
+	batchesRejected, droppedOutbound, droppedInbound,
 	publishGaps, publishErrors atomic.Uint64
 }
 
@@ -60,7 +58,6 @@ func (c *gossipCounters) snapshot() GossipStats {
 		BatchesRejected:  c.batchesRejected.Load(),
 		DroppedOutbound:  c.droppedOutbound.Load(),
 		DroppedInbound:   c.droppedInbound.Load(),
-		ClockSkewed:      c.clockSkewed.Load(),
 		PublishGaps:      c.publishGaps.Load(),
 		PublishErrors:    c.publishErrors.Load(),
 	}
@@ -71,14 +68,15 @@ func (c *gossipCounters) snapshot() GossipStats {
 type gossip struct {
 	self    lpeer.ID
 	selfStr string
-	set     *crdt.Set
-	clock   *hlc.Clock
-	limits  events.Limits
+	replica *replica
 	gater   *Gater
 	members *memberTable
-	skew    *skewTable
 	log     *slog.Logger
 	counts  gossipCounters
+
+	// dropIncoming, if set before the node connects, makes it ignore
+	// gossip from peers: tests use it to lose gossip on purpose.
+	dropIncoming bool
 
 	ps    *pubsub.PubSub
 	topic *pubsub.Topic
@@ -116,7 +114,7 @@ func startGossip(ctx context.Context, h host.Host, g *gossip, topic string) erro
 		return err
 	}
 	g.ps, g.topic, g.sub, g.peers = ps, t, sub, peers
-	g.watch = g.set.Watch(watchBuffer)
+	g.watch = g.replica.set.Watch(watchBuffer)
 	return nil
 }
 
@@ -152,10 +150,10 @@ func (g *gossip) validate(_ context.Context, from lpeer.ID, msg *pubsub.Message)
 	if from == g.self {
 		return pubsub.ValidationAccept
 	}
-	if g.gater.Refused(from) {
+	if g.gater.Refused(from) || g.dropIncoming {
 		return pubsub.ValidationIgnore
 	}
-	evs, err := g.limits.DecodeBatch(msg.Data)
+	evs, err := g.replica.limits.DecodeBatch(msg.Data)
 	if err != nil {
 		g.counts.batchesRejected.Add(1)
 		g.log.Debug("rejected a gossiped batch", "from", from, "err", err)
@@ -177,7 +175,7 @@ func (g *gossip) receiveLoop(ctx context.Context) {
 		}
 		evs, _ := msg.ValidatorData.([]events.Event)
 		g.counts.batchesReceived.Add(1)
-		added, err := g.merge(ctx, evs)
+		added, _, err := g.replica.merge(ctx, evs)
 		if err != nil {
 			if ctx.Err() == nil {
 				g.log.Warn("merging a gossiped batch failed", "from", msg.ReceivedFrom, "err", err)
@@ -187,27 +185,6 @@ func (g *gossip) receiveLoop(ctx context.Context) {
 		g.counts.eventsMerged.Add(uint64(added))
 		g.members.delivered(msg.ReceivedFrom, added)
 	}
-}
-
-// merge adds the events whose clocks are within the allowed offset, moving
-// the local clock past each, and counts and reports the others: they are
-// not merged now, and reconciliation offers them again later.
-func (g *gossip) merge(ctx context.Context, evs []events.Event) (int, error) {
-	accepted := evs[:0:0]
-	for _, e := range evs {
-		if err := g.clock.Update(e.Time); err != nil {
-			if errors.Is(err, hlc.ErrClockOffset) {
-				g.counts.clockSkewed.Add(1)
-				g.skew.record(e.Node, e.Time)
-			} else {
-				g.log.Warn("not merging an event the clock cannot follow", "event", e.ID, "err", err)
-			}
-			continue
-		}
-		accepted = append(accepted, e)
-	}
-	added, err := g.set.Merge(ctx, accepted)
-	return len(added), err
 }
 
 // publishLoop publishes this node's new events in batches: a batch closes at
@@ -277,7 +254,7 @@ func (g *gossip) take(ctx context.Context, batch []events.Event) ([]events.Event
 // store after the publisher fell behind its watch.
 func (g *gossip) ownSince(ctx context.Context, from crdt.Key) []events.Event {
 	var out []events.Event
-	err := g.set.ScanIndex(ctx, crdt.ByNode, g.selfStr, crdt.Range{From: from, To: crdt.MaxKey}, false,
+	err := g.replica.set.ScanIndex(ctx, crdt.ByNode, g.selfStr, crdt.Range{From: from, To: crdt.MaxKey}, false,
 		func(e events.Event) bool { out = append(out, e); return true })
 	if err != nil && ctx.Err() == nil {
 		g.log.Warn("re-reading own events after a publish gap", "err", err)
@@ -289,10 +266,10 @@ func (g *gossip) ownSince(ctx context.Context, from crdt.Key) []events.Event {
 func (g *gossip) publish(ctx context.Context, batch []events.Event) {
 	for len(batch) > 0 {
 		n := min(len(batch), batchMaxEvents)
-		data, err := g.limits.EncodeBatch(batch[:n])
+		data, err := g.replica.limits.EncodeBatch(batch[:n])
 		for errors.Is(err, events.ErrTooLarge) && n > 1 {
 			n /= 2
-			data, err = g.limits.EncodeBatch(batch[:n])
+			data, err = g.replica.limits.EncodeBatch(batch[:n])
 		}
 		if err == nil {
 			err = g.topic.Publish(ctx, data)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -34,6 +35,9 @@ type Config struct {
 	Gater     *Gater           // the gater installed in the libp2p host, if any
 	OwnsHost  bool             // Close closes the libp2p host
 	Logger    *slog.Logger     // nil: slog.Default()
+
+	SyncInterval time.Duration // how often to reconcile with a random member; 0: 30s
+	SyncLimits   SyncLimits    // bounds of one sync session
 }
 
 // Host runs a node's part of the cluster on a libp2p host: discovery,
@@ -46,10 +50,17 @@ type Host struct {
 	log     *slog.Logger
 	gater   *Gater
 	members *memberTable
+	replica *replica
 	gossip  *gossip
 	disc    *discovery
 	started time.Time
 
+	sessions   sessions
+	queries    queryGate
+	syncLimits SyncLimits
+	syncNow    chan lpeer.ID // members to sync with soon
+
+	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	notify network.Notifiee
@@ -66,6 +77,9 @@ func New(h host.Host, cfg Config) (_ *Host, err error) {
 	if cfg.Gater == nil {
 		cfg.Gater = NewGater()
 	}
+	if cfg.SyncInterval <= 0 {
+		cfg.SyncInterval = 30 * time.Second
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Host{
 		h:       h,
@@ -75,7 +89,11 @@ func New(h host.Host, cfg Config) (_ *Host, err error) {
 		gater:   cfg.Gater,
 		members: newMemberTable(time.Now),
 		started: time.Now(),
-		cancel:  cancel,
+
+		syncLimits: cfg.SyncLimits.withDefaults(),
+		syncNow:    make(chan lpeer.ID, 64),
+		ctx:        ctx,
+		cancel:     cancel,
 	}
 	defer func() {
 		if err != nil {
@@ -85,16 +103,18 @@ func New(h host.Host, cfg Config) (_ *Host, err error) {
 	n.notify = &network.NotifyBundle{ConnectedF: n.onConnected, DisconnectedF: n.onDisconnected}
 	h.Network().Notify(n.notify)
 
-	n.gossip = &gossip{
-		set: cfg.Set, clock: cfg.Clock, limits: cfg.Limits, gater: n.gater,
-		members: n.members, skew: &skewTable{now: time.Now}, log: n.log,
-	}
+	n.replica = &replica{set: cfg.Set, clock: cfg.Clock, limits: cfg.Limits, skew: &skewTable{now: time.Now}, log: n.log}
+	n.gossip = &gossip{replica: n.replica, gater: n.gater, members: n.members, log: n.log}
 	if err := startGossip(ctx, h, n.gossip, n.names.topic); err != nil {
 		return nil, fmt.Errorf("peer: starting gossip: %w", err)
 	}
 	n.goLoop(ctx, n.gossip.receiveLoop)
 	n.goLoop(ctx, n.gossip.publishLoop)
 	n.goLoop(ctx, func(ctx context.Context) { n.gossip.joinLoop(ctx, n.onJoined) })
+
+	h.SetStreamHandler(n.names.sync, n.handleSync)
+	h.SetStreamHandler(n.names.query, n.handleQuery)
+	n.goLoop(ctx, n.syncLoop)
 
 	for _, ai := range cfg.Bootstrap {
 		n.register(ai)
@@ -127,6 +147,8 @@ func (n *Host) Close() error {
 			n.gossip.sub.Cancel()
 			errs = append(errs, n.gossip.topic.Close())
 		}
+		n.h.RemoveStreamHandler(n.names.sync)
+		n.h.RemoveStreamHandler(n.names.query)
 		n.cancel()
 		if n.disc != nil {
 			errs = append(errs, n.disc.close())
@@ -158,23 +180,27 @@ func (n *Host) Addrs() []string {
 }
 
 // onConnected runs in the network's notification goroutine: it must not
-// block.
+// block. Connected and Disconnected come in pairs, one per connection.
 func (n *Host) onConnected(_ network.Network, c network.Conn) {
 	p := c.RemotePeer()
 	if n.gater.Refused(p) {
 		// A host built without our gater still accepts the connection.
 		go c.Close()
-		return
 	}
-	n.members.connected(p)
+	if n.members.connected(p) {
+		// A member is back after a partition or a restart: exchange what
+		// each side recorded meanwhile.
+		n.requestSync(p)
+	}
 }
 
-func (n *Host) onDisconnected(net network.Network, c network.Conn) {
-	p := c.RemotePeer()
-	if net.Connectedness(p) != network.Connected {
-		n.members.disconnected(p)
-	}
+func (n *Host) onDisconnected(_ network.Network, c network.Conn) {
+	n.members.disconnected(c.RemotePeer())
 }
+
+// meshSettle is how long after a member joins its gossip mesh has surely
+// formed.
+const meshSettle = 3 * time.Second
 
 // onJoined makes p a member when it subscribes to the cluster topic.
 func (n *Host) onJoined(p lpeer.ID) {
@@ -182,6 +208,15 @@ func (n *Host) onJoined(p lpeer.ID) {
 		// Keep members' connections when the connection manager trims.
 		n.h.ConnManager().Protect(p, "scopemesh-member")
 		n.log.Debug("member joined", "peer", p)
+		// The new member may hold events from before it joined: reconcile
+		// now. Gossip published before the mesh forms (about a second)
+		// reaches nobody: reconcile again once it has.
+		n.requestSync(p)
+		time.AfterFunc(meshSettle, func() {
+			if n.ctx.Err() == nil {
+				n.requestSync(p)
+			}
+		})
 	}
 }
 
@@ -261,6 +296,29 @@ func (n *Host) redialLoop(ctx context.Context) {
 	}
 }
 
+// Members returns the cluster members this node knows of and does not
+// refuse, split by whether they are connected now.
+func (n *Host) Members() (connected, unreachable []lpeer.ID) {
+	connected = n.connectedMembers()
+	for _, p := range n.members.known() {
+		if !slices.Contains(connected, p) {
+			unreachable = append(unreachable, p)
+		}
+	}
+	return connected, unreachable
+}
+
+// connectedMembers returns the members with an open connection.
+func (n *Host) connectedMembers() []lpeer.ID {
+	var out []lpeer.ID
+	for _, p := range n.members.connectedMembers() {
+		if n.h.Network().Connectedness(p) == network.Connected {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // Peers returns the cluster members this node knows of, sorted by ID.
 func (n *Host) Peers() []PeerInfo {
 	ps := n.h.Peerstore()
@@ -288,7 +346,7 @@ func (n *Host) Status() Status {
 		Peers:     peers,
 		Connected: connected,
 		Gossip:    n.gossip.counts.snapshot(),
-		ClockSkew: n.gossip.skew.list(),
+		ClockSkew: n.replica.skew.list(),
 		Uptime:    time.Since(n.started),
 	}
 }

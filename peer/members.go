@@ -23,12 +23,16 @@ type PeerInfo struct {
 	RTT              time.Duration // smoothed round-trip time; zero if unknown
 	InMesh           bool          // in this node's gossip mesh: gossip flows to it directly
 	GossipScore      float64       // its gossipsub peer score here; negative means penalised
-	EventsReceived   uint64        // events new to this node that it delivered
+	EventsReceived   uint64        // events new to this node that it delivered by gossip
+	LastSync         time.Time     // end of the last sync session with it, either side's; zero if none
+	LastSyncResult   SyncResult    // that session's result
+	InSync           bool          // the last session ended with both sets equal
 }
 
 // member is the table's record of one peer.
 type member struct {
 	PeerInfo
+	conns    int  // open connections
 	joined   bool // subscribed to the cluster topic: a cluster member
 	wanted   bool // registered by Connect or Bootstrap: re-dialled while unreachable
 	backoff  time.Duration
@@ -69,18 +73,18 @@ func (t *memberTable) getLocked(p lpeer.ID) *member {
 // listed reports whether m appears among the cluster's peers.
 func (m *member) listed() bool { return m.joined || m.wanted || m.Refused }
 
-// connected records that p has an open connection. It reports whether p is
-// a member that was unreachable and is back.
+// connected records that a connection with p opened. It reports whether p
+// is a member that was unreachable and is back.
 func (t *memberTable) connected(p lpeer.ID) (returned bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	m := t.getLocked(p)
 	now := t.now()
 	m.LastSeen = now
-	if m.Connected {
+	if m.conns++; m.Connected {
 		return false
 	}
-	returned = m.listed() && !m.UnreachableSince.IsZero()
+	returned = m.listed() && !m.Refused && !m.UnreachableSince.IsZero()
 	if returned {
 		m.Reconnects++
 	}
@@ -89,12 +93,15 @@ func (t *memberTable) connected(p lpeer.ID) (returned bool) {
 	return returned
 }
 
-// disconnected records that p's last connection closed.
+// disconnected records that a connection with p closed.
 func (t *memberTable) disconnected(p lpeer.ID) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	m, ok := t.peers[p]
-	if !ok || !m.Connected {
+	if !ok || m.conns == 0 {
+		return
+	}
+	if m.conns--; m.conns > 0 {
 		return
 	}
 	m.Connected, m.ConnectedSince, m.UnreachableSince = false, time.Time{}, t.now()
@@ -137,6 +144,40 @@ func (t *memberTable) delivered(p lpeer.ID, n int) {
 	m := t.getLocked(p)
 	m.EventsReceived += uint64(n)
 	m.LastSeen = t.now()
+}
+
+// synced records the result of a sync session with p.
+func (t *memberTable) synced(p lpeer.ID, res SyncResult) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	m := t.getLocked(p)
+	m.LastSync, m.LastSyncResult, m.InSync = t.now(), res, res.InSync
+}
+
+// known returns the members and wanted peers that are not refused.
+func (t *memberTable) known() []lpeer.ID {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []lpeer.ID
+	for p, m := range t.peers {
+		if (m.joined || m.wanted) && !m.Refused {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// connectedMembers returns the members the table believes connected.
+func (t *memberTable) connectedMembers() []lpeer.ID {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []lpeer.ID
+	for p, m := range t.peers {
+		if m.Connected && m.joined && !m.Refused {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // setMesh records whether p is in the gossip mesh.

@@ -35,8 +35,10 @@ func TestDisconnectKeepsPeerOutUntilConnect(t *testing.T) {
 	})
 	lost := b.record(t, "while-refused")
 	time.Sleep(500 * time.Millisecond) // a negative check: give gossip a chance to leak
-	if a.set.Has(crdt.KeyOf(lost)) || len(a.h.Network().ConnsToPeer(b.h.ID())) > 0 {
-		t.Fatal("a took b's connection or event while refusing b")
+	// A mocknet host has no connection gater, so b's redials connect for
+	// a moment before a closes them; nothing may pass meanwhile.
+	if a.set.Has(crdt.KeyOf(lost)) {
+		t.Fatal("a took b's event while refusing b")
 	}
 
 	addr := b.Addrs()[0]

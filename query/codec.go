@@ -6,7 +6,6 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 
-	"github.com/scopemesh/scopemesh/crdt"
 	"github.com/scopemesh/scopemesh/hlc"
 )
 
@@ -73,7 +72,7 @@ func MarshalFilter(f Filter) ([]byte, error) {
 	if !f.Until.IsZero() {
 		w.Until = []int64{f.Until.Wall, int64(f.Until.Logical)}
 	}
-	if f.After != (crdt.Key{}) {
+	if !f.After.IsZero() {
 		w.After = f.After[:]
 	}
 	return encMode.Marshal(w)

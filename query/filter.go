@@ -73,7 +73,7 @@ func (f Filter) keyRange() crdt.Range {
 	if !f.Until.IsZero() {
 		r.To = crdt.TimeKey(f.Until)
 	}
-	if f.After != (crdt.Key{}) {
+	if !f.After.IsZero() {
 		if f.Descending {
 			if f.After.Compare(r.To) < 0 {
 				r.To = f.After

@@ -1,0 +1,839 @@
+package crdt
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/bits"
+	"slices"
+
+	"github.com/scopemesh/scopemesh/crdt/internal/keytree"
+	"github.com/scopemesh/scopemesh/events"
+)
+
+// Errors of reconciliation. A message refused with ErrReconcileVersion or
+// ErrReconcileMessage has changed nothing, neither the set nor the session.
+var (
+	// ErrReconcileVersion reports a message in a protocol version this node
+	// does not speak.
+	ErrReconcileVersion = errors.New("crdt: unsupported reconciliation protocol version")
+	// ErrReconcileMessage reports a malformed message, or one that breaks
+	// the protocol (an answer to nothing, a mode the receiver's role does
+	// not accept, a message over the frame limit).
+	ErrReconcileMessage = errors.New("crdt: malformed reconciliation message")
+	// ErrReconcileRounds reports a session that did not finish within
+	// ReconcileOptions.MaxRounds messages. What it learned stays valid.
+	ErrReconcileRounds = errors.New("crdt: reconciliation did not finish within its round limit")
+	// ErrReconcileOptions reports invalid ReconcileOptions.
+	ErrReconcileOptions = errors.New("crdt: invalid reconciliation options")
+	// ErrReconcileState reports a Reconciler method called out of order.
+	ErrReconcileState = errors.New("crdt: reconciler used out of order")
+)
+
+const (
+	// DefaultFrameLimit is the frame limit of zero ReconcileOptions.
+	DefaultFrameLimit = 64 << 10
+	// MinFrameLimit is the smallest frame limit: room for a range split in
+	// two with bounds as long as keys, or a short list of whole IDs.
+	MinFrameLimit = 1 << 10
+	// maxFrameLimit keeps messages, and what decoding them may allocate,
+	// to a size a node can afford per session.
+	maxFrameLimit = 16 << 20
+
+	defaultBuckets   = 16
+	maxBuckets       = 256
+	defaultListLimit = 32
+	maxListLimit     = 4096
+	defaultMaxRounds = 256
+
+	// responderListMax is the most events a responder lists whole in
+	// answer to a differing fingerprint. A whole list costs 32 bytes an
+	// event; asking the initiator for its list costs a round trip, 4 to 7
+	// bytes for each of its events and 32 for each it lacks. Unless the
+	// range has nothing in common, asking is cheaper for all but the
+	// smallest ranges.
+	responderListMax = 2
+)
+
+// ReconcileOptions configure a Reconciler. The zero value means the defaults.
+type ReconcileOptions struct {
+	// FrameLimit is the largest message, in bytes, the reconciler writes or
+	// accepts. A step with more to say than fits leaves the rest to later
+	// rounds. Zero means DefaultFrameLimit; at least MinFrameLimit. Both
+	// peers of a session must use the same limit.
+	FrameLimit int
+	// Buckets is the most ranges a range whose fingerprints differ is split
+	// into, by count of events. Zero means 16; 2 to 256.
+	Buckets int
+	// IDListThreshold is how many events a range may hold for the initiator
+	// to list their IDs rather than split it; splits aim at buckets of half
+	// as many, so that the other side's count in a bucket, which differs a
+	// little, still falls under it. Zero means 32; at most 4096.
+	IDListThreshold int
+	// MaxRounds is how many messages an initiator writes before giving up
+	// with ErrReconcileRounds, so a responder cannot keep it busy forever.
+	// Zero means 256: with the default frame limit, enough for a session
+	// between sets of a million events that differ in a hundred thousand
+	// (71 rounds when the differences are the newest events, 166 when
+	// they are scattered). A session that runs out has still learned
+	// something: fetch and send that, and start another.
+	MaxRounds int
+}
+
+// resolve returns o with defaults filled in, or every problem with it.
+func (o ReconcileOptions) resolve() (ReconcileOptions, error) {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: %s", ErrReconcileOptions, fmt.Sprintf(format, args...)))
+	}
+	if o.FrameLimit == 0 {
+		o.FrameLimit = DefaultFrameLimit
+	}
+	if o.FrameLimit < MinFrameLimit || o.FrameLimit > maxFrameLimit {
+		bad("FrameLimit %d outside [%d, %d]", o.FrameLimit, MinFrameLimit, maxFrameLimit)
+	}
+	if o.Buckets == 0 {
+		o.Buckets = defaultBuckets
+	}
+	if o.Buckets < 2 || o.Buckets > maxBuckets {
+		bad("Buckets %d outside [2, %d]", o.Buckets, maxBuckets)
+	}
+	if o.IDListThreshold == 0 {
+		o.IDListThreshold = defaultListLimit
+	}
+	if o.IDListThreshold < 1 || o.IDListThreshold > maxListLimit {
+		bad("IDListThreshold %d outside [1, %d]", o.IDListThreshold, maxListLimit)
+	}
+	if o.MaxRounds == 0 {
+		o.MaxRounds = defaultMaxRounds
+	}
+	if o.MaxRounds < 1 {
+		bad("MaxRounds %d is negative", o.MaxRounds)
+	}
+	return o, errors.Join(errs...)
+}
+
+// Reconciler finds the events a set and a peer's set hold that the other
+// does not, by range-based set reconciliation: each side compares
+// fingerprints of key ranges, splits ranges that differ into buckets, and
+// lists the IDs of ranges small enough. It is a pure state machine: messages
+// in, messages out, no I/O.
+//
+// A Reconciler plays either role. As initiator it runs one session: Initiate
+// writes the first message, and Reconcile takes each reply and writes the
+// next message, until it reports done; meanwhile Have and Need collect what
+// it learned. As responder it answers any number of sessions with Respond,
+// keeping no state between messages.
+//
+// Respond is safe for concurrent use, with itself and with the initiator
+// methods. The initiator methods (Initiate, Reconcile, Have, Need, Rounds)
+// must not be called concurrently with each other.
+//
+// The set may grow during a session. Every step reads the set once, under
+// its read lock, and works out the ranges of the message from their key
+// bounds afresh, so it never relies on what an earlier step saw. Events added
+// meanwhile may be reported or not, and may cost extra rounds.
+type Reconciler struct {
+	read func(func(rankedKeys) error) error
+	opts ReconcileOptions
+
+	started, done bool
+	exhausted     bool       // MaxRounds was reached
+	rounds        int        // messages written
+	lists         []sentList // the ID lists of the last message, in key order
+	have, need    []events.ID
+	known         map[events.ID]struct{} // the IDs in have and need
+}
+
+// sentList is an ID list the initiator sent, kept to read the answer's
+// bitmap against.
+type sentList struct {
+	lo, hi Key
+	ids    []events.ID
+	whole  bool // listed as whole IDs (or none), not prefixes
+}
+
+// NewReconciler returns a Reconciler over s, or an error matching
+// ErrReconcileOptions.
+func (s *Set) NewReconciler(opts ReconcileOptions) (*Reconciler, error) {
+	return newReconciler(s.readKeys, opts)
+}
+
+func newReconciler(read func(func(rankedKeys) error) error, opts ReconcileOptions) (*Reconciler, error) {
+	o, err := opts.resolve()
+	if err != nil {
+		return nil, err
+	}
+	return &Reconciler{read: read, opts: o, known: make(map[events.ID]struct{})}, nil
+}
+
+// readKeys calls fn with the set's ordered index under the read lock.
+func (s *Set) readKeys(fn func(rankedKeys) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.mu.closed {
+		return ErrClosed
+	}
+	return fn(treeKeys{s.mu.tree})
+}
+
+// rankedKeys is what reconciliation reads of a set: its keys in order,
+// addressed by rank. A step reads through one rankedKeys from start to end,
+// so the ranks it computes agree with each other; no rank outlives a step.
+type rankedKeys interface {
+	// Len returns the number of keys.
+	Len() int
+	// Rank returns the number of keys below k.
+	Rank(k Key) int
+	// At returns the key of rank i, for 0 <= i < Len().
+	At(i int) Key
+	// Sum returns the sum of the IDs of the keys of rank lo through hi-1.
+	Sum(lo, hi int) keytree.Sum
+	// Keys appends to dst the keys of rank lo through hi-1.
+	Keys(dst []Key, lo, hi int) []Key
+}
+
+// treeKeys reads a set's ordered index. The caller holds the set's lock.
+type treeKeys struct{ t *keytree.Tree }
+
+var _ rankedKeys = treeKeys{}
+
+func (v treeKeys) Len() int                   { return v.t.Len() }
+func (v treeKeys) Rank(k Key) int             { return v.t.Rank(keytree.Key(k)) }
+func (v treeKeys) At(i int) Key               { return Key(v.t.At(i)) }
+func (v treeKeys) Sum(lo, hi int) keytree.Sum { return v.t.Sum(lo, hi) }
+
+func (v treeKeys) Keys(dst []Key, lo, hi int) []Key {
+	if lo < hi {
+		v.t.Ascend(lo, func(i int, k keytree.Key) bool {
+			dst = append(dst, Key(k))
+			return i+1 < hi
+		})
+	}
+	return dst
+}
+
+// emptyFingerprint is the fingerprint of a range without events. A side that
+// receives it knows every event it holds in the range is missing there.
+var emptyFingerprint = fingerprintOf(keytree.Sum{}, 0)
+
+// Initiate starts a session and returns its first message.
+func (r *Reconciler) Initiate() ([]byte, error) {
+	if r.started {
+		return nil, fmt.Errorf("%w: Initiate called twice", ErrReconcileState)
+	}
+	var msg []byte
+	err := r.read(func(keys rankedKeys) error {
+		st := newStep(keys, &r.opts)
+		if !st.answerAsInitiator(MinKey, MaxKey, 0, keys.Len(), false) {
+			st.cut(0)
+		}
+		msg = st.w.finish(Fingerprint{})
+		r.lists = st.lists
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.started, r.rounds = true, 1
+	return msg, nil
+}
+
+// Reconcile takes the responder's reply to the last message and returns the
+// next message to send, or done once the sets have been compared in full.
+// What the reply taught is in Have and Need before Reconcile returns, even
+// with ErrReconcileRounds; with any other error the reply changed nothing.
+func (r *Reconciler) Reconcile(reply []byte) (next []byte, done bool, err error) {
+	switch {
+	case !r.started:
+		return nil, false, fmt.Errorf("%w: Reconcile before Initiate", ErrReconcileState)
+	case r.done:
+		return nil, true, fmt.Errorf("%w: Reconcile after the session ended", ErrReconcileState)
+	case r.exhausted:
+		return nil, false, fmt.Errorf("%w: %d messages", ErrReconcileRounds, r.opts.MaxRounds)
+	}
+	verified, err := r.checkReply(reply)
+	if err != nil {
+		return nil, false, err
+	}
+	var lists []sentList
+	err = r.read(func(keys rankedKeys) error {
+		st := newStep(keys, &r.opts)
+		if err := r.apply(st, reply, verified); err != nil {
+			return err
+		}
+		if st.w.wrote {
+			next = st.w.finish(Fingerprint{})
+		}
+		lists = st.lists
+		return nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	r.lists = lists
+	if next == nil {
+		r.done = true
+		return nil, true, nil
+	}
+	if r.rounds == r.opts.MaxRounds {
+		r.exhausted = true
+		return nil, false, fmt.Errorf("%w: %d messages", ErrReconcileRounds, r.opts.MaxRounds)
+	}
+	r.rounds++
+	return next, false, nil
+}
+
+// checkReply validates a reply in full before anything acts on it: its
+// encoding, that each range's mode is one a responder may send, and that
+// each IDDiff answers an ID list of the last message. It reports whether the
+// IDDiff ranges that answer lists of ID prefixes passed their check: the
+// initiator's listed IDs, less those the responder lacks, plus those it sent
+// back, must have the responder's fingerprint. A mismatch means two IDs
+// shared a listed prefix; answers to lists of whole IDs are exact and need
+// no check, so a failure never holds them back.
+func (r *Reconciler) checkReply(reply []byte) (verified bool, err error) {
+	rd, err := newMsgReader(reply, r.opts.FrameLimit)
+	if err != nil {
+		return false, err
+	}
+	var claim keytree.Sum
+	count, next := 0, 0
+	var rg wireRange
+	for {
+		ok, err := rd.next(&rg)
+		if err != nil {
+			return false, err
+		}
+		if !ok {
+			break
+		}
+		switch rg.mode {
+		case modeIDList:
+			if rg.count > 0 && rg.plen != idLen {
+				return false, malformed("responder listed %d-byte ID prefixes", rg.plen)
+			}
+		case modeIDDiff:
+			for next < len(r.lists) && r.lists[next].hi.Compare(rg.hi) < 0 {
+				next++
+			}
+			if next == len(r.lists) || r.lists[next].lo != rg.lo || r.lists[next].hi != rg.hi {
+				return false, malformed("IDDiff for [%v, %v) answers no ID list", rg.lo, rg.hi)
+			}
+			l := r.lists[next].ids
+			if len(rg.bitmap) != (len(l)+7)/8 {
+				return false, malformed("bitmap of %d bytes for %d IDs", len(rg.bitmap), len(l))
+			}
+			if len(l)%8 != 0 && rg.bitmap[len(l)/8]>>(len(l)%8) != 0 {
+				return false, malformed("bitmap bits past its %d IDs", len(l))
+			}
+			if r.lists[next].whole {
+				break // exact: the check covers only lists of prefixes
+			}
+			for j, id := range l {
+				if rg.bitmap[j/8]&(1<<(j%8)) == 0 {
+					claim.Add(id[:])
+					count++
+				}
+			}
+			for j := range rg.count {
+				claim.Add(rg.id(j))
+			}
+			count += rg.count
+		}
+	}
+	check, err := rd.check()
+	if err != nil {
+		return false, err
+	}
+	return !rd.diffs || fingerprintOf(claim, count) == check, nil
+}
+
+// apply reads a checked reply and writes the initiator's next message into
+// st.
+//
+// REQUIRES: the reply passed checkReply.
+func (r *Reconciler) apply(st *step, reply []byte, verified bool) error {
+	rd, err := newMsgReader(reply, r.opts.FrameLimit)
+	if err != nil {
+		return err
+	}
+	cut, next := false, 0
+	var rg wireRange
+	for {
+		ok, err := rd.next(&rg)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return nil
+		}
+		loR, hiR := st.rank(rg.lo), st.rank(rg.hi)
+		// Once the message has been cut short, ranges that teach are
+		// still learned from; those that need an answer are left to the
+		// fingerprint the cut wrote over them.
+		answer := false
+		switch rg.mode {
+		case modeSkip:
+		case modeFingerprint:
+			switch {
+			case rg.fp == st.fingerprint(loR, hiR):
+			case rg.fp == emptyFingerprint:
+				for _, k := range st.keysIn(loR, hiR) {
+					r.learn(k.ID(), true)
+				}
+			default:
+				answer = true
+			}
+		case modeRequest:
+			answer = true
+		case modeIDList:
+			r.learnFromList(&rg, st.keysIn(loR, hiR))
+		case modeIDDiff:
+			for r.lists[next].hi != rg.hi {
+				next++
+			}
+			if !verified && !r.lists[next].whole {
+				answer = true
+				break
+			}
+			for j, id := range r.lists[next].ids {
+				if rg.bitmap[j/8]&(1<<(j%8)) != 0 {
+					r.learn(id, true)
+				}
+			}
+			for j := range rg.count {
+				r.learn(events.ID(rg.id(j)), false)
+			}
+		}
+		switch {
+		case cut:
+		case !answer:
+			st.w.skipRange(rg.hi)
+		case !st.answerAsInitiator(rg.lo, rg.hi, loR, hiR, rg.mode == modeIDDiff):
+			st.cut(loR)
+			cut = true
+		}
+	}
+}
+
+// learnFromList compares the responder's whole ID list of a range with the
+// initiator's keys there.
+func (r *Reconciler) learnFromList(rg *wireRange, mine []Key) {
+	theirs := make(map[events.ID]bool, rg.count) // ID → seen here
+	for j := range rg.count {
+		theirs[events.ID(rg.id(j))] = false
+	}
+	for _, k := range mine {
+		id := k.ID()
+		if _, ok := theirs[id]; ok {
+			theirs[id] = true
+		} else {
+			r.learn(id, true)
+		}
+	}
+	for j := range rg.count {
+		if id := events.ID(rg.id(j)); !theirs[id] {
+			r.learn(id, false)
+		}
+	}
+}
+
+// learn records id in Have (have) or Need, once.
+func (r *Reconciler) learn(id events.ID, have bool) {
+	if _, ok := r.known[id]; ok {
+		return
+	}
+	r.known[id] = struct{}{}
+	if have {
+		r.have = append(r.have, id)
+	} else {
+		r.need = append(r.need, id)
+	}
+}
+
+// Have returns the IDs of the events the initiator holds and the responder
+// does not, in the order they were learned: after a round, the IDs past the
+// previous length are the ones that round taught. The slice is shared; do
+// not modify it.
+func (r *Reconciler) Have() []events.ID { return r.have[:len(r.have):len(r.have)] }
+
+// Need returns the IDs of the events the responder holds and the initiator
+// does not, in the order learned, like Have.
+func (r *Reconciler) Need() []events.ID { return r.need[:len(r.need):len(r.need)] }
+
+// Rounds returns how many messages the initiator has written, each a round
+// trip once answered.
+func (r *Reconciler) Rounds() int { return r.rounds }
+
+// Respond answers a message of a peer's session, within the frame limit,
+// from one read of the set. It keeps no state: a responder needs nothing but
+// its set between messages.
+func (r *Reconciler) Respond(msg []byte) ([]byte, error) {
+	rd, err := newMsgReader(msg, r.opts.FrameLimit)
+	if err != nil {
+		return nil, err
+	}
+	var rg wireRange
+	for {
+		ok, err := rd.next(&rg)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			break
+		}
+		if rg.mode != modeSkip && rg.mode != modeFingerprint && rg.mode != modeIDList {
+			return nil, malformed("initiator sent a %v range", rg.mode)
+		}
+	}
+	if _, err := rd.check(); err != nil {
+		return nil, err
+	}
+	var reply []byte
+	err = r.read(func(keys rankedKeys) error {
+		st := newStep(keys, &r.opts)
+		rd, _ := newMsgReader(msg, r.opts.FrameLimit)
+		for {
+			if ok, _ := rd.next(&rg); !ok {
+				break
+			}
+			loR, hiR := st.rank(rg.lo), st.rank(rg.hi)
+			if !st.answerAsResponder(&rg, loR, hiR) {
+				st.cut(loR)
+				break
+			}
+		}
+		reply = st.w.finish(fingerprintOf(st.checkSum, st.checkCount))
+		return nil
+	})
+	return reply, err
+}
+
+// step is one message being written from one read of the set.
+type step struct {
+	keys rankedKeys
+	opts *ReconcileOptions
+	w    msgWriter
+
+	lists []sentList // initiator: the ID lists written
+
+	// responder: the events of the IDDiff ranges written in answer to
+	// prefixes, for the check.
+	checkSum   keytree.Sum
+	checkCount int
+
+	rankKey   Key // the last bound rank looked up, and its rank
+	rankMemo  int
+	rankValid bool
+	sumRank   int // the last rank sumBelow computed, and its sum
+	sumMemo   keytree.Sum
+	sumValid  bool
+}
+
+func newStep(keys rankedKeys, opts *ReconcileOptions) *step {
+	return &step{keys: keys, opts: opts, w: newMsgWriter(opts.FrameLimit)}
+}
+
+// rank returns the rank of the range bound k. Ranges come in key order, one
+// range's upper bound the next one's lower, so it remembers its last answer.
+func (st *step) rank(k Key) int {
+	if st.rankValid && k == st.rankKey {
+		return st.rankMemo
+	}
+	r := st.keys.Len()
+	if k != MaxKey {
+		r = st.keys.Rank(k)
+	}
+	st.rankKey, st.rankMemo, st.rankValid = k, r, true
+	return r
+}
+
+// sumBelow returns the sum of the IDs of the keys of rank below i. Like
+// rank, it remembers its last answer: neighbouring fingerprints then cost one
+// descent of the tree each instead of two.
+func (st *step) sumBelow(i int) keytree.Sum {
+	if !st.sumValid || i != st.sumRank {
+		st.sumRank, st.sumMemo, st.sumValid = i, st.keys.Sum(0, i), true
+	}
+	return st.sumMemo
+}
+
+func (st *step) fingerprint(lo, hi int) Fingerprint {
+	below := st.sumBelow(lo)
+	sum := st.sumBelow(hi)
+	sum.Sub(below)
+	return fingerprintOf(sum, hi-lo)
+}
+
+func (st *step) keysIn(lo, hi int) []Key { return st.keys.Keys(make([]Key, 0, hi-lo), lo, hi) }
+
+// cut ends the message's ranges early: one fingerprint covers everything
+// from rank lo on, to be compared, and so split or listed, in a later round.
+func (st *step) cut(lo int) {
+	st.w.begin(MaxKey, modeFingerprint)
+	fp := st.fingerprint(lo, st.keys.Len())
+	st.w.buf = append(st.w.buf, fp[:]...)
+}
+
+// answerAsInitiator writes the initiator's answer to a range where the sets
+// differ: the IDs of its events there, as prefixes unless whole is set, if
+// they are few, else buckets. It returns false if the answer must wait for a
+// later message.
+func (st *step) answerAsInitiator(lo, hi Key, loR, hiR int, whole bool) bool {
+	if hiR-loR > st.opts.IDListThreshold {
+		return st.split(lo, hi, loR, hiR)
+	}
+	mine := st.keysIn(loR, hiR)
+	plen := idLen
+	if !whole {
+		plen = prefixLen(len(mine))
+	}
+	n := uvarintLen(len(mine))
+	if len(mine) > 0 {
+		n += 1 + len(mine)*plen
+	}
+	if !st.w.everFits(st.w.cost(hi, n)) {
+		return st.split(lo, hi, loR, hiR)
+	}
+	if !st.w.fits(st.w.cost(hi, n)) {
+		return false
+	}
+	st.writeList(hi, mine, plen)
+	ids := make([]events.ID, len(mine))
+	for i, k := range mine {
+		ids[i] = k.ID()
+	}
+	st.lists = append(st.lists, sentList{lo: lo, hi: hi, ids: ids, whole: plen == idLen || len(ids) == 0})
+	return true
+}
+
+// prefixLen returns how many bytes of each ID an initiator lists for n IDs:
+// enough that any of them shares its prefix with one of about as many
+// responder IDs with a chance near 2^-24. A shared prefix costs no
+// correctness, only a round: the check catches it and the range is listed
+// again with whole IDs.
+func prefixLen(n int) int {
+	return min(max((24+2*bits.Len(uint(n))+7)/8, minPrefixLen), idLen)
+}
+
+func (st *step) writeList(hi Key, keys []Key, plen int) {
+	st.w.begin(hi, modeIDList)
+	st.w.uvarint(len(keys))
+	if len(keys) > 0 {
+		st.w.buf = append(st.w.buf, byte(plen))
+		for i := range keys {
+			st.w.buf = append(st.w.buf, keys[i][keytree.IDOffset:keytree.IDOffset+plen]...)
+		}
+	}
+}
+
+// answerAsResponder writes the responder's answer to one range of the
+// initiator's message. It returns false if the answer must wait for a later
+// message.
+func (st *step) answerAsResponder(rg *wireRange, loR, hiR int) bool {
+	n := hiR - loR
+	switch rg.mode {
+	case modeFingerprint:
+		switch {
+		case rg.fp == st.fingerprint(loR, hiR):
+		case n <= responderListMax || rg.fp == emptyFingerprint:
+			// Few events here, or the initiator has none: the whole
+			// list is the answer, unless it could never fit.
+			return st.wholeList(rg.lo, rg.hi, loR, hiR)
+		case n <= st.opts.IDListThreshold:
+			if !st.w.fits(st.w.cost(rg.hi, 0)) {
+				return false
+			}
+			st.w.begin(rg.hi, modeRequest)
+			return true
+		default:
+			return st.split(rg.lo, rg.hi, loR, hiR)
+		}
+	case modeIDList:
+		return st.diff(rg, loR, hiR)
+	}
+	st.w.skipRange(rg.hi)
+	return true
+}
+
+// wholeList writes the responder's whole IDs of a range, or splits the range
+// if they could never fit a message.
+func (st *step) wholeList(lo, hi Key, loR, hiR int) bool {
+	n := hiR - loR
+	size := uvarintLen(n)
+	if n > 0 {
+		size += 1 + n*idLen
+	}
+	if !st.w.everFits(st.w.cost(hi, size)) {
+		return st.split(lo, hi, loR, hiR)
+	}
+	if !st.w.fits(st.w.cost(hi, size)) {
+		return false
+	}
+	st.writeList(hi, st.keysIn(loR, hiR), idLen)
+	return true
+}
+
+// diff answers the initiator's ID list of a range with the responder's IDs
+// that match none of its prefixes and a bitmap of the prefixes that match
+// none of the responder's IDs, or splits the range if that could never fit
+// a message.
+func (st *step) diff(rg *wireRange, loR, hiR int) bool {
+	n := hiR - loR
+	maxIDs := (st.w.limit - reserveCost) / idLen
+	if n-rg.count > maxIDs {
+		// At least n-count IDs would go back: more than any message
+		// holds, so do not even read them.
+		return st.split(rg.lo, rg.hi, loR, hiR)
+	}
+	order := make([]int32, rg.count) // the listed prefixes, sorted
+	for j := range order {
+		order[j] = int32(j)
+	}
+	slices.SortFunc(order, func(a, b int32) int { return bytes.Compare(rg.id(int(a)), rg.id(int(b))) })
+	bitmap := make([]byte, (rg.count+7)/8)
+	for j := range rg.count {
+		bitmap[j/8] |= 1 << (j % 8)
+	}
+	// The responder's keys are read a chunk at a time and only the missing
+	// IDs kept, so what this allocates is bounded by the message, however
+	// many events the range holds.
+	var missing []byte
+	chunk := make([]Key, 0, min(n, scanChunk))
+	for at := loR; at < hiR; at += scanChunk {
+		chunk = st.keys.Keys(chunk[:0], at, min(at+scanChunk, hiR))
+		for i := range chunk {
+			id := chunk[i][keytree.IDOffset:]
+			p := id[:max(rg.plen, 1)]
+			x, _ := slices.BinarySearchFunc(order, p, func(j int32, p []byte) int { return bytes.Compare(rg.id(int(j)), p) })
+			found := false
+			for ; x < len(order) && bytes.Equal(rg.id(int(order[x])), p); x++ {
+				j := order[x]
+				bitmap[j/8] &^= 1 << (j % 8)
+				found = true
+			}
+			if !found {
+				if len(missing) == maxIDs*idLen {
+					return st.split(rg.lo, rg.hi, loR, hiR)
+				}
+				missing = append(missing, id...)
+			}
+		}
+	}
+	m := len(missing) / idLen
+	size := uvarintLen(m) + len(missing) + uvarintLen(len(bitmap)) + len(bitmap)
+	if !st.w.everFits(st.w.cost(rg.hi, size)) {
+		return st.split(rg.lo, rg.hi, loR, hiR)
+	}
+	if !st.w.fits(st.w.cost(rg.hi, size)) {
+		return false
+	}
+	st.w.begin(rg.hi, modeIDDiff)
+	st.w.uvarint(m)
+	st.w.buf = append(st.w.buf, missing...)
+	st.w.uvarint(len(bitmap))
+	st.w.buf = append(st.w.buf, bitmap...)
+	if rg.count > 0 && rg.plen < idLen {
+		s := st.sumBelow(hiR)
+		s.Sub(st.sumBelow(loR))
+		st.checkSum.Add(s[:])
+		st.checkCount += n
+	}
+	return true
+}
+
+// split writes the range [lo, hi), ranks [loR, hiR), as buckets of about
+// equal counts with their fingerprints: enough buckets to bring each to half
+// the list threshold, at most Buckets. The range that ends the key space
+// also gets buckets of 1, 1, 2, 4, … of its newest events, where events
+// one side lacks gather after a partition. split returns false if the
+// buckets must wait for a later message.
+//
+// REQUIRES: hiR-loR >= 2; callers list smaller ranges.
+func (st *step) split(lo, hi Key, loR, hiR int) bool {
+	c := hiR - loR
+	if c < 2 {
+		panic("crdt: splitting a range of fewer than two events")
+	}
+	target := max(st.opts.IDListThreshold/2, 1)
+	k := min(max((c+target-1)/target, 2), st.opts.Buckets, c)
+	for ; k >= 2; k /= 2 {
+		bounds, ranks := st.buckets(lo, hi, loR, hiR, k)
+		size := st.bucketsCost(bounds)
+		if st.w.fits(size) {
+			for i, b := range bounds {
+				st.w.begin(b, modeFingerprint)
+				fp := st.fingerprint(ranks[i], ranks[i+1])
+				st.w.buf = append(st.w.buf, fp[:]...)
+			}
+			return true
+		}
+		if st.w.everFits(size) {
+			return false
+		}
+	}
+	return false
+}
+
+// buckets returns the upper bounds of the buckets of [lo, hi) and their
+// rank boundaries: bucket i holds ranks ranks[i] to ranks[i+1]-1.
+func (st *step) buckets(lo, hi Key, loR, hiR, k int) (bounds []Key, ranks []int) {
+	c := hiR - loR
+	starts := bucketStarts(c, k, hi == MaxKey)
+	bounds = make([]Key, 0, len(starts)+1)
+	ranks = append(make([]int, 0, len(starts)+2), loR)
+	for _, s := range starts {
+		b := minimalBound(st.keys.At(loR+s-1), st.keys.At(loR+s))
+		if b.Compare(hi) >= 0 {
+			continue // only a key equal to MaxKey gets here
+		}
+		bounds = append(bounds, b)
+		ranks = append(ranks, loR+s)
+	}
+	return append(bounds, hi), append(ranks, hiR)
+}
+
+// bucketsCost returns the bytes that Fingerprint ranges ending at bounds add
+// to the message.
+func (st *step) bucketsCost(bounds []Key) int {
+	prev, prevLen, size := st.w.prev, st.w.prevLen, 0
+	if st.w.skip {
+		size += headerCost(&prev, prevLen, &st.w.skipTo)
+		prev, prevLen = st.w.skipTo, boundLen(&st.w.skipTo)
+	}
+	for i := range bounds {
+		size += headerCost(&prev, prevLen, &bounds[i]) + FingerprintLen
+		prev, prevLen = bounds[i], boundLen(&bounds[i])
+	}
+	return size
+}
+
+// bucketStarts returns the offsets at which the buckets after the first
+// start, for k buckets of c >= k keys. With open, the newest c/k keys go to
+// buckets of 1, 1, 2, 4, … keys counted from the end, the rest to k-1 even
+// buckets: after a partition each side's newest events are the ones the
+// other lacks, and the small buckets find where they start within a round.
+func bucketStarts(c, k int, open bool) []int {
+	tail := 0
+	if open && c/k >= 4 {
+		tail = c / k
+	}
+	body, kb := c-tail, k
+	if tail > 0 {
+		kb = k - 1
+	}
+	starts := make([]int, 0, k+bits.Len(uint(tail)))
+	for j := 1; j < kb; j++ {
+		starts = append(starts, body*j/kb)
+	}
+	if tail > 0 {
+		starts = append(starts, body)
+		n := len(starts)
+		for size := 1; c-size > body; size *= 2 {
+			starts = append(starts, c-size)
+		}
+		slices.Reverse(starts[n:])
+	}
+	return starts
+}

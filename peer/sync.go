@@ -1,0 +1,507 @@
+package peer
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/scopemesh/scopemesh/crdt"
+	"github.com/scopemesh/scopemesh/events"
+)
+
+// The sync protocol. The initiator reconciles the two sets (crdt.Reconciler),
+// then asks for the events it lacks and pushes those the responder lacks, in
+// bounded batches, then reconciles once more to see whether the sets are
+// equal. One stream carries one session; every frame answers the previous.
+const (
+	frameReconcile  byte = 1 // initiator: a reconciliation message
+	frameReconciled byte = 2 // responder: its answer
+	frameWant       byte = 3 // initiator: IDs of events to send, 32 bytes each
+	frameEvents     byte = 4 // either: an events batch
+	frameAck        byte = 5 // responder: uvarint count of pushed events merged
+	frameEnd        byte = 6 // responder: end of the events answering a Want; initiator: end of session
+	frameError      byte = 7 // either: a reason; the session ends
+)
+
+// SyncLimits bound one sync session, on both sides. A peer that exceeds
+// them is cut off and the session's result says why.
+type SyncLimits struct {
+	Rounds   int           // reconciliation rounds; 0: 64
+	Bytes    int64         // bytes received; 0: 1 GiB
+	Events   int           // events received; 0: 10,000,000
+	Duration time.Duration // whole session; 0: 10 minutes
+}
+
+func (l SyncLimits) withDefaults() SyncLimits {
+	if l.Rounds == 0 {
+		l.Rounds = 64
+	}
+	if l.Bytes == 0 {
+		l.Bytes = 1 << 30
+	}
+	if l.Events == 0 {
+		l.Events = 10_000_000
+	}
+	if l.Duration == 0 {
+		l.Duration = 10 * time.Minute
+	}
+	return l
+}
+
+// Sync sizes.
+const (
+	wantChunk      = 4096      // IDs per Want frame (128 KiB)
+	pushBatchBytes = 512 << 10 // a pushed or answered events batch, roughly
+	maxFrame       = 2 << 20   // the largest frame either side reads
+)
+
+// ErrSyncLimit reports a session cut off because the peer exceeded a limit.
+var ErrSyncLimit = errors.New("peer: sync session limit exceeded")
+
+// ErrBusy reports that a session with the peer was already running.
+var ErrBusy = errors.New("peer: already syncing with this peer")
+
+// SyncResult reports one sync session with one peer, as its initiator saw it.
+type SyncResult struct {
+	Sent          int           // events pushed to the peer
+	Received      int           // events from the peer that were new here
+	Held          int           // events from the peer held back: their clock was too far ahead
+	Rounds        int           // reconciliation rounds
+	BytesSent     int64         // bytes written to the stream
+	BytesReceived int64         // bytes read from it
+	Duration      time.Duration // from opening the stream to the end
+	InSync        bool          // a final reconciliation found the sets equal
+	Err           error         // why the session failed, if it did
+}
+
+// sessions allows one sync session per peer at a time, whichever side
+// started it.
+type sessions struct {
+	mu   sync.Mutex
+	busy map[lpeer.ID]chan struct{} // closed when the session ends
+}
+
+// tryStart claims p, or returns the channel that closes when p's session
+// ends.
+func (s *sessions) tryStart(p lpeer.ID) (end func(), wait <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ch, ok := s.busy[p]; ok {
+		return nil, ch
+	}
+	if s.busy == nil {
+		s.busy = make(map[lpeer.ID]chan struct{})
+	}
+	ch := make(chan struct{})
+	s.busy[p] = ch
+	return func() {
+		s.mu.Lock()
+		delete(s.busy, p)
+		s.mu.Unlock()
+		close(ch)
+	}, nil
+}
+
+// syncPeer runs a session with p, first waiting out one already running.
+// When both sides start at once, each refuses the other's stream; they
+// retry after a random pause until one gets through.
+func (n *Host) syncPeer(ctx context.Context, p lpeer.ID) SyncResult {
+	if n.gater.Refused(p) {
+		return SyncResult{Err: fmt.Errorf("peer: %s is disconnected on request", p)}
+	}
+	for {
+		end, wait := n.sessions.tryStart(p)
+		if wait != nil {
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return SyncResult{Err: ctx.Err()}
+			}
+		}
+		res := n.initiate(ctx, p)
+		end()
+		if !errors.Is(res.Err, ErrBusy) {
+			n.members.synced(p, res)
+			return res
+		}
+		if !sleep(ctx, time.Duration(20+rand.IntN(200))*time.Millisecond) {
+			return SyncResult{Err: ctx.Err()}
+		}
+	}
+}
+
+// stream wraps a session's stream with framing and byte counting.
+type stream struct {
+	s     network.Stream
+	count *countingStream
+	r     *bufio.Reader
+	w     *bufio.Writer
+	lim   SyncLimits
+}
+
+func newStream(s network.Stream, lim SyncLimits) *stream {
+	c := &countingStream{rw: s}
+	return &stream{s: s, count: c, r: bufio.NewReader(c), w: bufio.NewWriter(c), lim: lim}
+}
+
+func (s *stream) send(typ byte, payload []byte) error { return writeFrame(s.w, typ, payload) }
+
+// recv reads the next frame, which must be of one of the types want; an
+// error frame becomes an error.
+func (s *stream) recv(want ...byte) (byte, []byte, error) {
+	typ, payload, err := readFrame(s.r, maxFrame)
+	if err != nil {
+		return 0, nil, err
+	}
+	if s.count.read > s.lim.Bytes {
+		return 0, nil, fmt.Errorf("%w: more than %d bytes", ErrSyncLimit, s.lim.Bytes)
+	}
+	if typ == frameError {
+		if string(payload) == ErrBusy.Error() {
+			return 0, nil, ErrBusy
+		}
+		return 0, nil, fmt.Errorf("peer: the peer ended the session: %s", payload)
+	}
+	for _, t := range want {
+		if typ == t {
+			return typ, payload, nil
+		}
+	}
+	return 0, nil, fmt.Errorf("%w: type %d, want one of %v", ErrFrame, typ, want)
+}
+
+// initiate runs one session as initiator.
+func (n *Host) initiate(ctx context.Context, p lpeer.ID) (res SyncResult) {
+	start := time.Now()
+	lim := n.syncLimits
+	ctx, cancel := context.WithTimeout(ctx, lim.Duration)
+	defer cancel()
+	raw, err := n.h.NewStream(network.WithAllowLimitedConn(ctx, "scopemesh-sync"), p, n.names.sync)
+	if err != nil {
+		return SyncResult{Err: fmt.Errorf("peer: opening a sync stream: %w", err), Duration: time.Since(start)}
+	}
+	defer raw.Close()
+	stop := context.AfterFunc(ctx, func() { raw.Reset() })
+	defer stop()
+	s := newStream(raw, lim)
+	defer func() {
+		res.BytesSent, res.BytesReceived, res.Duration = s.count.written, s.count.read, time.Since(start)
+		if res.Err != nil && ctx.Err() != nil {
+			res.Err = fmt.Errorf("%w (%v)", res.Err, context.Cause(ctx))
+		}
+	}()
+
+	have, need, err := n.reconcile(s, &res, p)
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	if err := n.fetch(ctx, s, &res, need); err != nil {
+		res.Err = err
+		return res
+	}
+	if err := n.push(ctx, s, &res, have); err != nil {
+		res.Err = err
+		return res
+	}
+	// A last pass finds whether the sets are now equal; what it finds
+	// (events that arrived meanwhile) waits for the next session.
+	have, need, err = n.reconcile(s, &res, p)
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	res.InSync = len(have) == 0 && len(need) == 0
+	res.Err = s.send(frameEnd, nil)
+	return res
+}
+
+// reconcile runs reconciliation rounds until the initiator knows what each
+// side lacks.
+func (n *Host) reconcile(s *stream, res *SyncResult, p lpeer.ID) (have, need []events.ID, err error) {
+	rec, err := n.cfg.Set.NewReconciler(crdt.ReconcileOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	msg, err := rec.Initiate()
+	for done := false; err == nil && !done; {
+		if res.Rounds++; res.Rounds > s.lim.Rounds {
+			return nil, nil, fmt.Errorf("%w: more than %d rounds", ErrSyncLimit, s.lim.Rounds)
+		}
+		sent := time.Now()
+		if err = s.send(frameReconcile, msg); err != nil {
+			break
+		}
+		var reply []byte
+		if _, reply, err = s.recv(frameReconciled); err != nil {
+			break
+		}
+		if res.Rounds == 1 {
+			n.h.Peerstore().RecordLatency(p, time.Since(sent))
+		}
+		msg, done, err = rec.Reconcile(reply)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return rec.Have(), rec.Need(), nil
+}
+
+// fetch asks for the events the initiator lacks and merges them.
+func (n *Host) fetch(ctx context.Context, s *stream, res *SyncResult, need []events.ID) error {
+	for len(need) > 0 {
+		chunk := need[:min(len(need), wantChunk)]
+		need = need[len(chunk):]
+		ids := make([]byte, 0, len(chunk)*len(events.ID{}))
+		for _, id := range chunk {
+			ids = append(ids, id[:]...)
+		}
+		if err := s.send(frameWant, ids); err != nil {
+			return err
+		}
+		for {
+			typ, payload, err := s.recv(frameEvents, frameEnd)
+			if err != nil {
+				return err
+			}
+			if typ == frameEnd {
+				break
+			}
+			added, held, err := n.mergeBatch(ctx, s, payload)
+			res.Received += added
+			res.Held += held
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// push sends the events the responder lacks.
+func (n *Host) push(ctx context.Context, s *stream, res *SyncResult, have []events.ID) error {
+	return n.sendEvents(ctx, have, func(batch []byte, count int) error {
+		if err := s.send(frameEvents, batch); err != nil {
+			return err
+		}
+		_, ack, err := s.recv(frameAck)
+		if err != nil {
+			return err
+		}
+		if _, k := binary.Uvarint(ack); k <= 0 {
+			return fmt.Errorf("%w: malformed ack", ErrFrame)
+		}
+		res.Sent += count
+		return nil
+	})
+}
+
+// sendEvents reads the events ids names from the set and hands them to
+// send in batches.
+func (n *Host) sendEvents(ctx context.Context, ids []events.ID, send func(batch []byte, count int) error) error {
+	evs := make([]events.Event, 0, len(ids))
+	for _, id := range ids {
+		e, err := n.cfg.Set.Get(ctx, id)
+		if errors.Is(err, crdt.ErrNotFound) {
+			continue // asked for by a peer, but not here
+		}
+		if err != nil {
+			return err
+		}
+		evs = append(evs, e)
+	}
+	return n.sendBatches(evs, send)
+}
+
+// sendBatches encodes evs in batches of about pushBatchBytes and hands each
+// to send.
+func (n *Host) sendBatches(evs []events.Event, send func(batch []byte, count int) error) error {
+	for len(evs) > 0 {
+		count, size := 0, 0
+		for count < len(evs) && count < n.maxBatchEvents() && size < pushBatchBytes {
+			size += approxSize(evs[count])
+			count++
+		}
+		data, err := n.cfg.Limits.EncodeBatch(evs[:count])
+		if err != nil {
+			return fmt.Errorf("peer: encoding a batch: %w", err)
+		}
+		if err := send(data, count); err != nil {
+			return err
+		}
+		evs = evs[count:]
+	}
+	return nil
+}
+
+func (n *Host) maxBatchEvents() int {
+	if n.cfg.Limits.MaxBatchEvents > 0 {
+		return n.cfg.Limits.MaxBatchEvents
+	}
+	return events.DefaultLimits.MaxBatchEvents
+}
+
+// mergeBatch decodes, verifies and merges a batch a peer sent, counting its
+// events against the session's limit.
+func (n *Host) mergeBatch(ctx context.Context, s *stream, payload []byte) (added, held int, err error) {
+	evs, err := n.cfg.Limits.DecodeBatch(payload)
+	if err != nil {
+		return 0, 0, fmt.Errorf("peer: a synced batch: %w", err)
+	}
+	if s.lim.Events -= len(evs); s.lim.Events < 0 {
+		return 0, 0, fmt.Errorf("%w: too many events", ErrSyncLimit)
+	}
+	return n.replica.merge(ctx, evs)
+}
+
+// handleSync serves a session a peer started.
+func (n *Host) handleSync(raw network.Stream) {
+	p := raw.Conn().RemotePeer()
+	defer raw.Close()
+	if n.gater.Refused(p) {
+		raw.Reset()
+		return
+	}
+	lim := n.syncLimits
+	s := newStream(raw, lim)
+	end, wait := n.sessions.tryStart(p)
+	if wait != nil {
+		s.send(frameError, []byte(ErrBusy.Error()))
+		return
+	}
+	defer end()
+	ctx, cancel := context.WithTimeout(n.ctx, lim.Duration)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { raw.Reset() })
+	defer stop()
+
+	res := SyncResult{}
+	start := time.Now()
+	err := n.serve(ctx, s, &res)
+	res.BytesSent, res.BytesReceived, res.Duration = s.count.written, s.count.read, time.Since(start)
+	if err != nil {
+		res.Err = err
+		s.send(frameError, []byte(err.Error()))
+		n.log.Debug("sync session from a peer failed", "peer", p, "err", err)
+	}
+	n.members.synced(p, res)
+}
+
+// serve answers an initiator's frames until it ends the session.
+func (n *Host) serve(ctx context.Context, s *stream, res *SyncResult) error {
+	rec, err := n.cfg.Set.NewReconciler(crdt.ReconcileOptions{})
+	if err != nil {
+		return err
+	}
+	for {
+		typ, payload, err := s.recv(frameReconcile, frameWant, frameEvents, frameEnd)
+		if err != nil {
+			return err
+		}
+		switch typ {
+		case frameEnd:
+			return nil
+		case frameReconcile:
+			if res.Rounds++; res.Rounds > s.lim.Rounds {
+				return fmt.Errorf("%w: more than %d rounds", ErrSyncLimit, s.lim.Rounds)
+			}
+			reply, err := rec.Respond(payload)
+			if err != nil {
+				return err
+			}
+			if err := s.send(frameReconciled, reply); err != nil {
+				return err
+			}
+		case frameWant:
+			if len(payload)%len(events.ID{}) != 0 {
+				return fmt.Errorf("%w: a want of %d bytes", ErrFrame, len(payload))
+			}
+			ids := make([]events.ID, len(payload)/len(events.ID{}))
+			for i := range ids {
+				copy(ids[i][:], payload[i*len(events.ID{}):])
+			}
+			err := n.sendEvents(ctx, ids, func(batch []byte, count int) error {
+				res.Sent += count
+				return s.send(frameEvents, batch)
+			})
+			if err == nil {
+				err = s.send(frameEnd, nil)
+			}
+			if err != nil {
+				return err
+			}
+		case frameEvents:
+			added, held, err := n.mergeBatch(ctx, s, payload)
+			res.Received += added
+			res.Held += held
+			if err != nil {
+				return err
+			}
+			if err := s.send(frameAck, binary.AppendUvarint(nil, uint64(added))); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// syncLoop starts sessions: with members that connect or come back, and
+// every interval with one connected member picked at random.
+func (n *Host) syncLoop(ctx context.Context) {
+	interval := n.cfg.SyncInterval
+	next := func() time.Duration { return interval*4/5 + rand.N(interval*2/5+1) } // ±20% jitter
+	t := time.NewTimer(next())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case p := <-n.syncNow:
+			n.goLoop(ctx, func(ctx context.Context) { n.syncPeer(ctx, p) })
+		case <-t.C:
+			if peers := n.connectedMembers(); len(peers) > 0 {
+				p := peers[rand.IntN(len(peers))]
+				n.goLoop(ctx, func(ctx context.Context) { n.syncPeer(ctx, p) })
+			}
+			t.Reset(next())
+		}
+	}
+}
+
+// requestSync asks the sync loop to sync with p soon. It never blocks: if
+// requests pile up, the periodic sync covers the dropped one.
+func (n *Host) requestSync(p lpeer.ID) {
+	select {
+	case n.syncNow <- p:
+	default:
+	}
+}
+
+// Sync reconciles with every connected member now, concurrently, and
+// returns each session's result by peer ID.
+func (n *Host) Sync(ctx context.Context) map[string]SyncResult {
+	peers := n.connectedMembers()
+	results := make(map[string]SyncResult, len(peers))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, p := range peers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res := n.syncPeer(ctx, p)
+			mu.Lock()
+			results[p.String()] = res
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return results
+}
