@@ -169,3 +169,34 @@ func TestTransportNilHeaderAndBase(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestResponseCarriesServerClock: a server far ahead stamps its response,
+// and the client's clock moves past everything the server issued.
+func TestResponseCarriesServerClock(t *testing.T) {
+	clientClock, _ := manualClock(t, 0)
+	serverClock, _ := manualClock(t, 300*time.Millisecond)
+	var issued hlc.Timestamp
+	srv := httptest.NewServer(Propagator{Clock: serverClock}.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		issued = serverClock.Now() // an event the server recorded
+		io.WriteString(w, "ok")
+	})))
+	defer srv.Close()
+	silent := httptest.NewServer(Propagator{Clock: serverClock}.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})))
+	defer silent.Close()
+
+	client := &http.Client{Transport: Propagator{Clock: clientClock}.Transport(nil)}
+	for _, url := range []string{srv.URL, silent.URL} {
+		resp, err := client.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.Header.Get("scopemesh-hlc") == "" {
+			t.Fatalf("%s: response has no HLC header", url)
+		}
+	}
+	if after := clientClock.Now(); !issued.Less(after) {
+		t.Fatalf("client clock %v is not past the server's event at %v", after, issued)
+	}
+}
