@@ -34,7 +34,7 @@ const (
 // SyncLimits bound one sync session, on both sides. A peer that exceeds
 // them is cut off and the session's result says why.
 type SyncLimits struct {
-	Rounds   int           // reconciliation rounds; 0: 64
+	Rounds   int           // reconciliation rounds; 0: 4096
 	Bytes    int64         // bytes received; 0: 1 GiB
 	Events   int           // events received; 0: 10,000,000
 	Duration time.Duration // whole session; 0: 10 minutes
@@ -42,7 +42,7 @@ type SyncLimits struct {
 
 func (l SyncLimits) withDefaults() SyncLimits {
 	if l.Rounds == 0 {
-		l.Rounds = 64
+		l.Rounds = 4096
 	}
 	if l.Bytes == 0 {
 		l.Bytes = 1 << 30
@@ -200,42 +200,49 @@ func (n *Host) initiate(ctx context.Context, p lpeer.ID) (res SyncResult) {
 		}
 	}()
 
-	have, need, err := n.reconcile(s, &res, p)
-	if err != nil {
-		res.Err = err
-		return res
+	// Each pass reconciles, then moves what it found. A pass that runs out
+	// of rounds (an empty node catching up on millions of events) moves
+	// what it learned, and the next pass goes on from there.
+	for pass := 0; ; pass++ {
+		have, need, complete, err := n.reconcile(s, &res, p)
+		if err != nil {
+			res.Err = err
+			return res
+		}
+		if pass > 0 && complete && len(have) == 0 && len(need) == 0 {
+			res.InSync = true
+			break
+		}
+		if err := n.fetch(ctx, s, &res, need); err != nil {
+			res.Err = err
+			return res
+		}
+		if err := n.push(ctx, s, &res, have); err != nil {
+			res.Err = err
+			return res
+		}
+		if pass > 0 && complete {
+			// The sets differed again after a transfer: events arrived
+			// meanwhile. They wait for the next session.
+			break
+		}
 	}
-	if err := n.fetch(ctx, s, &res, need); err != nil {
-		res.Err = err
-		return res
-	}
-	if err := n.push(ctx, s, &res, have); err != nil {
-		res.Err = err
-		return res
-	}
-	// A last pass finds whether the sets are now equal; what it finds
-	// (events that arrived meanwhile) waits for the next session.
-	have, need, err = n.reconcile(s, &res, p)
-	if err != nil {
-		res.Err = err
-		return res
-	}
-	res.InSync = len(have) == 0 && len(need) == 0
 	res.Err = s.send(frameEnd, nil)
 	return res
 }
 
 // reconcile runs reconciliation rounds until the initiator knows what each
-// side lacks.
-func (n *Host) reconcile(s *stream, res *SyncResult, p lpeer.ID) (have, need []events.ID, err error) {
+// side lacks, or the reconciler's round limit stops it early (complete is
+// then false, and have and need hold what was learned).
+func (n *Host) reconcile(s *stream, res *SyncResult, p lpeer.ID) (have, need []events.ID, complete bool, err error) {
 	rec, err := n.cfg.Set.NewReconciler(crdt.ReconcileOptions{})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	msg, err := rec.Initiate()
 	for done := false; err == nil && !done; {
 		if res.Rounds++; res.Rounds > s.lim.Rounds {
-			return nil, nil, fmt.Errorf("%w: more than %d rounds", ErrSyncLimit, s.lim.Rounds)
+			return nil, nil, false, fmt.Errorf("%w: more than %d rounds", ErrSyncLimit, s.lim.Rounds)
 		}
 		sent := time.Now()
 		if err = s.send(frameReconcile, msg); err != nil {
@@ -250,10 +257,13 @@ func (n *Host) reconcile(s *stream, res *SyncResult, p lpeer.ID) (have, need []e
 		}
 		msg, done, err = rec.Reconcile(reply)
 	}
-	if err != nil {
-		return nil, nil, err
+	if errors.Is(err, crdt.ErrReconcileRounds) {
+		return rec.Have(), rec.Need(), false, nil
 	}
-	return rec.Have(), rec.Need(), nil
+	if err != nil {
+		return nil, nil, false, err
+	}
+	return rec.Have(), rec.Need(), true, nil
 }
 
 // fetch asks for the events the initiator lacks and merges them.
