@@ -255,3 +255,23 @@ func TestClusterQueryPagination(t *testing.T) {
 		t.Fatalf("pages listed %d events, want 120", len(seen))
 	}
 }
+
+func TestSubscribeDeliversRemoteEvents(t *testing.T) {
+	ctx := context.Background()
+	nodes := loopbackCluster(t, 2, time.Minute)
+	sub, err := nodes[1].Subscribe(ctx, query.Filter{Kinds: []string{"wanted"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	sent, err := nodes[0].Record(ctx, events.Event{Kind: "wanted"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	got, err := sub.Next(wait)
+	if err != nil || got.ID != sent.ID {
+		t.Fatalf("Next = %v, %v; want the remote event %v", got.ID, err, sent.ID)
+	}
+}
