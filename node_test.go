@@ -225,3 +225,41 @@ func TestConcurrentRecordQuerySubscribe(t *testing.T) {
 		t.Fatalf("%d events stored, want %d", n.Status().Events, writers*each)
 	}
 }
+
+// TestSlowSubscriberGetsAGap: a subscriber that does not read loses events
+// beyond its buffer, learns it from a gap error, and recovers them by
+// querying from the gap.
+func TestSlowSubscriberGetsAGap(t *testing.T) {
+	ctx := context.Background()
+	n := open(t, isolated(t, Config{}))
+	sub, err := n.Subscribe(ctx, query.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	const total = crdt.DefaultWatchBuffer + 500
+	for range total {
+		if _, err := n.Record(ctx, events.Event{Kind: "burst"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := 0
+	var gap *crdt.GapError
+	for {
+		_, err := sub.Next(ctx)
+		if errors.As(err, &gap) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen++
+	}
+	if seen != crdt.DefaultWatchBuffer || gap.Dropped != total-seen {
+		t.Fatalf("read %d then a gap of %d; want %d then %d", seen, gap.Dropped, crdt.DefaultWatchBuffer, total-crdt.DefaultWatchBuffer)
+	}
+	missed, err := n.Query(ctx, query.Filter{Since: gap.From.Time(), Limit: query.MaxLimit})
+	if err != nil || len(missed) != gap.Dropped {
+		t.Fatalf("query from the gap found %d events (%v), want %d", len(missed), err, gap.Dropped)
+	}
+}
