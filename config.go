@@ -9,6 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 
 	"github.com/scopemesh/scopemesh/events"
+	"github.com/scopemesh/scopemesh/hlc"
 	"github.com/scopemesh/scopemesh/peer"
 )
 
@@ -23,6 +24,17 @@ const (
 	DHTOff    = peer.DHTOff    // no DHT: peers come from mDNS, Bootstrap and Connect
 	DHTClient = peer.DHTClient // query the DHT, serve nothing
 	DHTServer = peer.DHTServer // query and serve the DHT
+)
+
+// Reachability overrides what a node believes about being reachable from
+// the internet; normally AutoNAT finds out by asking peers to dial back.
+type Reachability = peer.Reachability
+
+// The reachability settings. The zero value is ReachabilityAuto.
+const (
+	ReachabilityAuto    = peer.ReachabilityAuto    // let AutoNAT find out
+	ReachabilityPublic  = peer.ReachabilityPublic  // a bootstrap or relay node with a public address
+	ReachabilityPrivate = peer.ReachabilityPrivate // known to be behind NAT: reserve relay slots at once
 )
 
 // Defaults of Config.
@@ -77,6 +89,13 @@ type Config struct {
 	// for nodes behind NAT. Give it to nodes with a public address.
 	RelayService bool
 
+	// Reachability, if not ReachabilityAuto, tells the node whether it is
+	// reachable from the internet instead of waiting for AutoNAT to find
+	// out, which takes 15s or more and needs peers willing to dial back.
+	// Public nodes then serve the DHT and relays at once; private ones
+	// reserve slots on Relays at once.
+	Reachability Reachability
+
 	// Host, if set, is a libp2p host to run on instead of one built from
 	// the fields above (ListenAddrs, Relays, RelayService); the node's
 	// identity is then the host's. The node does not close it.
@@ -89,6 +108,11 @@ type Config struct {
 	// MaxClockOffset is how far ahead of local time a remote event's clock
 	// may be before it is refused. Zero means DefaultMaxClockOffset.
 	MaxClockOffset time.Duration
+
+	// WallClock is the physical clock the node's hybrid logical clock
+	// reads. Nil means the system clock; simulations and tests set their
+	// own.
+	WallClock hlc.WallClock
 
 	// Limits bound the events the node records and accepts. Zero fields mean
 	// events.DefaultLimits.
@@ -107,6 +131,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if !c.DHT.Valid() {
 		errs = append(errs, fmt.Errorf("DHT mode %d is unknown", int(c.DHT)))
+	}
+	if c.Reachability < ReachabilityAuto || c.Reachability > ReachabilityPrivate {
+		errs = append(errs, fmt.Errorf("Reachability %d is unknown", int(c.Reachability)))
 	}
 	for _, list := range []struct {
 		name  string

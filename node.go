@@ -63,7 +63,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		}
 	}()
 
-	clockCfg := hlc.Config{MaxOffset: cfg.MaxClockOffset}
+	clockCfg := hlc.Config{WallClock: cfg.WallClock, MaxOffset: cfg.MaxClockOffset}
 	if cfg.DataDir != "" || cfg.Datastore != nil {
 		// A durable store gets a durable clock bound, so the node's clock
 		// never runs backwards across restarts.
@@ -122,6 +122,7 @@ func newHost(ctx context.Context, cfg Config, ds datastore.Datastore) (host.Host
 		ListenAddrs:  cfg.ListenAddrs,
 		Relays:       relays,
 		RelayService: cfg.RelayService,
+		Reachability: cfg.Reachability,
 		Gater:        gater,
 	})
 	if err != nil {
