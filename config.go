@@ -7,6 +7,7 @@ import (
 
 	"github.com/ipfs/go-datastore"
 	"github.com/libp2p/go-libp2p/core/host"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/scopemesh/scopemesh/events"
 	"github.com/scopemesh/scopemesh/hlc"
@@ -109,6 +110,31 @@ type Config struct {
 	// may be before it is refused. Zero means DefaultMaxClockOffset.
 	MaxClockOffset time.Duration
 
+	// ClusterKey closes the cluster: a 32-byte secret every member holds.
+	// It names the cluster's topic, protocols and DHT rendezvous, so
+	// outsiders cannot find them; members prove they hold it when they
+	// connect, and only proven members are served; event batches are
+	// sealed with a key derived from it. Read it from a file or the
+	// environment, never a command line. Nil: an open cluster.
+	ClusterKey []byte
+
+	// AcceptKeys are further cluster keys accepted while the cluster
+	// changes keys: the node proves and opens with them too, and seals
+	// with ClusterKey. To rotate without a partition, every member first
+	// adds the new key here, then makes it the ClusterKey with the old one
+	// here, then drops the old one.
+	AcceptKeys [][]byte
+
+	// AllowPeers, if set, lists the only peer IDs the node talks to.
+	AllowPeers []string
+
+	// SignEvents makes the node sign the events it records with its
+	// Ed25519 identity, and accept only events signed by their origin, so
+	// that no member can forge another's events. The node's identity must
+	// be Ed25519 (the default). Every member of the cluster must set it
+	// alike.
+	SignEvents bool
+
 	// WallClock is the physical clock the node's hybrid logical clock
 	// reads. Nil means the system clock; simulations and tests set their
 	// own.
@@ -143,6 +169,19 @@ func (c Config) withDefaults() (Config, error) {
 			if _, err := peer.ParseAddr(a); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", list.name, err))
 			}
+		}
+	}
+	if c.ClusterKey == nil && len(c.AcceptKeys) > 0 {
+		errs = append(errs, errors.New("AcceptKeys need a ClusterKey"))
+	}
+	for i, k := range append([][]byte{c.ClusterKey}, c.AcceptKeys...) {
+		if (i > 0 || k != nil) && len(k) != peer.KeyLen {
+			errs = append(errs, fmt.Errorf("cluster key %d is %d bytes, want %d", i, len(k), peer.KeyLen))
+		}
+	}
+	for _, id := range c.AllowPeers {
+		if _, err := lpeer.Decode(id); err != nil {
+			errs = append(errs, fmt.Errorf("AllowPeers: %q is not a peer ID: %v", id, err))
 		}
 	}
 	if len(errs) > 0 {

@@ -2,11 +2,13 @@ package scopemesh
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"sync"
 
 	"github.com/ipfs/go-datastore"
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
@@ -39,6 +41,8 @@ type Node struct {
 	clock *hlc.Clock
 	set   *crdt.Set
 	net   *peer.Host
+
+	signer ed25519.PrivateKey // signs recorded events, if Config.SignEvents
 
 	closeStore func() error
 	closeOnce  sync.Once
@@ -79,13 +83,30 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("scopemesh: opening the event set: %w", err)
 	}
 
+	allow := make([]lpeer.ID, len(cfg.AllowPeers))
+	for i, id := range cfg.AllowPeers {
+		allow[i], _ = lpeer.Decode(id) // checked by withDefaults
+	}
 	h, gater := cfg.Host, (*peer.Gater)(nil)
 	if h == nil {
-		if h, gater, err = newHost(ctx, cfg, ds); err != nil {
+		gater = peer.NewGater(allow...)
+		if h, err = newHost(ctx, cfg, ds, gater); err != nil {
 			return nil, err
 		}
 	}
 	n.id = h.ID().String()
+	if cfg.SignEvents {
+		if n.signer, err = signingKey(h); err != nil {
+			if cfg.Host == nil {
+				h.Close()
+			}
+			return nil, err
+		}
+	}
+	var keys [][]byte
+	if cfg.ClusterKey != nil {
+		keys = append([][]byte{cfg.ClusterKey}, cfg.AcceptKeys...)
+	}
 	bootstrap, _ := parseAddrs(cfg.Bootstrap) // checked by withDefaults
 	n.net, err = peer.New(h, peer.Config{
 		Cluster:   cfg.Cluster,
@@ -99,6 +120,9 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		OwnsHost:  cfg.Host == nil,
 
 		SyncInterval: cfg.SyncInterval,
+		ClusterKeys:  keys,
+		AllowPeers:   allow,
+		SignEvents:   cfg.SignEvents,
 	})
 	if err != nil {
 		if cfg.Host == nil {
@@ -110,13 +134,12 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 }
 
 // newHost builds the node's libp2p host with its persistent identity.
-func newHost(ctx context.Context, cfg Config, ds datastore.Datastore) (host.Host, *peer.Gater, error) {
+func newHost(ctx context.Context, cfg Config, ds datastore.Datastore, gater *peer.Gater) (host.Host, error) {
 	key, err := loadIdentity(ctx, cfg, ds)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	relays, _ := parseAddrs(cfg.Relays) // checked by withDefaults
-	gater := peer.NewGater()
 	h, err := peer.NewLibp2pHost(peer.HostOptions{
 		Key:          key,
 		ListenAddrs:  cfg.ListenAddrs,
@@ -126,9 +149,23 @@ func newHost(ctx context.Context, cfg Config, ds datastore.Datastore) (host.Host
 		Gater:        gater,
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("scopemesh: %w", err)
+		return nil, fmt.Errorf("scopemesh: %w", err)
 	}
-	return h, gater, nil
+	return h, nil
+}
+
+// signingKey returns the host's identity as an Ed25519 key, for signing
+// events.
+func signingKey(h host.Host) (ed25519.PrivateKey, error) {
+	key := h.Peerstore().PrivKey(h.ID())
+	if key == nil || key.Type() != crypto.Ed25519 {
+		return nil, errors.New("scopemesh: SignEvents needs an Ed25519 identity (the host's is not, or its key is unknown)")
+	}
+	raw, err := key.Raw()
+	if err != nil {
+		return nil, fmt.Errorf("scopemesh: reading the identity key: %w", err)
+	}
+	return ed25519.PrivateKey(raw), nil
 }
 
 func parseAddrs(addrs []string) ([]lpeer.AddrInfo, error) {
@@ -183,6 +220,7 @@ func (n *Node) Record(ctx context.Context, e events.Event) (events.Event, error)
 		e.Parent, _ = events.ParentFromContext(ctx)
 	}
 	e.Node = n.id
+	e.Signature = nil
 	e.Time = n.clock.Now()
 	if err := n.clock.Err(); err != nil {
 		return events.Event{}, fmt.Errorf("scopemesh: record: %w", err)
@@ -190,6 +228,9 @@ func (n *Node) Record(ctx context.Context, e events.Event) (events.Event, error)
 	sealed, err := n.cfg.Limits.Seal(e)
 	if err != nil {
 		return events.Event{}, fmt.Errorf("scopemesh: record: %w", err)
+	}
+	if n.signer != nil {
+		sealed = events.Sign(sealed, n.signer)
 	}
 	if _, err := n.set.Add(ctx, sealed); err != nil {
 		if errors.Is(err, crdt.ErrClosed) {

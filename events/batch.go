@@ -59,7 +59,7 @@ func (l Limits) EncodeBatch(evs []Event) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("event %d of batch: %w", i, err)
 		}
-		size += n + wirePrefixLen - 1
+		size += wireLen(e, n)
 		if size > l.MaxBatchBytes {
 			return nil, fmt.Errorf("%w: batch events encode to more than %d bytes, limit %d", ErrTooLarge, size, l.MaxBatchBytes)
 		}

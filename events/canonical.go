@@ -44,6 +44,7 @@ const (
 	keyKind
 	keyAttrs
 	keyPayload
+	keySignature // wire form only: not content
 )
 
 // CBOR major types, in the high three bits of a data item's first byte.
@@ -60,6 +61,20 @@ const (
 // The wire form is wirePrefixLen-1 bytes longer than the content, whose map
 // head it replaces.
 const wirePrefixLen = 1 + 1 + 2 + len(ID{})
+
+// signatureFieldLen is the length of the Signature field in the wire form:
+// its key, a two-byte byte-string head and the signature.
+const signatureFieldLen = 1 + 2 + SignatureLen
+
+// wireLen returns the length of e's wire form, given the length n of its
+// content.
+func wireLen(e Event, n int) int {
+	n += wirePrefixLen - 1
+	if len(e.Signature) > 0 {
+		n += signatureFieldLen
+	}
+	return n
+}
 
 // minEventLen is the length of the shortest wire form of an event: ID, a
 // wall time below 24, and a one-byte Node and Kind.
@@ -239,9 +254,14 @@ func appendWire(b []byte, e Event, keys []string) ([]byte, error) {
 	if sum := ID(sha256.Sum256(content)); sum != e.ID {
 		return b[:start], idMismatch(e.ID, sum)
 	}
-	fields := content[0] &^ majorMap
+	fields := content[0]&^majorMap + 1
+	if len(e.Signature) > 0 {
+		fields++
+		b = append(b, keySignature, majorBytes|24, byte(len(e.Signature)))
+		b = append(b, e.Signature...)
+	}
 	p := b[start : start+wirePrefixLen]
-	p[0] = majorMap | (fields + 1)
+	p[0] = majorMap | fields
 	p[1] = keyID
 	p[2] = majorBytes | 24
 	p[3] = byte(len(e.ID))

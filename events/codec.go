@@ -78,7 +78,7 @@ func (l Limits) Marshal(e Event) ([]byte, error) {
 		return nil, err
 	}
 	var scratch [16]string
-	return appendWire(make([]byte, 0, n+wirePrefixLen-1), e, sortedKeys(scratch[:0], e.Attrs))
+	return appendWire(make([]byte, 0, wireLen(e, n)), e, sortedKeys(scratch[:0], e.Attrs))
 }
 
 // Unmarshal reads the wire form of one event, which must fill b. It accepts

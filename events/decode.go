@@ -42,6 +42,7 @@ var fieldNames = [...]string{
 	keyKind:        "Kind",
 	keyAttrs:       "Attrs",
 	keyPayload:     "Payload",
+	keySignature:   "Signature",
 }
 
 // requiredFields has bit k set for each key k the wire form must hold.
@@ -179,8 +180,8 @@ func (d *decoder) decodeEvent(b []byte) (Event, int, error) {
 	if err != nil {
 		return Event{}, 0, fmt.Errorf("%w: event: %v", ErrInvalid, err)
 	}
-	if fields > keyPayload+1 {
-		return Event{}, 0, fmt.Errorf("%w: event has %d fields, at most %d", ErrInvalid, fields, keyPayload+1)
+	if fields > keySignature+1 {
+		return Event{}, 0, fmt.Errorf("%w: event has %d fields, at most %d", ErrInvalid, fields, keySignature+1)
 	}
 	var (
 		seen             uint
@@ -188,6 +189,7 @@ func (d *decoder) decodeEvent(b []byte) (Event, int, error) {
 		attrs            span
 		nattrs           int
 		idEnd            int
+		contentEnd       = -1 // where the signature field starts, if there is one
 		lastKey, lastErr = -1, error(nil)
 	)
 	for range fields {
@@ -205,6 +207,9 @@ func (d *decoder) decodeEvent(b []byte) (Event, int, error) {
 		}
 		lastKey = key
 		seen |= 1 << key
+		if key == keySignature {
+			contentEnd = i
+		}
 		i++
 		switch key {
 		case keyID:
@@ -256,6 +261,10 @@ func (d *decoder) decodeEvent(b []byte) (Event, int, error) {
 			if lastErr == nil && pay.start == pay.end {
 				lastErr = errors.New("empty value must be left out")
 			}
+		case keySignature:
+			var sig [SignatureLen]byte
+			i, lastErr = fixedBytes(b, i, sig[:])
+			e.Signature = sig[:]
 		}
 		if lastErr != nil {
 			return Event{}, 0, fmt.Errorf("%w: %s: %v", ErrInvalid, fieldNames[key], lastErr)
@@ -272,10 +281,16 @@ func (d *decoder) decodeEvent(b []byte) (Event, int, error) {
 		return Event{}, 0, fmt.Errorf("%w: event is %d bytes, limit %d", ErrTooLarge, i, d.lim.MaxEventBytes)
 	}
 
-	// The content is the input without field 0, behind a map head that
-	// counts one field fewer.
-	d.scratch = append(d.scratch[:0], majorMap|byte(fields-1))
-	d.scratch = append(d.scratch, b[idEnd:i]...)
+	// The content is the input without field 0 and the signature, behind
+	// a map head that counts those fields fewer.
+	contentFields := fields - 1
+	if contentEnd < 0 {
+		contentEnd = i
+	} else {
+		contentFields--
+	}
+	d.scratch = append(d.scratch[:0], majorMap|byte(contentFields))
+	d.scratch = append(d.scratch, b[idEnd:contentEnd]...)
 	if sum := ID(sha256.Sum256(d.scratch)); sum != e.ID {
 		return Event{}, 0, idMismatch(e.ID, sum)
 	}

@@ -17,6 +17,10 @@ var (
 	// it was changed after Seal, or never sealed.
 	ErrIDMismatch = errors.New("events: ID does not match content")
 
+	// ErrSignature reports an event whose Signature is missing or is not
+	// its origin's signature of its ID.
+	ErrSignature = errors.New("events: bad signature")
+
 	// ErrVersion reports a batch in a format version this package does not
 	// know.
 	ErrVersion = errors.New("events: unknown batch version")

@@ -26,6 +26,11 @@ type Event struct {
 	Kind        string            // what happened, e.g. "http.request"
 	Attrs       map[string]string // small key-value details
 	Payload     []byte            // opaque application data
+
+	// Signature is the origin's Ed25519 signature of ID (see Sign), in
+	// clusters that sign their events; empty otherwise. It is not part of
+	// the content, so it does not change the ID.
+	Signature []byte
 }
 
 // String returns the lowercase hex form of id.

@@ -137,7 +137,10 @@ func (l Limits) check(e Event) (int, error) {
 		}
 		n += textLen(k) + textLen(v)
 	}
-	if wire := n + wirePrefixLen - 1; wire > l.MaxEventBytes {
+	if len(e.Signature) != 0 && len(e.Signature) != SignatureLen {
+		return 0, fmt.Errorf("%w: Signature is %d bytes, want %d", ErrInvalid, len(e.Signature), SignatureLen)
+	}
+	if wire := wireLen(e, n); wire > l.MaxEventBytes {
 		return 0, fmt.Errorf("%w: event encodes to %d bytes, limit %d", ErrTooLarge, wire, l.MaxEventBytes)
 	}
 	return n, nil

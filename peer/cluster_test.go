@@ -2,13 +2,18 @@ package peer
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
+	"log/slog"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/scopemesh/scopemesh/crdt"
 	"github.com/scopemesh/scopemesh/events"
@@ -19,6 +24,7 @@ import (
 // testNode is one member of a test cluster.
 type testNode struct {
 	*Host
+	key   crypto.PrivKey
 	h     host.Host
 	set   *crdt.Set
 	clock *hlc.Clock
@@ -35,6 +41,10 @@ func (n *testNode) record(t testing.TB, kind string) events.Event {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if n.replica.signed {
+		raw, _ := n.key.Raw()
+		e = events.Sign(e, ed25519.PrivateKey(raw))
 	}
 	if _, err := n.set.Add(context.Background(), e); err != nil {
 		t.Fatal(err)
@@ -59,6 +69,8 @@ type clusterOptions struct {
 	syncInterval time.Duration             // 0: a minute, so only connections trigger sync
 	syncLimits   SyncLimits
 	dropGossip   func(i int) bool // nodes that ignore all gossip
+	keys         func(i int) [][]byte
+	signEvents   bool // nodes sign their events and require signatures
 }
 
 // newCluster starts n members on a mocknet with every pair linked and
@@ -82,7 +94,13 @@ func newCluster(t testing.TB, n int, opts clusterOptions) (mocknet.Mocknet, []*t
 
 func addNode(t testing.TB, mn mocknet.Mocknet, i int, opts clusterOptions) *testNode {
 	t.Helper()
-	h, err := mn.GenPeer()
+	// Ed25519 identities, as real nodes have: their peer IDs embed the
+	// public key, which signed events need.
+	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := mn.AddPeer(key, ma.StringCast(fmt.Sprintf("/ip4/10.0.0.%d/tcp/4242", i+1)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +120,12 @@ func addNode(t testing.TB, mn mocknet.Mocknet, i int, opts clusterOptions) *test
 	if interval == 0 {
 		interval = time.Minute
 	}
-	host, err := New(h, Config{Cluster: "test", Set: set, Clock: clock, DHT: DHTOff, SyncInterval: interval, SyncLimits: opts.syncLimits})
+	var keys [][]byte
+	if opts.keys != nil {
+		keys = opts.keys(i)
+	}
+	host, err := New(h, Config{Cluster: "test", Set: set, Clock: clock, DHT: DHTOff, SyncInterval: interval,
+		SyncLimits: opts.syncLimits, ClusterKeys: keys, SignEvents: opts.signEvents, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,8 +134,11 @@ func addNode(t testing.TB, mn mocknet.Mocknet, i int, opts clusterOptions) *test
 		host.Close()
 		set.Close()
 	})
-	return &testNode{Host: host, h: h, set: set, clock: clock}
+	return &testNode{Host: host, h: h, set: set, clock: clock, key: key}
 }
+
+// quiet discards the logs of test nodes.
+var quiet = slog.New(slog.DiscardHandler)
 
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {

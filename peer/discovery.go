@@ -70,7 +70,9 @@ func startDiscovery(ctx context.Context, n *Host, cfg Config) (*discovery, error
 	}
 	mode := map[DHTMode]dht.ModeOpt{DHTAuto: dht.ModeAutoServer, DHTClient: dht.ModeClient, DHTServer: dht.ModeServer}[cfg.DHT]
 	var err error
-	d.dht, err = dht.New(n.h, dht.Mode(mode), dht.ProtocolPrefix(n.names.dhtPrefix), dht.BootstrapPeers(cfg.Bootstrap...))
+	// The DHT itself is the cluster name's, whatever its keys: it stays the
+	// same while the keys change. Only the rendezvous is secret.
+	d.dht, err = dht.New(n.h, dht.Mode(mode), dht.ProtocolPrefix(namesFor(cfg.Cluster).dhtPrefix), dht.BootstrapPeers(cfg.Bootstrap...))
 	if err != nil {
 		return d, fmt.Errorf("peer: starting the DHT: %w", err)
 	}
@@ -94,12 +96,15 @@ func (d *discovery) close() error {
 	return errors.Join(errs...)
 }
 
-// advertiseLoop keeps this node advertised under the cluster's rendezvous.
+// advertiseLoop keeps this node advertised under the rendezvous of each
+// of its cluster keys (or the open cluster's).
 func advertiseLoop(ctx context.Context, n *Host, rd *drouting.RoutingDiscovery) {
 	for {
 		wait := findFirst // until the routing table has peers, retry soon
-		if ttl, err := rd.Advertise(ctx, n.names.rendezvous); err == nil {
-			wait = ttl * 7 / 8
+		for _, nm := range n.keyNames() {
+			if ttl, err := rd.Advertise(ctx, nm.rendezvous); err == nil {
+				wait = ttl * 7 / 8
+			}
 		}
 		if !sleep(ctx, wait) {
 			return
@@ -111,12 +116,14 @@ func advertiseLoop(ctx context.Context, n *Host, rd *drouting.RoutingDiscovery) 
 func findLoop(ctx context.Context, n *Host, rd *drouting.RoutingDiscovery) {
 	wait := findFirst
 	for sleep(ctx, wait) {
-		found, err := rd.FindPeers(ctx, n.names.rendezvous)
-		if err != nil {
-			continue
-		}
-		for ai := range found {
-			n.found(ctx, ai)
+		for _, nm := range n.keyNames() {
+			found, err := rd.FindPeers(ctx, nm.rendezvous)
+			if err != nil {
+				continue
+			}
+			for ai := range found {
+				n.found(ctx, ai)
+			}
 		}
 		wait = min(2*wait, findEvery)
 	}

@@ -2,6 +2,7 @@ package peer
 
 import (
 	"sync"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/control"
@@ -10,20 +11,35 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 )
 
-// Gater refuses connections with the peers a node was told to disconnect
-// from, until it is told to connect to them again. Install it in the libp2p
-// host (HostOptions.Gater) so refused peers cannot even connect; for a host
-// built elsewhere, the Host closes their connections as they open and
-// ignores their messages.
+// Gater decides which peers a node talks to: none that it was told to
+// disconnect from (until it is told to connect to them again), none that
+// recently failed to prove membership of a closed cluster, and, when it has
+// an allowlist, only the peers on it. Install it in the libp2p host
+// (HostOptions.Gater) so refused peers cannot even connect; for a host built
+// elsewhere, the Host closes their connections as they open and ignores
+// their messages.
 type Gater struct {
+	allow map[lpeer.ID]bool // nil: everyone not refused
+
 	mu      sync.RWMutex
 	refused map[lpeer.ID]struct{}
+	until   map[lpeer.ID]time.Time // refused until then
 }
 
 var _ connmgr.ConnectionGater = (*Gater)(nil)
 
-// NewGater returns a Gater that refuses nobody.
-func NewGater() *Gater { return &Gater{refused: make(map[lpeer.ID]struct{})} }
+// NewGater returns a Gater that refuses nobody, or, given an allowlist,
+// everybody else.
+func NewGater(allow ...lpeer.ID) *Gater {
+	g := &Gater{refused: make(map[lpeer.ID]struct{}), until: make(map[lpeer.ID]time.Time)}
+	if len(allow) > 0 {
+		g.allow = make(map[lpeer.ID]bool, len(allow))
+		for _, p := range allow {
+			g.allow[p] = true
+		}
+	}
+	return g
+}
 
 func (g *Gater) refuse(p lpeer.ID) {
 	g.mu.Lock()
@@ -31,18 +47,30 @@ func (g *Gater) refuse(p lpeer.ID) {
 	g.refused[p] = struct{}{}
 }
 
-func (g *Gater) allow(p lpeer.ID) {
+// refuseFor refuses p for d.
+func (g *Gater) refuseFor(p lpeer.ID, d time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.until[p] = time.Now().Add(d)
+}
+
+func (g *Gater) allowPeer(p lpeer.ID) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	delete(g.refused, p)
+	delete(g.until, p)
 }
 
 // Refused reports whether p is refused.
 func (g *Gater) Refused(p lpeer.ID) bool {
+	if g.allow != nil && !g.allow[p] {
+		return true
+	}
 	g.mu.RLock()
-	defer g.mu.RUnlock()
-	_, ok := g.refused[p]
-	return ok
+	_, refused := g.refused[p]
+	until, gated := g.until[p]
+	g.mu.RUnlock()
+	return refused || gated && time.Now().Before(until)
 }
 
 func (g *Gater) InterceptPeerDial(p lpeer.ID) bool                 { return !g.Refused(p) }

@@ -64,76 +64,100 @@ func (c *gossipCounters) snapshot() GossipStats {
 }
 
 // gossip replicates new events over the cluster topic: it publishes this
-// node's events in batches and merges the batches of others.
+// node's events in batches and merges the batches of others. A node holding
+// several cluster keys listens on the topic of each and publishes on the
+// first.
 type gossip struct {
-	self    lpeer.ID
-	selfStr string
-	replica *replica
-	gater   *Gater
-	members *memberTable
-	log     *slog.Logger
-	counts  gossipCounters
+	self     lpeer.ID
+	selfStr  string
+	replica  *replica
+	member   func(lpeer.ID) bool // may this peer's gossip be taken? must not block
+	members  *memberTable
+	log      *slog.Logger
+	counts   gossipCounters
+	ps       *pubsub.PubSub
+	channels []*channel // channels[0] is the one this node publishes on
+	watch    *crdt.Watch
 
 	// dropIncoming, if set before the node connects, makes it ignore
 	// gossip from peers: tests use it to lose gossip on purpose.
 	dropIncoming bool
+}
 
-	ps    *pubsub.PubSub
+// channel is one joined topic.
+type channel struct {
+	name  string
 	topic *pubsub.Topic
 	sub   *pubsub.Subscription
-	watch *crdt.Watch
 	peers *pubsub.TopicEventHandler
 }
 
-// startGossip joins the cluster topic. Its loops run until ctx ends.
-func startGossip(ctx context.Context, h host.Host, g *gossip, topic string) error {
+// startGossip joins the cluster topics. Its loops run until ctx ends.
+func startGossip(ctx context.Context, h host.Host, g *gossip, topics []string) error {
 	g.self, g.selfStr = h.ID(), h.ID().String()
 	ps, err := pubsub.NewGossipSub(ctx, h,
 		pubsub.WithPeerOutboundQueueSize(outboundQueue),
 		pubsub.WithValidateQueueSize(validateQueue),
 		pubsub.WithRawTracer(tracer{g}),
-		pubsub.WithPeerScore(scoreParams(topic)),
+		pubsub.WithPeerScore(scoreParams(topics)),
 		pubsub.WithPeerScoreInspect(g.members.setScores, time.Second),
 	)
 	if err != nil {
 		return err
 	}
-	if err := ps.RegisterTopicValidator(topic, g.validate); err != nil {
-		return err
+	g.ps = ps
+	for _, name := range topics {
+		if err := ps.RegisterTopicValidator(name, g.validate); err != nil {
+			return err
+		}
+		c := &channel{name: name}
+		if c.topic, err = ps.Join(name); err != nil {
+			return err
+		}
+		if c.sub, err = c.topic.Subscribe(pubsub.WithBufferSize(subscriptionSize)); err != nil {
+			return err
+		}
+		if c.peers, err = c.topic.EventHandler(); err != nil {
+			return err
+		}
+		g.channels = append(g.channels, c)
 	}
-	t, err := ps.Join(topic)
-	if err != nil {
-		return err
-	}
-	sub, err := t.Subscribe(pubsub.WithBufferSize(subscriptionSize))
-	if err != nil {
-		return err
-	}
-	peers, err := t.EventHandler()
-	if err != nil {
-		return err
-	}
-	g.ps, g.topic, g.sub, g.peers = ps, t, sub, peers
 	g.watch = g.replica.set.Watch(watchBuffer)
 	return nil
+}
+
+// leave unsubscribes and leaves every topic. It must run while pubsub's
+// context is still live.
+func (g *gossip) leave() error {
+	var errs []error
+	for _, c := range g.channels {
+		c.peers.Cancel()
+		c.sub.Cancel()
+		errs = append(errs, c.topic.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // scoreParams penalise a peer for every batch that fails validation: two
 // bad batches put it below the graylist threshold, so its gossip is ignored
 // for a while. Other score components stay off.
-func scoreParams(topic string) (*pubsub.PeerScoreParams, *pubsub.PeerScoreThresholds) {
+func scoreParams(topics []string) (*pubsub.PeerScoreParams, *pubsub.PeerScoreThresholds) {
+	params := map[string]*pubsub.TopicScoreParams{}
+	for _, t := range topics {
+		params[t] = &pubsub.TopicScoreParams{
+			SkipAtomicValidation:           true,
+			TopicWeight:                    1,
+			TimeInMeshQuantum:              time.Second, // unused, but a divisor
+			InvalidMessageDeliveriesWeight: -100,
+			InvalidMessageDeliveriesDecay:  0.9,
+		}
+	}
 	return &pubsub.PeerScoreParams{
 			SkipAtomicValidation: true,
 			AppSpecificScore:     func(lpeer.ID) float64 { return 0 },
 			DecayInterval:        time.Second,
 			DecayToZero:          0.01,
-			Topics: map[string]*pubsub.TopicScoreParams{topic: {
-				SkipAtomicValidation:           true,
-				TopicWeight:                    1,
-				TimeInMeshQuantum:              time.Second, // unused, but a divisor
-				InvalidMessageDeliveriesWeight: -100,
-				InvalidMessageDeliveriesDecay:  0.9,
-			}},
+			Topics:               params,
 		}, &pubsub.PeerScoreThresholds{
 			SkipAtomicValidation: true,
 			GossipThreshold:      -50,
@@ -143,17 +167,18 @@ func scoreParams(topic string) (*pubsub.PeerScoreParams, *pubsub.PeerScoreThresh
 }
 
 // validate decodes and verifies a batch before gossipsub accepts or
-// forwards it. A batch that does not decode, or carries an event whose ID
-// does not match its content, is rejected: nothing of it is stored and the
+// forwards it. A batch that does not open or decode, carries an event whose
+// ID does not match its content, or (when the cluster signs events) one not
+// signed by its origin, is rejected: nothing of it is stored and the
 // sender's score drops. The decoded events ride along to the merge loop.
 func (g *gossip) validate(_ context.Context, from lpeer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 	if from == g.self {
 		return pubsub.ValidationAccept
 	}
-	if g.gater.Refused(from) || g.dropIncoming {
+	if !g.member(from) || g.dropIncoming {
 		return pubsub.ValidationIgnore
 	}
-	evs, err := g.replica.limits.DecodeBatch(msg.Data)
+	evs, err := g.replica.decode(msg.GetTopic(), msg.Data)
 	if err != nil {
 		g.counts.batchesRejected.Add(1)
 		g.log.Debug("rejected a gossiped batch", "from", from, "err", err)
@@ -163,10 +188,10 @@ func (g *gossip) validate(_ context.Context, from lpeer.ID, msg *pubsub.Message)
 	return pubsub.ValidationAccept
 }
 
-// receiveLoop merges validated batches from peers.
-func (g *gossip) receiveLoop(ctx context.Context) {
+// receiveLoop merges the validated batches of peers that arrive on c.
+func (g *gossip) receiveLoop(ctx context.Context, c *channel) {
 	for {
-		msg, err := g.sub.Next(ctx)
+		msg, err := c.sub.Next(ctx)
 		if err != nil {
 			return
 		}
@@ -266,13 +291,14 @@ func (g *gossip) ownSince(ctx context.Context, from crdt.Key) []events.Event {
 func (g *gossip) publish(ctx context.Context, batch []events.Event) {
 	for len(batch) > 0 {
 		n := min(len(batch), batchMaxEvents)
-		data, err := g.replica.limits.EncodeBatch(batch[:n])
+		out := g.channels[0]
+		data, err := g.replica.encode(out.name, batch[:n])
 		for errors.Is(err, events.ErrTooLarge) && n > 1 {
 			n /= 2
-			data, err = g.replica.limits.EncodeBatch(batch[:n])
+			data, err = g.replica.encode(out.name, batch[:n])
 		}
 		if err == nil {
-			err = g.topic.Publish(ctx, data)
+			err = out.topic.Publish(ctx, data)
 		}
 		if err != nil {
 			if ctx.Err() == nil {
@@ -287,10 +313,10 @@ func (g *gossip) publish(ctx context.Context, batch []events.Event) {
 	}
 }
 
-// joinLoop reports peers that subscribe to the cluster topic.
-func (g *gossip) joinLoop(ctx context.Context, joined func(lpeer.ID)) {
+// joinLoop reports peers that subscribe to c's topic.
+func (g *gossip) joinLoop(ctx context.Context, c *channel, joined func(lpeer.ID)) {
 	for {
-		ev, err := g.peers.NextPeerEvent(ctx)
+		ev, err := c.peers.NextPeerEvent(ctx)
 		if err != nil {
 			return
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/scopemesh/scopemesh/crdt"
@@ -38,6 +39,17 @@ type Config struct {
 
 	SyncInterval time.Duration // how often to reconcile with a random member; 0: 30s
 	SyncLimits   SyncLimits    // bounds of one sync session
+
+	// ClusterKeys close the cluster: members must prove they hold one of
+	// them, and event batches are sealed with the first (see closed.go).
+	// Each is KeyLen bytes. Empty: an open cluster.
+	ClusterKeys [][]byte
+	// AllowPeers, if set, are the only peers the node talks to (the Gater
+	// made when Gater is nil enforces it; a given Gater should already).
+	AllowPeers []lpeer.ID
+	// SignEvents makes the node accept only events signed by their origin
+	// (events.Sign with the origin's Ed25519 identity).
+	SignEvents bool
 }
 
 // Host runs a node's part of the cluster on a libp2p host: discovery,
@@ -46,7 +58,10 @@ type Config struct {
 type Host struct {
 	h       host.Host
 	cfg     Config
-	names   names
+	names   names   // the names this node uses: of its first cluster key, if closed
+	keys    keyring // nil: an open cluster
+	proofs  proofs  // membership proofs of peers, in a closed cluster
+	auth    protocol.ID
 	log     *slog.Logger
 	gater   *Gater
 	members *memberTable
@@ -75,7 +90,11 @@ func New(h host.Host, cfg Config) (_ *Host, err error) {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Gater == nil {
-		cfg.Gater = NewGater()
+		cfg.Gater = NewGater(cfg.AllowPeers...)
+	}
+	keys, err := newKeyring(cfg.Cluster, cfg.ClusterKeys)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.SyncInterval <= 0 {
 		cfg.SyncInterval = 30 * time.Second
@@ -85,6 +104,8 @@ func New(h host.Host, cfg Config) (_ *Host, err error) {
 		h:       h,
 		cfg:     cfg,
 		names:   namesFor(cfg.Cluster),
+		keys:    keys,
+		auth:    authProtocol(cfg.Cluster),
 		log:     cfg.Logger.With("node", h.ID().String()),
 		gater:   cfg.Gater,
 		members: newMemberTable(time.Now),
@@ -100,20 +121,40 @@ func New(h host.Host, cfg Config) (_ *Host, err error) {
 			n.Close()
 		}
 	}()
+	if keys != nil {
+		n.names = keys[0].names
+		h.SetStreamHandler(n.auth, n.handleProof)
+	}
 	n.notify = &network.NotifyBundle{ConnectedF: n.onConnected, DisconnectedF: n.onDisconnected}
 	h.Network().Notify(n.notify)
+	if keys != nil {
+		// Peers connected before the notifee was in place.
+		for _, p := range h.Network().Peers() {
+			n.goLoop(ctx, func(ctx context.Context) { n.verify(ctx, p) })
+		}
+	}
 
-	n.replica = &replica{set: cfg.Set, clock: cfg.Clock, limits: cfg.Limits, skew: &skewTable{now: time.Now}, log: n.log}
-	n.gossip = &gossip{replica: n.replica, gater: n.gater, members: n.members, log: n.log}
-	if err := startGossip(ctx, h, n.gossip, n.names.topic); err != nil {
+	n.replica = &replica{set: cfg.Set, clock: cfg.Clock, limits: cfg.Limits, keys: keys, signed: cfg.SignEvents,
+		skew: &skewTable{now: time.Now}, log: n.log}
+	n.gossip = &gossip{replica: n.replica, members: n.members, log: n.log,
+		member: func(p lpeer.ID) bool { return n.member(expired, p) }}
+	var topics []string
+	for _, nm := range n.keyNames() {
+		topics = append(topics, nm.topic)
+	}
+	if err := startGossip(ctx, h, n.gossip, topics); err != nil {
 		return nil, fmt.Errorf("peer: starting gossip: %w", err)
 	}
-	n.goLoop(ctx, n.gossip.receiveLoop)
 	n.goLoop(ctx, n.gossip.publishLoop)
-	n.goLoop(ctx, func(ctx context.Context) { n.gossip.joinLoop(ctx, n.onJoined) })
+	for _, c := range n.gossip.channels {
+		n.goLoop(ctx, func(ctx context.Context) { n.gossip.receiveLoop(ctx, c) })
+		n.goLoop(ctx, func(ctx context.Context) { n.gossip.joinLoop(ctx, c, n.onJoined) })
+	}
 
-	h.SetStreamHandler(n.names.sync, n.handleSync)
-	h.SetStreamHandler(n.names.query, n.handleQuery)
+	for _, nm := range n.keyNames() {
+		h.SetStreamHandler(nm.sync, n.handleSync)
+		h.SetStreamHandler(nm.query, n.handleQuery)
+	}
 	n.goLoop(ctx, n.syncLoop)
 
 	for _, ai := range cfg.Bootstrap {
@@ -140,15 +181,16 @@ func (n *Host) goLoop(ctx context.Context, loop func(context.Context)) {
 func (n *Host) Close() error {
 	n.closeOnce.Do(func() {
 		var errs []error
-		if n.gossip != nil && n.gossip.topic != nil {
-			// Leave the topic while pubsub, which runs under ctx, still
+		if n.gossip != nil {
+			// Leave the topics while pubsub, which runs under ctx, still
 			// answers.
-			n.gossip.peers.Cancel()
-			n.gossip.sub.Cancel()
-			errs = append(errs, n.gossip.topic.Close())
+			errs = append(errs, n.gossip.leave())
 		}
-		n.h.RemoveStreamHandler(n.names.sync)
-		n.h.RemoveStreamHandler(n.names.query)
+		for _, nm := range n.keyNames() {
+			n.h.RemoveStreamHandler(nm.sync)
+			n.h.RemoveStreamHandler(nm.query)
+		}
+		n.h.RemoveStreamHandler(n.auth)
 		n.cancel()
 		if n.disc != nil {
 			errs = append(errs, n.disc.close())
@@ -187,6 +229,9 @@ func (n *Host) onConnected(_ network.Network, c network.Conn) {
 		// A host built without our gater still accepts the connection.
 		go c.Close()
 	}
+	if n.keys != nil {
+		n.goLoop(n.ctx, func(ctx context.Context) { n.verify(ctx, p) })
+	}
 	if n.members.connected(p) {
 		// A member is back after a partition or a restart: exchange what
 		// each side recorded meanwhile.
@@ -195,7 +240,10 @@ func (n *Host) onConnected(_ network.Network, c network.Conn) {
 }
 
 func (n *Host) onDisconnected(_ network.Network, c network.Conn) {
-	n.members.disconnected(c.RemotePeer())
+	if n.members.disconnected(c.RemotePeer()) {
+		// Its next connection is checked again.
+		n.proofs.forget(c.RemotePeer())
+	}
 }
 
 // meshSettle is how long after a member joins its gossip mesh has surely
@@ -236,7 +284,7 @@ func ParseAddr(addr string) (lpeer.AddrInfo, error) {
 // register makes ai a wanted peer: allowed, and re-dialled whenever it is
 // unreachable.
 func (n *Host) register(ai lpeer.AddrInfo) {
-	n.gater.allow(ai.ID)
+	n.gater.allowPeer(ai.ID)
 	n.members.want(ai.ID)
 	n.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.PermanentAddrTTL)
 }
@@ -308,11 +356,12 @@ func (n *Host) Members() (connected, unreachable []lpeer.ID) {
 	return connected, unreachable
 }
 
-// connectedMembers returns the members with an open connection.
+// connectedMembers returns the members with an open connection (and, in a
+// closed cluster, a proof of membership).
 func (n *Host) connectedMembers() []lpeer.ID {
 	var out []lpeer.ID
 	for _, p := range n.members.connectedMembers() {
-		if n.h.Network().Connectedness(p) == network.Connected {
+		if n.h.Network().Connectedness(p) == network.Connected && n.member(expired, p) {
 			out = append(out, p)
 		}
 	}
@@ -327,6 +376,7 @@ func (n *Host) Peers() []PeerInfo {
 			info.Addrs = append(info.Addrs, a.String())
 		}
 		info.RTT = ps.LatencyEWMA(p)
+		info.Connections = connections(n.h.Network().ConnsToPeer(p))
 	})
 }
 
@@ -349,4 +399,23 @@ func (n *Host) Status() Status {
 		ClockSkew: n.replica.skew.list(),
 		Uptime:    time.Since(n.started),
 	}
+}
+
+// connections describes conns, oldest first.
+func connections(conns []network.Conn) []Connection {
+	out := make([]Connection, 0, len(conns))
+	for _, c := range conns {
+		st := c.Stat()
+		addr := c.RemoteMultiaddr()
+		_, err := addr.ValueForProtocol(ma.P_CIRCUIT)
+		out = append(out, Connection{
+			Addr:    addr.String(),
+			Relayed: err == nil,
+			Limited: st.Limited,
+			Inbound: st.Direction == network.DirInbound,
+			Opened:  st.Opened,
+		})
+	}
+	slices.SortFunc(out, func(a, b Connection) int { return a.Opened.Compare(b.Opened) })
+	return out
 }

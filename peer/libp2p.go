@@ -2,6 +2,7 @@ package peer
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -76,7 +77,7 @@ func NewLibp2pHost(o HostOptions) (host.Host, error) {
 		opts = append(opts, libp2p.ConnectionGater(o.Gater))
 	}
 	if len(o.Relays) > 0 {
-		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(o.Relays))
+		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(mergeAddrInfos(o.Relays)))
 	}
 	if o.RelayService {
 		// A cluster's own relay carries replication, not just the hole
@@ -95,4 +96,26 @@ func NewLibp2pHost(o HostOptions) (host.Host, error) {
 		return nil, fmt.Errorf("peer: starting libp2p: %w", err)
 	}
 	return h, nil
+}
+
+// mergeAddrInfos joins the entries of one peer into one, in first-seen
+// order. AutoRelay never reserves a slot on a static relay listed twice,
+// as a relay given by its TCP and its QUIC address would be.
+func mergeAddrInfos(ais []lpeer.AddrInfo) []lpeer.AddrInfo {
+	var out []lpeer.AddrInfo
+	at := make(map[lpeer.ID]int)
+	for _, ai := range ais {
+		i, ok := at[ai.ID]
+		if !ok {
+			at[ai.ID] = len(out)
+			out = append(out, lpeer.AddrInfo{ID: ai.ID})
+			i = len(out) - 1
+		}
+		for _, a := range ai.Addrs {
+			if !slices.ContainsFunc(out[i].Addrs, a.Equal) {
+				out[i].Addrs = append(out[i].Addrs, a)
+			}
+		}
+	}
+	return out
 }

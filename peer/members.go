@@ -27,6 +27,18 @@ type PeerInfo struct {
 	LastSync         time.Time     // end of the last sync session with it, either side's; zero if none
 	LastSyncResult   SyncResult    // that session's result
 	InSync           bool          // the last session ended with both sets equal
+	Connections      []Connection  // the open connections, oldest first
+}
+
+// Connection is one open connection to a peer. It tells a direct
+// connection, for instance one made by hole punching, from one through a
+// relay.
+type Connection struct {
+	Addr    string    // the peer's end, a multiaddr; through a relay it contains /p2p-circuit
+	Relayed bool      // it runs through a relay
+	Limited bool      // the relay caps its time and bytes: gossip does not use it
+	Inbound bool      // the peer dialled
+	Opened  time.Time // when it was established
 }
 
 // member is the table's record of one peer.
@@ -93,19 +105,21 @@ func (t *memberTable) connected(p lpeer.ID) (returned bool) {
 	return returned
 }
 
-// disconnected records that a connection with p closed.
-func (t *memberTable) disconnected(p lpeer.ID) {
+// disconnected records that a connection with p closed. It reports whether
+// it was the last.
+func (t *memberTable) disconnected(p lpeer.ID) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	m, ok := t.peers[p]
 	if !ok || m.conns == 0 {
-		return
+		return false
 	}
 	if m.conns--; m.conns > 0 {
-		return
+		return false
 	}
 	m.Connected, m.ConnectedSince, m.UnreachableSince = false, time.Time{}, t.now()
 	m.InMesh = false
+	return true
 }
 
 // joined records that p subscribed to the cluster topic. It reports whether

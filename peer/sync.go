@@ -12,6 +12,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/scopemesh/scopemesh/crdt"
 	"github.com/scopemesh/scopemesh/events"
@@ -114,8 +115,8 @@ func (s *sessions) tryStart(p lpeer.ID) (end func(), wait <-chan struct{}) {
 // When both sides start at once, each refuses the other's stream; they
 // retry after a random pause until one gets through.
 func (n *Host) syncPeer(ctx context.Context, p lpeer.ID) SyncResult {
-	if n.gater.Refused(p) {
-		return SyncResult{Err: fmt.Errorf("peer: %s is disconnected on request", p)}
+	if !n.member(ctx, p) {
+		return SyncResult{Err: fmt.Errorf("%w: %s", ErrNotMember, p)}
 	}
 	for {
 		end, wait := n.sessions.tryStart(p)
@@ -155,6 +156,9 @@ func newStream(s network.Stream, lim SyncLimits) *stream {
 
 func (s *stream) send(typ byte, payload []byte) error { return writeFrame(s.w, typ, payload) }
 
+// channel names the stream for sealing: its protocol.
+func (s *stream) channel() string { return string(s.s.Protocol()) }
+
 // recv reads the next frame, which must be of one of the types want; an
 // error frame becomes an error.
 func (s *stream) recv(want ...byte) (byte, []byte, error) {
@@ -185,7 +189,7 @@ func (n *Host) initiate(ctx context.Context, p lpeer.ID) (res SyncResult) {
 	lim := n.syncLimits
 	ctx, cancel := context.WithTimeout(ctx, lim.Duration)
 	defer cancel()
-	raw, err := n.h.NewStream(network.WithAllowLimitedConn(ctx, "scopemesh-sync"), p, n.names.sync)
+	raw, err := n.h.NewStream(network.WithAllowLimitedConn(ctx, "scopemesh-sync"), p, n.protocols(func(nm names) protocol.ID { return nm.sync })...)
 	if err != nil {
 		return SyncResult{Err: fmt.Errorf("peer: opening a sync stream: %w", err), Duration: time.Since(start)}
 	}
@@ -299,7 +303,7 @@ func (n *Host) fetch(ctx context.Context, s *stream, res *SyncResult, need []eve
 
 // push sends the events the responder lacks.
 func (n *Host) push(ctx context.Context, s *stream, res *SyncResult, have []events.ID) error {
-	return n.sendEvents(ctx, have, func(batch []byte, count int) error {
+	return n.sendEvents(ctx, s.channel(), have, func(batch []byte, count int) error {
 		if err := s.send(frameEvents, batch); err != nil {
 			return err
 		}
@@ -316,8 +320,8 @@ func (n *Host) push(ctx context.Context, s *stream, res *SyncResult, have []even
 }
 
 // sendEvents reads the events ids names from the set and hands them to
-// send in batches.
-func (n *Host) sendEvents(ctx context.Context, ids []events.ID, send func(batch []byte, count int) error) error {
+// send in batches encoded for channel.
+func (n *Host) sendEvents(ctx context.Context, channel string, ids []events.ID, send func(batch []byte, count int) error) error {
 	evs := make([]events.Event, 0, len(ids))
 	for _, id := range ids {
 		e, err := n.cfg.Set.Get(ctx, id)
@@ -329,19 +333,19 @@ func (n *Host) sendEvents(ctx context.Context, ids []events.ID, send func(batch 
 		}
 		evs = append(evs, e)
 	}
-	return n.sendBatches(evs, send)
+	return n.sendBatches(channel, evs, send)
 }
 
-// sendBatches encodes evs in batches of about pushBatchBytes and hands each
-// to send.
-func (n *Host) sendBatches(evs []events.Event, send func(batch []byte, count int) error) error {
+// sendBatches encodes evs for channel in batches of about pushBatchBytes and
+// hands each to send.
+func (n *Host) sendBatches(channel string, evs []events.Event, send func(batch []byte, count int) error) error {
 	for len(evs) > 0 {
 		count, size := 0, 0
 		for count < len(evs) && count < n.maxBatchEvents() && size < pushBatchBytes {
 			size += approxSize(evs[count])
 			count++
 		}
-		data, err := n.cfg.Limits.EncodeBatch(evs[:count])
+		data, err := n.replica.encode(channel, evs[:count])
 		if err != nil {
 			return fmt.Errorf("peer: encoding a batch: %w", err)
 		}
@@ -363,7 +367,7 @@ func (n *Host) maxBatchEvents() int {
 // mergeBatch decodes, verifies and merges a batch a peer sent, counting its
 // events against the session's limit.
 func (n *Host) mergeBatch(ctx context.Context, s *stream, payload []byte) (added, held int, err error) {
-	evs, err := n.cfg.Limits.DecodeBatch(payload)
+	evs, err := n.replica.decode(s.channel(), payload)
 	if err != nil {
 		return 0, 0, fmt.Errorf("peer: a synced batch: %w", err)
 	}
@@ -377,7 +381,7 @@ func (n *Host) mergeBatch(ctx context.Context, s *stream, payload []byte) (added
 func (n *Host) handleSync(raw network.Stream) {
 	p := raw.Conn().RemotePeer()
 	defer raw.Close()
-	if n.gater.Refused(p) {
+	if !n.member(n.ctx, p) {
 		raw.Reset()
 		return
 	}
@@ -439,7 +443,7 @@ func (n *Host) serve(ctx context.Context, s *stream, res *SyncResult) error {
 			for i := range ids {
 				copy(ids[i][:], payload[i*len(events.ID{}):])
 			}
-			err := n.sendEvents(ctx, ids, func(batch []byte, count int) error {
+			err := n.sendEvents(ctx, s.channel(), ids, func(batch []byte, count int) error {
 				res.Sent += count
 				return s.send(frameEvents, batch)
 			})

@@ -1,0 +1,339 @@
+package peer
+
+import (
+	"bufio"
+	"context"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/multiformats/go-multistream"
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// A closed cluster is one whose members share a secret key. The key names
+// the cluster's topic, protocols and DHT rendezvous, so outsiders cannot find
+// them; members prove they hold it to each other when they connect, and
+// only proven members get gossip, sync and query service; and event batches
+// are sealed with an AEAD under a key derived from it, so relays,
+// eavesdroppers and outsiders in the mesh learn nothing from them.
+//
+// A node can hold several keys while the cluster changes keys: it proves
+// with all of them, accepts any, joins the topics of all, and seals with
+// the first. Rotating without a partition takes three steps: every member
+// adds the new key after the old; then every member puts the new key first;
+// then every member drops the old one.
+
+// KeyLen is the length of a cluster key.
+const KeyLen = 32
+
+// ErrClusterKey reports a cluster key of the wrong length.
+var ErrClusterKey = errors.New("peer: a cluster key must be 32 bytes")
+
+// ErrNotMember reports a peer that did not prove it holds the cluster key.
+var ErrNotMember = errors.New("peer: not a proven member of the cluster")
+
+// keyIDLen is the length of the public key identifier that tells which key
+// sealed a batch or made a proof.
+const keyIDLen = 8
+
+// clusterKey holds what one cluster key derives.
+type clusterKey struct {
+	id    [keyIDLen]byte
+	names names
+	auth  []byte      // HMAC key of membership proofs
+	seal  cipher.AEAD // XChaCha20-Poly1305: random 24-byte nonces never repeat in practice
+}
+
+// keyring is a node's cluster keys, the one it seals with first. A nil
+// keyring is an open cluster.
+type keyring []*clusterKey
+
+func newKeyring(cluster string, keys [][]byte) (keyring, error) {
+	var ring keyring
+	for _, k := range keys {
+		if len(k) != KeyLen {
+			return nil, fmt.Errorf("%w, got %d", ErrClusterKey, len(k))
+		}
+		derive := func(purpose string, n int) []byte {
+			out, err := hkdf.Key(sha256.New, k, []byte(cluster), "scopemesh/v1/"+purpose, n)
+			if err != nil {
+				panic(err) // only for lengths beyond 255 hash blocks
+			}
+			return out
+		}
+		aead, err := chacha20poly1305.NewX(derive("seal", chacha20poly1305.KeySize))
+		if err != nil {
+			return nil, err
+		}
+		ck := &clusterKey{names: namesFor(cluster + "/" + hex.EncodeToString(derive("names", 16))), auth: derive("auth", 32), seal: aead}
+		copy(ck.id[:], derive("id", keyIDLen))
+		ring = append(ring, ck)
+	}
+	return ring, nil
+}
+
+func (r keyring) find(id []byte) *clusterKey {
+	for _, k := range r {
+		if string(k.id[:]) == string(id) {
+			return k
+		}
+	}
+	return nil
+}
+
+// Sealed batches are keyID ‖ nonce ‖ ciphertext; the topic or protocol they
+// travel on is authenticated with them, so a batch cannot be replayed on
+// another channel.
+
+func (r keyring) seal(channel string, plain []byte) []byte {
+	k := r[0]
+	out := make([]byte, keyIDLen+k.seal.NonceSize(), keyIDLen+k.seal.NonceSize()+len(plain)+k.seal.Overhead())
+	copy(out, k.id[:])
+	rand.Read(out[keyIDLen:])
+	return k.seal.Seal(out, out[keyIDLen:], plain, []byte(channel))
+}
+
+func (r keyring) open(channel string, sealed []byte) ([]byte, error) {
+	if len(sealed) < keyIDLen {
+		return nil, fmt.Errorf("%w: sealed batch of %d bytes", ErrNotMember, len(sealed))
+	}
+	k := r.find(sealed[:keyIDLen])
+	if k == nil || len(sealed) < keyIDLen+k.seal.NonceSize() {
+		return nil, fmt.Errorf("%w: batch sealed with an unknown key", ErrNotMember)
+	}
+	nonce := sealed[keyIDLen : keyIDLen+k.seal.NonceSize()]
+	plain, err := k.seal.Open(nil, nonce, sealed[keyIDLen+k.seal.NonceSize():], []byte(channel))
+	if err != nil {
+		return nil, fmt.Errorf("%w: batch does not open: %v", ErrNotMember, err)
+	}
+	return plain, nil
+}
+
+// The membership proof. The verifier sends a fresh 32-byte nonce; the
+// prover answers, for each of its keys, the key's ID and
+// HMAC(auth key, "scopemesh/v1/proof" ‖ nonce ‖ prover ID ‖ verifier ID).
+// The nonce defeats replay; naming prover and verifier in that order
+// defeats reflection (a verifier's own answer names the roles the other way
+// round); libp2p's secure channel authenticates both peer IDs, so a proof
+// cannot be relayed to a third party either.
+const (
+	nonceLen     = 32
+	proofTimeout = 10 * time.Second
+	// gateFor is how long a peer that failed to prove membership is
+	// refused.
+	gateFor = time.Minute
+)
+
+func authProtocol(cluster string) protocol.ID {
+	return protocol.ID("/scopemesh/" + cluster + "/auth/1")
+}
+
+func (k *clusterKey) proof(nonce []byte, prover, verifier lpeer.ID) []byte {
+	m := hmac.New(sha256.New, k.auth)
+	m.Write([]byte("scopemesh/v1/proof"))
+	m.Write(nonce)
+	m.Write([]byte(prover))
+	m.Write([]byte(verifier))
+	return m.Sum(nil)
+}
+
+// answerProof serves the prover's side of a membership check.
+func (r keyring) answerProof(s network.Stream) error {
+	br, bw := bufio.NewReader(s), bufio.NewWriter(s)
+	_, nonce, err := readFrame(br, nonceLen)
+	if err != nil || len(nonce) != nonceLen {
+		return fmt.Errorf("%w: bad nonce", ErrFrame)
+	}
+	self, verifier := s.Conn().LocalPeer(), s.Conn().RemotePeer()
+	var answer []byte
+	for _, k := range r {
+		answer = append(answer, k.id[:]...)
+		answer = append(answer, k.proof(nonce, self, verifier)...)
+	}
+	return writeFrame(bw, frameProof, answer)
+}
+
+// checkProof runs the verifier's side: it reports nil if the peer on s
+// proved it holds one of r's keys.
+func (r keyring) checkProof(s network.Stream) error {
+	br, bw := bufio.NewReader(s), bufio.NewWriter(s)
+	nonce := make([]byte, nonceLen)
+	rand.Read(nonce)
+	if err := writeFrame(bw, frameNonce, nonce); err != nil {
+		return err
+	}
+	const entry = keyIDLen + sha256.Size
+	_, answer, err := readFrame(br, 16*entry)
+	if err != nil {
+		return err
+	}
+	if len(answer)%entry != 0 {
+		return fmt.Errorf("%w: proof of %d bytes", ErrFrame, len(answer))
+	}
+	prover, self := s.Conn().RemotePeer(), s.Conn().LocalPeer()
+	for i := 0; i < len(answer); i += entry {
+		if k := r.find(answer[i : i+keyIDLen]); k != nil && hmac.Equal(answer[i+keyIDLen:i+entry], k.proof(nonce, prover, self)) {
+			return nil
+		}
+	}
+	return ErrNotMember
+}
+
+// Frames of the membership proof.
+const (
+	frameNonce byte = 9
+	frameProof byte = 10
+)
+
+// proofs tracks which peers proved membership. Its zero value is usable.
+type proofs struct {
+	mu    sync.Mutex
+	state map[lpeer.ID]*proofState
+}
+
+type proofState struct {
+	done   chan struct{} // closed once the check ended
+	member bool
+}
+
+// start returns p's check, and whether the caller must run it.
+func (ps *proofs) start(p lpeer.ID) (*proofState, bool) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.state == nil {
+		ps.state = make(map[lpeer.ID]*proofState)
+	}
+	if st, ok := ps.state[p]; ok {
+		return st, false
+	}
+	st := &proofState{done: make(chan struct{})}
+	ps.state[p] = st
+	return st, true
+}
+
+// forget drops p's result, so that its next connection is checked again.
+func (ps *proofs) forget(p lpeer.ID) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	delete(ps.state, p)
+}
+
+// proven reports whether p proved membership, waiting for a check under
+// way until ctx ends.
+func (ps *proofs) proven(ctx context.Context, p lpeer.ID) bool {
+	ps.mu.Lock()
+	st, ok := ps.state[p]
+	ps.mu.Unlock()
+	if !ok {
+		return false
+	}
+	select {
+	case <-st.done:
+		return st.member
+	default:
+	}
+	select {
+	case <-st.done:
+		return st.member
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// verify checks p's membership once per connection spell. A peer that
+// fails is disconnected and refused for gateFor.
+func (n *Host) verify(ctx context.Context, p lpeer.ID) {
+	st, mine := n.proofs.start(p)
+	if !mine {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, proofTimeout)
+	defer cancel()
+	err := func() error {
+		s, err := n.h.NewStream(network.WithAllowLimitedConn(ctx, "scopemesh-auth"), p, n.auth)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		stop := context.AfterFunc(ctx, func() { s.Reset() })
+		defer stop()
+		return n.keys.checkProof(s)
+	}()
+	st.member = err == nil
+	close(st.done)
+	switch {
+	case err == nil || n.ctx.Err() != nil:
+	case errors.Is(err, ErrNotMember), errors.Is(err, multistream.ErrNotSupported[protocol.ID]{}), ctx.Err() != nil:
+		// A wrong proof, no proof protocol, or no answer in time.
+		n.log.Info("refusing a peer that did not prove cluster membership", "peer", p, "err", err, "for", gateFor)
+		n.gater.refuseFor(p, gateFor)
+		n.proofs.forget(p)
+		n.h.Network().ClosePeer(p)
+	default:
+		// The stream broke (the peer restarted, the link dropped): drop
+		// the connection and check again on the next one.
+		n.log.Debug("membership check interrupted", "peer", p, "err", err)
+		n.proofs.forget(p)
+		n.h.Network().ClosePeer(p)
+	}
+}
+
+// handleProof answers a peer's membership check.
+func (n *Host) handleProof(s network.Stream) {
+	defer s.Close()
+	s.SetDeadline(time.Now().Add(proofTimeout))
+	if err := n.keys.answerProof(s); err != nil {
+		s.Reset()
+	}
+}
+
+// expired is a done context: member(expired, p) answers without waiting.
+var expired = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+// member reports whether p may get gossip, sync and query service: in an
+// open cluster any peer not refused; in a closed one, a peer that proved
+// membership (waiting for a check under way until ctx ends).
+func (n *Host) member(ctx context.Context, p lpeer.ID) bool {
+	if n.gater.Refused(p) {
+		return false
+	}
+	return n.keys == nil || n.proofs.proven(ctx, p)
+}
+
+// keyNames returns the names of every key, or the open cluster's.
+func (n *Host) keyNames() []names {
+	if n.keys == nil {
+		return []names{n.names}
+	}
+	out := make([]names, len(n.keys))
+	for i, k := range n.keys {
+		out[i] = k.names
+	}
+	return slices.Clip(out)
+}
+
+// protocols returns one protocol of every key's names, the first key's
+// first, for opening a stream any member understands.
+func (n *Host) protocols(pick func(names) protocol.ID) []protocol.ID {
+	var out []protocol.ID
+	for _, nm := range n.keyNames() {
+		out = append(out, pick(nm))
+	}
+	return out
+}
