@@ -174,17 +174,28 @@ func (r keyring) checkProof(s network.Stream) error {
 	if err := writeFrame(bw, frameNonce, nonce); err != nil {
 		return err
 	}
-	const entry = keyIDLen + sha256.Size
-	_, answer, err := readFrame(br, 16*entry)
+	_, answer, err := readFrame(br, maxProofKeys*proofEntryLen)
 	if err != nil {
 		return err
 	}
-	if len(answer)%entry != 0 {
+	return r.verifyAnswer(answer, nonce, s.Conn().RemotePeer(), s.Conn().LocalPeer())
+}
+
+// A proof answer is up to maxProofKeys entries of key ID ‖ HMAC.
+const (
+	proofEntryLen = keyIDLen + sha256.Size
+	maxProofKeys  = 16
+)
+
+// verifyAnswer reports nil if answer holds a valid proof by prover, for
+// verifier's nonce, under one of r's keys.
+func (r keyring) verifyAnswer(answer, nonce []byte, prover, verifier lpeer.ID) error {
+	if len(answer)%proofEntryLen != 0 {
 		return fmt.Errorf("%w: proof of %d bytes", ErrFrame, len(answer))
 	}
-	prover, self := s.Conn().RemotePeer(), s.Conn().LocalPeer()
-	for i := 0; i < len(answer); i += entry {
-		if k := r.find(answer[i : i+keyIDLen]); k != nil && hmac.Equal(answer[i+keyIDLen:i+entry], k.proof(nonce, prover, self)) {
+	for i := 0; i < len(answer); i += proofEntryLen {
+		k := r.find(answer[i : i+keyIDLen])
+		if k != nil && hmac.Equal(answer[i+keyIDLen:i+proofEntryLen], k.proof(nonce, prover, verifier)) {
 			return nil
 		}
 	}
