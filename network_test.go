@@ -10,22 +10,14 @@ import (
 
 	"github.com/scopemesh/scopemesh/events"
 	"github.com/scopemesh/scopemesh/internal/netns"
+	"github.com/scopemesh/scopemesh/internal/poll"
 	"github.com/scopemesh/scopemesh/query"
 )
 
 // These tests run nodes on real loopback sockets.
 
 // eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+var eventually = poll.Until
 
 // addrsWith returns the addresses of n that contain part.
 func addrsWith(n *Node, part string) []string {

@@ -19,6 +19,7 @@ import (
 	"github.com/scopemesh/scopemesh/events"
 	"github.com/scopemesh/scopemesh/hlc"
 	"github.com/scopemesh/scopemesh/internal/memstore"
+	"github.com/scopemesh/scopemesh/internal/poll"
 )
 
 // testNode is one member of a test cluster.
@@ -141,16 +142,7 @@ func addNode(t testing.TB, mn mocknet.Mocknet, i int, opts clusterOptions) *test
 var quiet = slog.New(slog.DiscardHandler)
 
 // eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+var eventually = poll.Until
 
 // meshed waits until every node has every other in its gossip mesh: gossip
 // published before then may reach nobody.
