@@ -112,16 +112,17 @@ func (s *Set) Count(r Range) int {
 	return hi - lo
 }
 
-// IndexCount returns the number of events index i lists under value, or -1
-// if the set keeps no count for that index (ByCorrelation).
+// IndexCount returns the number of events index i lists under value (a
+// bound: values sharing a digest count together), or -1 if the set keeps no
+// count for that index (ByCorrelation).
 func (s *Set) IndexCount(i Index, value string) int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	switch i {
 	case ByNode:
-		return s.mu.nodes[value]
+		return s.mu.nodes[digest(value)]
 	case ByKind:
-		return s.mu.kinds[value]
+		return s.mu.kinds[digest(value)]
 	}
 	return -1
 }
@@ -165,7 +166,7 @@ func (s *Set) ScanIndex(ctx context.Context, i Index, value string, r Range, des
 		if err != nil {
 			return err
 		}
-		if !fn(e) {
+		if indexed(i, e, value) && !fn(e) {
 			return nil
 		}
 	}

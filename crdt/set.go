@@ -35,8 +35,8 @@ type Set struct {
 	mu struct {
 		sync.RWMutex
 		tree   *keytree.Tree
-		nodes  map[string]int // events per origin node
-		kinds  map[string]int // events per kind
+		nodes  map[string]int // events per origin node, by digest
+		kinds  map[string]int // events per kind, by digest
 		closed bool
 	}
 
@@ -61,7 +61,7 @@ func New(ctx context.Context, ds datastore.Batching, opts Options) (*Set, error)
 }
 
 // loadIndex reads every entry under an index prefix and returns their event
-// keys and the number of entries per indexed value.
+// keys and the number of entries per value digest.
 func loadIndex(ctx context.Context, ds datastore.Datastore, prefix string) ([]keytree.Key, map[string]int, error) {
 	res, err := ds.Query(ctx, dsq.Query{Prefix: prefix, KeysOnly: true})
 	if err != nil {
@@ -129,8 +129,8 @@ func (s *Set) Merge(ctx context.Context, batch []events.Event) ([]events.Event, 
 		// A concurrent Merge may have added the same event meanwhile: only
 		// the first insert counts it, so each event is reported new once.
 		if s.mu.tree.Insert(keytree.Key(r.key)) {
-			s.mu.nodes[r.event.Node]++
-			s.mu.kinds[r.event.Kind]++
+			s.mu.nodes[digest(r.event.Node)]++
+			s.mu.kinds[digest(r.event.Kind)]++
 			added = append(added, r.event)
 		}
 	}

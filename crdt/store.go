@@ -2,6 +2,7 @@ package crdt
 
 import (
 	"encoding/hex"
+	"hash/fnv"
 	"fmt"
 	"strings"
 
@@ -18,9 +19,12 @@ import (
 //	/k/<kind>/<key>      by kind
 //	/c/<trace>/<key>     by correlation, for events that have one
 //
-// <id>, <key> and <trace> are lowercase hex; <node> and <kind> are hex of
-// their bytes, so no value can contain a '/'. Hex keeps byte order, so an
-// index prefix lists its events in key order.
+// <id>, <key> and <trace> are lowercase hex, which keeps byte order, so an
+// index prefix lists its events in key order. <node> and <kind> are the
+// hex of a 64-bit FNV-1a digest of the value: short keys compare fast, and
+// no value can put a '/' in a key. Two values with one digest would share
+// an index prefix; ScanIndex checks each event's value, so that costs
+// reads, never wrong answers.
 const (
 	eventPrefix       = "/e/"
 	nodePrefix        = "/n/"
@@ -54,6 +58,13 @@ func eventKey(id events.ID) datastore.Key {
 	return datastore.RawKey(eventPrefix + hex.EncodeToString(id[:]))
 }
 
+// digest is the index segment of a node or kind.
+func digest(value string) string {
+	h := fnv.New64a()
+	h.Write([]byte(value))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
 // indexPrefix returns the datastore prefix, with its trailing '/', under
 // which index i lists the keys of events whose field equals value.
 func indexPrefix(i Index, value string) (string, error) {
@@ -65,11 +76,22 @@ func indexPrefix(i Index, value string) (string, error) {
 		}
 		return correlationPrefix + t.String() + "/", nil
 	case ByNode:
-		return nodePrefix + hex.EncodeToString([]byte(value)) + "/", nil
+		return nodePrefix + digest(value) + "/", nil
 	case ByKind:
-		return kindPrefix + hex.EncodeToString([]byte(value)) + "/", nil
+		return kindPrefix + digest(value) + "/", nil
 	}
 	return "", fmt.Errorf("crdt: unknown index %v", i)
+}
+
+// indexed reports whether index i lists e under value.
+func indexed(i Index, e events.Event, value string) bool {
+	switch i {
+	case ByNode:
+		return e.Node == value
+	case ByKind:
+		return e.Kind == value
+	}
+	return true // the correlation index uses the whole trace ID
 }
 
 // indexEntries returns the index keys of e.
@@ -77,17 +99,17 @@ func indexEntries(e events.Event, k Key) []datastore.Key {
 	suffix := k.String()
 	keys := make([]datastore.Key, 0, 3)
 	keys = append(keys,
-		datastore.RawKey(nodePrefix+hex.EncodeToString([]byte(e.Node))+"/"+suffix),
-		datastore.RawKey(kindPrefix+hex.EncodeToString([]byte(e.Kind))+"/"+suffix))
+		datastore.RawKey(nodePrefix+digest(e.Node)+"/"+suffix),
+		datastore.RawKey(kindPrefix+digest(e.Kind)+"/"+suffix))
 	if !e.Correlation.IsZero() {
 		keys = append(keys, datastore.RawKey(correlationPrefix+e.Correlation.String()+"/"+suffix))
 	}
 	return keys
 }
 
-// parseIndexEntry splits an index key into the hex-decoded indexed value and
-// the event key.
-func parseIndexEntry(s string) (value string, k Key, err error) {
+// parseIndexEntry splits an index key into its value segment (a digest or
+// a trace ID) and the event key.
+func parseIndexEntry(s string) (segment string, k Key, err error) {
 	i := strings.LastIndexByte(s, '/')
 	j := strings.LastIndexByte(s[:max(i, 0)], '/')
 	if i < 0 || j < 0 {
@@ -96,9 +118,5 @@ func parseIndexEntry(s string) (value string, k Key, err error) {
 	if k, err = ParseKey(s[i+1:]); err != nil {
 		return "", k, fmt.Errorf("%w: index entry %q: %v", ErrCorrupt, s, err)
 	}
-	v, err := hex.DecodeString(s[j+1 : i])
-	if err != nil {
-		return "", k, fmt.Errorf("%w: index entry %q: %v", ErrCorrupt, s, err)
-	}
-	return string(v), k, nil
+	return s[j+1 : i], k, nil
 }
