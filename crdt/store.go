@@ -2,8 +2,8 @@ package crdt
 
 import (
 	"encoding/hex"
-	"hash/fnv"
 	"fmt"
+	"hash/fnv"
 	"strings"
 
 	"github.com/ipfs/go-datastore"
