@@ -16,6 +16,8 @@ import (
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 )
 
 // DefaultListenAddrs are where a host listens when given none: TCP and QUIC
@@ -69,12 +71,17 @@ func NewLibp2pHost(o HostOptions) (host.Host, error) {
 		libp2p.Security(libp2ptls.ID, libp2ptls.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.ConnectionManager(cm),
-		libp2p.NATPortMap(),
 		libp2p.EnableAutoNATv2(),
 		libp2p.EnableHolePunching(),
 	}
 	if o.Gater != nil {
 		opts = append(opts, libp2p.ConnectionGater(o.Gater))
+	}
+	if !loopbackOnly(listen) {
+		// Ask the home router (UPnP, NAT-PMP) for a port mapping. It
+		// multicasts on the local network, pointless for a node that
+		// listens only on loopback.
+		opts = append(opts, libp2p.NATPortMap())
 	}
 	if len(o.Relays) > 0 {
 		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(mergeAddrInfos(o.Relays)))
@@ -118,4 +125,15 @@ func mergeAddrInfos(ais []lpeer.AddrInfo) []lpeer.AddrInfo {
 		}
 	}
 	return out
+}
+
+// loopbackOnly reports whether every address is a loopback address.
+func loopbackOnly(addrs []string) bool {
+	for _, a := range addrs {
+		m, err := ma.NewMultiaddr(a)
+		if err != nil || !manet.IsIPLoopback(m) {
+			return false
+		}
+	}
+	return true
 }
