@@ -46,42 +46,110 @@ type Set struct {
 // New opens the set stored in ds, rebuilding the ordered index from it.
 func New(ctx context.Context, ds datastore.Batching, opts Options) (*Set, error) {
 	s := &Set{ds: ds, limits: opts.Limits}
-	keys, nodes, err := loadIndex(ctx, ds, nodePrefix)
+	nodes, err := loadIndex(ctx, ds, nodePrefix)
 	if err != nil {
 		return nil, err
 	}
-	_, kinds, err := loadIndex(ctx, ds, kindPrefix)
+	kinds, err := loadIndex(ctx, ds, kindPrefix)
 	if err != nil {
 		return nil, err
 	}
-	s.mu.tree = keytree.Build(keys)
-	s.mu.nodes = nodes
-	s.mu.kinds = kinds
+	s.mu.tree = keytree.Build(nodes.sorted())
+	s.mu.nodes = nodes.counts
+	s.mu.kinds = kinds.counts
 	return s, nil
 }
 
-// loadIndex reads every entry under an index prefix and returns their event
-// keys and the number of entries per value digest.
-func loadIndex(ctx context.Context, ds datastore.Datastore, prefix string) ([]keytree.Key, map[string]int, error) {
-	res, err := ds.Query(ctx, dsq.Query{Prefix: prefix, KeysOnly: true})
+// KeyLister is implemented by datastores that list keys under a prefix, in
+// order, faster than a go-datastore query (which hands over one result at a
+// time through a channel). New uses it to rebuild the ordered index.
+type KeyLister interface {
+	// ListKeys calls fn with each key under prefix, in byte order. The
+	// slice is valid only during the call.
+	ListKeys(ctx context.Context, prefix string, fn func(key []byte) error) error
+}
+
+// loadedIndex is one index as read at open: its event keys, in runs that
+// each hold one value's keys in order, and the count per value digest.
+type loadedIndex struct {
+	keys   []keytree.Key
+	runs   []int // start of each run in keys
+	counts map[string]int
+}
+
+// loadIndex reads every entry of an index.
+func loadIndex(ctx context.Context, ds datastore.Datastore, prefix string) (*loadedIndex, error) {
+	idx := &loadedIndex{counts: make(map[string]int)}
+	var last string
+	add := func(entry string) error {
+		segment, k, err := parseIndexEntry(entry)
+		if err != nil {
+			return err
+		}
+		if segment != last || len(idx.runs) == 0 {
+			idx.runs = append(idx.runs, len(idx.keys))
+			last = segment
+		}
+		idx.keys = append(idx.keys, keytree.Key(k))
+		idx.counts[segment]++
+		return nil
+	}
+	if kl, ok := ds.(KeyLister); ok {
+		err := kl.ListKeys(ctx, prefix, func(key []byte) error { return add(string(key)) })
+		if err != nil {
+			return nil, fmt.Errorf("crdt: reading index %s: %w", prefix, err)
+		}
+		return idx, nil
+	}
+	res, err := ds.Query(ctx, dsq.Query{Prefix: prefix, KeysOnly: true, Orders: []dsq.Order{dsq.OrderByKey{}}})
 	if err != nil {
-		return nil, nil, fmt.Errorf("crdt: reading index %s: %w", prefix, err)
+		return nil, fmt.Errorf("crdt: reading index %s: %w", prefix, err)
 	}
 	defer res.Close()
-	var keys []keytree.Key
-	counts := make(map[string]int)
 	for r, ok := res.NextSync(); ok; r, ok = res.NextSync() {
 		if r.Error != nil {
-			return nil, nil, fmt.Errorf("crdt: reading index %s: %w", prefix, r.Error)
+			return nil, fmt.Errorf("crdt: reading index %s: %w", prefix, r.Error)
 		}
-		value, k, err := parseIndexEntry(r.Key)
-		if err != nil {
-			return nil, nil, err
+		if err := add(r.Key); err != nil {
+			return nil, err
 		}
-		keys = append(keys, keytree.Key(k))
-		counts[value]++
 	}
-	return keys, counts, nil
+	return idx, nil
+}
+
+// sorted returns the index's keys in order, merging its sorted runs
+// pairwise: O(n log runs), where sorting would be O(n log n) and, at a
+// million keys, several times slower.
+func (idx *loadedIndex) sorted() []keytree.Key {
+	keys, runs := idx.keys, append(idx.runs, len(idx.keys))
+	buf := make([]keytree.Key, len(keys))
+	for len(runs) > 2 {
+		merged := runs[:0:0]
+		for i := 0; i+1 < len(runs); i += 2 {
+			lo, mid, hi := runs[i], runs[i+1], len(keys)
+			if i+2 < len(runs) {
+				hi = runs[i+2]
+			}
+			mergeRuns(buf[lo:hi], keys[lo:mid], keys[mid:hi])
+			merged = append(merged, lo)
+		}
+		runs = append(merged, len(keys))
+		keys, buf = buf, keys
+	}
+	return keys
+}
+
+// mergeRuns merges the sorted a and b into dst.
+func mergeRuns(dst, a, b []keytree.Key) {
+	for len(a) > 0 && len(b) > 0 {
+		if a[0].Compare(&b[0]) <= 0 {
+			dst[0], a = a[0], a[1:]
+		} else {
+			dst[0], b = b[0], b[1:]
+		}
+		dst = dst[1:]
+	}
+	copy(dst[copy(dst, a):], b)
 }
 
 // Close stops the set's watches. It does not close the datastore.

@@ -13,6 +13,7 @@
 package pebblestore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -198,4 +199,34 @@ func (f *walFile) Close() error {
 	defer f.mu.Unlock()
 	f.closed = true
 	return errors.Join(err, f.File.Close())
+}
+
+// ListKeys calls fn with every key under prefix, in order, straight from a
+// Pebble iterator (crdt.KeyLister): opening a set reads millions of keys,
+// which a go-datastore query would hand over one channel send at a time.
+func (s *Store) ListKeys(ctx context.Context, prefix string, fn func(key []byte) error) error {
+	it, err := s.DB.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: []byte(prefix), UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		if err := fn(it.Key()); err != nil {
+			it.Close()
+			return err
+		}
+	}
+	return errors.Join(it.Error(), it.Close())
+}
+
+// prefixEnd returns the smallest key after every key that starts with
+// prefix, or nil if there is none.
+func prefixEnd(prefix string) []byte {
+	end := []byte(prefix)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
 }
