@@ -41,7 +41,7 @@ func (s *Set) Scan(ctx context.Context, r Range, descending bool, fn func(events
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			e, err := s.Get(ctx, k.ID())
+			e, err := s.getKey(ctx, k)
 			if err != nil {
 				return err
 			}
@@ -135,40 +135,62 @@ func (s *Set) ScanIndex(ctx context.Context, i Index, value string, r Range, des
 	if err != nil {
 		return err
 	}
+	// visit handles one index entry; it reports whether to go on.
+	var failed error
+	visit := func(entry string) bool {
+		k, err := ParseKey(entry[len(prefix):])
+		if err != nil {
+			failed = fmt.Errorf("%w: %v index entry %q: %v", ErrCorrupt, i, entry, err)
+			return false
+		}
+		if !r.Contains(k) {
+			// Past the end of r in scan order, or not there yet: a
+			// listing cannot seek.
+			if descending {
+				return k.Compare(r.From) >= 0
+			}
+			return k.Compare(r.To) < 0
+		}
+		e, err := s.getKey(ctx, k)
+		if err != nil {
+			failed = err
+			return false
+		}
+		return !indexed(i, e, value) || fn(e)
+	}
+	if kl, ok := s.ds.(KeyLister); ok {
+		err = kl.ListKeys(ctx, prefix, descending, func(key []byte) bool { return visit(string(key)) })
+	} else {
+		err = s.queryKeys(ctx, prefix, descending, visit)
+	}
+	if err != nil {
+		return fmt.Errorf("crdt: scanning %v index: %w", i, err)
+	}
+	if failed != nil {
+		return failed
+	}
+	return ctx.Err()
+}
+
+// queryKeys lists the keys under prefix with a go-datastore query, calling
+// fn until it returns false.
+func (s *Set) queryKeys(ctx context.Context, prefix string, descending bool, fn func(string) bool) error {
 	q := dsq.Query{Prefix: prefix, KeysOnly: true, Orders: []dsq.Order{dsq.OrderByKey{}}}
 	if descending {
 		q.Orders = []dsq.Order{dsq.OrderByKeyDescending{}}
 	}
 	res, err := s.ds.Query(ctx, q)
 	if err != nil {
-		return fmt.Errorf("crdt: scanning %v index: %w", i, err)
+		return err
 	}
 	defer res.Close()
 	for entry, ok := res.NextSync(); ok; entry, ok = res.NextSync() {
 		if entry.Error != nil {
-			return fmt.Errorf("crdt: scanning %v index: %w", i, entry.Error)
+			return entry.Error
 		}
-		k, err := ParseKey(entry.Key[len(prefix):])
-		if err != nil {
-			return fmt.Errorf("%w: %v index entry %q: %v", ErrCorrupt, i, entry.Key, err)
-		}
-		if !r.Contains(k) {
-			pastEnd := k.Compare(r.To) >= 0
-			if descending {
-				pastEnd = k.Compare(r.From) < 0
-			}
-			if pastEnd {
-				return nil
-			}
-			continue // not yet at r: the datastore query cannot seek
-		}
-		e, err := s.Get(ctx, k.ID())
-		if err != nil {
-			return err
-		}
-		if indexed(i, e, value) && !fn(e) {
+		if !fn(entry.Key) {
 			return nil
 		}
 	}
-	return ctx.Err()
+	return nil
 }

@@ -64,9 +64,10 @@ func New(ctx context.Context, ds datastore.Batching, opts Options) (*Set, error)
 // order, faster than a go-datastore query (which hands over one result at a
 // time through a channel). New uses it to rebuild the ordered index.
 type KeyLister interface {
-	// ListKeys calls fn with each key under prefix, in byte order. The
-	// slice is valid only during the call.
-	ListKeys(ctx context.Context, prefix string, fn func(key []byte) error) error
+	// ListKeys calls fn with each key under prefix, in byte order (reverse
+	// order if reverse), until fn returns false. The slice is valid only
+	// during the call.
+	ListKeys(ctx context.Context, prefix string, reverse bool, fn func(key []byte) bool) error
 }
 
 // loadedIndex is one index as read at open: its event keys, in runs that
@@ -95,11 +96,15 @@ func loadIndex(ctx context.Context, ds datastore.Datastore, prefix string) (*loa
 		return nil
 	}
 	if kl, ok := ds.(KeyLister); ok {
-		err := kl.ListKeys(ctx, prefix, func(key []byte) error { return add(string(key)) })
+		var bad error
+		err := kl.ListKeys(ctx, prefix, false, func(key []byte) bool {
+			bad = add(string(key))
+			return bad == nil
+		})
 		if err != nil {
 			return nil, fmt.Errorf("crdt: reading index %s: %w", prefix, err)
 		}
-		return idx, nil
+		return idx, bad
 	}
 	res, err := ds.Query(ctx, dsq.Query{Prefix: prefix, KeysOnly: true, Orders: []dsq.Order{dsq.OrderByKey{}}})
 	if err != nil {
@@ -239,7 +244,10 @@ func (s *Set) write(ctx context.Context, recs []record) error {
 		return fmt.Errorf("crdt: starting a batch: %w", err)
 	}
 	for _, r := range recs {
-		if err := b.Put(ctx, eventKey(r.event.ID), r.data); err != nil {
+		if err := b.Put(ctx, eventKey(r.key), r.data); err != nil {
+			return fmt.Errorf("crdt: writing event %v: %w", r.event.ID, err)
+		}
+		if err := b.Put(ctx, idKey(r.event.ID), r.key[:]); err != nil {
 			return fmt.Errorf("crdt: writing event %v: %w", r.event.ID, err)
 		}
 		for _, ik := range indexEntries(r.event, r.key) {
@@ -271,25 +279,49 @@ func (s *Set) Has(k Key) bool {
 // HasID reports whether the set holds the event with ID id. Unlike Has, it
 // reads the datastore.
 func (s *Set) HasID(ctx context.Context, id events.ID) (bool, error) {
-	ok, err := s.ds.Has(ctx, eventKey(id))
-	if err != nil {
-		return false, fmt.Errorf("crdt: looking up event %v: %w", id, err)
+	_, err := s.keyOfID(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
 	}
-	return ok, nil
+	return err == nil, err
 }
 
 // Get returns the event with ID id, or an error matching ErrNotFound.
 func (s *Set) Get(ctx context.Context, id events.ID) (events.Event, error) {
-	data, err := s.ds.Get(ctx, eventKey(id))
+	k, err := s.keyOfID(ctx, id)
+	if err != nil {
+		return events.Event{}, err
+	}
+	return s.getKey(ctx, k)
+}
+
+// keyOfID looks up the key of the event with ID id.
+func (s *Set) keyOfID(ctx context.Context, id events.ID) (Key, error) {
+	data, err := s.ds.Get(ctx, idKey(id))
 	if errors.Is(err, datastore.ErrNotFound) {
-		return events.Event{}, fmt.Errorf("%w: %v", ErrNotFound, id)
+		return Key{}, fmt.Errorf("%w: %v", ErrNotFound, id)
 	}
 	if err != nil {
-		return events.Event{}, fmt.Errorf("crdt: reading event %v: %w", id, err)
+		return Key{}, fmt.Errorf("crdt: looking up event %v: %w", id, err)
+	}
+	if len(data) != KeyLen || Key(data).ID() != id {
+		return Key{}, fmt.Errorf("%w: ID record of event %v", ErrCorrupt, id)
+	}
+	return Key(data), nil
+}
+
+// getKey reads the event with key k.
+func (s *Set) getKey(ctx context.Context, k Key) (events.Event, error) {
+	data, err := s.ds.Get(ctx, eventKey(k))
+	if errors.Is(err, datastore.ErrNotFound) {
+		return events.Event{}, fmt.Errorf("%w: %v", ErrNotFound, k.ID())
+	}
+	if err != nil {
+		return events.Event{}, fmt.Errorf("crdt: reading event %v: %w", k.ID(), err)
 	}
 	e, err := events.Unmarshal(data)
-	if err != nil {
-		return events.Event{}, fmt.Errorf("%w: event %v: %w", ErrCorrupt, id, err)
+	if err != nil || KeyOf(e) != k {
+		return events.Event{}, fmt.Errorf("%w: event %v: %v", ErrCorrupt, k.ID(), err)
 	}
 	return e, nil
 }

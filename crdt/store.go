@@ -11,13 +11,18 @@ import (
 	"github.com/scopemesh/scopemesh/events"
 )
 
-// The datastore layout. Every event has one record and three index entries,
-// all written in one batch:
+// The datastore layout. Every event has two records and up to three index
+// entries, all written in one batch:
 //
-//	/e/<id>              the event, events.Marshal encoding
+//	/e/<key>             the event, events.Marshal encoding
+//	/i/<id>              its key, 44 bytes: for reads by ID
 //	/n/<node>/<key>      by origin node (every event: rebuilds the ordered index)
 //	/k/<kind>/<key>      by kind
 //	/c/<trace>/<key>     by correlation, for events that have one
+//
+// Events are stored under their key, not their ID, so that events close in
+// time — a trace's, a time range's — share storage blocks: a trace read
+// touches a block or two rather than one per event.
 //
 // <id>, <key> and <trace> are lowercase hex, which keeps byte order, so an
 // index prefix lists its events in key order. <node> and <kind> are the
@@ -27,6 +32,7 @@ import (
 // reads, never wrong answers.
 const (
 	eventPrefix       = "/e/"
+	idPrefix          = "/i/"
 	nodePrefix        = "/n/"
 	kindPrefix        = "/k/"
 	correlationPrefix = "/c/"
@@ -54,8 +60,10 @@ func (i Index) String() string {
 	return fmt.Sprintf("Index(%d)", int(i))
 }
 
-func eventKey(id events.ID) datastore.Key {
-	return datastore.RawKey(eventPrefix + hex.EncodeToString(id[:]))
+func eventKey(k Key) datastore.Key { return datastore.RawKey(eventPrefix + k.String()) }
+
+func idKey(id events.ID) datastore.Key {
+	return datastore.RawKey(idPrefix + hex.EncodeToString(id[:]))
 }
 
 // digest is the index segment of a node or kind.

@@ -27,7 +27,9 @@ type Store struct {
 // it under the system's temporary directory if an earlier run has not.
 func Build(tb testing.TB, n int) Store {
 	tb.Helper()
-	dir := filepath.Join(os.TempDir(), fmt.Sprintf("scopemesh-bench-%d", n))
+	// The name carries the store's layout version: a store written by an
+	// older layout is not reused.
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("scopemesh-bench-v2-%d", n))
 	done := filepath.Join(dir, "complete")
 	st := Store{Dir: filepath.Join(dir, "store")}
 	if _, err := os.Stat(done); err != nil {

@@ -30,6 +30,11 @@ import (
 // default: a machine crash loses at most about this much acknowledged data.
 const DefaultSyncInterval = 100 * time.Millisecond
 
+// cacheSize is Pebble's block cache. Its default, 8 MiB, holds a sliver of
+// a store of millions of events; 64 MiB keeps the recent ones (what traces
+// and syncs mostly read) and the indexes' upper levels.
+const cacheSize = 64 << 20
+
 // Options configures a Store.
 type Options struct {
 	// SyncInterval is how often the write-ahead log is flushed to disk.
@@ -55,7 +60,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		s.wal = &walFS{FS: vfs.Default, open: map[*walFile]struct{}{}}
 		popts.FS = s.wal
 	}
-	ds, err := pebbleds.NewDatastore(dir, pebbleds.WithPebbleOpts(popts), pebbleds.WithPebbleWriteOptions(pebble.Sync))
+	ds, err := pebbleds.NewDatastore(dir, pebbleds.WithPebbleOpts(popts), pebbleds.WithPebbleWriteOptions(pebble.Sync), pebbleds.WithCacheSize(cacheSize))
 	if err != nil {
 		return nil, err
 	}
@@ -201,19 +206,21 @@ func (f *walFile) Close() error {
 	return errors.Join(err, f.File.Close())
 }
 
-// ListKeys calls fn with every key under prefix, in order, straight from a
-// Pebble iterator (crdt.KeyLister): opening a set reads millions of keys,
-// which a go-datastore query would hand over one channel send at a time.
-func (s *Store) ListKeys(ctx context.Context, prefix string, fn func(key []byte) error) error {
+// ListKeys calls fn with every key under prefix, in order (reverse order if
+// reverse), straight from a Pebble iterator (crdt.KeyLister): opening a set
+// reads millions of keys, and a trace query a handful, which a go-datastore
+// query would hand over one channel send at a time after starting a
+// goroutine.
+func (s *Store) ListKeys(ctx context.Context, prefix string, reverse bool, fn func(key []byte) bool) error {
 	it, err := s.DB.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: []byte(prefix), UpperBound: prefixEnd(prefix)})
 	if err != nil {
 		return err
 	}
-	for it.First(); it.Valid(); it.Next() {
-		if err := fn(it.Key()); err != nil {
-			it.Close()
-			return err
-		}
+	first, next := it.First, it.Next
+	if reverse {
+		first, next = it.Last, it.Prev
+	}
+	for ok := first(); ok && fn(it.Key()); ok = next() {
 	}
 	return errors.Join(it.Error(), it.Close())
 }
