@@ -1,0 +1,533 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/scopemesh/scopemesh"
+	"github.com/scopemesh/scopemesh/crdt"
+	"github.com/scopemesh/scopemesh/events"
+	"github.com/scopemesh/scopemesh/hlc"
+	"github.com/scopemesh/scopemesh/query"
+)
+
+// The local API: JSON over HTTP, on a unix socket or a loopback port. The
+// JSON field names are the Go field names of the library's types
+// (scopemesh.Status, PeerInfo, events.Event, query.Result), except where the
+// views below turn errors and keys into strings.
+//
+//	GET  /v1/status          scopemesh.Status
+//	GET  /v1/peers           []scopemesh.PeerInfo
+//	GET  /v1/events?FILTER   query.Result; cluster=true asks every member
+//	POST /v1/events          record: recordRequest in, events.Event out
+//	GET  /v1/events/stream?FILTER
+//	                         live events, one JSON object per line
+//	                         (streamLine); text/event-stream if asked
+//	GET  /v1/traces/{id}     query.Trace; format=text renders it
+//	POST /v1/sync            map of peer ID to scopemesh.SyncResult
+//
+// FILTER is trace, node, kind, attr (k=v), since and until (HLC
+// timestamps, "wall.logical"), limit, after (a cursor) and desc; node, kind
+// and attr repeat.
+
+// maxRecordBody bounds a record request; events themselves are bounded by
+// the node's limits.
+const maxRecordBody = 4 << 20
+
+// recordRequest is the body of POST /v1/events.
+type recordRequest struct {
+	Kind    string
+	Attrs   map[string]string `json:",omitempty"`
+	Trace   string            `json:",omitempty"` // a trace ID; empty: none
+	Parent  string            `json:",omitempty"` // an event ID; empty: none
+	Payload []byte            `json:",omitempty"`
+}
+
+// streamLine is one line of the event stream: an event, or the news that
+// the stream fell behind and lost events, which a query from Gap.From
+// recovers.
+type streamLine struct {
+	Event *events.Event `json:",omitempty"`
+	Gap   *gapJSON      `json:",omitempty"`
+}
+
+type gapJSON struct {
+	From    string // a cursor: every lost event sorts at or after it
+	Dropped int
+}
+
+// The JSON views of library types whose errors and keys encoding/json would
+// lose: a field of the outer struct hides the embedded one of the same name.
+
+type syncResultJSON struct {
+	scopemesh.SyncResult
+	Err string `json:",omitempty"`
+}
+
+type peerJSON struct {
+	scopemesh.PeerInfo
+	LastSyncResult syncResultJSON
+}
+
+type statusJSON struct {
+	scopemesh.Status
+	Peers []peerJSON
+}
+
+type resultJSON struct {
+	query.Result
+	Next string `json:",omitempty"` // Filter.After of the next page; empty: no more
+}
+
+func syncResultView(r scopemesh.SyncResult) syncResultJSON {
+	v := syncResultJSON{SyncResult: r}
+	if r.Err != nil {
+		v.Err = r.Err.Error()
+	}
+	return v
+}
+
+func peersView(ps []scopemesh.PeerInfo) []peerJSON {
+	out := make([]peerJSON, len(ps))
+	for i, p := range ps {
+		out[i] = peerJSON{PeerInfo: p, LastSyncResult: syncResultView(p.LastSyncResult)}
+	}
+	return out
+}
+
+func resultView(r query.Result) resultJSON {
+	v := resultJSON{Result: r}
+	if !r.Next.IsZero() {
+		v.Next = r.Next.String()
+	}
+	return v
+}
+
+// apiHandler serves the local API of node.
+type apiHandler struct {
+	node *scopemesh.Node
+	log  *slog.Logger
+	// streams ends when the server shuts down: event streams never end by
+	// themselves, and the server waits for every request to end.
+	streams context.Context
+	// checkHost refuses requests whose Host header is not a loopback name,
+	// which a web page would send after rebinding its domain to 127.0.0.1.
+	checkHost bool
+}
+
+func newAPIHandler(streams context.Context, node *scopemesh.Node, log *slog.Logger, checkHost bool) http.Handler {
+	a := &apiHandler{node: node, log: log, streams: streams, checkHost: checkHost}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", a.status)
+	mux.HandleFunc("GET /v1/peers", a.peers)
+	mux.HandleFunc("GET /v1/events", a.query)
+	mux.HandleFunc("POST /v1/events", a.record)
+	mux.HandleFunc("GET /v1/events/stream", a.stream)
+	mux.HandleFunc("GET /v1/traces/{id}", a.trace)
+	mux.HandleFunc("POST /v1/sync", a.sync)
+	return a.guard(mux)
+}
+
+// guard refuses requests from web browsers: the API has no authentication
+// beyond who can reach it, and a page open in a browser on this machine can
+// reach a loopback port.
+func (a *apiHandler) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+			writeError(w, http.StatusForbidden, errors.New("requests from web pages are refused"))
+			return
+		}
+		if a.checkHost && !loopbackHost(r.Host) {
+			writeError(w, http.StatusForbidden, fmt.Errorf("host %q is not a loopback address", r.Host))
+			return
+		}
+		if r.Method == http.MethodPost && !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+			writeError(w, http.StatusUnsupportedMediaType, errors.New("the body must be application/json"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// loopbackHost reports whether a Host header names this machine.
+func loopbackHost(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = hostport
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+func (a *apiHandler) status(w http.ResponseWriter, _ *http.Request) {
+	st := a.node.Status()
+	writeJSONResponse(w, statusJSON{Status: st, Peers: peersView(st.Peers)})
+}
+
+func (a *apiHandler) peers(w http.ResponseWriter, _ *http.Request) {
+	writeJSONResponse(w, peersView(a.node.Peers()))
+}
+
+func (a *apiHandler) query(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f, err := parseFilter(q)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	cluster, err := boolParam(q, "cluster")
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	var res query.Result
+	if cluster {
+		res, err = a.node.QueryCluster(r.Context(), f)
+	} else {
+		res, err = localResult(r.Context(), a.node, f)
+	}
+	if err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	writeJSONResponse(w, resultView(res))
+}
+
+// localResult answers f from the node's own replica, in the form of a
+// cluster query's answer.
+func localResult(ctx context.Context, node *scopemesh.Node, f query.Filter) (query.Result, error) {
+	evs, err := node.Query(ctx, f)
+	if err != nil {
+		return query.Result{}, err
+	}
+	res := query.Result{Events: evs, Complete: true}
+	limit := f.Limit
+	if limit == 0 {
+		limit = query.DefaultLimit
+	}
+	if len(evs) == limit {
+		res.Next = query.CursorOf(evs[len(evs)-1])
+	}
+	return res, nil
+}
+
+func (a *apiHandler) record(w http.ResponseWriter, r *http.Request) {
+	var req recordRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRecordBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("reading the event: %w", err))
+		return
+	}
+	e := events.Event{Kind: req.Kind, Attrs: req.Attrs, Payload: req.Payload}
+	var err error
+	if req.Trace != "" {
+		if e.Correlation, err = events.ParseTraceID(req.Trace); err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+	}
+	if req.Parent != "" {
+		if e.Parent, err = events.ParseID(req.Parent); err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+	}
+	rec, err := a.node.Record(r.Context(), e)
+	if err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	writeJSONResponse(w, rec)
+}
+
+// stream sends the events matching the filter as they reach the node, until
+// the client goes away or the server shuts down.
+func (a *apiHandler) stream(w http.ResponseWriter, r *http.Request) {
+	f, err := parseFilter(r.URL.Query())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	defer context.AfterFunc(a.streams, cancel)()
+	sub, err := a.node.Subscribe(ctx, f)
+	if err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	defer sub.Close()
+
+	sse := strings.Contains(r.Header.Get("Accept"), "text/event-stream")
+	if sse {
+		w.Header().Set("Content-Type", "text/event-stream")
+	} else {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	// The client learns it is subscribed when the headers arrive: events
+	// recorded after that are delivered.
+	rc := http.NewResponseController(w)
+	if err := rc.Flush(); err != nil {
+		return
+	}
+	for {
+		e, err := sub.Next(ctx)
+		var line streamLine
+		var gap *crdt.GapError
+		switch {
+		case errors.As(err, &gap):
+			line.Gap = &gapJSON{From: gap.From.String(), Dropped: gap.Dropped}
+		case err != nil:
+			// The client left, the server is shutting down, or the
+			// node closed: either way the stream is over.
+			return
+		default:
+			line.Event = &e
+		}
+		b, err := json.Marshal(line)
+		if err != nil {
+			a.log.Error("encoding a streamed event", "err", err)
+			return
+		}
+		if sse {
+			kind := "event"
+			if line.Gap != nil {
+				kind = "gap"
+			}
+			_, err = fmt.Fprintf(w, "event: %s\ndata: %s\n\n", kind, b)
+		} else {
+			_, err = fmt.Fprintf(w, "%s\n", b)
+		}
+		if err == nil {
+			err = rc.Flush()
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (a *apiHandler) trace(w http.ResponseWriter, r *http.Request) {
+	id, err := events.ParseTraceID(r.PathValue("id"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	t, err := a.node.Trace(r.Context(), id)
+	if err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	if r.URL.Query().Get("format") == "text" {
+		width, _ := strconv.Atoi(r.URL.Query().Get("width"))
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		t.Render(w, query.RenderOptions{Width: width})
+		return
+	}
+	writeJSONResponse(w, t)
+}
+
+func (a *apiHandler) sync(w http.ResponseWriter, r *http.Request) {
+	results, err := a.node.Sync(r.Context())
+	if err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	out := make(map[string]syncResultJSON, len(results))
+	for id, res := range results {
+		out[id] = syncResultView(res)
+	}
+	writeJSONResponse(w, out)
+}
+
+// apiError is the body of every error response.
+type apiError struct {
+	Error string
+}
+
+// statusOf picks the HTTP status for an error of the node.
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, query.ErrInvalidFilter), errors.Is(err, events.ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, scopemesh.ErrClosed):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusInternalServerError
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(apiError{Error: err.Error()})
+}
+
+func writeJSONResponse(w http.ResponseWriter, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(append(b, '\n'))
+}
+
+// parseFilter reads a filter from query parameters; see the API comment.
+func parseFilter(q url.Values) (query.Filter, error) {
+	var f query.Filter
+	var errs []error
+	if s := q.Get("trace"); s != "" {
+		id, err := events.ParseTraceID(s)
+		errs = append(errs, err)
+		f.Correlation = id
+	}
+	f.Nodes = q["node"]
+	f.Kinds = q["kind"]
+	for _, kv := range q["attr"] {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			errs = append(errs, fmt.Errorf("attr %q is not key=value", kv))
+			continue
+		}
+		if f.Attrs == nil {
+			f.Attrs = make(map[string]string)
+		}
+		f.Attrs[k] = v
+	}
+	for _, p := range []struct {
+		name string
+		dst  *hlc.Timestamp
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		if s := q.Get(p.name); s != "" {
+			ts, err := hlc.Parse(s)
+			errs = append(errs, err)
+			*p.dst = ts
+		}
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			err = fmt.Errorf("limit %q is not a number", s)
+		}
+		errs = append(errs, err)
+		f.Limit = n
+	}
+	if s := q.Get("after"); s != "" {
+		k, err := crdt.ParseKey(s)
+		errs = append(errs, err)
+		f.After = k
+	}
+	desc, err := boolParam(q, "desc")
+	errs = append(errs, err)
+	f.Descending = desc
+	if err := errors.Join(errs...); err != nil {
+		return f, fmt.Errorf("%w: %w", query.ErrInvalidFilter, err)
+	}
+	return f, f.Validate()
+}
+
+// filterValues is the inverse of parseFilter.
+func filterValues(f query.Filter) url.Values {
+	q := url.Values{}
+	if !f.Correlation.IsZero() {
+		q.Set("trace", f.Correlation.String())
+	}
+	for _, n := range f.Nodes {
+		q.Add("node", n)
+	}
+	for _, k := range f.Kinds {
+		q.Add("kind", k)
+	}
+	for k, v := range f.Attrs {
+		q.Add("attr", k+"="+v)
+	}
+	if !f.Since.IsZero() {
+		q.Set("since", f.Since.String())
+	}
+	if !f.Until.IsZero() {
+		q.Set("until", f.Until.String())
+	}
+	if f.Limit != 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	if !f.After.IsZero() {
+		q.Set("after", f.After.String())
+	}
+	if f.Descending {
+		q.Set("desc", "true")
+	}
+	return q
+}
+
+func boolParam(q url.Values, name string) (bool, error) {
+	s := q.Get(name)
+	if s == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return false, fmt.Errorf("%s %q is not true or false", name, s)
+	}
+	return b, nil
+}
+
+// apiServer serves the API on one listener until Shutdown.
+type apiServer struct {
+	srv  *http.Server
+	done chan error // Serve's result
+}
+
+// serveAPI serves node's API on ln, which listens at addr.
+func serveAPI(node *scopemesh.Node, ln net.Listener, addr apiAddr, log *slog.Logger) *apiServer {
+	streams, endStreams := context.WithCancel(context.Background())
+	s := &apiServer{
+		srv: &http.Server{
+			Handler:           newAPIHandler(streams, node, log, addr.network == "tcp"),
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		},
+		done: make(chan error, 1),
+	}
+	s.srv.RegisterOnShutdown(endStreams)
+	go func() { s.done <- s.srv.Serve(ln) }()
+	return s
+}
+
+// Shutdown stops accepting requests, ends the event streams, and waits for
+// the other requests — records among them — to finish, or for ctx. It
+// closes the listener, which removes a unix socket.
+func (s *apiServer) Shutdown(ctx context.Context) error {
+	err := s.srv.Shutdown(ctx)
+	if serveErr := <-s.done; !errors.Is(serveErr, http.ErrServerClosed) {
+		err = errors.Join(err, serveErr)
+	}
+	return err
+}
+
+// readAPIError turns an error response into an error.
+func readAPIError(resp *http.Response) error {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var e apiError
+	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		return errors.New(e.Error)
+	}
+	return fmt.Errorf("the node answered %s: %s", resp.Status, strings.TrimSpace(string(body)))
+}

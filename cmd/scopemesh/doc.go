@@ -1,0 +1,32 @@
+// Command scopemesh runs a scopemesh node and inspects a running one.
+//
+//	scopemesh node [flags]            run a node until SIGINT or SIGTERM
+//	scopemesh status [--json]         the node's identity, addresses, events, replication
+//	scopemesh peers [--json]          the members it knows, direct or relayed
+//	scopemesh tail [filter] [--json]  events as they reach the node
+//	scopemesh query [filter] [--cluster] [--json]
+//	scopemesh trace TRACE-ID          one trace across the cluster, drawn lane by lane
+//	scopemesh record KIND [K=V...]    record an event (for scripts and demos)
+//	scopemesh sync                    reconcile with every connected member now
+//	scopemesh version
+//
+// A node serves a local API — JSON over HTTP — on a unix socket,
+// <data-dir>/api.sock by default, or on a loopback port; the other commands
+// are its clients and find it through --api, $SCOPEMESH_API or the default
+// socket. api.go lists the endpoints.
+//
+// Exit codes: 0 on success, 1 when a command ran and failed, 2 when the
+// command line was wrong and nothing ran.
+//
+// # Running an edge cluster
+//
+// One node with a public address serves as bootstrap and relay:
+//
+//	scopemesh node --listen /ip4/0.0.0.0/udp/4001/quic-v1 --listen /ip4/0.0.0.0/tcp/4001 \
+//	    --relay-service --reachability public --dht server
+//
+// Nodes behind NAT join through it, and hole-punch direct connections to
+// each other where their NATs allow:
+//
+//	scopemesh node --bootstrap $PUBLIC --relays $PUBLIC --reachability private
+package main

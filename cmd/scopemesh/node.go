@@ -1,0 +1,399 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/scopemesh/scopemesh"
+	"github.com/scopemesh/scopemesh/peer"
+)
+
+// nodeSettings are the settings of `scopemesh node`. Each has a flag and a
+// config file key of the same name (its yaml tag); a flag given on the
+// command line wins over the file, the file over the default.
+type nodeSettings struct {
+	DataDir        string        `yaml:"data-dir"`
+	Memory         bool          `yaml:"memory"`
+	SyncWrites     bool          `yaml:"sync-writes"`
+	Listen         []string      `yaml:"listen"`
+	Bootstrap      []string      `yaml:"bootstrap"`
+	Cluster        string        `yaml:"cluster"`
+	Relays         []string      `yaml:"relays"`
+	RelayService   bool          `yaml:"relay-service"`
+	ClusterKeyFile string        `yaml:"cluster-key-file"`
+	AcceptKeyFiles []string      `yaml:"accept-key-files"`
+	AllowPeers     []string      `yaml:"allow-peers"`
+	SignEvents     bool          `yaml:"sign-events"`
+	Reachability   string        `yaml:"reachability"`
+	DHT            string        `yaml:"dht"`
+	MDNS           bool          `yaml:"mdns"`
+	SyncInterval   time.Duration `yaml:"sync-interval"`
+	MaxClockOffset time.Duration `yaml:"max-clock-offset"`
+	API            string        `yaml:"api"`
+	APIRemote      bool          `yaml:"api-remote"`
+	LogLevel       string        `yaml:"log-level"`
+	LogFormat      string        `yaml:"log-format"`
+}
+
+func defaultNodeSettings() nodeSettings {
+	return nodeSettings{
+		DataDir:   defaultDataDir(),
+		Cluster:   scopemesh.DefaultCluster,
+		DHT:       "auto",
+		MDNS:      true,
+		LogLevel:  "info",
+		LogFormat: "text",
+
+		Reachability: "auto",
+	}
+}
+
+// apiOff is the --api value that turns the API off.
+const apiOff = "none"
+
+func newNodeCommand() *cobra.Command {
+	s := defaultNodeSettings()
+	var (
+		configFile string
+		asJSON     bool
+	)
+	cmd := &cobra.Command{
+		Use:   "node",
+		Short: "Run a node: a cluster member, bootstrap or relay for others",
+		Long: `node runs a scopemesh node until SIGINT or SIGTERM, then closes it, so every
+event it acknowledged is on disk. It prints its peer ID and the addresses
+other nodes can bootstrap from, and serves a local API that the other
+commands (status, peers, tail, query, trace, record, sync) use.
+
+Settings come from flags, a config file (--config, YAML or JSON, keys named
+as the flags) and defaults, in that order of precedence.
+
+A node with a public address can serve nodes behind NAT: give it
+--relay-service --reachability public, and give them --bootstrap and
+--relays with its address.`,
+		Example: `  # a public bootstrap and relay node
+  scopemesh node --listen /ip4/0.0.0.0/tcp/4001 --listen /ip4/0.0.0.0/udp/4001/quic-v1 \
+      --relay-service --reachability public --dht server
+
+  # a node behind NAT that joins through it
+  scopemesh node --bootstrap /ip4/203.0.113.7/udp/4001/quic-v1/p2p/12D3KooW... \
+      --relays /ip4/203.0.113.7/udp/4001/quic-v1/p2p/12D3KooW...`,
+		Args: cobra.NoArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			if configFile != "" {
+				if err := s.mergeFile(configFile, cmd.Flags().Changed); err != nil {
+					return err
+				}
+			}
+			if cmd.Flags().Changed("memory") && cmd.Flags().Changed("data-dir") {
+				return usagef("--memory and --data-dir exclude each other")
+			}
+			return runNode(cmd, s, asJSON)
+		}),
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&configFile, "config", "", "read settings from this YAML or JSON `file`")
+	fs.StringVar(&s.DataDir, "data-dir", s.DataDir, "keep events, identity and the API socket in this `dir`")
+	fs.BoolVar(&s.Memory, "memory", false, "keep events in memory only, with a fresh identity: nothing survives exit")
+	fs.BoolVar(&s.SyncWrites, "sync-writes", false, "flush every recorded event to disk before acknowledging it")
+	fs.StringSliceVar(&s.Listen, "listen", nil, "listen on this `multiaddr` (repeat; default: TCP and QUIC on every interface, ports the system picks)")
+	fs.StringSliceVar(&s.Bootstrap, "bootstrap", nil, "dial this `multiaddr` ending in /p2p/<peer ID> at start, and whenever it is lost (repeat)")
+	fs.StringVar(&s.Cluster, "cluster", s.Cluster, "replicate with nodes of the cluster of this `name`")
+	fs.StringSliceVar(&s.Relays, "relays", nil, "reserve a slot on this relay, a `multiaddr` ending in /p2p/<peer ID>, when behind NAT (repeat)")
+	fs.BoolVar(&s.RelayService, "relay-service", false, "relay connections between members behind NAT (for nodes with a public address)")
+	fs.StringVar(&s.ClusterKeyFile, "cluster-key-file", "", "close the cluster with the key in this `file`: 32 random bytes, raw or as 64 hex digits, that every member holds")
+	fs.StringSliceVar(&s.AcceptKeyFiles, "accept-key-files", nil, "also accept the cluster key in this `file`, while the cluster changes keys (repeat)")
+	fs.StringSliceVar(&s.AllowPeers, "allow-peers", nil, "talk only to the peer with this `ID` (repeat)")
+	fs.BoolVar(&s.SignEvents, "sign-events", false, "sign recorded events, and accept only events signed by their origin (every member must set it alike)")
+	fs.StringVar(&s.Reachability, "reachability", s.Reachability, "whether the node is reachable from the internet: auto (AutoNAT finds out), public or private")
+	fs.StringVar(&s.DHT, "dht", s.DHT, "take part in the cluster's DHT: auto, off, client or server")
+	fs.BoolVar(&s.MDNS, "mdns", s.MDNS, "find members on the local network (--mdns=false to stop)")
+	fs.DurationVar(&s.SyncInterval, "sync-interval", 0, fmt.Sprintf("reconcile with a member this often (default %v)", scopemesh.DefaultSyncInterval))
+	fs.DurationVar(&s.MaxClockOffset, "max-clock-offset", 0, fmt.Sprintf("refuse events whose clock is further ahead than this (default %v)", scopemesh.DefaultMaxClockOffset))
+	fs.StringVar(&s.API, "api", "", "serve the local API on this unix socket `path` or loopback host:port; "+apiOff+" for no API (default: <data-dir>/"+apiSocketName+")")
+	fs.BoolVar(&s.APIRemote, "api-remote", false, "allow --api on a non-loopback address: whoever reaches it controls the node")
+	fs.StringVar(&s.LogLevel, "log-level", s.LogLevel, "log at this level: debug, info, warn or error")
+	fs.StringVar(&s.LogFormat, "log-format", s.LogFormat, "log as text or json")
+	fs.BoolVar(&asJSON, "json", false, "print the start-up report as one JSON line")
+	return cmd
+}
+
+// mergeFile takes from a config file the settings not given as flags.
+func (s *nodeSettings) mergeFile(path string, flagGiven func(name string) bool) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return &usageError{fmt.Errorf("--config: %w", err)}
+	}
+	file := defaultNodeSettings()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&file); err != nil && !errors.Is(err, io.EOF) {
+		return usagef("--config %s: %v", path, err)
+	}
+	dst, src := reflect.ValueOf(s).Elem(), reflect.ValueOf(file)
+	for i := range dst.NumField() {
+		if !flagGiven(dst.Type().Field(i).Tag.Get("yaml")) {
+			dst.Field(i).Set(src.Field(i))
+		}
+	}
+	return nil
+}
+
+// config returns the node's Config, or every problem of the settings.
+func (s nodeSettings) config() (scopemesh.Config, error) {
+	cfg := scopemesh.Config{
+		SyncWrites:     s.SyncWrites,
+		ListenAddrs:    s.Listen,
+		Bootstrap:      s.Bootstrap,
+		Cluster:        s.Cluster,
+		DisableMDNS:    !s.MDNS,
+		Relays:         s.Relays,
+		RelayService:   s.RelayService,
+		AllowPeers:     s.AllowPeers,
+		SignEvents:     s.SignEvents,
+		SyncInterval:   s.SyncInterval,
+		MaxClockOffset: s.MaxClockOffset,
+	}
+	if !s.Memory {
+		cfg.DataDir = s.DataDir
+	}
+	var errs []error
+	if !s.Memory && s.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir is empty: name a directory, or pass --memory"))
+	}
+	var ok bool
+	if cfg.DHT, ok = dhtModes[s.DHT]; !ok {
+		errs = append(errs, fmt.Errorf("--dht %q is not auto, off, client or server", s.DHT))
+	}
+	if cfg.Reachability, ok = reachabilities[s.Reachability]; !ok {
+		errs = append(errs, fmt.Errorf("--reachability %q is not auto, public or private", s.Reachability))
+	}
+	for _, a := range s.Listen {
+		if _, err := ma.NewMultiaddr(a); err != nil {
+			errs = append(errs, fmt.Errorf("--listen %q: %v", a, err))
+		}
+	}
+	for _, list := range []struct {
+		flag  string
+		addrs []string
+	}{{"--bootstrap", s.Bootstrap}, {"--relays", s.Relays}} {
+		for _, a := range list.addrs {
+			if _, err := peer.ParseAddr(a); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", list.flag, err))
+			}
+		}
+	}
+	if s.SyncInterval < 0 {
+		errs = append(errs, fmt.Errorf("--sync-interval %v is negative", s.SyncInterval))
+	}
+	if s.MaxClockOffset < 0 {
+		errs = append(errs, fmt.Errorf("--max-clock-offset %v is negative", s.MaxClockOffset))
+	}
+	if _, ok := logLevels[s.LogLevel]; !ok {
+		errs = append(errs, fmt.Errorf("--log-level %q is not debug, info, warn or error", s.LogLevel))
+	}
+	if s.LogFormat != "text" && s.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("--log-format %q is not text or json", s.LogFormat))
+	}
+	if s.API != "" && s.API != apiOff {
+		if _, err := parseAPIAddr(s.API); err != nil {
+			errs = append(errs, fmt.Errorf("--api: %w", err))
+		}
+	}
+	if s.ClusterKeyFile != "" {
+		key, err := readClusterKey(s.ClusterKeyFile)
+		errs = append(errs, err)
+		cfg.ClusterKey = key
+	}
+	for _, f := range s.AcceptKeyFiles {
+		key, err := readClusterKey(f)
+		errs = append(errs, err)
+		cfg.AcceptKeys = append(cfg.AcceptKeys, key)
+	}
+	if len(s.AcceptKeyFiles) > 0 && s.ClusterKeyFile == "" {
+		errs = append(errs, errors.New("--accept-key-files needs --cluster-key-file"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return cfg, &usageError{err}
+	}
+	return cfg, nil
+}
+
+// clusterKeyLen is the length of a cluster key.
+const clusterKeyLen = 32
+
+// readClusterKey reads a cluster key from a file: 32 bytes, raw or as hex.
+// Keys come from files, never the command line, where other users of the
+// machine could read them.
+func readClusterKey(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cluster key: %w", err)
+	}
+	if len(b) == clusterKeyLen {
+		return b, nil
+	}
+	if key, err := hex.DecodeString(strings.TrimSpace(string(b))); err == nil && len(key) == clusterKeyLen {
+		return key, nil
+	}
+	return nil, fmt.Errorf("cluster key %s: want %d bytes, raw or as %d hex digits; make one with `head -c %d /dev/urandom > %s`",
+		path, clusterKeyLen, 2*clusterKeyLen, clusterKeyLen, path)
+}
+
+var (
+	dhtModes = map[string]scopemesh.DHTMode{
+		"auto": scopemesh.DHTAuto, "off": scopemesh.DHTOff, "client": scopemesh.DHTClient, "server": scopemesh.DHTServer,
+	}
+	reachabilities = map[string]scopemesh.Reachability{
+		"auto": scopemesh.ReachabilityAuto, "public": scopemesh.ReachabilityPublic, "private": scopemesh.ReachabilityPrivate,
+	}
+	logLevels = map[string]slog.Level{
+		"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError,
+	}
+)
+
+// apiAddr returns where the API listens, and whether it is on at all.
+func (s nodeSettings) apiAddr() (apiAddr, bool) {
+	switch {
+	case s.API == apiOff:
+		return apiAddr{}, false
+	case s.API != "":
+		a, _ := parseAPIAddr(s.API) // checked by config
+		return a, true
+	case s.Memory:
+		return apiAddr{"unix", runtimeSocket()}, true
+	}
+	return apiAddr{"unix", filepath.Join(s.DataDir, apiSocketName)}, true
+}
+
+func (s nodeSettings) logger(w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: logLevels[s.LogLevel]}
+	if s.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// startReport is what a node prints when it has started.
+type startReport struct {
+	ID      string
+	Cluster string
+	Addrs   []string // dialable multiaddrs, each ending in /p2p/<ID>
+	API     string   `json:",omitempty"` // empty: no API
+}
+
+// shutdownGrace bounds how long a stopping node waits for API requests in
+// flight.
+const shutdownGrace = 10 * time.Second
+
+func runNode(cmd *cobra.Command, s nodeSettings, asJSON bool) error {
+	cfg, err := s.config()
+	if err != nil {
+		return err
+	}
+	log := s.logger(cmd.ErrOrStderr())
+	// The library logs through the default logger.
+	slog.SetDefault(log)
+
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// Take the API's address first: a bad or busy one is found before the
+	// node joins its cluster.
+	addr, apiOn := s.apiAddr()
+	var ln net.Listener
+	if apiOn {
+		if ln, err = listenAPI(addr, s.APIRemote); err != nil {
+			return err
+		}
+	}
+	node, err := scopemesh.Open(ctx, cfg)
+	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
+		return err
+	}
+	report := startReport{ID: node.ID(), Cluster: cfg.Cluster, Addrs: node.Addrs()}
+	var api *apiServer
+	if apiOn {
+		api = serveAPI(node, ln, addr, log)
+		report.API = addr.String()
+	}
+	if err := printStart(cmd.OutOrStdout(), report, asJSON); err != nil {
+		log.Warn("printing the start-up report", "err", err)
+	}
+	log.Info("node running", "id", report.ID, "cluster", report.Cluster, "api", report.API)
+
+	logAddrChanges(ctx, log, node, slices.Sorted(slices.Values(report.Addrs)))
+	// A second signal kills the process at once.
+	stop()
+	log.Info("stopping the node")
+
+	var errs []error
+	if api != nil {
+		shutdown, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		errs = append(errs, api.Shutdown(shutdown))
+		cancel()
+	}
+	errs = append(errs, node.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("stopping the node: %w", err)
+	}
+	log.Info("node stopped")
+	return nil
+}
+
+func printStart(w io.Writer, r startReport, asJSON bool) error {
+	if asJSON {
+		return writeJSONLine(w, r)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "node %s, cluster %q\n", r.ID, r.Cluster)
+	b.WriteString("dialable at:\n")
+	for _, a := range r.Addrs {
+		fmt.Fprintf(&b, "  %s\n", a)
+	}
+	if r.API != "" {
+		fmt.Fprintf(&b, "API at %s (scopemesh status --api %s)\n", r.API, r.API)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// logAddrChanges logs the node's addresses whenever they change — a node
+// behind NAT gains relay addresses a moment after start — until ctx ends.
+func logAddrChanges(ctx context.Context, log *slog.Logger, node *scopemesh.Node, addrs []string) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := node.Addrs()
+		slices.Sort(now)
+		if !slices.Equal(now, addrs) {
+			log.Info("addresses changed", "addrs", now)
+			addrs = now
+		}
+	}
+}
