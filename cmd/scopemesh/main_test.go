@@ -20,6 +20,7 @@ import (
 
 	"github.com/scopemesh/scopemesh"
 	"github.com/scopemesh/scopemesh/events"
+	"github.com/scopemesh/scopemesh/internal/poll"
 	"github.com/scopemesh/scopemesh/query"
 )
 
@@ -87,16 +88,7 @@ func connectedTo(n *scopemesh.Node, id string) bool {
 }
 
 // eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+var eventually = poll.Until
 
 // cli runs the command line in-process.
 func cli(ctx context.Context, args ...string) (stdout, stderr string, code int) {
