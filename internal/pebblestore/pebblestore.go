@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	pebbleds "github.com/ipfs/go-ds-pebble"
 )
@@ -55,7 +56,19 @@ type Store struct {
 // Open opens (creating if needed) the Pebble database in dir.
 func Open(dir string, opts Options) (*Store, error) {
 	s := &Store{}
-	popts := &pebble.Options{}
+	popts := &pebble.Options{
+		// A 4 MiB memtable (the default) fills every 10,000 events or so,
+		// and each flush and the compactions it sets off compete with the
+		// writers for the CPU.
+		MemTableSize: 64 << 20,
+	}
+	for i := range popts.Levels {
+		// Upper levels are rewritten soon by compactions: compressing them
+		// costs CPU for space that is reclaimed anyway.
+		if i < 2 {
+			popts.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
+		}
+	}
 	if opts.SyncInterval >= 0 {
 		s.wal = &walFS{FS: vfs.Default, open: map[*walFile]struct{}{}}
 		popts.FS = s.wal
