@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/scopemesh/scopemesh"
+	"github.com/scopemesh/scopemesh/bench/internal/cluster"
+	"github.com/scopemesh/scopemesh/bench/internal/report"
+)
+
+type recordParams struct {
+	Events     int      `json:"events"`
+	Callers    []int    `json:"callers"`
+	Stores     []string `json:"stores"`
+	SyncWrites bool     `json:"sync_writes"`
+}
+
+type recordResult struct {
+	Store        string           `json:"store"`
+	Callers      int              `json:"callers"`
+	Events       int              `json:"events"`
+	Seconds      float64          `json:"seconds"`
+	EventsPerSec float64          `json:"events_per_sec"`
+	Latency      report.Latencies `json:"latency"` // of one Record call
+}
+
+func runRecord(ctx context.Context, e *env, args []string) error {
+	p := recordParams{Events: 200_000, Callers: []int{1, 8}}
+	stores := words{list: []string{"memory", "pebble"}, allowed: []string{"memory", "pebble"}}
+	fs := e.flags("record")
+	fs.IntVar(&p.Events, "events", p.Events, "events recorded per configuration")
+	fs.Var((*ints)(&p.Callers), "callers", "concurrent Record callers, a comma-separated list")
+	fs.Var(&stores, "stores", "stores to measure: memory, pebble")
+	fs.BoolVar(&p.SyncWrites, "sync-writes", false, "Pebble: flush every Record to disk (Config.SyncWrites)")
+	if err := e.parse(fs, args); err != nil {
+		return err
+	}
+	p.Stores = stores.list
+
+	run := report.New("record", p)
+	var results []recordResult
+	for _, store := range p.Stores {
+		for _, callers := range p.Callers {
+			r, err := recordOnce(ctx, store, callers, p)
+			if err != nil {
+				return fmt.Errorf("%s, %d callers: %w", store, callers, err)
+			}
+			results = append(results, r)
+		}
+	}
+	run.Results = map[string]any{"runs": results, "targets": recordTargets(results)}
+
+	t := report.Table{Title: "Record on one node", Header: []string{"store", "callers", "events", "seconds", "events/s", "p50", "p99"}}
+	for _, r := range results {
+		t.Add(r.Store, r.Callers, r.Events, r.Seconds, r.EventsPerSec, ms(r.Latency.P50ms), ms(r.Latency.P99ms))
+	}
+	t.Print(os.Stdout)
+	printTargets(recordTargets(results))
+	return e.save(run)
+}
+
+// recordTargets checks issue 3's figures: with concurrent callers sharing
+// commits, ≥ 400k events/s in memory and ≥ 100k on Pebble.
+func recordTargets(rs []recordResult) []target {
+	best := map[string]float64{}
+	for _, r := range rs {
+		if r.Callers > 1 {
+			best[r.Store] = max(best[r.Store], r.EventsPerSec)
+		}
+	}
+	var ts []target
+	if v, ok := best["memory"]; ok {
+		ts = append(ts, atLeast("Record, in memory, concurrent callers", v, 400_000, "events/s"))
+	}
+	if v, ok := best["pebble"]; ok {
+		ts = append(ts, atLeast("Record, Pebble, concurrent callers", v, 100_000, "events/s"))
+	}
+	return ts
+}
+
+func recordOnce(ctx context.Context, store string, callers int, p recordParams) (recordResult, error) {
+	cfg := scopemesh.Config{
+		Cluster:     "bench-record",
+		ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
+		DisableMDNS: true,
+		DHT:         scopemesh.DHTOff,
+		SyncWrites:  p.SyncWrites,
+	}
+	if store == "pebble" {
+		dir, err := os.MkdirTemp("", "scopemesh-bench-")
+		if err != nil {
+			return recordResult{}, err
+		}
+		defer os.RemoveAll(dir)
+		cfg.DataDir = dir
+	}
+	n, err := scopemesh.Open(ctx, cfg)
+	if err != nil {
+		return recordResult{}, err
+	}
+	defer n.Close()
+
+	progress := report.Stderr(fmt.Sprintf("%s, %d callers", store, callers), p.Events)
+	defer progress.Done()
+	traces := cluster.Traces(1 + p.Events/8)
+	lat := make([][]time.Duration, callers)
+	errs := make([]error, callers)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for k := range callers {
+		wg.Go(func() {
+			lat[k] = make([]time.Duration, 0, p.Events/callers+1)
+			for i := k; i < p.Events; i += callers {
+				t0 := time.Now()
+				if _, err := n.Record(cluster.TraceContext(ctx, traces, i), cluster.Sample(i)); err != nil {
+					errs[k] = err
+					return
+				}
+				lat[k] = append(lat[k], time.Since(t0))
+				if len(lat[k])%1024 == 0 {
+					progress.Add(1024)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	for _, err := range errs {
+		if err != nil {
+			return recordResult{}, err
+		}
+	}
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	return recordResult{
+		Store: store, Callers: callers, Events: p.Events,
+		Seconds: elapsed.Seconds(), EventsPerSec: float64(p.Events) / elapsed.Seconds(),
+		Latency: report.Summarise(all),
+	}, nil
+}
+
+// ms formats a figure in milliseconds for a table.
+func ms(v float64) string { return report.Duration(time.Duration(v * 1e6)) }
