@@ -289,9 +289,14 @@ func (g *gossip) ownSince(ctx context.Context, from crdt.Key) []events.Event {
 
 // publish sends batch in as many messages as its size needs.
 func (g *gossip) publish(ctx context.Context, batch []events.Event) {
+	out := g.channels[0]
+	if len(out.topic.ListPeers()) == 0 {
+		// Nobody to tell: members that join later reconcile with this
+		// node, which costs less than encoding for no one.
+		return
+	}
 	for len(batch) > 0 {
 		n := min(len(batch), batchMaxEvents)
-		out := g.channels[0]
 		data, err := g.replica.encode(out.name, batch[:n])
 		for errors.Is(err, events.ErrTooLarge) && n > 1 {
 			n /= 2

@@ -71,6 +71,7 @@ type Host struct {
 	started time.Time
 
 	sessions   sessions
+	fetching   inFlight // events some session is fetching
 	queries    queryGate
 	syncLimits SyncLimits
 	syncNow    chan lpeer.ID // members to sync with soon
@@ -235,7 +236,7 @@ func (n *Host) onConnected(_ network.Network, c network.Conn) {
 	if n.members.connected(p) {
 		// A member is back after a partition or a restart: exchange what
 		// each side recorded meanwhile.
-		n.requestSync(p)
+		n.requestSyncOnce(p)
 	}
 }
 
@@ -259,10 +260,10 @@ func (n *Host) onJoined(p lpeer.ID) {
 		// The new member may hold events from before it joined: reconcile
 		// now. Gossip published before the mesh forms (about a second)
 		// reaches nobody: reconcile again once it has.
-		n.requestSync(p)
+		n.requestSyncOnce(p)
 		time.AfterFunc(meshSettle, func() {
 			if n.ctx.Err() == nil {
-				n.requestSync(p)
+				n.requestSyncOnce(p)
 			}
 		})
 	}
@@ -303,6 +304,11 @@ func (n *Host) Connect(ctx context.Context, addr string) error {
 	}
 	n.register(ai)
 	if err := n.h.Connect(ctx, ai); err != nil {
+		// Two peers dialling each other at once can fail one handshake
+		// while the other's succeeds.
+		if n.h.Network().Connectedness(ai.ID) == network.Connected {
+			return nil
+		}
 		return fmt.Errorf("peer: connecting to %s (it stays registered and is re-dialled): %w", ai.ID, err)
 	}
 	return nil

@@ -181,13 +181,14 @@ func (t *memberTable) known() []lpeer.ID {
 	return out
 }
 
-// connectedMembers returns the members the table believes connected.
+// connectedMembers returns the members and wanted peers the table believes
+// connected.
 func (t *memberTable) connectedMembers() []lpeer.ID {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var out []lpeer.ID
 	for p, m := range t.peers {
-		if m.Connected && m.joined && !m.Refused {
+		if m.Connected && (m.joined || m.wanted) && !m.Refused {
 			out = append(out, p)
 		}
 	}

@@ -83,6 +83,39 @@ type SyncResult struct {
 	Err           error         // why the session failed, if it did
 }
 
+// inFlight is the set of events some session is fetching. Its zero value
+// is usable.
+type inFlight struct {
+	mu  sync.Mutex
+	ids map[events.ID]struct{}
+}
+
+// claim returns the IDs of want that no other session is fetching, now
+// claimed by the caller.
+func (f *inFlight) claim(want []events.ID) []events.ID {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.ids == nil {
+		f.ids = make(map[events.ID]struct{})
+	}
+	mine := want[:0:0]
+	for _, id := range want {
+		if _, taken := f.ids[id]; !taken {
+			f.ids[id] = struct{}{}
+			mine = append(mine, id)
+		}
+	}
+	return mine
+}
+
+func (f *inFlight) release(ids []events.ID) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, id := range ids {
+		delete(f.ids, id)
+	}
+}
+
 // sessions allows one sync session per peer at a time, whichever side
 // started it.
 type sessions struct {
@@ -270,8 +303,13 @@ func (n *Host) reconcile(s *stream, res *SyncResult, p lpeer.ID) (have, need []e
 	return rec.Have(), rec.Need(), true, nil
 }
 
-// fetch asks for the events the initiator lacks and merges them.
+// fetch asks for the events the initiator lacks and merges them, but for
+// those another session is already fetching: a node that reconciles with
+// several peers at once (a partition healing) would otherwise fetch the
+// same events from each.
 func (n *Host) fetch(ctx context.Context, s *stream, res *SyncResult, need []events.ID) error {
+	need = n.fetching.claim(need)
+	defer n.fetching.release(need)
 	for len(need) > 0 {
 		chunk := need[:min(len(need), wantChunk)]
 		need = need[len(chunk):]
@@ -490,9 +528,15 @@ func (n *Host) syncLoop(ctx context.Context) {
 	}
 }
 
-// requestSync asks the sync loop to sync with p soon. It never blocks: if
-// requests pile up, the periodic sync covers the dropped one.
-func (n *Host) requestSync(p lpeer.ID) {
+// requestSyncOnce asks the sync loop to sync with p soon, for an event both
+// sides see (a join, a reconnection): only the side with the smaller peer ID
+// starts a session, which moves events both ways, so the pair runs one
+// session, not two in a row. It never blocks: if requests pile up, the
+// periodic sync covers the dropped one.
+func (n *Host) requestSyncOnce(p lpeer.ID) {
+	if n.h.ID() > p {
+		return
+	}
 	select {
 	case n.syncNow <- p:
 	default:
