@@ -102,6 +102,13 @@ type Config struct {
 	// identity is then the host's. The node does not close it.
 	Host host.Host
 
+	// Gater, with Host, is the connection gater Host was built with
+	// (libp2p.ConnectionGater(g) for g := peer.NewGater(allowed...)): the
+	// node records its refusals there (Disconnect, failed membership
+	// proofs), so refused peers cannot even connect. Without it, a node on
+	// a host of its own closes such connections as they open.
+	Gater *peer.Gater
+
 	// SyncInterval is how often the node reconciles its events with a peer.
 	// Zero means DefaultSyncInterval.
 	SyncInterval time.Duration
@@ -170,6 +177,9 @@ func (c Config) withDefaults() (Config, error) {
 				errs = append(errs, fmt.Errorf("%s: %w", list.name, err))
 			}
 		}
+	}
+	if c.Gater != nil && c.Host == nil {
+		errs = append(errs, errors.New("Gater is for a Host of your own; without one the node installs its own"))
 	}
 	if c.ClusterKey == nil && len(c.AcceptKeys) > 0 {
 		errs = append(errs, errors.New("AcceptKeys need a ClusterKey"))

@@ -87,7 +87,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	for i, id := range cfg.AllowPeers {
 		allow[i], _ = lpeer.Decode(id) // checked by withDefaults
 	}
-	h, gater := cfg.Host, (*peer.Gater)(nil)
+	h, gater := cfg.Host, cfg.Gater
 	if h == nil {
 		gater = peer.NewGater(allow...)
 		if h, err = newHost(ctx, cfg, ds, gater); err != nil {
