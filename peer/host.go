@@ -71,7 +71,6 @@ type Host struct {
 	started time.Time
 
 	sessions   sessions
-	fetching   inFlight // events some session is fetching
 	queries    queryGate
 	syncLimits SyncLimits
 	syncNow    chan lpeer.ID // members to sync with soon

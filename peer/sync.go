@@ -67,8 +67,8 @@ const (
 // ErrSyncLimit reports a session cut off because the peer exceeded a limit.
 var ErrSyncLimit = errors.New("peer: sync session limit exceeded")
 
-// ErrBusy reports that a session with the peer was already running.
-var ErrBusy = errors.New("peer: already syncing with this peer")
+// ErrBusy reports that the peer was running another sync session.
+var ErrBusy = errors.New("peer: busy with another sync session")
 
 // SyncResult reports one sync session with one peer, as its initiator saw it.
 type SyncResult struct {
@@ -83,76 +83,43 @@ type SyncResult struct {
 	Err           error         // why the session failed, if it did
 }
 
-// inFlight is the set of events some session is fetching. Its zero value
-// is usable.
-type inFlight struct {
-	mu  sync.Mutex
-	ids map[events.ID]struct{}
-}
-
-// claim returns the IDs of want that no other session is fetching, now
-// claimed by the caller.
-func (f *inFlight) claim(want []events.ID) []events.ID {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.ids == nil {
-		f.ids = make(map[events.ID]struct{})
-	}
-	mine := want[:0:0]
-	for _, id := range want {
-		if _, taken := f.ids[id]; !taken {
-			f.ids[id] = struct{}{}
-			mine = append(mine, id)
-		}
-	}
-	return mine
-}
-
-func (f *inFlight) release(ids []events.ID) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, id := range ids {
-		delete(f.ids, id)
-	}
-}
-
-// sessions allows one sync session per peer at a time, whichever side
-// started it.
+// sessions allows one sync session at a time on a node, whichever side
+// started it and with whichever peer. Sessions in a row move less than
+// sessions side by side: after a partition heals, the first brings in what
+// one peer's side recorded, and the next, with another peer of that side,
+// finds it already here instead of moving it again.
 type sessions struct {
 	mu   sync.Mutex
-	busy map[lpeer.ID]chan struct{} // closed when the session ends
+	busy chan struct{} // closed when the running session ends; nil if none
 }
 
-// tryStart claims p, or returns the channel that closes when p's session
-// ends.
-func (s *sessions) tryStart(p lpeer.ID) (end func(), wait <-chan struct{}) {
+// tryStart claims the node's session slot, or returns the channel that
+// closes when the running session ends.
+func (s *sessions) tryStart() (end func(), wait <-chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if ch, ok := s.busy[p]; ok {
-		return nil, ch
-	}
-	if s.busy == nil {
-		s.busy = make(map[lpeer.ID]chan struct{})
+	if s.busy != nil {
+		return nil, s.busy
 	}
 	ch := make(chan struct{})
-	s.busy[p] = ch
+	s.busy = ch
 	return func() {
 		s.mu.Lock()
-		delete(s.busy, p)
+		s.busy = nil
 		s.mu.Unlock()
 		close(ch)
 	}, nil
 }
 
-// syncPeer runs a session with p, first waiting out one already running.
-// When both sides start at once, each refuses the other's stream; they
-// retry after a random pause until one gets through.
+// syncPeer runs a session with p, first waiting out the one running. When
+// both sides start at once, each refuses the other's stream; they retry
+// after a random pause until one gets through.
 func (n *Host) syncPeer(ctx context.Context, p lpeer.ID) SyncResult {
 	if !n.member(ctx, p) {
 		return SyncResult{Err: fmt.Errorf("%w: %s", ErrNotMember, p)}
 	}
 	for {
-		end, wait := n.sessions.tryStart(p)
+		end, wait := n.sessions.tryStart()
 		if wait != nil {
 			select {
 			case <-wait:
@@ -303,13 +270,8 @@ func (n *Host) reconcile(s *stream, res *SyncResult, p lpeer.ID) (have, need []e
 	return rec.Have(), rec.Need(), true, nil
 }
 
-// fetch asks for the events the initiator lacks and merges them, but for
-// those another session is already fetching: a node that reconciles with
-// several peers at once (a partition healing) would otherwise fetch the
-// same events from each.
+// fetch asks for the events the initiator lacks and merges them.
 func (n *Host) fetch(ctx context.Context, s *stream, res *SyncResult, need []events.ID) error {
-	need = n.fetching.claim(need)
-	defer n.fetching.release(need)
 	for len(need) > 0 {
 		chunk := need[:min(len(need), wantChunk)]
 		need = need[len(chunk):]
@@ -425,7 +387,7 @@ func (n *Host) handleSync(raw network.Stream) {
 	}
 	lim := n.syncLimits
 	s := newStream(raw, lim)
-	end, wait := n.sessions.tryStart(p)
+	end, wait := n.sessions.tryStart()
 	if wait != nil {
 		s.send(frameError, []byte(ErrBusy.Error()))
 		return
