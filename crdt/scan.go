@@ -31,6 +31,10 @@ const scanChunk = 256
 // order if descending), until fn returns false. Events added during the scan
 // may or may not be seen.
 func (s *Set) Scan(ctx context.Context, r Range, descending bool, fn func(events.Event) bool) error {
+	if err := s.use(); err != nil {
+		return err
+	}
+	defer s.inUse.Done()
 	cursor := r
 	for {
 		keys, err := s.nextKeys(cursor, descending)
@@ -131,6 +135,10 @@ func (s *Set) IndexCount(i Index, value string) int {
 // keys lie in r, in key order (reverse order if descending), until fn
 // returns false.
 func (s *Set) ScanIndex(ctx context.Context, i Index, value string, r Range, descending bool, fn func(events.Event) bool) error {
+	if err := s.use(); err != nil {
+		return err
+	}
+	defer s.inUse.Done()
 	prefix, err := indexPrefix(i, value)
 	if err != nil {
 		return err

@@ -41,6 +41,7 @@ type Set struct {
 	}
 
 	watches watchList
+	inUse   sync.WaitGroup // calls under way that use the datastore
 }
 
 // New opens the set stored in ds, rebuilding the ordered index from it.
@@ -157,12 +158,27 @@ func mergeRuns(dst, a, b []keytree.Key) {
 	copy(dst[copy(dst, a):], b)
 }
 
-// Close stops the set's watches. It does not close the datastore.
+// Close stops the set's watches and waits for the calls under way to end;
+// later calls return ErrClosed. It does not close the datastore, but once
+// Close returns, the set no longer touches it, so its owner may.
 func (s *Set) Close() error {
 	s.mu.Lock()
 	s.mu.closed = true
 	s.mu.Unlock()
 	s.watches.closeAll()
+	s.inUse.Wait()
+	return nil
+}
+
+// use registers a call that will read or write the datastore, or returns
+// ErrClosed. The caller must call s.inUse.Done when it is done.
+func (s *Set) use() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.mu.closed {
+		return ErrClosed
+	}
+	s.inUse.Add(1)
 	return nil
 }
 
@@ -178,6 +194,10 @@ func (s *Set) Add(ctx context.Context, e events.Event) (bool, error) {
 // or its ID does not match its content, Merge returns an error and writes
 // nothing. Merge returns only after the batch is committed.
 func (s *Set) Merge(ctx context.Context, batch []events.Event) ([]events.Event, error) {
+	if err := s.use(); err != nil {
+		return nil, err
+	}
+	defer s.inUse.Done()
 	// Encoding verifies: it hashes the content it writes and compares the
 	// hash with the ID.
 	encoded := make([]record, len(batch))
@@ -279,6 +299,10 @@ func (s *Set) Has(k Key) bool {
 // HasID reports whether the set holds the event with ID id. Unlike Has, it
 // reads the datastore.
 func (s *Set) HasID(ctx context.Context, id events.ID) (bool, error) {
+	if err := s.use(); err != nil {
+		return false, err
+	}
+	defer s.inUse.Done()
 	_, err := s.keyOfID(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return false, nil
@@ -288,6 +312,10 @@ func (s *Set) HasID(ctx context.Context, id events.ID) (bool, error) {
 
 // Get returns the event with ID id, or an error matching ErrNotFound.
 func (s *Set) Get(ctx context.Context, id events.ID) (events.Event, error) {
+	if err := s.use(); err != nil {
+		return events.Event{}, err
+	}
+	defer s.inUse.Done()
 	k, err := s.keyOfID(ctx, id)
 	if err != nil {
 		return events.Event{}, err

@@ -111,11 +111,10 @@ func NewClock(cfg Config) (*Clock, error) {
 		c.mu.last = Timestamp{Wall: cfg.LastUpper, Logical: math.MaxUint32}
 	}
 	if c.persist != nil {
-		upper := max(c.physical(), cfg.LastUpper) + c.persistAhead
-		if err := c.persist(upper); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrPersist, err)
+		c.mu.upper = cfg.LastUpper
+		if err := c.raiseUpperLocked(max(cfg.LastUpper+1, c.physical())); err != nil {
+			return nil, err
 		}
-		c.mu.upper = upper
 	}
 	return c, nil
 }
@@ -166,11 +165,15 @@ func (c *Clock) boundLocked(next Timestamp) Timestamp {
 	panic(fmt.Sprintf("hlc: no timestamp left below the persisted bound %d: %v", c.mu.upper, c.mu.err))
 }
 
-// raiseUpperLocked persists a bound PersistAhead beyond wall.
+// raiseUpperLocked persists a bound that covers wall and lies PersistAhead
+// beyond physical time. The lead is measured from physical time, not from
+// wall: a clock that resumes from its last bound after a restart (and so
+// runs ahead of physical time) would otherwise push each bound, and each
+// restart's starting point, another PersistAhead ahead.
 //
 // REQUIRES: c.mu
 func (c *Clock) raiseUpperLocked(wall int64) error {
-	upper := wall + c.persistAhead
+	upper := max(wall, c.physical()+c.persistAhead)
 	if err := c.persist(upper); err != nil {
 		c.mu.err = fmt.Errorf("%w: %w", ErrPersist, err)
 		return c.mu.err

@@ -268,3 +268,28 @@ func BenchmarkUpdate(b *testing.B) {
 		})
 	})
 }
+
+// TestClockRestartsDoNotRatchet restarts a clock many times within one
+// persist window: each restart must come after everything issued before,
+// and the clock must stay within PersistAhead of physical time rather than
+// gaining a window per restart.
+func TestClockRestartsDoNotRatchet(t *testing.T) {
+	st := &store{}
+	m := NewManualClock(epoch)
+	var last Timestamp
+	for restart := range 20 {
+		c, err := NewClock(Config{WallClock: m, Persist: st.persist, LastUpper: st.upper, PersistAhead: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := c.Now()
+		if !last.Less(ts) {
+			t.Fatalf("restart %d: %v is not after %v", restart, ts, last)
+		}
+		if lead := time.Duration(ts.Wall - m.Now().UnixNano()); lead > time.Second {
+			t.Fatalf("restart %d: the clock runs %v ahead of physical time", restart, lead)
+		}
+		last = ts
+		m.Advance(time.Millisecond)
+	}
+}

@@ -303,6 +303,11 @@ func (n *Host) verify(ctx context.Context, p lpeer.ID) {
 
 // handleProof answers a peer's membership check.
 func (n *Host) handleProof(s network.Stream) {
+	if !n.enter() {
+		s.Reset()
+		return
+	}
+	defer n.wg.Done()
 	defer s.Close()
 	s.SetDeadline(time.Now().Add(proofTimeout))
 	if err := n.keys.answerProof(s); err != nil {

@@ -21,6 +21,9 @@ import (
 	"github.com/scopemesh/scopemesh/hlc"
 )
 
+// ErrClosed reports use of a Host after Close.
+var ErrClosed = errors.New("peer: closed")
+
 // ErrInvalidPeer reports a peer address or ID that cannot be parsed.
 var ErrInvalidPeer = errors.New("peer: invalid peer")
 
@@ -75,10 +78,12 @@ type Host struct {
 	syncLimits SyncLimits
 	syncNow    chan lpeer.ID // members to sync with soon
 
-	ctx    context.Context // ends at Close
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	notify network.Notifiee
+	ctx     context.Context // ends at Close
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup // every goroutine the Host runs, or serves in
+	closing sync.RWMutex   // guards closed against wg.Add during Wait
+	closed  bool
+	notify  network.Notifiee
 
 	closeOnce sync.Once
 	closeErr  error
@@ -169,17 +174,35 @@ func New(h host.Host, cfg Config) (_ *Host, err error) {
 
 // goLoop runs loop in a goroutine that Close waits for.
 func (n *Host) goLoop(ctx context.Context, loop func(context.Context)) {
-	n.wg.Add(1)
+	if !n.enter() {
+		return
+	}
 	go func() {
 		defer n.wg.Done()
 		loop(ctx)
 	}()
 }
 
+// enter registers a goroutine Close must wait for — a loop, a stream
+// handler libp2p started, a caller's Sync — or reports false once Close has
+// begun. A true result must be paired with n.wg.Done.
+func (n *Host) enter() bool {
+	n.closing.RLock()
+	defer n.closing.RUnlock()
+	if n.closed {
+		return false
+	}
+	n.wg.Add(1)
+	return true
+}
+
 // Close stops every service and goroutine of the Host, and the libp2p host
 // if the Host owns it. Later calls return the first call's result.
 func (n *Host) Close() error {
 	n.closeOnce.Do(func() {
+		n.closing.Lock()
+		n.closed = true
+		n.closing.Unlock()
 		var errs []error
 		if n.gossip != nil {
 			// Leave the topics while pubsub, which runs under ctx, still

@@ -64,6 +64,11 @@ func (g *queryGate) leave(p lpeer.ID) {
 
 // handleQuery answers a peer's query from the local replica.
 func (n *Host) handleQuery(raw network.Stream) {
+	if !n.enter() {
+		raw.Reset()
+		return
+	}
+	defer n.wg.Done()
 	p := raw.Conn().RemotePeer()
 	defer raw.Close()
 	if !n.member(n.ctx, p) {

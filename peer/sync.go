@@ -379,6 +379,11 @@ func (n *Host) mergeBatch(ctx context.Context, s *stream, payload []byte) (added
 
 // handleSync serves a session a peer started.
 func (n *Host) handleSync(raw network.Stream) {
+	if !n.enter() {
+		raw.Reset()
+		return
+	}
+	defer n.wg.Done()
 	p := raw.Conn().RemotePeer()
 	defer raw.Close()
 	if !n.member(n.ctx, p) {
@@ -513,9 +518,14 @@ func (n *Host) Sync(ctx context.Context) map[string]SyncResult {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, p := range peers {
+		if !n.enter() {
+			results[p.String()] = SyncResult{Err: ErrClosed}
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer n.wg.Done()
 			res := n.syncPeer(ctx, p)
 			mu.Lock()
 			results[p.String()] = res
