@@ -56,8 +56,9 @@ type Config struct {
 }
 
 // Host runs a node's part of the cluster on a libp2p host: discovery,
-// membership, and delta replication over gossipsub. It is safe for
-// concurrent use; Close stops every goroutine it started.
+// membership, delta replication over gossipsub, reconciliation and cluster
+// queries. It is safe for concurrent use; Close stops every goroutine it
+// started and waits for the sessions it serves.
 type Host struct {
 	h       host.Host
 	cfg     Config
