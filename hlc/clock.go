@@ -229,6 +229,9 @@ func (c *Clock) Err() error {
 // physical time.
 func (c *Clock) MaxOffset() time.Duration { return c.maxOffset }
 
+// Physical returns the physical clock's reading, in unix nanoseconds.
+func (c *Clock) Physical() int64 { return c.physical() }
+
 func (c *Clock) physical() int64 { return c.wall.Now().UnixNano() }
 
 type systemClock struct{}

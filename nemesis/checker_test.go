@@ -35,40 +35,8 @@ func (v *verdict) add(kind, format string, args ...any) {
 	}
 }
 
-// knownDefects are kinds of findings caused by open defects of the
-// library, each named by its cause. They are reported in the log and fail
-// the test only with -known-bugs, so that the nemesis keeps failing on
-// everything else meanwhile; an entry goes once its defect is fixed.
-var knownDefects = map[string]string{
-	// peer.Host learns members only from gossipsub's PeerJoin. Gossipsub
-	// gives up for good on a connected peer when opening its stream to it
-	// fails (for instance over a connection that is closing while another
-	// one is open): the peer then never gets this node's subscription,
-	// never sees it join, and does not count it as a member for as long
-	// as the connection lasts.
-	"membership": "gossipsub drops a connected peer and it is no member",
-}
-
-// ok reports whether the verdict holds no finding that fails the test.
-func (v *verdict) ok() bool {
-	for kind := range v.counts {
-		if _, known := knownDefects[kind]; !known || *knownFlag {
-			return false
-		}
-	}
-	return true
-}
-
-// known describes the findings of known defects, if any.
-func (v *verdict) known() string {
-	var b strings.Builder
-	for _, kind := range slices.Sorted(maps.Keys(v.counts)) {
-		if cause, ok := knownDefects[kind]; ok {
-			fmt.Fprintf(&b, "%d %q findings, from an open defect (%s); -known-bugs makes them fail\n", v.counts[kind], kind, cause)
-		}
-	}
-	return b.String()
-}
+// ok reports whether the verdict holds no finding.
+func (v *verdict) ok() bool { return len(v.counts) == 0 }
 
 func (v *verdict) String() string {
 	var b strings.Builder

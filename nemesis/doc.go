@@ -95,14 +95,9 @@
 //	go test ./nemesis -run Nemesis -steps 300    # a schedule of 300 steps
 //	go test ./nemesis -run Nemesis -plan -v      # log the schedule first
 //	go test ./nemesis -run Soak -soak 5m -v      # the soak test
-//	go test ./nemesis -known-bugs                # fail on open defects too
 //
-// Findings caused by defects that are known and still open (knownDefects
-// in checker_test.go, each with its cause) are logged without failing the
-// test, so that it keeps failing on everything else, and the tests that
-// reproduce open defects on their own are skipped; -known-bugs makes them
-// all fail. regressions_test.go holds those tests, and the ones of the
-// defects already fixed.
+// regressions_test.go holds a test of its own for each defect the nemesis
+// found, so that each stays fixed.
 //
 // Without -seed a seed is drawn from the clock. Every run logs its seed and
 // the command that replays it, and a failure repeats both with the faults

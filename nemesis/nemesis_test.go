@@ -18,7 +18,6 @@ var (
 	longFlag  = flag.Bool("long", false, "run the long schedule")
 	planFlag  = flag.Bool("plan", false, "log the schedule before running it")
 	soakFlag  = flag.Duration("soak", 0, "run the soak test for this long (it is skipped otherwise)")
-	knownFlag = flag.Bool("known-bugs", false, "fail on open defects too: the findings knownDefects lists, and the tests that reproduce them")
 )
 
 // Schedule lengths.
@@ -123,9 +122,6 @@ func runAndCheck(t *testing.T, c *cluster, p *plan, closeNet func() error) {
 		membership: 15 * time.Second,
 	})
 	t.Log(c.summary(p, ran))
-	if known := v.known(); known != "" && v.ok() && convErr == nil {
-		t.Logf("seed %d: findings of open defects only:\n%s%s", p.seed, known, v)
-	}
 	if convErr != nil || !v.ok() {
 		t.Errorf("seed %d failed.\nconvergence: %v\n%s\nfaults applied:\n%s\nreproduce: %s",
 			p.seed, convErr, v, c.log.tail(), repro)

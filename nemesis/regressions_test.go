@@ -179,16 +179,12 @@ func TestRestartsKeepClockNearPhysicalTime(t *testing.T) {
 // running member, and expects each to count the other as a connected
 // member.
 //
-// It fails today. peer.New registers its network notifee on the host but
-// never counts the connections the host already has, and the member table
-// learns of connections only from that notifee. The new node lists the
-// member (it saw it join the topic) as not connected for as long as that
-// connection lasts: it never syncs with it, neither on connect nor
-// periodically, and its cluster queries report it unreachable.
+// peer.New used to register its network notifee on the host without
+// counting the connections the host already had, and the member table
+// learned of connections only from that notifee: the new node listed the
+// member as not connected for as long as that connection lasted, never
+// synced with it, and its cluster queries reported it unreachable.
 func TestMembersSeeEachOtherWhenHostWasConnectedFirst(t *testing.T) {
-	if !*knownFlag {
-		t.Skip("reproduces an open defect (connections a Config.Host had before Open are not counted); run with -known-bugs")
-	}
 	ctx := context.Background()
 	mn := mocknet.New()
 	defer mn.Close()

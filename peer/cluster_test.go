@@ -219,3 +219,22 @@ func TestEventsFromTheFutureAreNotMerged(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, "node 1 to take node 0's event", func() bool { return nodes[1].set.Has(crdt.KeyOf(ok)) })
 }
+
+// TestHeldBackEventsArriveOnceInRange: an event whose clock ran a little
+// further ahead than the offset allows is held back, then fetched by a sync
+// as soon as the local clock has caught up — not at the next periodic sync
+// (a minute away here).
+func TestHeldBackEventsArriveOnceInRange(t *testing.T) {
+	_, nodes := newCluster(t, 2, clusterOptions{clock: func(i int) hlc.WallClock {
+		return skewedClock(time.Duration(i) * 800 * time.Millisecond) // node 1 runs 300ms past the 500ms bound
+	}})
+	meshed(t, nodes)
+	ahead := nodes[1].record(t, "ahead")
+	// Within meshSettle, before the second join sync could fetch it.
+	eventually(t, 2*time.Second, "the held-back event to be fetched once in range", func() bool {
+		return nodes[0].set.Has(crdt.KeyOf(ahead))
+	})
+	if skew := nodes[0].Status().ClockSkew; len(skew) != 1 {
+		t.Fatalf("the hold-back was not reported: %+v", skew)
+	}
+}

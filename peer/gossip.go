@@ -200,7 +200,7 @@ func (g *gossip) receiveLoop(ctx context.Context, c *channel) {
 		}
 		evs, _ := msg.ValidatorData.([]events.Event)
 		g.counts.batchesReceived.Add(1)
-		added, _, err := g.replica.merge(ctx, evs)
+		added, _, err := g.replica.merge(ctx, msg.ReceivedFrom, evs)
 		if err != nil {
 			if ctx.Err() == nil {
 				g.log.Warn("merging a gossiped batch failed", "from", msg.ReceivedFrom, "err", err)

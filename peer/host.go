@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
@@ -75,6 +76,7 @@ type Host struct {
 	started time.Time
 
 	sessions   sessions
+	retries    retryTable
 	queries    queryGate
 	syncLimits SyncLimits
 	syncNow    chan lpeer.ID // members to sync with soon
@@ -133,15 +135,14 @@ func New(h host.Host, cfg Config) (_ *Host, err error) {
 	}
 	n.notify = &network.NotifyBundle{ConnectedF: n.onConnected, DisconnectedF: n.onDisconnected}
 	h.Network().Notify(n.notify)
-	if keys != nil {
-		// Peers connected before the notifee was in place.
-		for _, p := range h.Network().Peers() {
-			n.goLoop(ctx, func(ctx context.Context) { n.verify(ctx, p) })
-		}
+	// Connections a host of the caller's had before the notifee was in
+	// place: counted once each, even if a notification races with this.
+	for _, c := range h.Network().Conns() {
+		n.onConnected(h.Network(), c)
 	}
 
 	n.replica = &replica{set: cfg.Set, clock: cfg.Clock, limits: cfg.Limits, keys: keys, signed: cfg.SignEvents,
-		skew: &skewTable{now: time.Now}, log: n.log}
+		skew: &skewTable{now: time.Now}, log: n.log, retry: n.syncLater}
 	n.gossip = &gossip{replica: n.replica, members: n.members, log: n.log,
 		member: func(p lpeer.ID) bool { return n.member(expired, p) }}
 	var topics []string
@@ -150,6 +151,9 @@ func New(h host.Host, cfg Config) (_ *Host, err error) {
 	}
 	if err := startGossip(ctx, h, n.gossip, topics); err != nil {
 		return nil, fmt.Errorf("peer: starting gossip: %w", err)
+	}
+	if err := n.watchProtocols(ctx); err != nil {
+		return nil, fmt.Errorf("peer: watching peers' protocols: %w", err)
 	}
 	n.goLoop(ctx, n.gossip.publishLoop)
 	for _, c := range n.gossip.channels {
@@ -256,7 +260,7 @@ func (n *Host) onConnected(_ network.Network, c network.Conn) {
 	if n.keys != nil {
 		n.goLoop(n.ctx, func(ctx context.Context) { n.verify(ctx, p) })
 	}
-	if n.members.connected(p) {
+	if n.members.connected(p, c.ID()) {
 		// A member is back after a partition or a restart: exchange what
 		// each side recorded meanwhile.
 		n.requestSyncOnce(p)
@@ -264,10 +268,51 @@ func (n *Host) onConnected(_ network.Network, c network.Conn) {
 }
 
 func (n *Host) onDisconnected(_ network.Network, c network.Conn) {
-	if n.members.disconnected(c.RemotePeer()) {
+	if n.members.disconnected(c.RemotePeer(), c.ID()) {
 		// Its next connection is checked again.
 		n.proofs.forget(c.RemotePeer())
 	}
+}
+
+// watchProtocols makes a member of every peer that speaks the cluster's
+// sync protocol, as identify reports it. Gossipsub's topic subscriptions
+// say the same, but not always: pubsub gives up on a peer whose stream it
+// once failed to open, and never reports it.
+func (n *Host) watchProtocols(ctx context.Context) error {
+	sub, err := n.h.EventBus().Subscribe([]any{new(event.EvtPeerIdentificationCompleted), new(event.EvtPeerProtocolsUpdated)})
+	if err != nil {
+		return err
+	}
+	syncs := n.protocols(func(nm names) protocol.ID { return nm.sync })
+	speaks := func(protos []protocol.ID) bool {
+		return slices.ContainsFunc(protos, func(p protocol.ID) bool { return slices.Contains(syncs, p) })
+	}
+	for _, p := range n.h.Network().Peers() {
+		if ps, _ := n.h.Peerstore().SupportsProtocols(p, syncs...); len(ps) > 0 {
+			n.onJoined(p)
+		}
+	}
+	n.goLoop(ctx, func(ctx context.Context) {
+		defer sub.Close()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e := <-sub.Out():
+				switch e := e.(type) {
+				case event.EvtPeerIdentificationCompleted:
+					if speaks(e.Protocols) {
+						n.onJoined(e.Peer)
+					}
+				case event.EvtPeerProtocolsUpdated:
+					if speaks(e.Added) {
+						n.onJoined(e.Peer)
+					}
+				}
+			}
+		}
+	})
+	return nil
 }
 
 // meshSettle is how long after a member joins its gossip mesh has surely

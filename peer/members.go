@@ -44,9 +44,9 @@ type Connection struct {
 // member is the table's record of one peer.
 type member struct {
 	PeerInfo
-	conns    int  // open connections
-	joined   bool // subscribed to the cluster topic: a cluster member
-	wanted   bool // registered by Connect or Bootstrap: re-dialled while unreachable
+	conns    map[string]struct{} // IDs of the open connections
+	joined   bool                // speaks the cluster protocol or subscribed to its topic: a cluster member
+	wanted   bool                // registered by Connect or Bootstrap: re-dialled while unreachable
 	backoff  time.Duration
 	nextDial time.Time
 }
@@ -85,15 +85,20 @@ func (t *memberTable) getLocked(p lpeer.ID) *member {
 // listed reports whether m appears among the cluster's peers.
 func (m *member) listed() bool { return m.joined || m.wanted || m.Refused }
 
-// connected records that a connection with p opened. It reports whether p
-// is a member that was unreachable and is back.
-func (t *memberTable) connected(p lpeer.ID) (returned bool) {
+// connected records that connection conn with p opened; recording one
+// twice changes nothing. It reports whether p is a member that was
+// unreachable and is back.
+func (t *memberTable) connected(p lpeer.ID, conn string) (returned bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	m := t.getLocked(p)
 	now := t.now()
 	m.LastSeen = now
-	if m.conns++; m.Connected {
+	if m.conns == nil {
+		m.conns = make(map[string]struct{})
+	}
+	m.conns[conn] = struct{}{}
+	if m.Connected {
 		return false
 	}
 	returned = m.listed() && !m.Refused && !m.UnreachableSince.IsZero()
@@ -105,16 +110,19 @@ func (t *memberTable) connected(p lpeer.ID) (returned bool) {
 	return returned
 }
 
-// disconnected records that a connection with p closed. It reports whether
-// it was the last.
-func (t *memberTable) disconnected(p lpeer.ID) bool {
+// disconnected records that connection conn with p closed. It reports
+// whether it was the last.
+func (t *memberTable) disconnected(p lpeer.ID, conn string) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	m, ok := t.peers[p]
-	if !ok || m.conns == 0 {
+	if !ok {
 		return false
 	}
-	if m.conns--; m.conns > 0 {
+	if _, open := m.conns[conn]; !open {
+		return false
+	}
+	if delete(m.conns, conn); len(m.conns) > 0 {
 		return false
 	}
 	m.Connected, m.ConnectedSince, m.UnreachableSince = false, time.Time{}, t.now()

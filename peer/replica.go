@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
@@ -32,6 +33,9 @@ type replica struct {
 	signed bool    // events must carry their origin's signature
 	skew   *skewTable
 	log    *slog.Logger
+	// retry is told, for events held back because their clock ran ahead,
+	// which peer sent them and how long until they can be merged.
+	retry func(from lpeer.ID, after time.Duration)
 
 	origins sync.Map // Node string → ed25519.PublicKey, once parsed
 }
@@ -99,23 +103,29 @@ func originKey(node string) (ed25519.PublicKey, error) {
 	return ed25519.PublicKey(raw), nil
 }
 
-// merge adds the events whose clocks are within the allowed offset, moving
-// the local clock past each. The others are not merged now: they are counted
-// against their origin, and reconciliation offers them again later. It
-// returns how many events were new here and how many were held back.
-func (r *replica) merge(ctx context.Context, evs []events.Event) (added, held int, err error) {
+// merge adds the events from peer from whose clocks are within the allowed
+// offset, moving the local clock past each. The others are not merged now:
+// they are counted against their origin, and a sync with from is asked for
+// once they would be accepted. It returns how many events were new here and
+// how many were held back.
+func (r *replica) merge(ctx context.Context, from lpeer.ID, evs []events.Event) (added, held int, err error) {
 	accepted := evs[:0:0]
+	var wait int64 // until the last held-back event is within the offset
 	for _, e := range evs {
 		if err := r.clock.Update(e.Time); err != nil {
 			held++
 			if errors.Is(err, hlc.ErrClockOffset) {
 				r.skew.record(e.Node, e.Time)
+				wait = max(wait, e.Time.Wall-r.clock.Physical()-int64(r.clock.MaxOffset()))
 			} else {
 				r.log.Warn("not merging an event the clock cannot follow", "event", e.ID, "err", err)
 			}
 			continue
 		}
 		accepted = append(accepted, e)
+	}
+	if held > 0 {
+		r.retry(from, time.Duration(wait))
 	}
 	news, err := r.set.Merge(ctx, accepted)
 	return len(news), held, err

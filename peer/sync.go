@@ -374,7 +374,7 @@ func (n *Host) mergeBatch(ctx context.Context, s *stream, payload []byte) (added
 	if s.lim.Events -= len(evs); s.lim.Events < 0 {
 		return 0, 0, fmt.Errorf("%w: too many events", ErrSyncLimit)
 	}
-	return n.replica.merge(ctx, evs)
+	return n.replica.merge(ctx, s.s.Conn().RemotePeer(), evs)
 }
 
 // handleSync serves a session a peer started.
@@ -495,19 +495,53 @@ func (n *Host) syncLoop(ctx context.Context) {
 	}
 }
 
-// requestSyncOnce asks the sync loop to sync with p soon, for an event both
-// sides see (a join, a reconnection): only the side with the smaller peer ID
-// starts a session, which moves events both ways, so the pair runs one
-// session, not two in a row. It never blocks: if requests pile up, the
-// periodic sync covers the dropped one.
-func (n *Host) requestSyncOnce(p lpeer.ID) {
-	if n.h.ID() > p {
-		return
-	}
+// requestSync asks the sync loop to sync with p soon. It never blocks: if
+// requests pile up, the periodic sync covers the dropped one.
+func (n *Host) requestSync(p lpeer.ID) {
 	select {
 	case n.syncNow <- p:
 	default:
 	}
+}
+
+// requestSyncOnce is requestSync for an event both sides see (a join, a
+// reconnection): only the side with the smaller peer ID asks, and its
+// session moves events both ways, so the pair runs one session, not two in
+// a row.
+func (n *Host) requestSyncOnce(p lpeer.ID) {
+	if n.h.ID() < p {
+		n.requestSync(p)
+	}
+}
+
+// retryTable schedules, at most one per peer at a time, the syncs that
+// fetch events held back because their clock ran ahead.
+type retryTable struct {
+	mu      sync.Mutex
+	pending map[lpeer.ID]bool
+}
+
+// syncLater asks for a sync with p once after has passed (plus a margin for
+// the clocks to move), unless one is already scheduled.
+func (n *Host) syncLater(p lpeer.ID, after time.Duration) {
+	t := &n.retries
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.pending[p] {
+		return
+	}
+	if t.pending == nil {
+		t.pending = make(map[lpeer.ID]bool)
+	}
+	t.pending[p] = true
+	time.AfterFunc(min(after, n.cfg.SyncInterval)+50*time.Millisecond, func() {
+		t.mu.Lock()
+		delete(t.pending, p)
+		t.mu.Unlock()
+		if n.ctx.Err() == nil {
+			n.requestSync(p)
+		}
+	})
 }
 
 // Sync reconciles with every connected member now, concurrently, and
