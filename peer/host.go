@@ -188,6 +188,24 @@ func (n *Host) goLoop(ctx context.Context, loop func(context.Context)) {
 	}()
 }
 
+// accept starts serving a stream a peer opened and returns the peer. It
+// resets the stream and reports false once Close has begun, or if the peer
+// may not be served (refused, or not a proven member of a closed cluster).
+// A true result must be paired with n.wg.Done.
+func (n *Host) accept(s network.Stream) (lpeer.ID, bool) {
+	p := s.Conn().RemotePeer()
+	if !n.enter() {
+		s.Reset()
+		return p, false
+	}
+	if !n.member(n.ctx, p) {
+		n.wg.Done()
+		s.Reset()
+		return p, false
+	}
+	return p, true
+}
+
 // enter registers a goroutine Close must wait for — a loop, a stream
 // handler libp2p started, a caller's Sync — or reports false once Close has
 // begun. A true result must be paired with n.wg.Done.

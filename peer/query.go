@@ -64,17 +64,12 @@ func (g *queryGate) leave(p lpeer.ID) {
 
 // handleQuery answers a peer's query from the local replica.
 func (n *Host) handleQuery(raw network.Stream) {
-	if !n.enter() {
-		raw.Reset()
+	p, ok := n.accept(raw)
+	if !ok {
 		return
 	}
 	defer n.wg.Done()
-	p := raw.Conn().RemotePeer()
 	defer raw.Close()
-	if !n.member(n.ctx, p) {
-		raw.Reset()
-		return
-	}
 	s := newStream(raw, n.syncLimits)
 	if !n.queries.enter(p) {
 		s.send(frameError, []byte(ErrQueryBusy.Error()))

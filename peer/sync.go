@@ -379,17 +379,12 @@ func (n *Host) mergeBatch(ctx context.Context, s *stream, payload []byte) (added
 
 // handleSync serves a session a peer started.
 func (n *Host) handleSync(raw network.Stream) {
-	if !n.enter() {
-		raw.Reset()
+	p, ok := n.accept(raw)
+	if !ok {
 		return
 	}
 	defer n.wg.Done()
-	p := raw.Conn().RemotePeer()
 	defer raw.Close()
-	if !n.member(n.ctx, p) {
-		raw.Reset()
-		return
-	}
 	lim := n.syncLimits
 	s := newStream(raw, lim)
 	end, wait := n.sessions.tryStart()

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/scopemesh/scopemesh/internal/gobuild"
 )
 
 // The checks run `scopemesh node` in the namespaces nat.sh builds — a public
@@ -124,7 +126,7 @@ func transport(addr string) string {
 // (replication through the relay).
 func TestNAT(t *testing.T) {
 	RequireNetAdmin(t)
-	bin := BuildScopemesh(t)
+	bin := gobuild.Binary(t, "github.com/scopemesh/scopemesh/cmd/scopemesh")
 
 	t.Run("PortPreservingNAT", func(t *testing.T) {
 		n := NewNetwork(t, bin, false)

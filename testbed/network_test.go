@@ -76,21 +76,6 @@ func RequireNetAdmin(t *testing.T) {
 	exec.Command("ip", "netns", "del", probe).Run()
 }
 
-// BuildScopemesh builds the scopemesh command.
-func BuildScopemesh(t *testing.T) string {
-	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	bin := filepath.Join(t.TempDir(), "scopemesh")
-	cmd := exec.Command(goTool, "build", "-o", bin, "github.com/scopemesh/scopemesh/cmd/scopemesh")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building scopemesh: %v\n%s", err, out)
-	}
-	return bin
-}
-
 func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)

@@ -6,35 +6,20 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/scopemesh/scopemesh/events"
+	"github.com/scopemesh/scopemesh/internal/gobuild"
 )
-
-// buildBinary builds the scopemesh command into a temporary directory.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	bin := filepath.Join(t.TempDir(), "scopemesh")
-	cmd := exec.Command(goTool, "build", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building scopemesh: %v\n%s", err, out)
-	}
-	return bin
-}
 
 func TestNodeBinaryStopsOnSIGTERM(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := buildBinary(t)
+	bin := gobuild.Binary(t, "github.com/scopemesh/scopemesh/cmd/scopemesh")
 	dataDir, err := os.MkdirTemp("", "smnode")
 	if err != nil {
 		t.Fatal(err)
