@@ -39,7 +39,8 @@ type Watch struct {
 
 	mu struct {
 		sync.Mutex
-		ring   []events.Event // a FIFO of n events starting at head
+		ring   []events.Event // a FIFO of n events starting at head; grows up to limit
+		limit  int
 		head   int
 		n      int
 		gap    *GapError // pending, delivered after the FIFO drains
@@ -54,7 +55,10 @@ func (s *Set) Watch(buffer int) *Watch {
 		buffer = DefaultWatchBuffer
 	}
 	w := &Watch{set: s, notify: make(chan struct{}, 1)}
-	w.mu.ring = make([]events.Event, buffer)
+	// The ring starts small and doubles as needed: a generous limit costs
+	// memory only when a reader actually falls that far behind.
+	w.mu.ring = make([]events.Event, min(buffer, 64))
+	w.mu.limit = buffer
 	if !s.watches.add(w) {
 		w.mu.closed = true
 	}
@@ -121,6 +125,9 @@ func (w *Watch) offer(evs []events.Event) {
 		// While a gap is pending, later events join it rather than the
 		// buffer, so the reader sees the gap right after the events that
 		// came before it.
+		if w.mu.gap == nil && w.mu.n == len(w.mu.ring) && len(w.mu.ring) < w.mu.limit {
+			w.growLocked()
+		}
 		if w.mu.gap == nil && w.mu.n < len(w.mu.ring) {
 			w.mu.ring[(w.mu.head+w.mu.n)%len(w.mu.ring)] = e
 			w.mu.n++
@@ -136,6 +143,17 @@ func (w *Watch) offer(evs []events.Event) {
 	}
 	w.mu.Unlock()
 	w.wake()
+}
+
+// growLocked doubles the ring, up to its limit, keeping its order.
+//
+// REQUIRES: w.mu
+func (w *Watch) growLocked() {
+	ring := make([]events.Event, min(2*len(w.mu.ring), w.mu.limit))
+	for i := range w.mu.n {
+		ring[i] = w.mu.ring[(w.mu.head+i)%len(w.mu.ring)]
+	}
+	w.mu.ring, w.mu.head = ring, 0
 }
 
 // watchList is the set of a Set's open watches.
