@@ -357,23 +357,9 @@ func (c *Cluster) watchSessions(start time.Time, a, b []int) (stop func() []Sess
 			}
 		}
 	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(3 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				look()
-			}
-		}
-	})
+	stopLooking := every(3*time.Millisecond, look)
 	return func() []Session {
-		close(done)
-		wg.Wait()
+		stopLooking()
 		look()
 		return out
 	}

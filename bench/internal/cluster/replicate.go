@@ -123,17 +123,24 @@ func (c *Cluster) Replicate(ctx context.Context, cfg ReplicateConfig) (Replicate
 // watchProgress calls report with the fewest events a node holds, twice a
 // second, until the returned function is called.
 func (c *Cluster) watchProgress(report func(least int)) (stop func()) {
+	return every(500*time.Millisecond, func() { report(slices.Min(c.Counts())) })
+}
+
+// every calls fn every period, in a goroutine of its own, until the
+// returned function is called; that function returns once fn no longer
+// runs.
+func every(period time.Duration, fn func()) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		t := time.NewTicker(500 * time.Millisecond)
+		t := time.NewTicker(period)
 		defer t.Stop()
 		for {
 			select {
 			case <-done:
 				return
 			case <-t.C:
-				report(slices.Min(c.Counts()))
+				fn()
 			}
 		}
 	})
