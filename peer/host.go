@@ -251,9 +251,6 @@ func (n *Host) Close() error {
 	return n.closeErr
 }
 
-// ID returns the host's peer ID.
-func (n *Host) ID() lpeer.ID { return n.h.ID() }
-
 // Addrs returns the host's dialable multiaddrs, each ending in /p2p/<ID>.
 func (n *Host) Addrs() []string {
 	addrs, err := lpeer.AddrInfoToP2pAddrs(&lpeer.AddrInfo{ID: n.h.ID(), Addrs: n.h.Addrs()})
