@@ -53,9 +53,8 @@ func openStore(cfg Config) (datastore.Batching, func() error, error) {
 		return cfg.Datastore, release, nil
 	}
 	if cfg.DataDir == "" {
-		// An ordered store rather than go-datastore's map: the set's
-		// indexes need prefix scans, which a map answers by reading
-		// everything.
+		// The events live in the set itself (crdt.NewMemory); this holds
+		// what else a node keeps, such as the DHT's records.
 		ds := memstore.New()
 		return ds, ds.Close, nil
 	}

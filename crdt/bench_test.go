@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/scopemesh/scopemesh/internal/fixture"
-	"github.com/scopemesh/scopemesh/internal/memstore"
 	"github.com/scopemesh/scopemesh/internal/pebblestore"
 )
 
@@ -52,7 +51,7 @@ func BenchmarkMerge(b *testing.B) {
 func storeSet(b *testing.B, store string) *Set {
 	b.Helper()
 	if store == "memory" {
-		return newSet(b, memstore.New())
+		return newMemorySet(b)
 	}
 	ds, err := pebblestore.Open(b.TempDir(), pebblestore.Options{})
 	if err != nil {

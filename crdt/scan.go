@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	dsq "github.com/ipfs/go-datastore/query"
-
 	"github.com/scopemesh/scopemesh/crdt/internal/keytree"
 	"github.com/scopemesh/scopemesh/events"
 )
@@ -139,21 +137,11 @@ func (s *Set) ScanIndex(ctx context.Context, i Index, value string, r Range, des
 		return err
 	}
 	defer s.inUse.Done()
-	prefix, err := indexPrefix(i, value)
-	if err != nil {
-		return err
-	}
 	// visit handles one index entry; it reports whether to go on.
 	var failed error
-	visit := func(entry string) bool {
-		k, err := ParseKey(entry[len(prefix):])
-		if err != nil {
-			failed = fmt.Errorf("%w: %v index entry %q: %v", ErrCorrupt, i, entry, err)
-			return false
-		}
+	visit := func(k Key) bool {
 		if !r.Contains(k) {
-			// Past the end of r in scan order, or not there yet: a
-			// listing cannot seek.
+			// Past the end of r in scan order, or not there yet.
 			if descending {
 				return k.Compare(r.From) >= 0
 			}
@@ -166,39 +154,11 @@ func (s *Set) ScanIndex(ctx context.Context, i Index, value string, r Range, des
 		}
 		return !indexed(i, e, value) || fn(e)
 	}
-	if kl, ok := s.ds.(KeyLister); ok {
-		err = kl.ListKeys(ctx, prefix, descending, func(key []byte) bool { return visit(string(key)) })
-	} else {
-		err = s.queryKeys(ctx, prefix, descending, visit)
-	}
-	if err != nil {
+	if err := s.store.list(ctx, i, value, r, descending, visit); err != nil {
 		return fmt.Errorf("crdt: scanning %v index: %w", i, err)
 	}
 	if failed != nil {
 		return failed
 	}
 	return ctx.Err()
-}
-
-// queryKeys lists the keys under prefix with a go-datastore query, calling
-// fn until it returns false.
-func (s *Set) queryKeys(ctx context.Context, prefix string, descending bool, fn func(string) bool) error {
-	q := dsq.Query{Prefix: prefix, KeysOnly: true, Orders: []dsq.Order{dsq.OrderByKey{}}}
-	if descending {
-		q.Orders = []dsq.Order{dsq.OrderByKeyDescending{}}
-	}
-	res, err := s.ds.Query(ctx, q)
-	if err != nil {
-		return err
-	}
-	defer res.Close()
-	for entry, ok := res.NextSync(); ok; entry, ok = res.NextSync() {
-		if entry.Error != nil {
-			return entry.Error
-		}
-		if !fn(entry.Key) {
-			return nil
-		}
-	}
-	return nil
 }

@@ -31,6 +31,20 @@ func newSet(t testing.TB, ds datastore.Batching) *Set {
 	return s
 }
 
+func newMemorySet(t testing.TB) *Set {
+	s := NewMemory(Options{})
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// eachBackend runs test on a set of each backend: a datastore and memory.
+func eachBackend(t *testing.T, test func(t *testing.T, open func(testing.TB) *Set)) {
+	t.Run("datastore", func(t *testing.T) {
+		test(t, func(t testing.TB) *Set { return newSet(t, newMapStore()) })
+	})
+	t.Run("memory", func(t *testing.T) { test(t, newMemorySet) })
+}
+
 // model is the naive G-Set: a map by ID, listed by sorting.
 type model map[events.ID]events.Event
 
@@ -82,58 +96,60 @@ func sameIDs(a, b []events.Event) bool {
 // different random orders and groupings, with duplicates, and checks each
 // against the naive model: same set, same order, same fingerprints.
 func TestMergeConvergesAgainstModel(t *testing.T) {
-	ctx := context.Background()
-	pool := fixture.New(1, 4).Batch(3000)
-	want := model{}
-	for _, e := range pool {
-		want[e.ID] = e
-	}
-	sorted := want.sorted()
+	eachBackend(t, func(t *testing.T, open func(testing.TB) *Set) {
+		ctx := context.Background()
+		pool := fixture.New(1, 4).Batch(3000)
+		want := model{}
+		for _, e := range pool {
+			want[e.ID] = e
+		}
+		sorted := want.sorted()
 
-	for replica := range 3 {
-		rng := rand.New(rand.NewPCG(uint64(replica), 99))
-		s := newSet(t, newMapStore())
-		order := slices.Clone(pool)
-		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
-		order = append(order, order[:500]...) // duplicates, merged again
-		for len(order) > 0 {
-			n := min(len(order), 1+rng.IntN(200))
-			if _, err := s.Merge(ctx, order[:n]); err != nil {
-				t.Fatal(err)
+		for replica := range 3 {
+			rng := rand.New(rand.NewPCG(uint64(replica), 99))
+			s := open(t)
+			order := slices.Clone(pool)
+			rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+			order = append(order, order[:500]...) // duplicates, merged again
+			for len(order) > 0 {
+				n := min(len(order), 1+rng.IntN(200))
+				if _, err := s.Merge(ctx, order[:n]); err != nil {
+					t.Fatal(err)
+				}
+				order = order[n:]
 			}
-			order = order[n:]
-		}
-		if s.Len() != len(want) {
-			t.Fatalf("replica %d: Len = %d, want %d", replica, s.Len(), len(want))
-		}
-		if got := scanAll(t, s, All, false); !sameIDs(got, sorted) {
-			t.Fatalf("replica %d: ascending scan differs from the model", replica)
-		}
-		desc := scanAll(t, s, All, true)
-		slices.Reverse(desc)
-		if !sameIDs(desc, sorted) {
-			t.Fatalf("replica %d: descending scan differs from the model", replica)
-		}
-		for range 200 {
-			a, b := KeyOf(sorted[rng.IntN(len(sorted))]), KeyOf(sorted[rng.IntN(len(sorted))])
-			if rng.IntN(4) == 0 {
-				a = MinKey
+			if s.Len() != len(want) {
+				t.Fatalf("replica %d: Len = %d, want %d", replica, s.Len(), len(want))
 			}
-			r := Range{From: a, To: b}
-			if got, want := s.Fingerprint(r), naiveFingerprint(sorted, r); got != want {
-				t.Fatalf("replica %d: Fingerprint(%v..%v) = %v, naive %v", replica, a, b, got, want)
+			if got := scanAll(t, s, All, false); !sameIDs(got, sorted) {
+				t.Fatalf("replica %d: ascending scan differs from the model", replica)
 			}
-			lo, hi := s.Count(r), 0
-			for _, e := range sorted {
-				if r.Contains(KeyOf(e)) {
-					hi++
+			desc := scanAll(t, s, All, true)
+			slices.Reverse(desc)
+			if !sameIDs(desc, sorted) {
+				t.Fatalf("replica %d: descending scan differs from the model", replica)
+			}
+			for range 200 {
+				a, b := KeyOf(sorted[rng.IntN(len(sorted))]), KeyOf(sorted[rng.IntN(len(sorted))])
+				if rng.IntN(4) == 0 {
+					a = MinKey
+				}
+				r := Range{From: a, To: b}
+				if got, want := s.Fingerprint(r), naiveFingerprint(sorted, r); got != want {
+					t.Fatalf("replica %d: Fingerprint(%v..%v) = %v, naive %v", replica, a, b, got, want)
+				}
+				lo, hi := s.Count(r), 0
+				for _, e := range sorted {
+					if r.Contains(KeyOf(e)) {
+						hi++
+					}
+				}
+				if lo != hi {
+					t.Fatalf("replica %d: Count = %d, naive %d", replica, lo, hi)
 				}
 			}
-			if lo != hi {
-				t.Fatalf("replica %d: Count = %d, naive %d", replica, lo, hi)
-			}
 		}
-	}
+	})
 }
 
 func TestMergeRejectsWholeBatchWithBadEvent(t *testing.T) {
@@ -158,44 +174,46 @@ func TestMergeRejectsWholeBatchWithBadEvent(t *testing.T) {
 }
 
 func TestMergeReportsEachEventNewOnce(t *testing.T) {
-	ctx := context.Background()
-	s := newSet(t, newMapStore())
-	pool := fixture.New(3, 3).Batch(2000)
-	var (
-		mu    sync.Mutex
-		added = map[events.ID]int{}
-		wg    sync.WaitGroup
-	)
-	for g := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(g), 7))
-			order := slices.Clone(pool)
-			rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
-			for i := 0; i < len(order); i += 50 {
-				got, err := s.Merge(ctx, order[i:min(i+50, len(order))])
-				if err != nil {
-					t.Error(err)
-					return
+	eachBackend(t, func(t *testing.T, open func(testing.TB) *Set) {
+		ctx := context.Background()
+		s := open(t)
+		pool := fixture.New(3, 3).Batch(2000)
+		var (
+			mu    sync.Mutex
+			added = map[events.ID]int{}
+			wg    sync.WaitGroup
+		)
+		for g := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rng := rand.New(rand.NewPCG(uint64(g), 7))
+				order := slices.Clone(pool)
+				rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+				for i := 0; i < len(order); i += 50 {
+					got, err := s.Merge(ctx, order[i:min(i+50, len(order))])
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					for _, e := range got {
+						added[e.ID]++
+					}
+					mu.Unlock()
 				}
-				mu.Lock()
-				for _, e := range got {
-					added[e.ID]++
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	if len(added) != len(pool) || s.Len() != len(pool) {
-		t.Fatalf("%d distinct events reported new, Len %d; want %d", len(added), s.Len(), len(pool))
-	}
-	for id, n := range added {
-		if n != 1 {
-			t.Fatalf("event %v reported new %d times", id, n)
+			}()
 		}
-	}
+		wg.Wait()
+		if len(added) != len(pool) || s.Len() != len(pool) {
+			t.Fatalf("%d distinct events reported new, Len %d; want %d", len(added), s.Len(), len(pool))
+		}
+		for id, n := range added {
+			if n != 1 {
+				t.Fatalf("event %v reported new %d times", id, n)
+			}
+		}
+	})
 }
 
 func TestReopenRebuildsIndex(t *testing.T) {
@@ -234,75 +252,133 @@ func TestReopenRebuildsIndex(t *testing.T) {
 }
 
 func TestGetAndHas(t *testing.T) {
-	ctx := context.Background()
-	s := newSet(t, newMapStore())
-	e := fixture.New(5, 1).Next()
-	if added, err := s.Add(ctx, e); err != nil || !added {
-		t.Fatalf("Add = %v, %v; want true, nil", added, err)
-	}
-	if added, err := s.Add(ctx, e); err != nil || added {
-		t.Fatalf("second Add = %v, %v; want false, nil", added, err)
-	}
-	got, err := s.Get(ctx, e.ID)
-	if err != nil || got.ID != e.ID || got.Attrs["path"] != e.Attrs["path"] {
-		t.Fatalf("Get = %+v, %v", got, err)
-	}
-	if !s.Has(KeyOf(e)) {
-		t.Fatal("Has = false for a stored event")
-	}
-	if ok, err := s.HasID(ctx, e.ID); !ok || err != nil {
-		t.Fatalf("HasID = %v, %v", ok, err)
-	}
-	var missing events.ID
-	missing[0] = 1
-	if _, err := s.Get(ctx, missing); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("Get of a missing event = %v, want ErrNotFound", err)
-	}
+	eachBackend(t, func(t *testing.T, open func(testing.TB) *Set) {
+		ctx := context.Background()
+		s := open(t)
+		e := fixture.New(5, 1).Next()
+		if added, err := s.Add(ctx, e); err != nil || !added {
+			t.Fatalf("Add = %v, %v; want true, nil", added, err)
+		}
+		if added, err := s.Add(ctx, e); err != nil || added {
+			t.Fatalf("second Add = %v, %v; want false, nil", added, err)
+		}
+		got, err := s.Get(ctx, e.ID)
+		if err != nil || got.ID != e.ID || got.Attrs["path"] != e.Attrs["path"] {
+			t.Fatalf("Get = %+v, %v", got, err)
+		}
+		if !s.Has(KeyOf(e)) {
+			t.Fatal("Has = false for a stored event")
+		}
+		if ok, err := s.HasID(ctx, e.ID); !ok || err != nil {
+			t.Fatalf("HasID = %v, %v", ok, err)
+		}
+		var missing events.ID
+		missing[0] = 1
+		if _, err := s.Get(ctx, missing); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Get of a missing event = %v, want ErrNotFound", err)
+		}
+	})
 }
 
 func TestScanIndex(t *testing.T) {
-	ctx := context.Background()
-	s := newSet(t, newMapStore())
-	g := fixture.New(6, 3)
-	pool := g.Batch(800)
-	if _, err := s.Merge(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	sorted := model{}
-	for _, e := range pool {
-		sorted[e.ID] = e
-	}
-	all := sorted.sorted()
-	r := Range{From: KeyOf(all[100]), To: KeyOf(all[600])}
-	for _, tc := range []struct {
-		index Index
-		value string
-		match func(events.Event) bool
-	}{
-		{ByNode, g.Nodes()[1], func(e events.Event) bool { return e.Node == g.Nodes()[1] }},
-		{ByKind, "db.query", func(e events.Event) bool { return e.Kind == "db.query" }},
-		{ByCorrelation, all[300].Correlation.String(), func(e events.Event) bool { return e.Correlation == all[300].Correlation }},
-	} {
-		for _, descending := range []bool{false, true} {
-			var want, got []events.Event
-			for _, e := range all {
-				if tc.match(e) && r.Contains(KeyOf(e)) {
-					want = append(want, e)
+	eachBackend(t, func(t *testing.T, open func(testing.TB) *Set) {
+		ctx := context.Background()
+		s := open(t)
+		g := fixture.New(6, 3)
+		pool := g.Batch(800)
+		if _, err := s.Merge(ctx, pool); err != nil {
+			t.Fatal(err)
+		}
+		sorted := model{}
+		for _, e := range pool {
+			sorted[e.ID] = e
+		}
+		all := sorted.sorted()
+		r := Range{From: KeyOf(all[100]), To: KeyOf(all[600])}
+		for _, tc := range []struct {
+			index Index
+			value string
+			match func(events.Event) bool
+		}{
+			{ByNode, g.Nodes()[1], func(e events.Event) bool { return e.Node == g.Nodes()[1] }},
+			{ByKind, "db.query", func(e events.Event) bool { return e.Kind == "db.query" }},
+			{ByCorrelation, all[300].Correlation.String(), func(e events.Event) bool { return e.Correlation == all[300].Correlation }},
+		} {
+			for _, descending := range []bool{false, true} {
+				var want, got []events.Event
+				for _, e := range all {
+					if tc.match(e) && r.Contains(KeyOf(e)) {
+						want = append(want, e)
+					}
+				}
+				if descending {
+					slices.Reverse(want)
+				}
+				err := s.ScanIndex(ctx, tc.index, tc.value, r, descending, func(e events.Event) bool {
+					got = append(got, e)
+					return true
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(want) == 0 || !sameIDs(got, want) {
+					t.Fatalf("ScanIndex(%v, descending=%v): %d events, want %d", tc.index, descending, len(got), len(want))
 				}
 			}
-			if descending {
-				slices.Reverse(want)
-			}
-			err := s.ScanIndex(ctx, tc.index, tc.value, r, descending, func(e events.Event) bool {
-				got = append(got, e)
-				return true
+		}
+	})
+}
+
+// TestConcurrentAddsShareCommits has many goroutines Add one pool of events,
+// each in its own order, so that Adds of one event meet in one commit: each
+// event must be reported new exactly once and every Add must see its event
+// stored when it returns.
+func TestConcurrentAddsShareCommits(t *testing.T) {
+	eachBackend(t, func(t *testing.T, open func(testing.TB) *Set) {
+		ctx := context.Background()
+		s := open(t)
+		pool := fixture.New(9, 3).Batch(1500)
+		var (
+			mu    sync.Mutex
+			added = map[events.ID]int{}
+			wg    sync.WaitGroup
+		)
+		for g := range 16 {
+			wg.Go(func() {
+				rng := rand.New(rand.NewPCG(uint64(g), 11))
+				order := slices.Clone(pool)
+				rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+				for _, e := range order[:500] {
+					isNew, err := s.Add(ctx, e)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if !s.Has(KeyOf(e)) {
+						t.Errorf("Add of %v returned before the event was stored", e.ID)
+						return
+					}
+					if isNew {
+						mu.Lock()
+						added[e.ID]++
+						mu.Unlock()
+					}
+				}
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(want) == 0 || !sameIDs(got, want) {
-				t.Fatalf("ScanIndex(%v, descending=%v): %d events, want %d", tc.index, descending, len(got), len(want))
+		}
+		wg.Wait()
+		if len(added) != s.Len() {
+			t.Fatalf("%d distinct events reported new, Len %d", len(added), s.Len())
+		}
+		for id, n := range added {
+			if n != 1 {
+				t.Fatalf("event %v reported new %d times", id, n)
 			}
 		}
-	}
+		bad := pool[0]
+		bad.Kind = "tampered"
+		if _, err := s.Add(ctx, bad); !errors.Is(err, events.ErrIDMismatch) {
+			t.Fatalf("Add of a tampered event = %v, want ErrIDMismatch", err)
+		}
+	})
 }

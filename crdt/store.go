@@ -1,13 +1,17 @@
 package crdt
 
 import (
+	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
-	"hash/fnv"
+	"strconv"
 	"strings"
 
 	"github.com/ipfs/go-datastore"
+	dsq "github.com/ipfs/go-datastore/query"
 
+	"github.com/scopemesh/scopemesh/crdt/internal/keytree"
 	"github.com/scopemesh/scopemesh/events"
 )
 
@@ -26,10 +30,8 @@ import (
 //
 // <id>, <key> and <trace> are lowercase hex, which keeps byte order, so an
 // index prefix lists its events in key order. <node> and <kind> are the
-// hex of a 64-bit FNV-1a digest of the value: short keys compare fast, and
-// no value can put a '/' in a key. Two values with one digest would share
-// an index prefix; ScanIndex checks each event's value, so that costs
-// reads, never wrong answers.
+// 16-digit hex of the value's digest: short keys compare fast, and no value
+// can put a '/' in a key.
 const (
 	eventPrefix       = "/e/"
 	idPrefix          = "/i/"
@@ -38,26 +40,21 @@ const (
 	correlationPrefix = "/c/"
 )
 
-// Index names a secondary index of the set.
-type Index int
+// datastoreBackend keeps a set in a go-datastore, in the layout above.
+type datastoreBackend struct {
+	ds datastore.Batching
+}
 
-// The secondary indexes.
-const (
-	ByCorrelation Index = iota // value: a TraceID's hex form
-	ByNode                     // value: the origin node
-	ByKind                     // value: the kind
-)
+var _ backend = datastoreBackend{}
 
-func (i Index) String() string {
-	switch i {
-	case ByCorrelation:
-		return "correlation"
-	case ByNode:
-		return "node"
-	case ByKind:
-		return "kind"
-	}
-	return fmt.Sprintf("Index(%d)", int(i))
+// KeyLister is implemented by datastores that list keys under a prefix, in
+// order, faster than a go-datastore query (which hands over one result at a
+// time through a channel). New uses it to rebuild the ordered index.
+type KeyLister interface {
+	// ListKeys calls fn with each key under prefix, in byte order (reverse
+	// order if reverse), until fn returns false. The slice is valid only
+	// during the call.
+	ListKeys(ctx context.Context, prefix string, reverse bool, fn func(key []byte) bool) error
 }
 
 func eventKey(k Key) datastore.Key { return datastore.RawKey(eventPrefix + k.String()) }
@@ -66,11 +63,9 @@ func idKey(id events.ID) datastore.Key {
 	return datastore.RawKey(idPrefix + hex.EncodeToString(id[:]))
 }
 
-// digest is the index segment of a node or kind.
-func digest(value string) string {
-	h := fnv.New64a()
-	h.Write([]byte(value))
-	return hex.EncodeToString(h.Sum(nil))
+// digestSegment is the index segment of a node or kind.
+func digestSegment(value string) string {
+	return fmt.Sprintf("%016x", digest(value))
 }
 
 // indexPrefix returns the datastore prefix, with its trailing '/', under
@@ -84,22 +79,11 @@ func indexPrefix(i Index, value string) (string, error) {
 		}
 		return correlationPrefix + t.String() + "/", nil
 	case ByNode:
-		return nodePrefix + digest(value) + "/", nil
+		return nodePrefix + digestSegment(value) + "/", nil
 	case ByKind:
-		return kindPrefix + digest(value) + "/", nil
+		return kindPrefix + digestSegment(value) + "/", nil
 	}
 	return "", fmt.Errorf("crdt: unknown index %v", i)
-}
-
-// indexed reports whether index i lists e under value.
-func indexed(i Index, e events.Event, value string) bool {
-	switch i {
-	case ByNode:
-		return e.Node == value
-	case ByKind:
-		return e.Kind == value
-	}
-	return true // the correlation index uses the whole trace ID
 }
 
 // indexEntries returns the index keys of e.
@@ -107,8 +91,8 @@ func indexEntries(e events.Event, k Key) []datastore.Key {
 	suffix := k.String()
 	keys := make([]datastore.Key, 0, 3)
 	keys = append(keys,
-		datastore.RawKey(nodePrefix+digest(e.Node)+"/"+suffix),
-		datastore.RawKey(kindPrefix+digest(e.Kind)+"/"+suffix))
+		datastore.RawKey(nodePrefix+digestSegment(e.Node)+"/"+suffix),
+		datastore.RawKey(kindPrefix+digestSegment(e.Kind)+"/"+suffix))
 	if !e.Correlation.IsZero() {
 		keys = append(keys, datastore.RawKey(correlationPrefix+e.Correlation.String()+"/"+suffix))
 	}
@@ -127,4 +111,186 @@ func parseIndexEntry(s string) (segment string, k Key, err error) {
 		return "", k, fmt.Errorf("%w: index entry %q: %v", ErrCorrupt, s, err)
 	}
 	return s[j+1 : i], k, nil
+}
+
+func (b datastoreBackend) load(ctx context.Context) (keys []keytree.Key, nodes, kinds map[uint64]int, err error) {
+	byNode, err := b.loadIndex(ctx, nodePrefix)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	byKind, err := b.loadIndex(ctx, kindPrefix)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return byNode.sorted(), byNode.counts, byKind.counts, nil
+}
+
+// loadedIndex is one index as read at open: its event keys, in runs that
+// each hold one value's keys in order, and the count per value digest.
+type loadedIndex struct {
+	keys   []keytree.Key
+	runs   []int // start of each run in keys
+	counts map[uint64]int
+}
+
+// loadIndex reads every entry of an index.
+func (b datastoreBackend) loadIndex(ctx context.Context, prefix string) (*loadedIndex, error) {
+	idx := &loadedIndex{counts: make(map[uint64]int)}
+	var last string
+	add := func(entry string) error {
+		segment, k, err := parseIndexEntry(entry)
+		if err != nil {
+			return err
+		}
+		if segment != last || len(idx.runs) == 0 {
+			idx.runs = append(idx.runs, len(idx.keys))
+			last = segment
+		}
+		d, err := strconv.ParseUint(segment, 16, 64)
+		if err != nil {
+			return fmt.Errorf("%w: index entry %q", ErrCorrupt, entry)
+		}
+		idx.keys = append(idx.keys, keytree.Key(k))
+		idx.counts[d]++
+		return nil
+	}
+	var bad error
+	err := b.listKeys(ctx, prefix, false, func(entry string) bool {
+		bad = add(entry)
+		return bad == nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("crdt: reading index %s: %w", prefix, err)
+	}
+	return idx, bad
+}
+
+// sorted returns the index's keys in order, merging its sorted runs
+// pairwise: O(n log runs), where sorting would be O(n log n) and, at a
+// million keys, several times slower.
+func (idx *loadedIndex) sorted() []keytree.Key {
+	keys, runs := idx.keys, append(idx.runs, len(idx.keys))
+	buf := make([]keytree.Key, len(keys))
+	for len(runs) > 2 {
+		merged := runs[:0:0]
+		for i := 0; i+1 < len(runs); i += 2 {
+			lo, mid, hi := runs[i], runs[i+1], len(keys)
+			if i+2 < len(runs) {
+				hi = runs[i+2]
+			}
+			mergeRuns(buf[lo:hi], keys[lo:mid], keys[mid:hi])
+			merged = append(merged, lo)
+		}
+		runs = append(merged, len(keys))
+		keys, buf = buf, keys
+	}
+	return keys
+}
+
+// mergeRuns merges the sorted a and b into dst.
+func mergeRuns(dst, a, b []keytree.Key) {
+	for len(a) > 0 && len(b) > 0 {
+		if a[0].Compare(&b[0]) <= 0 {
+			dst[0], a = a[0], a[1:]
+		} else {
+			dst[0], b = b[0], b[1:]
+		}
+		dst = dst[1:]
+	}
+	copy(dst[copy(dst, a):], b)
+}
+
+func (b datastoreBackend) write(ctx context.Context, recs []record) error {
+	batch, err := b.ds.Batch(ctx)
+	if err != nil {
+		return fmt.Errorf("crdt: starting a batch: %w", err)
+	}
+	for _, r := range recs {
+		if err := batch.Put(ctx, eventKey(r.key), r.data); err != nil {
+			return fmt.Errorf("crdt: writing event %v: %w", r.event.ID, err)
+		}
+		if err := batch.Put(ctx, idKey(r.event.ID), r.key[:]); err != nil {
+			return fmt.Errorf("crdt: writing event %v: %w", r.event.ID, err)
+		}
+		for _, ik := range indexEntries(r.event, r.key) {
+			if err := batch.Put(ctx, ik, nil); err != nil {
+				return fmt.Errorf("crdt: writing index of event %v: %w", r.event.ID, err)
+			}
+		}
+	}
+	if err := batch.Commit(ctx); err != nil {
+		return fmt.Errorf("crdt: committing %d events: %w", len(recs), err)
+	}
+	return nil
+}
+
+func (b datastoreBackend) event(ctx context.Context, k Key) ([]byte, error) {
+	data, err := b.ds.Get(ctx, eventKey(k))
+	if errors.Is(err, datastore.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %v", ErrNotFound, k.ID())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("crdt: reading event %v: %w", k.ID(), err)
+	}
+	return data, nil
+}
+
+func (b datastoreBackend) keyOf(ctx context.Context, id events.ID) (Key, error) {
+	data, err := b.ds.Get(ctx, idKey(id))
+	if errors.Is(err, datastore.ErrNotFound) {
+		return Key{}, fmt.Errorf("%w: %v", ErrNotFound, id)
+	}
+	if err != nil {
+		return Key{}, fmt.Errorf("crdt: looking up event %v: %w", id, err)
+	}
+	if len(data) != KeyLen || Key(data).ID() != id {
+		return Key{}, fmt.Errorf("%w: ID record of event %v", ErrCorrupt, id)
+	}
+	return Key(data), nil
+}
+
+// list reads the whole index prefix, from its start or its end: a
+// go-datastore listing cannot seek to r.
+func (b datastoreBackend) list(ctx context.Context, i Index, value string, _ Range, descending bool, fn func(Key) bool) error {
+	prefix, err := indexPrefix(i, value)
+	if err != nil {
+		return err
+	}
+	var bad error
+	err = b.listKeys(ctx, prefix, descending, func(entry string) bool {
+		k, err := ParseKey(entry[len(prefix):])
+		if err != nil {
+			bad = fmt.Errorf("%w: %v index entry %q: %v", ErrCorrupt, i, entry, err)
+			return false
+		}
+		return fn(k)
+	})
+	return errors.Join(err, bad)
+}
+
+// listKeys calls fn with the keys under prefix, in order (reverse order if
+// descending), until fn returns false: through KeyLister if the datastore
+// has it, else with a go-datastore query.
+func (b datastoreBackend) listKeys(ctx context.Context, prefix string, descending bool, fn func(string) bool) error {
+	if kl, ok := b.ds.(KeyLister); ok {
+		return kl.ListKeys(ctx, prefix, descending, func(key []byte) bool { return fn(string(key)) })
+	}
+	q := dsq.Query{Prefix: prefix, KeysOnly: true, Orders: []dsq.Order{dsq.OrderByKey{}}}
+	if descending {
+		q.Orders = []dsq.Order{dsq.OrderByKeyDescending{}}
+	}
+	res, err := b.ds.Query(ctx, q)
+	if err != nil {
+		return err
+	}
+	defer res.Close()
+	for entry, ok := res.NextSync(); ok; entry, ok = res.NextSync() {
+		if entry.Error != nil {
+			return entry.Error
+		}
+		if !fn(entry.Key) {
+			return nil
+		}
+	}
+	return nil
 }

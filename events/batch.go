@@ -69,7 +69,7 @@ func (l Limits) EncodeBatch(evs []Event) ([]byte, error) {
 	defer putBuffer(bp)
 	var scratch [16]string
 	for i, e := range evs {
-		*bp, err = appendWire(*bp, e, sortedKeys(scratch[:0], e.Attrs))
+		*bp, _, err = appendWire(*bp, e, sortedKeys(scratch[:0], e.Attrs), false)
 		if err != nil {
 			return nil, fmt.Errorf("event %d of batch: %w", i, err)
 		}

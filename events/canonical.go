@@ -239,20 +239,24 @@ func appendContent(b []byte, e Event, keys []string) []byte {
 	return b
 }
 
-// appendWire appends the wire form of e and reports ErrIDMismatch if e.ID is
-// not the hash of its content. keys must be the keys of e.Attrs in
-// canonical order.
+// appendWire appends the wire form of e. If seal, the form carries the ID
+// e's content hashes to, whatever e.ID holds; otherwise it reports
+// ErrIDMismatch if e.ID is not that hash. It returns the ID it wrote. keys
+// must be the keys of e.Attrs in canonical order.
 //
 // It writes the content first, wirePrefixLen-1 bytes further on, hashes it
 // in place, then writes the prefix over the content's map head, so that the
 // content is encoded once and never copied.
-func appendWire(b []byte, e Event, keys []string) ([]byte, error) {
+func appendWire(b []byte, e Event, keys []string, seal bool) ([]byte, ID, error) {
 	start := len(b)
 	b = append(b, make([]byte, wirePrefixLen-1)...)
 	b = appendContent(b, e, keys)
 	content := b[start+wirePrefixLen-1:]
-	if sum := ID(sha256.Sum256(content)); sum != e.ID {
-		return b[:start], idMismatch(e.ID, sum)
+	sum := ID(sha256.Sum256(content))
+	if seal {
+		e.ID = sum
+	} else if sum != e.ID {
+		return b[:start], ID{}, idMismatch(e.ID, sum)
 	}
 	fields := content[0]&^majorMap + 1
 	if len(e.Signature) > 0 {
@@ -266,5 +270,5 @@ func appendWire(b []byte, e Event, keys []string) ([]byte, error) {
 	p[2] = majorBytes | 24
 	p[3] = byte(len(e.ID))
 	copy(p[4:], e.ID[:])
-	return b, nil
+	return b, e.ID, nil
 }

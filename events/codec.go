@@ -38,6 +38,12 @@ func (l Limits) Seal(e Event) (Event, error) {
 	if err != nil {
 		return Event{}, err
 	}
+	return withID(e, id), nil
+}
+
+// withID returns e sealed with id: empty Attrs and Payload become nil, as
+// Unmarshal returns them.
+func withID(e Event, id ID) Event {
 	e.ID = id
 	if len(e.Attrs) == 0 {
 		e.Attrs = nil
@@ -45,7 +51,7 @@ func (l Limits) Seal(e Event) (Event, error) {
 	if len(e.Payload) == 0 {
 		e.Payload = nil
 	}
-	return e, nil
+	return e
 }
 
 // Verify reports whether e is valid under l and its ID is the hash of its
@@ -78,7 +84,8 @@ func (l Limits) Marshal(e Event) ([]byte, error) {
 		return nil, err
 	}
 	var scratch [16]string
-	return appendWire(make([]byte, 0, wireLen(e, n)), e, sortedKeys(scratch[:0], e.Attrs))
+	b, _, err := appendWire(make([]byte, 0, wireLen(e, n)), e, sortedKeys(scratch[:0], e.Attrs), false)
+	return b, err
 }
 
 // Unmarshal reads the wire form of one event, which must fill b. It accepts

@@ -1,0 +1,99 @@
+package crdt
+
+import (
+	"slices"
+	"sort"
+)
+
+// keyListChunk is the most keys a chunk of a keyList holds: a chunk is 5.6
+// KiB at most, so an insert in the middle moves at most that much.
+const keyListChunk = 128
+
+// keyList is a sorted set of keys, the list one value of a memory-backed
+// index holds. Keys sit in chunks of at most keyListChunk, in order. Keys
+// mostly arrive in order (an origin's events come in time order), so the
+// common insert appends to the last chunk after one comparison; any other
+// finds its chunk by binary search and splits it when full.
+//
+// A keyList is not safe for concurrent use.
+type keyList struct {
+	chunks [][]Key // each non-empty, at most keyListChunk long
+}
+
+// insert adds k if the list does not hold it.
+func (l *keyList) insert(k Key) {
+	n := len(l.chunks)
+	if n == 0 {
+		l.chunks = append(l.chunks, []Key{k})
+		return
+	}
+	if last := l.chunks[n-1]; k.Compare(last[len(last)-1]) > 0 {
+		if len(last) < keyListChunk {
+			l.chunks[n-1] = append(last, k)
+		} else {
+			l.chunks = append(l.chunks, []Key{k})
+		}
+		return
+	}
+	i := l.chunkOf(k)
+	c := l.chunks[i]
+	j, found := slices.BinarySearchFunc(c, k, Key.Compare)
+	if found {
+		return
+	}
+	c = slices.Insert(c, j, k)
+	if len(c) <= keyListChunk {
+		l.chunks[i] = c
+		return
+	}
+	half := len(c) / 2
+	l.chunks[i] = c[:half:half]
+	l.chunks = slices.Insert(l.chunks, i+1, slices.Clone(c[half:]))
+}
+
+// chunkOf returns the index of the first chunk whose last key is at or
+// after k, or len(l.chunks) if there is none.
+func (l *keyList) chunkOf(k Key) int {
+	return sort.Search(len(l.chunks), func(i int) bool {
+		c := l.chunks[i]
+		return c[len(c)-1].Compare(k) >= 0
+	})
+}
+
+// ascend calls fn with the keys at or after from, in order, until fn
+// returns false.
+func (l *keyList) ascend(from Key, fn func(Key) bool) {
+	i := l.chunkOf(from)
+	if i == len(l.chunks) {
+		return
+	}
+	j, _ := slices.BinarySearchFunc(l.chunks[i], from, Key.Compare)
+	for ; i < len(l.chunks); i, j = i+1, 0 {
+		for _, k := range l.chunks[i][j:] {
+			if !fn(k) {
+				return
+			}
+		}
+	}
+}
+
+// descend calls fn with the keys before before, in reverse order, until fn
+// returns false.
+func (l *keyList) descend(before Key, fn func(Key) bool) {
+	i := min(l.chunkOf(before), len(l.chunks)-1)
+	if i < 0 {
+		return
+	}
+	j, _ := slices.BinarySearchFunc(l.chunks[i], before, Key.Compare)
+	for ; i >= 0; i-- {
+		c := l.chunks[i]
+		if j < 0 {
+			j = len(c)
+		}
+		for j--; j >= 0; j-- {
+			if !fn(c[j]) {
+				return
+			}
+		}
+	}
+}

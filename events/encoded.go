@@ -1,0 +1,60 @@
+package events
+
+// Encoded is an event with its wire form, the bytes Marshal returns for it.
+// Only this package makes one, after checking the event against limits and
+// its ID against its content, so a holder may store or send the wire form
+// without encoding or hashing the event again.
+//
+// The event shares Attrs and Payload with the one it was made from; changing
+// them afterwards leaves the event and its wire form disagreeing. The wire
+// form must not be modified.
+type Encoded struct {
+	event  Event
+	wire   []byte
+	limits Limits // resolved: what the event was checked against
+}
+
+// Event returns the event.
+func (x Encoded) Event() Event { return x.event }
+
+// Wire returns the event's wire form. The caller must not modify it.
+func (x Encoded) Wire() []byte { return x.wire }
+
+// CheckedUnder reports whether x was checked against l, so that checking
+// it again under l would be redundant.
+func (x Encoded) CheckedUnder(l Limits) bool {
+	l, err := l.resolve()
+	return err == nil && x.wire != nil && l == x.limits
+}
+
+// Encode checks e as Marshal does and returns it with its wire form.
+func (l Limits) Encode(e Event) (Encoded, error) {
+	l, err := l.resolve()
+	if err != nil {
+		return Encoded{}, err
+	}
+	wire, err := l.Marshal(e)
+	if err != nil {
+		return Encoded{}, err
+	}
+	return Encoded{e, wire, l}, nil
+}
+
+// SealEncoded seals e as Seal does and returns it with its wire form: one
+// encoding and one hash, where Seal then Encode take two of each.
+func (l Limits) SealEncoded(e Event) (Encoded, error) {
+	l, err := l.resolve()
+	if err != nil {
+		return Encoded{}, err
+	}
+	n, err := l.check(e)
+	if err != nil {
+		return Encoded{}, err
+	}
+	var scratch [16]string
+	wire, id, err := appendWire(make([]byte, 0, wireLen(e, n)), e, sortedKeys(scratch[:0], e.Attrs), true)
+	if err != nil {
+		return Encoded{}, err
+	}
+	return Encoded{withID(e, id), wire, l}, nil
+}
