@@ -4,8 +4,6 @@ import (
 	"context"
 	"slices"
 	"sync"
-
-	"github.com/scopemesh/scopemesh/events"
 )
 
 // addGroup gathers concurrent Adds into shared commits, so that callers
@@ -81,7 +79,7 @@ func commitGroup(ctx context.Context, s *Set, group []*pendingAdd) {
 	reported := make([]bool, len(added))
 	for _, q := range group {
 		q.err = err
-		i, found := slices.BinarySearchFunc(added, q.rec.key, func(e events.Event, k Key) int { return KeyOf(e).Compare(k) })
+		i, found := slices.BinarySearchFunc(added, q.rec.key, func(r record, k Key) int { return r.key.Compare(k) })
 		if found && !reported[i] {
 			q.added, reported[i] = true, true
 		}

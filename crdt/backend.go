@@ -36,9 +36,9 @@ type backend interface {
 
 // record is an event on its way into the store.
 type record struct {
-	event events.Event
+	x     events.Encoded // what is stored: x.Wire()
+	event events.Event   // x.Event()
 	key   Key
-	data  []byte // events.Marshal encoding
 }
 
 // Index names a secondary index of the set.

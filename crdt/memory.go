@@ -89,7 +89,7 @@ func (b *memoryBackend) write(_ context.Context, recs []record) error {
 	for _, r := range recs {
 		// The event first: a reader that finds an index entry finds the
 		// event too.
-		b.mu.events[r.event.ID] = b.storeLocked(r.key, r.data)
+		b.mu.events[r.event.ID] = b.storeLocked(r.key, r.x.Wire())
 		b.insertLocked(ByNode, digestValue(r.event.Node), r.key)
 		b.insertLocked(ByKind, digestValue(r.event.Kind), r.key)
 		if !r.event.Correlation.IsZero() {

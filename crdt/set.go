@@ -145,7 +145,8 @@ func (s *Set) MergeEncoded(ctx context.Context, batch []events.Encoded) ([]event
 		}
 		recs[i] = rec
 	}
-	return s.commit(ctx, recs)
+	added, err := s.commit(ctx, recs)
+	return eventsOf(added), err
 }
 
 // record returns x ready to write, checking it first unless it was checked
@@ -159,13 +160,13 @@ func (s *Set) record(x events.Encoded) (record, error) {
 		}
 	}
 	e := x.Event()
-	return record{e, KeyOf(e), x.Wire()}, nil
+	return record{x, e, KeyOf(e)}, nil
 }
 
 // commit writes the records the set does not hold yet, then adds them to
-// the ordered index and tells the watches. It returns the events that were
+// the ordered index and tells the watches. It returns the records that were
 // new, in key order. It reorders recs.
-func (s *Set) commit(ctx context.Context, recs []record) ([]events.Event, error) {
+func (s *Set) commit(ctx context.Context, recs []record) ([]record, error) {
 	fresh, err := s.unseen(recs)
 	if err != nil || len(fresh) == 0 {
 		return nil, err
@@ -175,7 +176,7 @@ func (s *Set) commit(ctx context.Context, recs []record) ([]events.Event, error)
 	}
 
 	s.mu.Lock()
-	added := make([]events.Event, 0, len(fresh))
+	added := fresh[:0]
 	for _, r := range fresh {
 		// A concurrent commit may have added the same event meanwhile:
 		// only the first insert counts it, so each event is reported new
@@ -183,12 +184,21 @@ func (s *Set) commit(ctx context.Context, recs []record) ([]events.Event, error)
 		if s.mu.tree.Insert(keytree.Key(r.key)) {
 			s.mu.nodes[digest(r.event.Node)]++
 			s.mu.kinds[digest(r.event.Kind)]++
-			added = append(added, r.event)
+			added = append(added, r)
 		}
 	}
 	s.mu.Unlock()
 	s.watches.publish(added)
 	return added, nil
+}
+
+// eventsOf returns the events of recs.
+func eventsOf(recs []record) []events.Event {
+	evs := make([]events.Event, len(recs))
+	for i, r := range recs {
+		evs[i] = r.event
+	}
+	return evs
 }
 
 // unseen returns the records the set does not hold, without duplicates,

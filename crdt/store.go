@@ -206,7 +206,7 @@ func (b datastoreBackend) write(ctx context.Context, recs []record) error {
 		return fmt.Errorf("crdt: starting a batch: %w", err)
 	}
 	for _, r := range recs {
-		if err := batch.Put(ctx, eventKey(r.key), r.data); err != nil {
+		if err := batch.Put(ctx, eventKey(r.key), r.x.Wire()); err != nil {
 			return fmt.Errorf("crdt: writing event %v: %w", r.event.ID, err)
 		}
 		if err := batch.Put(ctx, idKey(r.event.ID), r.key[:]); err != nil {

@@ -39,7 +39,7 @@ type Watch struct {
 
 	mu struct {
 		sync.Mutex
-		ring   []events.Event // a FIFO of n events starting at head; grows up to limit
+		ring   []events.Encoded // a FIFO of n events starting at head; grows up to limit
 		limit  int
 		head   int
 		n      int
@@ -57,7 +57,7 @@ func (s *Set) Watch(buffer int) *Watch {
 	w := &Watch{set: s, notify: make(chan struct{}, 1)}
 	// The ring starts small and doubles as needed: a generous limit costs
 	// memory only when a reader actually falls that far behind.
-	w.mu.ring = make([]events.Event, min(buffer, 64))
+	w.mu.ring = make([]events.Encoded, min(buffer, 64))
 	w.mu.limit = buffer
 	if !s.watches.add(w) {
 		w.mu.closed = true
@@ -69,30 +69,37 @@ func (s *Set) Watch(buffer int) *Watch {
 // done, or the Watch or its Set is closed (then the error matches
 // ErrClosed). After dropping events it returns a *GapError once.
 func (w *Watch) Next(ctx context.Context) (events.Event, error) {
+	x, err := w.NextEncoded(ctx)
+	return x.Event(), err
+}
+
+// NextEncoded is Next returning the event with its wire form, as the set
+// stored it, for a reader that sends it on.
+func (w *Watch) NextEncoded(ctx context.Context) (events.Encoded, error) {
 	for {
 		w.mu.Lock()
 		switch {
 		case w.mu.n > 0:
-			e := w.mu.ring[w.mu.head]
-			w.mu.ring[w.mu.head] = events.Event{} // let it be collected
+			x := w.mu.ring[w.mu.head]
+			w.mu.ring[w.mu.head] = events.Encoded{} // let it be collected
 			w.mu.head = (w.mu.head + 1) % len(w.mu.ring)
 			w.mu.n--
 			w.mu.Unlock()
-			return e, nil
+			return x, nil
 		case w.mu.gap != nil:
 			gap := w.mu.gap
 			w.mu.gap = nil
 			w.mu.Unlock()
-			return events.Event{}, gap
+			return events.Encoded{}, gap
 		case w.mu.closed:
 			w.mu.Unlock()
-			return events.Event{}, ErrClosed
+			return events.Encoded{}, ErrClosed
 		}
 		w.mu.Unlock()
 		select {
 		case <-w.notify:
 		case <-ctx.Done():
-			return events.Event{}, ctx.Err()
+			return events.Encoded{}, ctx.Err()
 		}
 	}
 }
@@ -118,10 +125,11 @@ func (w *Watch) wake() {
 	}
 }
 
-// offer queues evs for the reader, or records them in the pending gap.
-func (w *Watch) offer(evs []events.Event) {
+// offer queues recs' events for the reader, or records them in the pending
+// gap.
+func (w *Watch) offer(recs []record) {
 	w.mu.Lock()
-	for _, e := range evs {
+	for _, r := range recs {
 		// While a gap is pending, later events join it rather than the
 		// buffer, so the reader sees the gap right after the events that
 		// came before it.
@@ -129,11 +137,11 @@ func (w *Watch) offer(evs []events.Event) {
 			w.growLocked()
 		}
 		if w.mu.gap == nil && w.mu.n < len(w.mu.ring) {
-			w.mu.ring[(w.mu.head+w.mu.n)%len(w.mu.ring)] = e
+			w.mu.ring[(w.mu.head+w.mu.n)%len(w.mu.ring)] = r.x
 			w.mu.n++
 			continue
 		}
-		k := KeyOf(e)
+		k := r.key
 		if w.mu.gap == nil {
 			w.mu.gap = &GapError{From: k}
 		} else if k.Compare(w.mu.gap.From) < 0 {
@@ -149,7 +157,7 @@ func (w *Watch) offer(evs []events.Event) {
 //
 // REQUIRES: w.mu
 func (w *Watch) growLocked() {
-	ring := make([]events.Event, min(2*len(w.mu.ring), w.mu.limit))
+	ring := make([]events.Encoded, min(2*len(w.mu.ring), w.mu.limit))
 	for i := range w.mu.n {
 		ring[i] = w.mu.ring[(w.mu.head+i)%len(w.mu.ring)]
 	}
@@ -183,14 +191,14 @@ func (l *watchList) remove(w *Watch) {
 	delete(l.watches, w)
 }
 
-func (l *watchList) publish(evs []events.Event) {
-	if len(evs) == 0 {
+func (l *watchList) publish(recs []record) {
+	if len(recs) == 0 {
 		return
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for w := range l.watches {
-		w.offer(evs)
+		w.offer(recs)
 	}
 }
 

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -50,8 +51,8 @@ func (l Limits) EncodeBatch(evs []Event) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(evs) > l.MaxBatchEvents {
-		return nil, fmt.Errorf("%w: batch has %d events, limit %d", ErrTooLarge, len(evs), l.MaxBatchEvents)
+	if err := l.checkCount(len(evs)); err != nil {
+		return nil, err
 	}
 	size := 0
 	for i, e := range evs {
@@ -59,9 +60,8 @@ func (l Limits) EncodeBatch(evs []Event) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("event %d of batch: %w", i, err)
 		}
-		size += wireLen(e, n)
-		if size > l.MaxBatchBytes {
-			return nil, fmt.Errorf("%w: batch events encode to more than %d bytes, limit %d", ErrTooLarge, size, l.MaxBatchBytes)
+		if size, err = l.addSize(size, wireLen(e, n)); err != nil {
+			return nil, err
 		}
 	}
 
@@ -74,11 +74,61 @@ func (l Limits) EncodeBatch(evs []Event) ([]byte, error) {
 			return nil, fmt.Errorf("event %d of batch: %w", i, err)
 		}
 	}
-	body := *bp
+	return finishBatch(*bp, len(evs)), nil
+}
 
+// EncodeBatchEncoded is EncodeBatch for encoded events: those encoded under
+// l go into the batch as they are, without encoding or hashing them again.
+func (l Limits) EncodeBatchEncoded(xs []Encoded) ([]byte, error) {
+	l, err := l.resolve()
+	if err != nil {
+		return nil, err
+	}
+	if err := l.checkCount(len(xs)); err != nil {
+		return nil, err
+	}
+	size := 0
+	for i, x := range xs {
+		if !x.CheckedUnder(l) {
+			if xs[i], err = l.Encode(x.Event()); err != nil {
+				return nil, fmt.Errorf("event %d of batch: %w", i, err)
+			}
+		}
+		if size, err = l.addSize(size, len(xs[i].wire)); err != nil {
+			return nil, err
+		}
+	}
+	bp := getBuffer(size)
+	defer putBuffer(bp)
+	for _, x := range xs {
+		*bp = append(*bp, x.wire...)
+	}
+	return finishBatch(*bp, len(xs)), nil
+}
+
+// checkCount checks the number of events of a batch to encode.
+func (l Limits) checkCount(n int) error {
+	if n > l.MaxBatchEvents {
+		return fmt.Errorf("%w: batch has %d events, limit %d", ErrTooLarge, n, l.MaxBatchEvents)
+	}
+	return nil
+}
+
+// addSize adds an event's n wire bytes to the size of a batch to encode.
+func (l Limits) addSize(size, n int) (int, error) {
+	if size += n; size > l.MaxBatchBytes {
+		return 0, fmt.Errorf("%w: batch events encode to more than %d bytes, limit %d", ErrTooLarge, size, l.MaxBatchBytes)
+	}
+	return size, nil
+}
+
+// finishBatch returns the batch of count events whose wire forms body holds:
+// the header, then body, compressed if that pays.
+func finishBatch(body []byte, count int) []byte {
+	size := len(body)
 	var hb [maxBatchHeaderLen]byte
 	h := append(hb[:0], batchVersion, compressNone)
-	h = binary.AppendUvarint(h, uint64(len(evs)))
+	h = binary.AppendUvarint(h, uint64(count))
 	h = binary.AppendUvarint(h, uint64(size))
 
 	if size >= compressFrom {
@@ -91,7 +141,7 @@ func (l Limits) EncodeBatch(evs []Event) ([]byte, error) {
 		}
 	}
 	out := make([]byte, 0, len(h)+len(body))
-	return append(append(out, h...), body...), nil
+	return append(append(out, h...), body...)
 }
 
 // DecodeBatch decodes a batch. It checks the header against MaxBatchEvents
@@ -100,6 +150,20 @@ func (l Limits) EncodeBatch(evs []Event) ([]byte, error) {
 // as Unmarshal does; one bad event fails the whole batch. Events do not
 // share memory with b.
 func (l Limits) DecodeBatch(b []byte) ([]Event, error) {
+	xs, err := l.DecodeBatchEncoded(b)
+	if err != nil {
+		return nil, err
+	}
+	evs := make([]Event, len(xs))
+	for i, x := range xs {
+		evs[i] = x.event
+	}
+	return evs, nil
+}
+
+// DecodeBatchEncoded is DecodeBatch returning each event with its wire form,
+// so that it can be stored or sent on without encoding or hashing it again.
+func (l Limits) DecodeBatchEncoded(b []byte) ([]Encoded, error) {
 	l, err := l.resolve()
 	if err != nil {
 		return nil, err
@@ -134,6 +198,7 @@ func (l Limits) DecodeBatch(b []byte) ([]Event, error) {
 		if uint64(len(body)) != size {
 			return nil, fmt.Errorf("%w: batch events are %d bytes, header says %d", ErrInvalid, len(body), size)
 		}
+		body = bytes.Clone(body) // the wire forms must not share b
 	case compressZstd:
 		// The frame header may declare the content size (EncodeAll always
 		// does); a frame that declares another size is refused before
@@ -149,13 +214,11 @@ func (l Limits) DecodeBatch(b []byte) ([]Event, error) {
 		case fh.HasFCS && fh.FrameContentSize < size:
 			return nil, fmt.Errorf("%w: batch expands to %d bytes, header says %d", ErrInvalid, fh.FrameContentSize, size)
 		}
-		bp := getBuffer(int(size))
-		defer putBuffer(bp)
 		// The decoder stops at the capacity of its output, so a frame that
 		// expands beyond the declared length fails after at most one block.
 		// It reports that with a sentinel or, from inside a block, with an
 		// untyped error after filling the output: both mean too large.
-		out, err := zstdDecoder().DecodeAll(body, (*bp)[:0:size])
+		out, err := zstdDecoder().DecodeAll(body, make([]byte, 0, size))
 		if err != nil {
 			if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrFrameSizeExceeded) ||
 				(size > 0 && uint64(len(out)) >= size && !errors.Is(err, zstd.ErrCRCMismatch)) {
@@ -175,19 +238,19 @@ func (l Limits) DecodeBatch(b []byte) ([]Event, error) {
 	defer putBuffer(sp)
 	d := decoder{lim: l, scratch: *sp}
 	defer func() { *sp = d.scratch }()
-	evs := make([]Event, count)
-	for k := range evs {
+	xs := make([]Encoded, count)
+	for k := range xs {
 		e, n, err := d.decodeEvent(body)
 		if err != nil {
 			return nil, fmt.Errorf("event %d of batch: %w", k, err)
 		}
-		evs[k] = e
+		xs[k] = Encoded{e, body[:n:n], l}
 		body = body[n:]
 	}
 	if len(body) != 0 {
 		return nil, fmt.Errorf("%w: %d bytes after the last event of the batch", ErrInvalid, len(body))
 	}
-	return evs, nil
+	return xs, nil
 }
 
 // uvarint reads a header count at b[i:], which must be in shortest form so

@@ -178,13 +178,13 @@ func (g *gossip) validate(_ context.Context, from lpeer.ID, msg *pubsub.Message)
 	if !g.member(from) || g.dropIncoming {
 		return pubsub.ValidationIgnore
 	}
-	evs, err := g.replica.decode(msg.GetTopic(), msg.Data)
+	xs, err := g.replica.decode(msg.GetTopic(), msg.Data)
 	if err != nil {
 		g.counts.batchesRejected.Add(1)
 		g.log.Debug("rejected a gossiped batch", "from", from, "err", err)
 		return pubsub.ValidationReject
 	}
-	msg.ValidatorData = evs
+	msg.ValidatorData = xs
 	return pubsub.ValidationAccept
 }
 
@@ -198,9 +198,9 @@ func (g *gossip) receiveLoop(ctx context.Context, c *channel) {
 		if msg.ReceivedFrom == g.self {
 			continue
 		}
-		evs, _ := msg.ValidatorData.([]events.Event)
+		xs, _ := msg.ValidatorData.([]events.Encoded)
 		g.counts.batchesReceived.Add(1)
-		added, _, err := g.replica.merge(ctx, msg.ReceivedFrom, evs)
+		added, _, err := g.replica.merge(ctx, msg.ReceivedFrom, xs)
 		if err != nil {
 			if ctx.Err() == nil {
 				g.log.Warn("merging a gossiped batch failed", "from", msg.ReceivedFrom, "err", err)
@@ -217,7 +217,7 @@ func (g *gossip) receiveLoop(ctx context.Context, c *channel) {
 // first event.
 func (g *gossip) publishLoop(ctx context.Context) {
 	defer g.watch.Close()
-	var batch []events.Event
+	var batch []events.Encoded
 	for ctx.Err() == nil {
 		batch = g.collect(ctx, batch[:0])
 		g.publish(ctx, batch)
@@ -226,7 +226,7 @@ func (g *gossip) publishLoop(ctx context.Context) {
 
 // collect appends this node's next new events to batch: it waits for the
 // first without a deadline, then at most batchLinger for more.
-func (g *gossip) collect(ctx context.Context, batch []events.Event) []events.Event {
+func (g *gossip) collect(ctx context.Context, batch []events.Encoded) []events.Encoded {
 	for len(batch) == 0 {
 		var ok bool
 		if batch, ok = g.take(ctx, batch); !ok {
@@ -238,7 +238,7 @@ func (g *gossip) collect(ctx context.Context, batch []events.Event) []events.Eve
 	size := 0
 	for i := 0; len(batch) < batchMaxEvents && size < batchMaxBytes; {
 		for ; i < len(batch); i++ {
-			size += approxSize(batch[i])
+			size += len(batch[i].Wire())
 		}
 		var ok bool
 		if batch, ok = g.take(linger, batch); !ok {
@@ -260,8 +260,8 @@ func approxSize(e events.Event) int {
 // take waits for the watch's next event and appends it to batch if this
 // node recorded it; after a gap it appends this node's events from the gap
 // on. It reports false when ctx ended first.
-func (g *gossip) take(ctx context.Context, batch []events.Event) ([]events.Event, bool) {
-	e, err := g.watch.Next(ctx)
+func (g *gossip) take(ctx context.Context, batch []events.Encoded) ([]events.Encoded, bool) {
+	x, err := g.watch.NextEncoded(ctx)
 	var gap *crdt.GapError
 	switch {
 	case errors.As(err, &gap):
@@ -269,18 +269,26 @@ func (g *gossip) take(ctx context.Context, batch []events.Event) ([]events.Event
 		return append(batch, g.ownSince(ctx, gap.From)...), true
 	case err != nil:
 		return batch, false
-	case e.Node == g.selfStr:
-		return append(batch, e), true
+	case x.Event().Node == g.selfStr:
+		return append(batch, x), true
 	}
 	return batch, true
 }
 
 // ownSince returns this node's events from key from on, read back from the
 // store after the publisher fell behind its watch.
-func (g *gossip) ownSince(ctx context.Context, from crdt.Key) []events.Event {
-	var out []events.Event
+func (g *gossip) ownSince(ctx context.Context, from crdt.Key) []events.Encoded {
+	var out []events.Encoded
 	err := g.replica.set.ScanIndex(ctx, crdt.ByNode, g.selfStr, crdt.Range{From: from, To: crdt.MaxKey}, false,
-		func(e events.Event) bool { out = append(out, e); return true })
+		func(e events.Event) bool {
+			x, err := g.replica.limits.Encode(e)
+			if err != nil {
+				g.log.Warn("re-encoding an own event after a publish gap", "event", e.ID, "err", err)
+				return true
+			}
+			out = append(out, x)
+			return true
+		})
 	if err != nil && ctx.Err() == nil {
 		g.log.Warn("re-reading own events after a publish gap", "err", err)
 	}
@@ -288,7 +296,7 @@ func (g *gossip) ownSince(ctx context.Context, from crdt.Key) []events.Event {
 }
 
 // publish sends batch in as many messages as its size needs.
-func (g *gossip) publish(ctx context.Context, batch []events.Event) {
+func (g *gossip) publish(ctx context.Context, batch []events.Encoded) {
 	out := g.channels[0]
 	if len(out.topic.ListPeers()) == 0 {
 		// Nobody to tell: members that join later reconcile with this
@@ -297,10 +305,10 @@ func (g *gossip) publish(ctx context.Context, batch []events.Event) {
 	}
 	for len(batch) > 0 {
 		n := min(len(batch), batchMaxEvents)
-		data, err := g.replica.encode(out.name, batch[:n])
+		data, err := g.replica.encodeEncoded(out.name, batch[:n])
 		for errors.Is(err, events.ErrTooLarge) && n > 1 {
 			n /= 2
-			data, err = g.replica.encode(out.name, batch[:n])
+			data, err = g.replica.encodeEncoded(out.name, batch[:n])
 		}
 		if err == nil {
 			err = out.topic.Publish(ctx, data)

@@ -164,16 +164,18 @@ func (n *Host) askPeer(ctx context.Context, p lpeer.ID, req []byte, f query.Filt
 		if typ == frameEnd {
 			return out, nil
 		}
-		evs, err := n.replica.decode(s.channel(), payload)
+		xs, err := n.replica.decode(s.channel(), payload)
 		if err != nil {
 			return nil, fmt.Errorf("peer: a query answer: %w", err)
 		}
-		for _, e := range evs {
+		for _, x := range xs {
+			e := x.Event()
 			if !f.Match(e) {
 				return nil, fmt.Errorf("%w: a query answer holds an event the filter does not match", ErrFrame)
 			}
+			out = append(out, e)
 		}
-		if out = append(out, evs...); len(out) > limit {
+		if len(out) > limit {
 			return nil, fmt.Errorf("%w: more than the %d events asked for", ErrFrame, limit)
 		}
 	}

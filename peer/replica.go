@@ -43,33 +43,46 @@ type replica struct {
 // encode encodes evs as a batch for channel (a topic or protocol), sealed
 // in a closed cluster.
 func (r *replica) encode(channel string, evs []events.Event) ([]byte, error) {
-	data, err := r.limits.EncodeBatch(evs)
-	if err != nil || r.keys == nil {
-		return data, err
+	return r.seal(channel)(r.limits.EncodeBatch(evs))
+}
+
+// encodeEncoded is encode for encoded events, which go into the batch as
+// they are.
+func (r *replica) encodeEncoded(channel string, xs []events.Encoded) ([]byte, error) {
+	return r.seal(channel)(r.limits.EncodeBatchEncoded(xs))
+}
+
+// seal returns what seals an encoded batch for channel: nothing in an open
+// cluster.
+func (r *replica) seal(channel string) func([]byte, error) ([]byte, error) {
+	return func(data []byte, err error) ([]byte, error) {
+		if err != nil || r.keys == nil {
+			return data, err
+		}
+		return r.keys.seal(channel, data), nil
 	}
-	return r.keys.seal(channel, data), nil
 }
 
 // decode opens, decodes and verifies a batch that arrived on channel: each
 // event's ID must match its content and, if the cluster signs events, its
 // signature must be its origin's.
-func (r *replica) decode(channel string, data []byte) ([]events.Event, error) {
+func (r *replica) decode(channel string, data []byte) ([]events.Encoded, error) {
 	if r.keys != nil {
 		var err error
 		if data, err = r.keys.open(channel, data); err != nil {
 			return nil, err
 		}
 	}
-	evs, err := r.limits.DecodeBatch(data)
+	xs, err := r.limits.DecodeBatchEncoded(data)
 	if err != nil || !r.signed {
-		return evs, err
+		return xs, err
 	}
-	for _, e := range evs {
-		if err := r.checkSignature(e); err != nil {
+	for _, x := range xs {
+		if err := r.checkSignature(x.Event()); err != nil {
 			return nil, err
 		}
 	}
-	return evs, nil
+	return xs, nil
 }
 
 // checkSignature verifies e's signature with the key its origin's peer ID
@@ -108,10 +121,11 @@ func originKey(node string) (ed25519.PublicKey, error) {
 // they are counted against their origin, and a sync with from is asked for
 // once they would be accepted. It returns how many events were new here and
 // how many were held back.
-func (r *replica) merge(ctx context.Context, from lpeer.ID, evs []events.Event) (added, held int, err error) {
-	accepted := evs[:0:0]
+func (r *replica) merge(ctx context.Context, from lpeer.ID, xs []events.Encoded) (added, held int, err error) {
+	accepted := xs[:0:0]
 	var wait int64 // until the last held-back event is within the offset
-	for _, e := range evs {
+	for _, x := range xs {
+		e := x.Event()
 		if err := r.clock.Update(e.Time); err != nil {
 			held++
 			if errors.Is(err, hlc.ErrClockOffset) {
@@ -122,11 +136,11 @@ func (r *replica) merge(ctx context.Context, from lpeer.ID, evs []events.Event) 
 			}
 			continue
 		}
-		accepted = append(accepted, e)
+		accepted = append(accepted, x)
 	}
 	if held > 0 {
 		r.retry(from, time.Duration(wait))
 	}
-	news, err := r.set.Merge(ctx, accepted)
+	news, err := r.set.MergeEncoded(ctx, accepted)
 	return len(news), held, err
 }
