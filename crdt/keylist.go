@@ -31,7 +31,9 @@ func (l *keyList) insert(k Key) {
 		if len(last) < keyListChunk {
 			l.chunks[n-1] = append(last, k)
 		} else {
-			l.chunks = append(l.chunks, []Key{k})
+			// A list this long will likely fill the next chunk too: give
+			// it its full size now rather than growing it step by step.
+			l.chunks = append(l.chunks, append(make([]Key, 0, keyListChunk), k))
 		}
 		return
 	}

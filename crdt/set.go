@@ -127,12 +127,26 @@ func (s *Set) Merge(ctx context.Context, batch []events.Event) ([]events.Event, 
 		}
 		xs[i] = x
 	}
-	return s.MergeEncoded(ctx, xs)
+	added, err := s.mergeEncoded(ctx, xs)
+	if err != nil {
+		return nil, err
+	}
+	evs := make([]events.Event, len(added))
+	for i, r := range added {
+		evs[i] = r.event
+	}
+	return evs, nil
 }
 
-// MergeEncoded is Merge for encoded events. Those encoded under the set's
-// limits are written as they are, without encoding or hashing them again.
-func (s *Set) MergeEncoded(ctx context.Context, batch []events.Encoded) ([]events.Event, error) {
+// MergeEncoded is Merge for encoded events, returning how many were new.
+// Those encoded under the set's limits are written as they are, without
+// encoding or hashing them again.
+func (s *Set) MergeEncoded(ctx context.Context, batch []events.Encoded) (int, error) {
+	added, err := s.mergeEncoded(ctx, batch)
+	return len(added), err
+}
+
+func (s *Set) mergeEncoded(ctx context.Context, batch []events.Encoded) ([]record, error) {
 	if err := s.use(); err != nil {
 		return nil, err
 	}
@@ -145,8 +159,7 @@ func (s *Set) MergeEncoded(ctx context.Context, batch []events.Encoded) ([]event
 		}
 		recs[i] = rec
 	}
-	added, err := s.commit(ctx, recs)
-	return eventsOf(added), err
+	return s.commit(ctx, recs)
 }
 
 // record returns x ready to write, checking it first unless it was checked
@@ -190,15 +203,6 @@ func (s *Set) commit(ctx context.Context, recs []record) ([]record, error) {
 	s.mu.Unlock()
 	s.watches.publish(added)
 	return added, nil
-}
-
-// eventsOf returns the events of recs.
-func eventsOf(recs []record) []events.Event {
-	evs := make([]events.Event, len(recs))
-	for i, r := range recs {
-		evs[i] = r.event
-	}
-	return evs
 }
 
 // unseen returns the records the set does not hold, without duplicates,

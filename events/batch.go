@@ -274,7 +274,7 @@ var (
 	zstdEncoder = sync.OnceValue(func() *zstd.Encoder {
 		// Event IDs already detect corruption of the content, so the
 		// frame checksum would only cost time and 4 bytes.
-		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderCRC(false))
+		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderCRC(false))
 		if err != nil {
 			panic("events: creating the zstd encoder: " + err.Error())
 		}

@@ -141,6 +141,6 @@ func (r *replica) merge(ctx context.Context, from lpeer.ID, xs []events.Encoded)
 	if held > 0 {
 		r.retry(from, time.Duration(wait))
 	}
-	news, err := r.set.MergeEncoded(ctx, accepted)
-	return len(news), held, err
+	added, err = r.set.MergeEncoded(ctx, accepted)
+	return added, held, err
 }
