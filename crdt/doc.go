@@ -1,11 +1,13 @@
 // Package crdt holds the replica every scopemesh node keeps: a grow-only set
-// (G-Set) of events, persisted in a go-datastore and ordered by key — the
-// event's hybrid logical time, then its ID.
+// (G-Set) of events, persisted in a go-datastore (New) or held in memory
+// (NewMemory), and ordered by key — the event's hybrid logical time, then
+// its ID.
 //
 // # Usage
 //
 //	set, err := crdt.New(ctx, ds, crdt.Options{})
 //	added, err := set.Merge(ctx, batch)   // union; returns the new events
+//	n, err := set.MergeEncoded(ctx, xs)   // the same for events.Encoded, not encoded again
 //	err = set.Scan(ctx, crdt.All, false, func(e events.Event) bool { …; return true })
 //	fp := set.Fingerprint(crdt.Range{From: a, To: b})
 //	w := set.Watch(0)                     // every newly added event
@@ -44,7 +46,14 @@
 // Inner nodes carry the count and the sum of the IDs below them, so a range's
 // count, its fingerprint and its k-th key cost O(log n). Secondary indexes
 // (by correlation, origin node and kind) live in the datastore, written in the
-// same batch as the event.
+// same batch as the event; a memory set keeps them as sorted key lists.
+//
+// # Cost per event
+//
+// Concurrent Adds share one commit (addGroup). Events arrive as
+// events.Encoded wherever they can — sealed by Record, decoded from a batch —
+// and the set stores their wire form as it is: an event is encoded and hashed
+// once at its origin and hashed once more, on decoding, at each receiver.
 //
 // # Hazards
 //

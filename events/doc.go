@@ -20,6 +20,13 @@
 //	batch, err := events.EncodeBatch(evs)
 //	evs, err = events.DecodeBatch(batch)
 //
+// An Encoded value carries an event together with its checked wire form, so
+// that what is stored or sent on is encoded and hashed only once:
+//
+//	x, err := events.DefaultLimits.SealEncoded(e) // seal and encode in one pass
+//	batch, err = events.DefaultLimits.EncodeBatchEncoded(xs)
+//	xs, err = events.DefaultLimits.DecodeBatchEncoded(batch)
+//
 // The package-level functions apply DefaultLimits; the methods of a Limits
 // value apply other bounds. Every function that reads input from elsewhere
 // (Unmarshal, DecodeBatch) checks sizes before it allocates, accepts only

@@ -36,7 +36,14 @@ func FuzzDecodeBatch(f *testing.F) {
 	f.Add(append(header(1, 0, 1, uint64(len(mustMarshal(f, small[0])))), mustMarshal(f, small[0])...))
 	tight := Limits{MaxEventBytes: 200, MaxKindBytes: 8, MaxAttrs: 2, MaxAttrKeyBytes: 8, MaxAttrValueBytes: 16, MaxBatchEvents: 4, MaxBatchBytes: 1 << 10}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		evs, err := DecodeBatch(b)
+		xs, err := DefaultLimits.DecodeBatchEncoded(b)
+		evs := make([]Event, len(xs))
+		for i, x := range xs {
+			evs[i] = x.Event()
+			if wire, err := Marshal(x.Event()); err != nil || !bytes.Equal(wire, x.Wire()) {
+				t.Fatalf("event %d: the wire form decoded with it is not its encoding (%v)", i, err)
+			}
+		}
 		if err != nil {
 			if !isSentinel(err) {
 				t.Fatalf("error without a sentinel: %v", err)
@@ -54,6 +61,9 @@ func FuzzDecodeBatch(f *testing.F) {
 		again, err := EncodeBatch(evs)
 		if err != nil {
 			t.Fatalf("re-encoding: %v", err)
+		}
+		if fromWire, err := DefaultLimits.EncodeBatchEncoded(xs); err != nil || !bytes.Equal(fromWire, again) {
+			t.Fatalf("encoding the wire forms gives another batch than encoding the events (%v)", err)
 		}
 		back, err := DecodeBatch(again)
 		if err != nil {
