@@ -47,34 +47,14 @@ func DecodeBatch(b []byte) ([]Event, error) { return DefaultLimits.DecodeBatch(b
 // Verify, and the batch must fit MaxBatchEvents and MaxBatchBytes. A batch
 // of at least 4 KiB is compressed if that saves a tenth of its size or more.
 func (l Limits) EncodeBatch(evs []Event) ([]byte, error) {
-	l, err := l.resolve()
-	if err != nil {
-		return nil, err
-	}
-	if err := l.checkCount(len(evs)); err != nil {
-		return nil, err
-	}
-	size := 0
+	xs := make([]Encoded, len(evs))
 	for i, e := range evs {
-		n, err := l.check(e)
-		if err != nil {
-			return nil, fmt.Errorf("event %d of batch: %w", i, err)
-		}
-		if size, err = l.addSize(size, wireLen(e, n)); err != nil {
-			return nil, err
-		}
-	}
-
-	bp := getBuffer(size)
-	defer putBuffer(bp)
-	var scratch [16]string
-	for i, e := range evs {
-		*bp, _, err = appendWire(*bp, e, sortedKeys(scratch[:0], e.Attrs), false)
-		if err != nil {
+		var err error
+		if xs[i], err = l.Encode(e); err != nil {
 			return nil, fmt.Errorf("event %d of batch: %w", i, err)
 		}
 	}
-	return finishBatch(*bp, len(evs)), nil
+	return l.EncodeBatchEncoded(xs)
 }
 
 // EncodeBatchEncoded is EncodeBatch for encoded events: those encoded under
@@ -84,42 +64,23 @@ func (l Limits) EncodeBatchEncoded(xs []Encoded) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := l.checkCount(len(xs)); err != nil {
-		return nil, err
+	if len(xs) > l.MaxBatchEvents {
+		return nil, fmt.Errorf("%w: batch has %d events, limit %d", ErrTooLarge, len(xs), l.MaxBatchEvents)
 	}
-	size := 0
+	bp := getBuffer(0)
+	defer putBuffer(bp)
 	for i, x := range xs {
 		if !x.CheckedUnder(l) {
-			if xs[i], err = l.Encode(x.Event()); err != nil {
+			if x, err = l.Encode(x.Event()); err != nil {
 				return nil, fmt.Errorf("event %d of batch: %w", i, err)
 			}
 		}
-		if size, err = l.addSize(size, len(xs[i].wire)); err != nil {
-			return nil, err
+		if size := len(*bp) + len(x.wire); size > l.MaxBatchBytes {
+			return nil, fmt.Errorf("%w: batch events encode to more than %d bytes, limit %d", ErrTooLarge, size, l.MaxBatchBytes)
 		}
-	}
-	bp := getBuffer(size)
-	defer putBuffer(bp)
-	for _, x := range xs {
 		*bp = append(*bp, x.wire...)
 	}
 	return finishBatch(*bp, len(xs)), nil
-}
-
-// checkCount checks the number of events of a batch to encode.
-func (l Limits) checkCount(n int) error {
-	if n > l.MaxBatchEvents {
-		return fmt.Errorf("%w: batch has %d events, limit %d", ErrTooLarge, n, l.MaxBatchEvents)
-	}
-	return nil
-}
-
-// addSize adds an event's n wire bytes to the size of a batch to encode.
-func (l Limits) addSize(size, n int) (int, error) {
-	if size += n; size > l.MaxBatchBytes {
-		return 0, fmt.Errorf("%w: batch events encode to more than %d bytes, limit %d", ErrTooLarge, size, l.MaxBatchBytes)
-	}
-	return size, nil
 }
 
 // finishBatch returns the batch of count events whose wire forms body holds:
