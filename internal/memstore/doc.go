@@ -1,7 +1,9 @@
-// Package memstore is an ordered in-memory go-datastore, the store a
-// scopemesh node uses when it has no data directory.
+// Package memstore is an ordered in-memory go-datastore: a scopemesh node
+// without a data directory keeps its own records and the DHT's in one (its
+// events live in the event set itself, crdt.NewMemory), and tests and
+// benchmarks run the event set's datastore layout on it.
 //
-// The event set keeps each event under /e/<id> and its index entries under
+// That layout keeps each event under /e/<key> and its index entries under
 // prefixes such as /n/<node>/<key>, and reads them with keys-only prefix
 // queries in key order that often stop after a few results. go-datastore's
 // MapDatastore answers every such query by reading the whole map, and an
