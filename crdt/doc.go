@@ -14,8 +14,9 @@
 //	e, err := w.Next(ctx)
 //
 // Reconciliation with a peer's set, the initiator's loop (the responder
-// answers each message with its own Reconciler's Respond and keeps no
-// state):
+// answers each message with its own Reconciler's RespondListing, and keeps
+// the IDs its answers listed, in order, to serve what the initiator then
+// asks for):
 //
 //	rec, err := set.NewReconciler(crdt.ReconcileOptions{})
 //	msg, err := rec.Initiate()
@@ -23,7 +24,8 @@
 //		reply := exchange(msg)            // the caller's transport
 //		msg, done, err = rec.Reconcile(reply)
 //	}
-//	rec.Have(), rec.Need()                // IDs only this side, only the peer holds
+//	rec.Have()                            // IDs only this side holds
+//	rec.Need()                            // the peer's only: numbers among the IDs its answers listed
 //
 // # Invariants
 //
@@ -68,10 +70,10 @@
 //   - Reconciliation lists the IDs of small ranges by prefix, 4 to 7
 //     bytes of each, and the responder matches its IDs against them. Two
 //     IDs sharing a prefix would hide each other, so the responder's answer
-//     carries the fingerprint of its events in those ranges, and the
-//     initiator checks that its listed IDs, less those the responder lacks,
-//     plus those it sent back, sum to it; on a mismatch it lists those
-//     ranges again in whole IDs. Have and Need are therefore as exact as
+//     carries the fingerprint of its events in those ranges that matched a
+//     listed prefix, and the initiator checks that its listed IDs the
+//     responder matched sum to it; on a mismatch it lists those ranges
+//     again in whole IDs. Have and Need are therefore as exact as
 //     the fingerprints (above): a member grinding IDs that share prefixes
 //     costs a round trip, not a missed event. A responder that lies can
 //     make Have and Need wrong, but no more: Need names events to fetch,

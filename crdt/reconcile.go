@@ -48,10 +48,9 @@ const (
 
 	// responderListMax is the most events a responder lists whole in
 	// answer to a differing fingerprint. A whole list costs 32 bytes an
-	// event; asking the initiator for its list costs a round trip, 4 to 7
-	// bytes for each of its events and 32 for each it lacks. Unless the
-	// range has nothing in common, asking is cheaper for all but the
-	// smallest ranges.
+	// event; asking the initiator for its list costs a round trip and 4 to
+	// 7 bytes for each of its events. Unless the range has nothing in
+	// common, asking is cheaper for all but the smallest ranges.
 	responderListMax = 2
 )
 
@@ -123,11 +122,15 @@ func (o ReconcileOptions) resolve() (ReconcileOptions, error) {
 // writes the first message, and Reconcile takes each reply and writes the
 // next message, until it reports done; meanwhile Have and Need collect what
 // it learned. As responder it answers any number of sessions with Respond,
-// keeping no state between messages.
+// keeping no state between messages. Need names the events the initiator
+// lacks by number, not by ID (see Need): a responder that is to send them
+// answers with RespondListing and keeps, for the session, the IDs its
+// replies listed.
 //
-// Respond is safe for concurrent use, with itself and with the initiator
-// methods. The initiator methods (Initiate, Reconcile, Have, Need, Rounds)
-// must not be called concurrently with each other.
+// Respond and RespondListing are safe for concurrent use, with themselves
+// and with the initiator methods. The initiator methods (Initiate,
+// Reconcile, Have, Need, Listed, Rounds) must not be called concurrently
+// with each other.
 //
 // The set may grow during a session. Every step reads the set once, under
 // its read lock, and works out the ranges of the message from their key
@@ -141,8 +144,19 @@ type Reconciler struct {
 	exhausted     bool       // MaxRounds was reached
 	rounds        int        // messages written
 	lists         []sentList // the ID lists of the last message, in key order
-	have, need    []events.ID
-	known         map[events.ID]struct{} // the IDs in have and need
+	have          []events.ID
+	known         map[events.ID]struct{} // the IDs in have
+	need          []int                  // numbers of the responder's listed IDs, ascending
+	needRanges    []needRange            // where need was learned, in key order
+	listed        int                    // IDs the replies listed
+}
+
+// needRange is a range where the initiator learned of events it lacks: their
+// numbers in Need lie in [from, to), the numbers of the IDs the reply listed
+// there.
+type needRange struct {
+	lo, hi   Key
+	from, to int
 }
 
 // sentList is an ID list the initiator sent, kept to read the answer's
@@ -241,8 +255,9 @@ func (r *Reconciler) Initiate() ([]byte, error) {
 
 // Reconcile takes the responder's reply to the last message and returns the
 // next message to send, or done once the sets have been compared in full.
-// What the reply taught is in Have and Need before Reconcile returns, even
-// with ErrReconcileRounds; with any other error the reply changed nothing.
+// What the reply taught is in Have, Need and Listed before Reconcile
+// returns, even with ErrReconcileRounds; with any other error the reply
+// changed nothing.
 func (r *Reconciler) Reconcile(reply []byte) (next []byte, done bool, err error) {
 	switch {
 	case !r.started:
@@ -285,20 +300,21 @@ func (r *Reconciler) Reconcile(reply []byte) (next []byte, done bool, err error)
 }
 
 // checkReply validates a reply in full before anything acts on it: its
-// encoding, that each range's mode is one a responder may send, and that
-// each IDDiff answers an ID list of the last message. It reports whether the
-// IDDiff ranges that answer lists of ID prefixes passed their check: the
-// initiator's listed IDs, less those the responder lacks, plus those it sent
-// back, must have the responder's fingerprint. A mismatch means two IDs
-// shared a listed prefix; answers to lists of whole IDs are exact and need
-// no check, so a failure never holds them back.
+// encoding, that each range's mode is one a responder may send, that each
+// IDDiff answers an ID list of the last message, and that it lists no more
+// IDs than a message may. It reports whether the IDDiff ranges that answer
+// lists of ID prefixes passed their check: the initiator's listed IDs that
+// the responder matched must have the fingerprint of the responder's IDs
+// that matched them. A mismatch means two IDs shared a listed prefix;
+// answers to lists of whole IDs are exact and need no check, so a failure
+// never holds them back.
 func (r *Reconciler) checkReply(reply []byte) (verified bool, err error) {
 	rd, err := newMsgReader(reply, r.opts.FrameLimit)
 	if err != nil {
 		return false, err
 	}
 	var claim keytree.Sum
-	count, next := 0, 0
+	count, next, listed := 0, 0, 0
 	var rg wireRange
 	for {
 		ok, err := rd.next(&rg)
@@ -307,6 +323,9 @@ func (r *Reconciler) checkReply(reply []byte) (verified bool, err error) {
 		}
 		if !ok {
 			break
+		}
+		if listed += rg.count; listed > rd.listMax {
+			return false, malformed("reply lists more than %d IDs", rd.listMax)
 		}
 		switch rg.mode {
 		case modeIDList:
@@ -336,10 +355,6 @@ func (r *Reconciler) checkReply(reply []byte) (verified bool, err error) {
 					count++
 				}
 			}
-			for j := range rg.count {
-				claim.Add(rg.id(j))
-			}
-			count += rg.count
 		}
 	}
 	check, err := rd.check()
@@ -359,6 +374,7 @@ func (r *Reconciler) apply(st *step, reply []byte, verified bool) error {
 		return err
 	}
 	cut, next := false, 0
+	var learned []needRange // this reply's, in key order
 	var rg wireRange
 	for {
 		ok, err := rd.next(&rg)
@@ -366,12 +382,20 @@ func (r *Reconciler) apply(st *step, reply []byte, verified bool) error {
 			return err
 		}
 		if !ok {
+			r.needRanges = append(r.needRanges, learned...)
+			slices.SortFunc(r.needRanges, func(a, b needRange) int { return a.lo.Compare(b.lo) })
 			return nil
 		}
+		first := r.listed // the number of the first ID the range lists
+		r.listed += rg.count
+		if cut {
+			// The fingerprint the cut wrote covers this range, so later
+			// rounds find its differences again: learning them now too
+			// would learn them twice.
+			continue
+		}
 		loR, hiR := st.rank(rg.lo), st.rank(rg.hi)
-		// Once the message has been cut short, ranges that teach are
-		// still learned from; those that need an answer are left to the
-		// fingerprint the cut wrote over them.
+		needBefore := len(r.need)
 		answer := false
 		switch rg.mode {
 		case modeSkip:
@@ -380,7 +404,7 @@ func (r *Reconciler) apply(st *step, reply []byte, verified bool) error {
 			case rg.fp == st.fingerprint(loR, hiR):
 			case rg.fp == emptyFingerprint:
 				for _, k := range st.keysIn(loR, hiR) {
-					r.learn(k.ID(), true)
+					r.learnHave(k.ID())
 				}
 			default:
 				answer = true
@@ -388,7 +412,7 @@ func (r *Reconciler) apply(st *step, reply []byte, verified bool) error {
 		case modeRequest:
 			answer = true
 		case modeIDList:
-			r.learnFromList(&rg, st.keysIn(loR, hiR))
+			r.learnFromList(&rg, st.keysIn(loR, hiR), first)
 		case modeIDDiff:
 			for r.lists[next].hi != rg.hi {
 				next++
@@ -399,27 +423,64 @@ func (r *Reconciler) apply(st *step, reply []byte, verified bool) error {
 			}
 			for j, id := range r.lists[next].ids {
 				if rg.bitmap[j/8]&(1<<(j%8)) != 0 {
-					r.learn(id, true)
+					r.learnHave(id)
 				}
 			}
 			for j := range rg.count {
-				r.learn(events.ID(rg.id(j)), false)
+				r.need = append(r.need, first+j)
 			}
 		}
+		if len(r.need) > needBefore {
+			learned = append(learned, needRange{lo: rg.lo, hi: rg.hi, from: first, to: first + rg.count})
+		}
 		switch {
-		case cut:
 		case !answer:
 			st.w.skipRange(rg.hi)
-		case !st.answerAsInitiator(rg.lo, rg.hi, loR, hiR, rg.mode == modeIDDiff):
+		case st.answerAsInitiator(rg.lo, rg.hi, loR, hiR, rg.mode == modeIDDiff):
+			r.forgetNeed(rg.lo, rg.hi)
+		default:
 			st.cut(loR)
+			r.forgetNeed(rg.lo, MaxKey)
 			cut = true
 		}
 	}
 }
 
-// learnFromList compares the responder's whole ID list of a range with the
-// initiator's keys there.
-func (r *Reconciler) learnFromList(rg *wireRange, mine []Key) {
+// forgetNeed drops from Need what was learned in ranges within [lo, hi),
+// which the message being written covers again: a cut's fingerprint over
+// the rest of the key space covers ranges that earlier rounds settled, and
+// so does the answer to a responder's cut. The responder lists those
+// events again, under new numbers, and Need names each event once.
+//
+// Learned ranges lie within [lo, hi) or outside it: lo and hi bound ranges
+// of an honest reply that need an answer, and those never overlap a
+// settled range. A lying responder can at most get events named twice,
+// which it then sends twice.
+func (r *Reconciler) forgetNeed(lo, hi Key) {
+	i, _ := slices.BinarySearchFunc(r.needRanges, lo, func(nr needRange, k Key) int { return nr.lo.Compare(k) })
+	j := i
+	for j < len(r.needRanges) && r.needRanges[j].lo.Compare(hi) < 0 {
+		j++
+	}
+	if i == j {
+		return
+	}
+	gone := slices.Clone(r.needRanges[i:j])
+	slices.SortFunc(gone, func(a, b needRange) int { return a.from - b.from })
+	k := 0
+	// A new slice: callers may still hold the old one.
+	r.need = slices.DeleteFunc(slices.Clone(r.need), func(n int) bool {
+		for k < len(gone) && gone[k].to <= n {
+			k++
+		}
+		return k < len(gone) && gone[k].from <= n
+	})
+	r.needRanges = slices.Delete(r.needRanges, i, j)
+}
+
+// learnFromList compares the responder's whole ID list of a range, whose
+// first ID has number first, with the initiator's keys there.
+func (r *Reconciler) learnFromList(rg *wireRange, mine []Key, first int) {
 	theirs := make(map[events.ID]bool, rg.count) // ID → seen here
 	for j := range rg.count {
 		theirs[events.ID(rg.id(j))] = false
@@ -429,27 +490,24 @@ func (r *Reconciler) learnFromList(rg *wireRange, mine []Key) {
 		if _, ok := theirs[id]; ok {
 			theirs[id] = true
 		} else {
-			r.learn(id, true)
+			r.learnHave(id)
 		}
 	}
 	for j := range rg.count {
-		if id := events.ID(rg.id(j)); !theirs[id] {
-			r.learn(id, false)
+		if !theirs[events.ID(rg.id(j))] {
+			r.need = append(r.need, first+j)
 		}
 	}
 }
 
-// learn records id in Have (have) or Need, once.
-func (r *Reconciler) learn(id events.ID, have bool) {
+// learnHave records id in Have, once. An honest responder teaches each
+// range once; one that lies could teach a range again.
+func (r *Reconciler) learnHave(id events.ID) {
 	if _, ok := r.known[id]; ok {
 		return
 	}
 	r.known[id] = struct{}{}
-	if have {
-		r.have = append(r.have, id)
-	} else {
-		r.need = append(r.need, id)
-	}
+	r.have = append(r.have, id)
 }
 
 // Have returns the IDs of the events the initiator holds and the responder
@@ -458,9 +516,20 @@ func (r *Reconciler) learn(id events.ID, have bool) {
 // not modify it.
 func (r *Reconciler) Have() []events.ID { return r.have[:len(r.have):len(r.have)] }
 
-// Need returns the IDs of the events the responder holds and the initiator
-// does not, in the order learned, like Have.
-func (r *Reconciler) Need() []events.ID { return r.need[:len(r.need):len(r.need)] }
+// Need returns the events the responder holds and the initiator does not,
+// by number: n names the n-th ID (from 0) that the responder's replies of
+// this session listed, in the order of the replies and, in each, the order
+// RespondListing returned them. The replies count most of these IDs without
+// writing them, so only the responder can turn numbers into IDs. The
+// numbers ascend and name each event once: a round whose message covers a
+// settled range again, as a cut does, drops the numbers learned there, and
+// the responder lists those events anew. The slice is shared; do not
+// modify it.
+func (r *Reconciler) Need() []int { return r.need[:len(r.need):len(r.need)] }
+
+// Listed returns how many IDs the responder's replies of this session have
+// listed: the numbers in Need are below it.
+func (r *Reconciler) Listed() int { return r.listed }
 
 // Rounds returns how many messages the initiator has written, each a round
 // trip once answered.
@@ -470,27 +539,37 @@ func (r *Reconciler) Rounds() int { return r.rounds }
 // from one read of the set. It keeps no state: a responder needs nothing but
 // its set between messages.
 func (r *Reconciler) Respond(msg []byte) ([]byte, error) {
+	reply, _, err := r.RespondListing(msg)
+	return reply, err
+}
+
+// RespondListing is Respond that also returns the IDs the reply lists, those
+// it writes whole and those it only counts, in the order Need numbers them;
+// at most a quarter as many as the frame limit has bytes. The initiator's
+// Need names the events it lacks by their place among the IDs of all the
+// replies of its session, so a responder that is to send them keeps these
+// for the session. The listed slice belongs to the caller.
+func (r *Reconciler) RespondListing(msg []byte) (reply []byte, listed []events.ID, err error) {
 	rd, err := newMsgReader(msg, r.opts.FrameLimit)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var rg wireRange
 	for {
 		ok, err := rd.next(&rg)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if !ok {
 			break
 		}
 		if rg.mode != modeSkip && rg.mode != modeFingerprint && rg.mode != modeIDList {
-			return nil, malformed("initiator sent a %v range", rg.mode)
+			return nil, nil, malformed("initiator sent a %v range", rg.mode)
 		}
 	}
 	if _, err := rd.check(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var reply []byte
 	err = r.read(func(keys rankedKeys) error {
 		st := newStep(keys, &r.opts)
 		rd, _ := newMsgReader(msg, r.opts.FrameLimit)
@@ -505,9 +584,10 @@ func (r *Reconciler) Respond(msg []byte) ([]byte, error) {
 			}
 		}
 		reply = st.w.finish(fingerprintOf(st.checkSum, st.checkCount))
+		listed = st.listed
 		return nil
 	})
-	return reply, err
+	return reply, listed, err
 }
 
 // step is one message being written from one read of the set.
@@ -518,8 +598,10 @@ type step struct {
 
 	lists []sentList // initiator: the ID lists written
 
-	// responder: the events of the IDDiff ranges written in answer to
-	// prefixes, for the check.
+	// responder: the IDs the message lists, and the IDs that matched a
+	// prefix in the IDDiff ranges written in answer to prefixes, for the
+	// check.
+	listed     []events.ID
 	checkSum   keytree.Sum
 	checkCount int
 
@@ -668,23 +750,27 @@ func (st *step) wholeList(lo, hi Key, loR, hiR int) bool {
 	if !st.w.everFits(st.w.cost(hi, size)) {
 		return st.split(lo, hi, loR, hiR)
 	}
-	if !st.w.fits(st.w.cost(hi, size)) {
+	if !st.w.fits(st.w.cost(hi, size)) || len(st.listed)+n > listLimit(st.w.limit) {
 		return false
 	}
-	st.writeList(hi, st.keysIn(loR, hiR), idLen)
+	keys := st.keysIn(loR, hiR)
+	st.writeList(hi, keys, idLen)
+	for _, k := range keys {
+		st.listed = append(st.listed, k.ID())
+	}
 	return true
 }
 
-// diff answers the initiator's ID list of a range with the responder's IDs
-// that match none of its prefixes and a bitmap of the prefixes that match
-// none of the responder's IDs, or splits the range if that could never fit
-// a message.
+// diff answers the initiator's ID list of a range with the number of the
+// responder's IDs that match none of its prefixes, which it lists, and a
+// bitmap of the prefixes that match none of the responder's IDs, or splits
+// the range if that could never fit a message.
 func (st *step) diff(rg *wireRange, loR, hiR int) bool {
 	n := hiR - loR
-	maxIDs := (st.w.limit - reserveCost) / idLen
+	maxIDs := listLimit(st.w.limit)
 	if n-rg.count > maxIDs {
-		// At least n-count IDs would go back: more than any message
-		// holds, so do not even read them.
+		// At least n-count IDs would be listed: more than any message
+		// lists, so do not even read them.
 		return st.split(rg.lo, rg.hi, loR, hiR)
 	}
 	order := make([]int32, rg.count) // the listed prefixes, sorted
@@ -697,9 +783,10 @@ func (st *step) diff(rg *wireRange, loR, hiR int) bool {
 		bitmap[j/8] |= 1 << (j % 8)
 	}
 	// The responder's keys are read a chunk at a time and only the missing
-	// IDs kept, so what this allocates is bounded by the message, however
-	// many events the range holds.
-	var missing []byte
+	// IDs kept, so what this allocates is bounded by the list limit,
+	// however many events the range holds.
+	var missing []events.ID
+	var matched keytree.Sum
 	chunk := make([]Key, 0, min(n, scanChunk))
 	for at := loR; at < hiR; at += scanChunk {
 		chunk = st.keys.Keys(chunk[:0], at, min(at+scanChunk, hiR))
@@ -713,32 +800,32 @@ func (st *step) diff(rg *wireRange, loR, hiR int) bool {
 				bitmap[j/8] &^= 1 << (j % 8)
 				found = true
 			}
-			if !found {
-				if len(missing) == maxIDs*idLen {
-					return st.split(rg.lo, rg.hi, loR, hiR)
-				}
-				missing = append(missing, id...)
+			if found {
+				matched.Add(id)
+				continue
 			}
+			if len(missing) == maxIDs {
+				return st.split(rg.lo, rg.hi, loR, hiR)
+			}
+			missing = append(missing, events.ID(id))
 		}
 	}
-	m := len(missing) / idLen
-	size := uvarintLen(m) + len(missing) + uvarintLen(len(bitmap)) + len(bitmap)
+	m := len(missing)
+	size := uvarintLen(m) + uvarintLen(len(bitmap)) + len(bitmap)
 	if !st.w.everFits(st.w.cost(rg.hi, size)) {
 		return st.split(rg.lo, rg.hi, loR, hiR)
 	}
-	if !st.w.fits(st.w.cost(rg.hi, size)) {
+	if !st.w.fits(st.w.cost(rg.hi, size)) || len(st.listed)+m > maxIDs {
 		return false
 	}
 	st.w.begin(rg.hi, modeIDDiff)
 	st.w.uvarint(m)
-	st.w.buf = append(st.w.buf, missing...)
 	st.w.uvarint(len(bitmap))
 	st.w.buf = append(st.w.buf, bitmap...)
+	st.listed = append(st.listed, missing...)
 	if rg.count > 0 && rg.plen < idLen {
-		s := st.sumBelow(hiR)
-		s.Sub(st.sumBelow(loR))
-		st.checkSum.Add(s[:])
-		st.checkCount += n
+		st.checkSum.Add(matched[:])
+		st.checkCount += n - m
 	}
 	return true
 }

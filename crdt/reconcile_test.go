@@ -152,6 +152,7 @@ type session struct {
 	bytesOut   int // initiator to responder
 	bytesIn    int // responder to initiator
 	maxMsg     int
+	maxListed  int // the most IDs one reply listed
 	have, need []events.ID
 }
 
@@ -160,6 +161,7 @@ type session struct {
 func run(t testing.TB, init, resp *Reconciler, between func()) session {
 	t.Helper()
 	var s session
+	var listing responderListing
 	msg, err := init.Initiate()
 	if err != nil {
 		t.Fatal(err)
@@ -170,12 +172,13 @@ func run(t testing.TB, init, resp *Reconciler, between func()) session {
 		if between != nil {
 			between()
 		}
-		reply, err := resp.Respond(msg)
+		reply, err := listing.respond(resp, msg)
 		if err != nil {
 			t.Fatalf("Respond in round %d: %v", init.Rounds(), err)
 		}
 		s.bytesIn += len(reply)
 		s.maxMsg = max(s.maxMsg, len(reply))
+		s.maxListed = max(s.maxListed, listing.last)
 		if between != nil {
 			between()
 		}
@@ -189,8 +192,36 @@ func run(t testing.TB, init, resp *Reconciler, between func()) session {
 		msg = next
 	}
 	s.rounds = init.Rounds()
-	s.have, s.need = init.Have(), init.Need()
+	s.have, s.need = init.Have(), listing.resolve(t, init)
 	return s
+}
+
+// responderListing is what a responder's caller keeps over a session: the
+// IDs its replies listed, which the initiator's Need numbers.
+type responderListing struct {
+	ids  []events.ID
+	last int // IDs the last reply listed
+}
+
+func (l *responderListing) respond(resp *Reconciler, msg []byte) ([]byte, error) {
+	reply, listed, err := resp.RespondListing(msg)
+	l.ids = append(l.ids, listed...)
+	l.last = len(listed)
+	return reply, err
+}
+
+// resolve returns the IDs init's Need names, after checking that the two
+// sides agree on how many IDs the replies listed.
+func (l *responderListing) resolve(t testing.TB, init *Reconciler) []events.ID {
+	t.Helper()
+	if init.Listed() != len(l.ids) {
+		t.Fatalf("the initiator counts %d listed IDs, the responder listed %d", init.Listed(), len(l.ids))
+	}
+	ids := make([]events.ID, len(init.Need()))
+	for i, n := range init.Need() {
+		ids[i] = l.ids[n]
+	}
+	return ids
 }
 
 // checkExact fails unless have and need are exactly the naive differences,
@@ -322,6 +353,9 @@ func TestReconcileModel(t *testing.T) {
 					limit := cmpOr(opts.FrameLimit, DefaultFrameLimit)
 					if s.maxMsg > limit {
 						t.Fatalf("n=%d: a message of %d bytes, limit %d", n, s.maxMsg, limit)
+					}
+					if s.maxListed > listLimit(limit) {
+						t.Fatalf("n=%d: a reply listing %d IDs, limit %d", n, s.maxListed, listLimit(limit))
 					}
 					if sc.name == "identical" && s.rounds != 1 {
 						t.Fatalf("n=%d identical: %d rounds, want 1", n, s.rounds)
@@ -767,12 +801,13 @@ func TestReconcileBadReplyChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	var s session
+	var listing responderListing
 	for {
-		reply, err := resp.Respond(msg)
+		reply, err := listing.respond(resp, msg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, bad := range [][]byte{reply[:len(reply)-1], append(slices.Clone(reply), 0), {2, 0}} {
+		for _, bad := range [][]byte{reply[:len(reply)-1], append(slices.Clone(reply), 0), {reconcileVersion + 1, 0}} {
 			if _, _, err := init.Reconcile(bad); err == nil {
 				t.Fatalf("bad reply of %d bytes accepted", len(bad))
 			}
@@ -786,7 +821,7 @@ func TestReconcileBadReplyChangesNothing(t *testing.T) {
 		}
 		msg = next
 	}
-	s.have, s.need = init.Have(), init.Need()
+	s.have, s.need = init.Have(), listing.resolve(t, init)
 	checkExact(t, s, a, b)
 }
 

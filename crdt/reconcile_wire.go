@@ -29,13 +29,19 @@ import (
 //	Skip         nothing
 //	Fingerprint  fingerprint:16
 //	IDList       count:uvarint [plen:byte id-prefix:plen × count]   (4 <= plen <= 32)
-//	IDDiff       count:uvarint id:32 × count  bitmap-len:uvarint bitmap
+//	IDDiff       count:uvarint bitmap-len:uvarint bitmap
 //	Request      nothing
 //
 // check, present when the message has an IDDiff range, is the fingerprint of
-// the sender's events in all its IDDiff ranges that answer lists of ID
-// prefixes, taken together.
-const reconcileVersion = 1
+// the sender's events that matched a listed prefix in all its IDDiff ranges
+// that answer lists of ID prefixes, taken together.
+//
+// A responder's message lists IDs: those of its IDList ranges, and those its
+// IDDiff ranges count. Over a session they are numbered from 0 in the order
+// the messages list them, range by range; the initiator names the events it
+// lacks by these numbers (Reconciler.Need), so IDDiff ranges need not carry
+// the IDs themselves. A message lists at most listLimit of them.
+const reconcileVersion = 2
 
 // rangeMode says what a range of a message carries.
 type rangeMode uint8
@@ -49,9 +55,10 @@ const (
 	// its first plen bytes. The initiator sends prefixes; the responder
 	// sends whole IDs.
 	modeIDList
-	// modeIDDiff (responder only) answers an initiator's IDList: the
-	// responder's IDs that match no listed prefix, and a bitmap with bit j
-	// (byte j/8, bit j%8) set if no responder ID matches listed prefix j.
+	// modeIDDiff (responder only) answers an initiator's IDList: how many
+	// of the responder's IDs match no listed prefix (they are listed in key
+	// order, but not written), and a bitmap with bit j (byte j/8, bit j%8)
+	// set if no responder ID matches listed prefix j.
 	modeIDDiff
 	// modeRequest (responder only): the responder holds few events here and
 	// asks the initiator to list its own.
@@ -93,6 +100,13 @@ const (
 	reserveCost = maxBoundCost + 1 + FingerprintLen + FingerprintLen
 )
 
+// listLimit returns the most IDs a message within the frame limit lists,
+// written or counted: as many as a frame holds prefixes of minPrefixLen
+// bytes. The responder's caller keeps what its messages listed until the
+// initiator has asked for the events by number, so this bounds what one
+// message makes it keep.
+func listLimit(frameLimit int) int { return frameLimit / minPrefixLen }
+
 // boundLen returns the number of significant bytes of a bound: k without its
 // trailing zeros.
 func boundLen(k *Key) int {
@@ -121,24 +135,19 @@ type wireRange struct {
 	lo, hi Key // hi is MaxKey for the range that ends the key space
 	mode   rangeMode
 	fp     Fingerprint
-	count  int    // IDList, IDDiff: number of IDs
+	count  int    // IDList, IDDiff: number of IDs listed
 	plen   int    // IDList: bytes per ID
-	ids    []byte // IDList: count×plen bytes; IDDiff: count×32
+	ids    []byte // IDList: count×plen bytes
 	bitmap []byte // IDDiff
 }
 
-// id returns the i-th ID (or ID prefix) of an IDList or IDDiff range.
-func (rg *wireRange) id(i int) []byte {
-	w := rg.plen
-	if rg.mode == modeIDDiff {
-		w = idLen
-	}
-	return rg.ids[i*w : (i+1)*w]
-}
+// id returns the i-th ID (or ID prefix) of an IDList range.
+func (rg *wireRange) id(i int) []byte { return rg.ids[i*rg.plen : (i+1)*rg.plen] }
 
 // msgReader decodes a message range by range without allocating.
 type msgReader struct {
 	buf     []byte // unread bytes
+	listMax int    // the most IDs a message may list: listLimit
 	prev    Key    // the previous bound
 	prevLen int    // its significant bytes
 	ended   bool   // the range that ends the key space has been read
@@ -159,7 +168,7 @@ func newMsgReader(msg []byte, limit int) (msgReader, error) {
 	case msg[0] != reconcileVersion:
 		return msgReader{}, fmt.Errorf("%w: %d (this node speaks %d)", ErrReconcileVersion, msg[0], reconcileVersion)
 	}
-	return msgReader{buf: msg[1:]}, nil
+	return msgReader{buf: msg[1:], listMax: listLimit(limit)}, nil
 }
 
 // next decodes the next range into rg. It returns false, and no error, after
@@ -266,11 +275,10 @@ func (r *msgReader) payload(rg *wireRange) error {
 		if err != nil {
 			return err
 		}
-		if c > uint64(len(r.buf)/idLen) {
-			return malformed("%d IDs in %d bytes", c, len(r.buf))
+		if c > uint64(r.listMax) {
+			return malformed("%d IDs counted, limit %d", c, r.listMax)
 		}
-		rg.count, rg.plen = int(c), idLen
-		rg.ids, r.buf = r.buf[:rg.count*idLen], r.buf[rg.count*idLen:]
+		rg.count = int(c)
 		b, err := r.uvarint()
 		if err != nil {
 			return err

@@ -58,8 +58,7 @@ func TestReconcileWireRoundTrip(t *testing.T) {
 					w.buf = append(w.buf, bytes.Repeat([]byte{7}, 5*c)...)
 				}
 			case modeIDDiff:
-				w.uvarint(1)
-				w.buf = append(w.buf, bytes.Repeat([]byte{9}, idLen)...)
+				w.uvarint(rng.IntN(listLimit(1 << 20)))
 				w.uvarint(2)
 				w.buf = append(w.buf, 1, 2)
 			}
@@ -137,7 +136,8 @@ func TestReconcileMalformed(t *testing.T) {
 		want error
 	}{
 		{"empty", nil, ErrReconcileMessage},
-		{"version 2", []byte{2, 0}, ErrReconcileVersion},
+		{"version 1", []byte{1, 0}, ErrReconcileVersion},
+		{"version 3", []byte{3, 0}, ErrReconcileVersion},
 		{"version 0", []byte{0}, ErrReconcileVersion},
 		{"no ranges", v, ErrReconcileMessage},
 		{"trailing byte", cat(v, []byte{0, 0}), ErrReconcileMessage},
@@ -184,7 +184,8 @@ func TestReconcileMalformed(t *testing.T) {
 		{"bitmap too short", cat(v, []byte{diff, 0, 0}, fp16(0))},
 		{"bitmap bits past the list", cat(v, []byte{diff, 0, 1, 0x0f}, fp16(0))},
 		{"IDDiff without check", cat(v, []byte{diff, 0, 1, 0})},
-		{"IDDiff IDs past the message", cat(v, []byte{diff, 2}, make([]byte, 40))},
+		{"IDDiff counting past the list limit", cat(v, []byte{diff, 0x81, 0x80, 0x01, 1, 0}, fp16(0))},
+		{"IDDiff count overflowing", cat(v, []byte{diff}, bytes.Repeat([]byte{0xff}, 9), []byte{1, 1, 0}, fp16(0))},
 	} {
 		if next, done, err := init.Reconcile(c.msg); !errors.Is(err, ErrReconcileMessage) {
 			t.Errorf("%s: Reconcile = %d bytes, %v, %v; want ErrReconcileMessage", c.name, len(next), done, err)
@@ -194,6 +195,76 @@ func TestReconcileMalformed(t *testing.T) {
 	// The responder lacks all three: the check is then that of no events.
 	if _, done, err := init.Reconcile(cat(v, []byte{diff, 0, 1, 0x07}, emptyFingerprint[:])); err != nil || !done || len(init.Have()) != 3 {
 		t.Fatalf("honest reply after bad ones: %v, %v", done, err)
+	}
+}
+
+// TestReconcileListLimit checks that the initiator refuses a reply whose
+// ranges together list more IDs than a message may, and numbers the IDs of
+// one that lists just that many.
+func TestReconcileListLimit(t *testing.T) {
+	keys := newSliceKeys(newKeyGen(3).keys(3))
+	opts := ReconcileOptions{FrameLimit: MinFrameLimit, IDListThreshold: 2, Buckets: 2}
+	limit := listLimit(MinFrameLimit)
+	init := keys.reconciler(t, opts)
+	msg, err := init.Initiate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Ask the initiator to list its IDs in each of its buckets.
+	w := newMsgWriter(MinFrameLimit)
+	for _, rg := range readRanges(t, msg) {
+		w.begin(rg.hi, modeRequest)
+	}
+	msg, _, err = init.Reconcile(w.finish(Fingerprint{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lists := readRanges(t, msg)
+	if len(lists) != 2 || lists[0].mode != modeIDList || lists[1].mode != modeIDList {
+		t.Fatalf("the initiator answered requests with %+v, want two ID lists", lists)
+	}
+	// The responder holds every listed ID and, in the two ranges, first
+	// and second more it counts.
+	diffs := func(first, second int) []byte {
+		w := newMsgWriter(MinFrameLimit)
+		for i, rg := range lists {
+			w.begin(rg.hi, modeIDDiff)
+			w.uvarint([]int{first, second}[i])
+			w.uvarint(1)
+			w.buf = append(w.buf, 0)
+		}
+		return w.finish(fingerprintOf(keys.Sum(0, 3), 3))
+	}
+	if _, _, err := init.Reconcile(diffs(limit, 1)); !errors.Is(err, ErrReconcileMessage) {
+		t.Fatalf("a reply listing %d IDs: %v, want ErrReconcileMessage", limit+1, err)
+	}
+	if _, done, err := init.Reconcile(diffs(limit-1, 1)); err != nil || !done {
+		t.Fatalf("a reply listing %d IDs: %v, %v", limit, done, err)
+	}
+	need := init.Need()
+	if init.Listed() != limit || len(need) != limit || need[0] != 0 || need[limit-1] != limit-1 {
+		t.Fatalf("listed %d, need %d numbers from %v to %v; want %d, 0 to %d", init.Listed(), len(need), need[0], need[len(need)-1], limit, limit-1)
+	}
+}
+
+// readRanges decodes a message's ranges.
+func readRanges(t *testing.T, msg []byte) []wireRange {
+	t.Helper()
+	rd, err := newMsgReader(msg, maxFrameLimit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []wireRange
+	for {
+		var rg wireRange
+		ok, err := rd.next(&rg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			return out
+		}
+		out = append(out, rg)
 	}
 }
 

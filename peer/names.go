@@ -24,7 +24,7 @@ func namesFor(cluster string) names {
 	digest := sha256.Sum256([]byte(cluster))
 	return names{
 		topic:      base + "/events/1",
-		sync:       protocol.ID(base + "/sync/1"),
+		sync:       protocol.ID(base + "/sync/2"),
 		query:      protocol.ID(base + "/query/1"),
 		dhtPrefix:  protocol.ID(base),
 		rendezvous: base + "/members",

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -18,18 +19,25 @@ import (
 	"github.com/scopemesh/scopemesh/events"
 )
 
-// The sync protocol. The initiator reconciles the two sets (crdt.Reconciler),
-// then asks for the events it lacks and pushes those the responder lacks, in
-// bounded batches, then reconciles once more to see whether the sets are
-// equal. One stream carries one session; every frame answers the previous.
+// The sync protocol. A session runs passes. In each, the initiator
+// reconciles the two sets (crdt.Reconciler), then asks for the events it
+// lacks and pushes those the responder lacks, in bounded batches; the last
+// pass finds the sets equal, or that they changed meanwhile. One stream
+// carries one session; every frame answers the previous.
+//
+// The responder's answers do not spell out most of the IDs of the events
+// the initiator lacks, they count them (crdt.Reconciler.Need). So the
+// responder keeps, for the pass, the IDs its answers listed, and a Want
+// names events by their place among them: a bitmap, a bit an ID.
 const (
-	frameReconcile  byte = 1 // initiator: a reconciliation message
+	frameReconcile  byte = 1 // initiator: a reconciliation message of the pass frameInitiate began
 	frameReconciled byte = 2 // responder: its answer
-	frameWant       byte = 3 // initiator: IDs of events to send, 32 bytes each
+	frameWant       byte = 3 // initiator: bitmap over the IDs the pass's answers listed, bit i%8 of byte i/8 for the i-th
 	frameEvents     byte = 4 // either: an events batch
 	frameAck        byte = 5 // responder: uvarint count of pushed events merged
 	frameEnd        byte = 6 // responder: end of the events answering a Want; initiator: end of session
 	frameError      byte = 7 // either: a reason; the session ends
+	frameInitiate   byte = 8 // initiator: the first reconciliation message of a pass
 )
 
 // SyncLimits bound one sync session, on both sides. A peer that exceeds
@@ -59,7 +67,13 @@ func (l SyncLimits) withDefaults() SyncLimits {
 
 // Sync sizes.
 const (
-	wantChunk      = 4096      // IDs per Want frame (128 KiB)
+	// maxListed bounds the IDs a responder keeps for a pass's Want: the
+	// initiator ends a pass once the answers have listed this many, and
+	// the pass's last answer adds at most a reconciliation message's list
+	// limit (16,384 IDs) to them, 8.5 MiB in all. Unlike SyncLimits it is
+	// part of the protocol: both sides must count to the same bound.
+	maxListed      = 1 << 18
+	wantChunk      = 4096      // events a Want's answer reads from the set at a time
 	pushBatchBytes = 512 << 10 // a pushed or answered events batch, roughly
 	maxFrame       = 2 << 20   // the largest frame either side reads
 )
@@ -205,8 +219,9 @@ func (n *Host) initiate(ctx context.Context, p lpeer.ID) (res SyncResult) {
 	}()
 
 	// Each pass reconciles, then moves what it found. A pass that runs out
-	// of rounds (an empty node catching up on millions of events) moves
-	// what it learned, and the next pass goes on from there.
+	// of rounds, or whose answers listed maxListed IDs (an empty node
+	// catching up on millions of events), moves what it learned, and the
+	// next pass goes on from there.
 	for pass := 0; ; pass++ {
 		have, need, complete, err := n.reconcile(s, &res, p)
 		if err != nil {
@@ -235,21 +250,27 @@ func (n *Host) initiate(ctx context.Context, p lpeer.ID) (res SyncResult) {
 	return res
 }
 
-// reconcile runs reconciliation rounds until the initiator knows what each
-// side lacks, or the reconciler's round limit stops it early (complete is
-// then false, and have and need hold what was learned).
-func (n *Host) reconcile(s *stream, res *SyncResult, p lpeer.ID) (have, need []events.ID, complete bool, err error) {
+// reconcile runs a pass's reconciliation rounds until the initiator knows
+// what each side lacks, or the reconciler's round limit or the responder's
+// listing bound (maxListed) stops it early: complete is then false, and
+// have and need hold what was learned. need numbers the IDs the responder
+// listed in this pass.
+func (n *Host) reconcile(s *stream, res *SyncResult, p lpeer.ID) (have []events.ID, need []int, complete bool, err error) {
 	rec, err := n.cfg.Set.NewReconciler(crdt.ReconcileOptions{})
 	if err != nil {
 		return nil, nil, false, err
 	}
 	msg, err := rec.Initiate()
-	for done := false; err == nil && !done; {
+	typ := frameInitiate
+	for done := false; err == nil && !done; typ = frameReconcile {
+		if rec.Listed() >= maxListed {
+			return rec.Have(), rec.Need(), false, nil
+		}
 		if res.Rounds++; res.Rounds > s.lim.Rounds {
 			return nil, nil, false, fmt.Errorf("%w: more than %d rounds", ErrSyncLimit, s.lim.Rounds)
 		}
 		sent := time.Now()
-		if err = s.send(frameReconcile, msg); err != nil {
+		if err = s.send(typ, msg); err != nil {
 			break
 		}
 		var reply []byte
@@ -270,35 +291,59 @@ func (n *Host) reconcile(s *stream, res *SyncResult, p lpeer.ID) (have, need []e
 	return rec.Have(), rec.Need(), true, nil
 }
 
-// fetch asks for the events the initiator lacks and merges them.
-func (n *Host) fetch(ctx context.Context, s *stream, res *SyncResult, need []events.ID) error {
-	for len(need) > 0 {
-		chunk := need[:min(len(need), wantChunk)]
-		need = need[len(chunk):]
-		ids := make([]byte, 0, len(chunk)*len(events.ID{}))
-		for _, id := range chunk {
-			ids = append(ids, id[:]...)
-		}
-		if err := s.send(frameWant, ids); err != nil {
+// fetch asks for the events the initiator lacks, by their numbers among
+// the IDs the responder listed in the pass, and merges them.
+func (n *Host) fetch(ctx context.Context, s *stream, res *SyncResult, need []int) error {
+	if len(need) == 0 {
+		return nil
+	}
+	if err := s.send(frameWant, wantBitmap(need)); err != nil {
+		return err
+	}
+	for {
+		typ, payload, err := s.recv(frameEvents, frameEnd)
+		if err != nil {
 			return err
 		}
-		for {
-			typ, payload, err := s.recv(frameEvents, frameEnd)
-			if err != nil {
-				return err
-			}
-			if typ == frameEnd {
-				break
-			}
-			added, held, err := n.mergeBatch(ctx, s, payload)
-			res.Received += added
-			res.Held += held
-			if err != nil {
-				return err
-			}
+		if typ == frameEnd {
+			return nil
+		}
+		added, held, err := n.mergeBatch(ctx, s, payload)
+		res.Received += added
+		res.Held += held
+		if err != nil {
+			return err
 		}
 	}
-	return nil
+}
+
+// wantBitmap encodes a Want for the listed IDs numbered need.
+func wantBitmap(need []int) []byte {
+	bitmap := make([]byte, slices.Max(need)/8+1)
+	for _, i := range need {
+		bitmap[i/8] |= 1 << (i % 8)
+	}
+	return bitmap
+}
+
+// wantedIDs decodes a Want against the IDs listed in the pass: the IDs
+// whose bits are set, in the order listed. It refuses a bitmap longer than
+// the listing before it allocates anything.
+func wantedIDs(bitmap []byte, listed []events.ID) ([]events.ID, error) {
+	if len(bitmap) > (len(listed)+7)/8 {
+		return nil, fmt.Errorf("%w: a want of %d bytes for %d listed IDs", ErrFrame, len(bitmap), len(listed))
+	}
+	var ids []events.ID
+	for i := range len(bitmap) * 8 {
+		if bitmap[i/8]&(1<<(i%8)) == 0 {
+			continue
+		}
+		if i >= len(listed) {
+			return nil, fmt.Errorf("%w: a want for listed ID %d of %d", ErrFrame, i, len(listed))
+		}
+		ids = append(ids, listed[i])
+	}
+	return ids, nil
 }
 
 // push sends the events the responder lacks.
@@ -416,37 +461,42 @@ func (n *Host) serve(ctx context.Context, s *stream, res *SyncResult) error {
 	if err != nil {
 		return err
 	}
+	var listed []events.ID // the IDs this pass's answers listed
 	for {
-		typ, payload, err := s.recv(frameReconcile, frameWant, frameEvents, frameEnd)
+		typ, payload, err := s.recv(frameInitiate, frameReconcile, frameWant, frameEvents, frameEnd)
 		if err != nil {
 			return err
 		}
 		switch typ {
 		case frameEnd:
 			return nil
-		case frameReconcile:
+		case frameInitiate, frameReconcile:
 			if res.Rounds++; res.Rounds > s.lim.Rounds {
 				return fmt.Errorf("%w: more than %d rounds", ErrSyncLimit, s.lim.Rounds)
 			}
-			reply, err := rec.Respond(payload)
+			if typ == frameInitiate {
+				listed = listed[:0]
+			} else if len(listed) >= maxListed {
+				return fmt.Errorf("%w: a pass went on after listing %d IDs", ErrSyncLimit, len(listed))
+			}
+			reply, ids, err := rec.RespondListing(payload)
 			if err != nil {
 				return err
 			}
+			listed = append(listed, ids...)
 			if err := s.send(frameReconciled, reply); err != nil {
 				return err
 			}
 		case frameWant:
-			if len(payload)%len(events.ID{}) != 0 {
-				return fmt.Errorf("%w: a want of %d bytes", ErrFrame, len(payload))
+			ids, err := wantedIDs(payload, listed)
+			for err == nil && len(ids) > 0 {
+				chunk := ids[:min(len(ids), wantChunk)]
+				ids = ids[len(chunk):]
+				err = n.sendEvents(ctx, s.channel(), chunk, func(batch []byte, count int) error {
+					res.Sent += count
+					return s.send(frameEvents, batch)
+				})
 			}
-			ids := make([]events.ID, len(payload)/len(events.ID{}))
-			for i := range ids {
-				copy(ids[i][:], payload[i*len(events.ID{}):])
-			}
-			err := n.sendEvents(ctx, s.channel(), ids, func(batch []byte, count int) error {
-				res.Sent += count
-				return s.send(frameEvents, batch)
-			})
 			if err == nil {
 				err = s.send(frameEnd, nil)
 			}

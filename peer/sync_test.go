@@ -4,12 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/protocol"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+
+	"github.com/scopemesh/scopemesh/crdt"
+	"github.com/scopemesh/scopemesh/events"
+	"github.com/scopemesh/scopemesh/internal/memstore"
 )
 
 // partition cuts every link between the two groups and waits until no
@@ -176,5 +182,199 @@ func TestSyncSessionLimits(t *testing.T) {
 	}
 	if got := nodes[0].set.Len(); got > 5 {
 		t.Fatalf("%d events merged past a limit of 5", got)
+	}
+}
+
+// TestSyncSendsLittleBesideTheEvents runs one session between nodes that
+// each recorded events the other lacks, interleaved in time as after a
+// partition, and checks what it moved besides the events themselves:
+// reconciliation, and a Want that names the events by their place in the
+// responder's answers rather than by their 32-byte IDs.
+func TestSyncSendsLittleBesideTheEvents(t *testing.T) {
+	_, nodes := newCluster(t, 2, clusterOptions{dropGossip: func(int) bool { return true }})
+	meshed(t, nodes)
+	a, b := nodes[0], nodes[1]
+	// Hold a's session slot from before the events exist, so that no
+	// session but the test's moves them.
+	var end func()
+	eventually(t, 10*time.Second, "node 0's sessions to end", func() bool {
+		end, _ = a.sessions.tryStart()
+		return end != nil
+	})
+	defer end()
+	const each = 2000
+	var onA, onB []events.Event
+	for range each {
+		onA = append(onA, a.record(t, "a"))
+		onB = append(onB, b.record(t, "b"))
+	}
+	// Node 1 may be trying a session of its own with node 0, and refuses
+	// while it does.
+	var res SyncResult
+	eventually(t, 10*time.Second, "node 1 to take a session", func() bool {
+		res = a.initiate(context.Background(), b.h.ID())
+		return !errors.Is(res.Err, ErrBusy)
+	})
+	if res.Err != nil || !res.InSync || res.Sent != each || res.Received != each {
+		t.Fatalf("result %+v, want %d events each way and the sets equal", res, each)
+	}
+	overhead := res.BytesSent + res.BytesReceived - batchSize(t, onA) - batchSize(t, onB)
+	// IDs in the answers and the Want, as the protocol once sent them,
+	// would alone cost 32 bytes for each of the events a fetched.
+	if perEvent := float64(overhead) / (2 * each); perEvent > 8 {
+		t.Fatalf("%d bytes beside the events: %.1f for each of the %d that differ, want at most 8", overhead, perEvent, 2*each)
+	}
+	t.Logf("%d rounds, %d bytes sent, %d received, %d beside the events", res.Rounds, res.BytesSent, res.BytesReceived, overhead)
+}
+
+// batchSize returns the size of evs encoded in key order as one batch, as
+// sync sends a few thousand small events.
+func batchSize(t testing.TB, evs []events.Event) int64 {
+	t.Helper()
+	evs = slices.Clone(evs)
+	slices.SortFunc(evs, func(x, y events.Event) int { return crdt.KeyOf(x).Compare(crdt.KeyOf(y)) })
+	data, err := events.EncodeBatch(evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int64(len(data))
+}
+
+// TestServeNumbersListedIDsPerPass plays an initiator against a node's
+// sync handler: a Want names the IDs the pass's answers listed, numbered
+// afresh from the pass's first message, and a pass that goes on after its
+// answers listed maxListed IDs is cut off.
+func TestServeNumbersListedIDsPerPass(t *testing.T) {
+	_, nodes := newCluster(t, 2, clusterOptions{dropGossip: func(int) bool { return true }})
+	meshed(t, nodes)
+	a, b := nodes[0], nodes[1]
+	const held = 8192 // within one answer's list limit
+	for range held {
+		b.record(t, "listed")
+	}
+	// The first message of an empty set lists no IDs, so each answer to it
+	// counts, and lists, every event b holds.
+	empty, err := crdt.New(context.Background(), memstore.New(), crdt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer empty.Close()
+	rec, err := empty.NewReconciler(crdt.ReconcileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := rec.Initiate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s *stream
+	exchange := func(typ byte) {
+		t.Helper()
+		if err := s.send(typ, msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.recv(frameReconciled); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, "node 1 to take a session", func() bool {
+		raw, err := a.h.NewStream(context.Background(), b.h.ID(), a.protocols(func(nm names) protocol.ID { return nm.sync })...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s = newStream(raw, a.syncLimits)
+		if err := s.send(frameInitiate, msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.recv(frameReconciled); err != nil {
+			raw.Close()
+			return false // busy with a session of its own
+		}
+		return true
+	})
+	defer s.s.Close()
+	want := func(need ...int) []events.ID {
+		t.Helper()
+		if err := s.send(frameWant, wantBitmap(need)); err != nil {
+			t.Fatal(err)
+		}
+		var got []events.ID
+		for {
+			typ, payload, err := s.recv(frameEvents, frameEnd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if typ == frameEnd {
+				return got
+			}
+			evs, err := a.replica.decode(s.channel(), payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range evs {
+				got = append(got, e.Event().ID)
+			}
+		}
+	}
+	// The answer counts b's events in key order.
+	keys := b.keys(t)
+	oldest, newest := keys[0].ID(), keys[held-1].ID()
+	if got := want(0, held-1); !slices.Equal(got, []events.ID{oldest, newest}) {
+		t.Fatalf("a want for listed IDs 0 and %d brought %d events, not b's oldest and newest", held-1, len(got))
+	}
+	// A second answer in the pass lists the same IDs after the first's.
+	exchange(frameReconcile)
+	if got := want(held, 2*held-1); !slices.Equal(got, []events.ID{oldest, newest}) {
+		t.Fatal("the second answer's IDs are not numbered after the first's")
+	}
+	// A new pass counts afresh: it may go on until its own answers have
+	// listed maxListed IDs, and no further.
+	exchange(frameInitiate)
+	for listed := held; listed < maxListed; listed += held {
+		exchange(frameReconcile)
+	}
+	if err := s.send(frameReconcile, msg); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.recv(frameReconciled); err == nil || !strings.Contains(err.Error(), ErrSyncLimit.Error()) {
+		t.Fatalf("a pass going on after listing %d IDs: %v, want the responder to end it for exceeding a limit", maxListed, err)
+	}
+}
+
+// TestWant checks that a Want decodes to the listed IDs it names, in the
+// order listed, and that one naming IDs past the listing is refused.
+func TestWant(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 200 {
+		listed := make([]events.ID, 1+rng.IntN(100))
+		for i := range listed {
+			listed[i][0], listed[i][1] = byte(i), byte(i>>8)
+		}
+		var need []int
+		for i := range listed {
+			if rng.IntN(3) == 0 {
+				need = append(need, i)
+			}
+		}
+		if len(need) == 0 {
+			need = []int{len(listed) - 1}
+		}
+		got, err := wantedIDs(wantBitmap(need), listed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := make([]events.ID, len(need))
+		for i, n := range need {
+			want[i] = listed[n]
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("a want for %v of %d listed IDs decoded to %d IDs", need, len(listed), len(got))
+		}
+	}
+	listed := make([]events.ID, 10)
+	for _, bad := range [][]byte{wantBitmap([]int{10}), wantBitmap([]int{0, 16}), {0, 0, 0}} {
+		if ids, err := wantedIDs(bad, listed); !errors.Is(err, ErrFrame) {
+			t.Errorf("want %08b of 10 listed IDs: %d IDs, %v; want ErrFrame", bad, len(ids), err)
+		}
 	}
 }

@@ -69,7 +69,7 @@ func (w *Wire) SyncSentTo(to lpeer.ID) int64 { return w.syncCounter(to).Load() }
 // kind sorts a protocol into the kinds Traffic counts.
 func kind(p protocol.ID) string {
 	switch s := string(p); {
-	case strings.HasSuffix(s, "/sync/1") || strings.HasPrefix(s, baselinePrefix):
+	case strings.Contains(s, "/sync/") || strings.HasPrefix(s, baselinePrefix):
 		return "sync"
 	case strings.Contains(s, "meshsub"):
 		return "gossip"
