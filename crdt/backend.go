@@ -34,11 +34,13 @@ type backend interface {
 	list(ctx context.Context, i Index, value string, r Range, descending bool, fn func(Key) bool) error
 }
 
-// record is an event on its way into the store.
+// record is an event on its way into the store: x.Event(), stored as
+// x.Wire() under key. node and kind are the digests of its origin and kind,
+// worked out once, before any lock is taken.
 type record struct {
-	x     events.Encoded // what is stored: x.Wire()
-	event events.Event   // x.Event()
-	key   Key
+	x          events.Encoded
+	key        Key
+	node, kind uint64
 }
 
 // Index names a secondary index of the set.

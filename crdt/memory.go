@@ -22,7 +22,7 @@ func NewMemory(opts Options) *Set {
 type memoryBackend struct {
 	mu struct {
 		sync.RWMutex
-		events map[events.ID]memoryEvent
+		events eventTable
 		// slabs hold the events' encodings back to back, each slab
 		// slabSize bytes or, for an event larger than that, the event
 		// alone. Slabs only grow, and a stored encoding never changes.
@@ -36,9 +36,9 @@ type memoryBackend struct {
 var _ backend = (*memoryBackend)(nil)
 
 // memoryEvent locates an event's encoding in the slabs. It holds no
-// pointers, so the garbage collector never scans the events map: at a
-// million events, that is a hundred megabytes it would otherwise mark on
-// every cycle.
+// pointers, so the garbage collector never scans the event table: at a
+// million events, tens of megabytes it would otherwise mark on every
+// cycle.
 type memoryEvent struct {
 	key       Key
 	slab, off uint32
@@ -58,7 +58,7 @@ const memoryChunk = 256
 
 func newMemoryBackend() *memoryBackend {
 	b := &memoryBackend{}
-	b.mu.events = make(map[events.ID]memoryEvent)
+	b.mu.events = newEventTable()
 	for i := range b.mu.indexes {
 		b.mu.indexes[i] = make(map[indexValue]*keyList)
 	}
@@ -77,9 +77,11 @@ func valueOf(i Index, v string) (indexValue, error) {
 	return indexValue{}, fmt.Errorf("crdt: unknown index %v", i)
 }
 
-func digestValue(v string) indexValue {
+func digestValue(v string) indexValue { return digestIndexValue(digest(v)) }
+
+func digestIndexValue(d uint64) indexValue {
 	var out indexValue
-	binary.BigEndian.PutUint64(out[:], digest(v))
+	binary.BigEndian.PutUint64(out[:], d)
 	return out
 }
 
@@ -89,11 +91,13 @@ func (b *memoryBackend) write(_ context.Context, recs []record) error {
 	for _, r := range recs {
 		// The event first: a reader that finds an index entry finds the
 		// event too.
-		b.mu.events[r.event.ID] = b.storeLocked(r.key, r.x.Wire())
-		b.insertLocked(ByNode, digestValue(r.event.Node), r.key)
-		b.insertLocked(ByKind, digestValue(r.event.Kind), r.key)
-		if !r.event.Correlation.IsZero() {
-			b.insertLocked(ByCorrelation, indexValue(r.event.Correlation), r.key)
+		if !b.mu.events.add(b.storeLocked(r.key, r.x.Wire())) {
+			continue // a concurrent commit wrote it
+		}
+		b.insertLocked(ByNode, digestIndexValue(r.node), r.key)
+		b.insertLocked(ByKind, digestIndexValue(r.kind), r.key)
+		if trace := r.x.Event().Correlation; !trace.IsZero() {
+			b.insertLocked(ByCorrelation, indexValue(trace), r.key)
 		}
 	}
 	return nil
@@ -129,7 +133,7 @@ func (b *memoryBackend) insertLocked(i Index, v indexValue, k Key) {
 func (b *memoryBackend) event(_ context.Context, k Key) ([]byte, error) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	ev, ok := b.mu.events[k.ID()]
+	ev, ok := b.mu.events.get(k.ID())
 	if !ok || ev.key != k {
 		return nil, fmt.Errorf("%w: %v", ErrNotFound, k.ID())
 	}
@@ -141,7 +145,7 @@ func (b *memoryBackend) event(_ context.Context, k Key) ([]byte, error) {
 
 func (b *memoryBackend) keyOf(_ context.Context, id events.ID) (Key, error) {
 	b.mu.RLock()
-	ev, ok := b.mu.events[id]
+	ev, ok := b.mu.events.get(id)
 	b.mu.RUnlock()
 	if !ok {
 		return Key{}, fmt.Errorf("%w: %v", ErrNotFound, id)

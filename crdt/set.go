@@ -133,7 +133,7 @@ func (s *Set) Merge(ctx context.Context, batch []events.Event) ([]events.Event, 
 	}
 	evs := make([]events.Event, len(added))
 	for i, r := range added {
-		evs[i] = r.event
+		evs[i] = r.x.Event()
 	}
 	return evs, nil
 }
@@ -173,7 +173,7 @@ func (s *Set) record(x events.Encoded) (record, error) {
 		}
 	}
 	e := x.Event()
-	return record{x, e, KeyOf(e)}, nil
+	return record{x, KeyOf(e), digest(e.Node), digest(e.Kind)}, nil
 }
 
 // commit writes the records the set does not hold yet, then adds them to
@@ -195,8 +195,8 @@ func (s *Set) commit(ctx context.Context, recs []record) ([]record, error) {
 		// only the first insert counts it, so each event is reported new
 		// once.
 		if s.mu.tree.Insert(keytree.Key(r.key)) {
-			s.mu.nodes[digest(r.event.Node)]++
-			s.mu.kinds[digest(r.event.Kind)]++
+			s.mu.nodes[r.node]++
+			s.mu.kinds[r.kind]++
 			added = append(added, r)
 		}
 	}

@@ -207,14 +207,14 @@ func (b datastoreBackend) write(ctx context.Context, recs []record) error {
 	}
 	for _, r := range recs {
 		if err := batch.Put(ctx, eventKey(r.key), r.x.Wire()); err != nil {
-			return fmt.Errorf("crdt: writing event %v: %w", r.event.ID, err)
+			return fmt.Errorf("crdt: writing event %v: %w", r.x.Event().ID, err)
 		}
-		if err := batch.Put(ctx, idKey(r.event.ID), r.key[:]); err != nil {
-			return fmt.Errorf("crdt: writing event %v: %w", r.event.ID, err)
+		if err := batch.Put(ctx, idKey(r.x.Event().ID), r.key[:]); err != nil {
+			return fmt.Errorf("crdt: writing event %v: %w", r.x.Event().ID, err)
 		}
-		for _, ik := range indexEntries(r.event, r.key) {
+		for _, ik := range indexEntries(r.x.Event(), r.key) {
 			if err := batch.Put(ctx, ik, nil); err != nil {
-				return fmt.Errorf("crdt: writing index of event %v: %w", r.event.ID, err)
+				return fmt.Errorf("crdt: writing index of event %v: %w", r.x.Event().ID, err)
 			}
 		}
 	}

@@ -200,12 +200,13 @@ func (l Limits) DecodeBatchEncoded(b []byte) ([]Encoded, error) {
 	d := decoder{lim: l, scratch: *sp}
 	defer func() { *sp = d.scratch }()
 	xs := make([]Encoded, count)
+	checked := intern(l)
 	for k := range xs {
 		e, n, err := d.decodeEvent(body)
 		if err != nil {
 			return nil, fmt.Errorf("event %d of batch: %w", k, err)
 		}
-		xs[k] = Encoded{e, body[:n:n], l}
+		xs[k] = Encoded{e, body[:n:n], checked}
 		body = body[n:]
 	}
 	if len(body) != 0 {

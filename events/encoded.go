@@ -1,5 +1,7 @@
 package events
 
+import "sync"
+
 // Encoded is an event with its wire form, the bytes Marshal returns for it.
 // Only this package makes one, after checking the event against limits and
 // its ID against its content, so a holder may store or send the wire form
@@ -11,7 +13,7 @@ package events
 type Encoded struct {
 	event  Event
 	wire   []byte
-	limits Limits // resolved: what the event was checked against
+	limits *Limits // resolved and interned: what the event was checked against
 }
 
 // Event returns the event.
@@ -24,7 +26,22 @@ func (x Encoded) Wire() []byte { return x.wire }
 // it again under l would be redundant.
 func (x Encoded) CheckedUnder(l Limits) bool {
 	l, err := l.resolve()
-	return err == nil && x.wire != nil && l == x.limits
+	return err == nil && x.limits != nil && l == *x.limits
+}
+
+// interned holds one copy of each resolved Limits an Encoded was checked
+// against, so that an Encoded, of which there are millions, carries a
+// pointer rather than the whole struct. Applications use a handful of
+// limits, so it stays small.
+var interned sync.Map // Limits → *Limits
+
+// intern returns the interned copy of resolved limits l.
+func intern(l Limits) *Limits {
+	if p, ok := interned.Load(l); ok {
+		return p.(*Limits)
+	}
+	p, _ := interned.LoadOrStore(l, &l)
+	return p.(*Limits)
 }
 
 // Encode checks e as Marshal does and returns it with its wire form.
@@ -37,7 +54,7 @@ func (l Limits) Encode(e Event) (Encoded, error) {
 	if err != nil {
 		return Encoded{}, err
 	}
-	return Encoded{e, wire, l}, nil
+	return Encoded{e, wire, intern(l)}, nil
 }
 
 // SealEncoded seals e as Seal does and returns it with its wire form: one
@@ -56,5 +73,5 @@ func (l Limits) SealEncoded(e Event) (Encoded, error) {
 	if err != nil {
 		return Encoded{}, err
 	}
-	return Encoded{withID(e, id), wire, l}, nil
+	return Encoded{withID(e, id), wire, intern(l)}, nil
 }
