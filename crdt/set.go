@@ -39,7 +39,6 @@ type Set struct {
 		closed bool
 	}
 
-	adds    addGroup
 	watches watchList
 	inUse   sync.WaitGroup // calls under way that use the store
 }
@@ -88,10 +87,6 @@ func (s *Set) use() error {
 
 // Add adds one event. It reports whether the event was new; a duplicate is a
 // no-op. It returns only after the event is committed to the store.
-//
-// Concurrent Adds share commits (see addGroup): each verifies and encodes
-// its own event, then the events that gathered while a commit was under way
-// are written together in the next.
 func (s *Set) Add(ctx context.Context, e events.Event) (bool, error) {
 	x, err := s.limits.Encode(e)
 	if err != nil {
@@ -111,7 +106,8 @@ func (s *Set) AddEncoded(ctx context.Context, x events.Encoded) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("crdt: %w", err)
 	}
-	return s.adds.add(ctx, s, rec)
+	added, err := s.commit(ctx, []record{rec})
+	return len(added) == 1, err
 }
 
 // Merge adds a batch of events in one datastore batch and returns those that

@@ -329,11 +329,11 @@ func TestScanIndex(t *testing.T) {
 	})
 }
 
-// TestConcurrentAddsShareCommits has many goroutines Add one pool of events,
-// each in its own order, so that Adds of one event meet in one commit: each
-// event must be reported new exactly once and every Add must see its event
-// stored when it returns.
-func TestConcurrentAddsShareCommits(t *testing.T) {
+// TestConcurrentAdds has many goroutines Add one pool of events, each in
+// its own order, so that Adds of one event race: each event must be
+// reported new exactly once and every Add must see its event stored when it
+// returns.
+func TestConcurrentAdds(t *testing.T) {
 	eachBackend(t, func(t *testing.T, open func(testing.TB) *Set) {
 		ctx := context.Background()
 		s := open(t)
