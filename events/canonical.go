@@ -187,18 +187,26 @@ func compareKeys(a, b string) int {
 	return strings.Compare(a, b)
 }
 
-// sortedKeys appends the keys of m to dst in canonical order.
-func sortedKeys(dst []string, m map[string]string) []string {
-	for k := range m {
-		dst = append(dst, k)
+// attr is an entry of Event.Attrs.
+type attr struct{ k, v string }
+
+// sortAttrs puts attrs in canonical order, by key.
+func sortAttrs(attrs []attr) {
+	slices.SortFunc(attrs, func(a, b attr) int { return compareKeys(a.k, b.k) })
+}
+
+// sortedAttrs appends the entries of m to dst in canonical order.
+func sortedAttrs(dst []attr, m map[string]string) []attr {
+	for k, v := range m {
+		dst = append(dst, attr{k, v})
 	}
-	slices.SortFunc(dst, compareKeys)
+	sortAttrs(dst)
 	return dst
 }
 
-// appendContent appends the canonical encoding of e's content. keys must
-// be the keys of e.Attrs in canonical order.
-func appendContent(b []byte, e Event, keys []string) []byte {
+// appendContent appends the canonical encoding of e's content. attrs must
+// be the entries of e.Attrs in canonical order.
+func appendContent(b []byte, e Event, attrs []attr) []byte {
 	b = append(b, majorMap|byte(contentFields(e)))
 	b = append(b, keyWall)
 	b = appendInt(b, e.Time.Wall)
@@ -220,15 +228,14 @@ func appendContent(b []byte, e Event, keys []string) []byte {
 	b = append(b, keyKind)
 	b = appendHead(b, majorText, uint64(len(e.Kind)))
 	b = append(b, e.Kind...)
-	if len(keys) > 0 {
+	if len(attrs) > 0 {
 		b = append(b, keyAttrs)
-		b = appendHead(b, majorMap, uint64(len(keys)))
-		for _, k := range keys {
-			v := e.Attrs[k]
-			b = appendHead(b, majorText, uint64(len(k)))
-			b = append(b, k...)
-			b = appendHead(b, majorText, uint64(len(v)))
-			b = append(b, v...)
+		b = appendHead(b, majorMap, uint64(len(attrs)))
+		for _, a := range attrs {
+			b = appendHead(b, majorText, uint64(len(a.k)))
+			b = append(b, a.k...)
+			b = appendHead(b, majorText, uint64(len(a.v)))
+			b = append(b, a.v...)
 		}
 	}
 	if len(e.Payload) > 0 {
@@ -241,16 +248,16 @@ func appendContent(b []byte, e Event, keys []string) []byte {
 
 // appendWire appends the wire form of e. If seal, the form carries the ID
 // e's content hashes to, whatever e.ID holds; otherwise it reports
-// ErrIDMismatch if e.ID is not that hash. It returns the ID it wrote. keys
-// must be the keys of e.Attrs in canonical order.
+// ErrIDMismatch if e.ID is not that hash. It returns the ID it wrote. attrs
+// must be the entries of e.Attrs in canonical order.
 //
 // It writes the content first, wirePrefixLen-1 bytes further on, hashes it
 // in place, then writes the prefix over the content's map head, so that the
 // content is encoded once and never copied.
-func appendWire(b []byte, e Event, keys []string, seal bool) ([]byte, ID, error) {
+func appendWire(b []byte, e Event, attrs []attr, seal bool) ([]byte, ID, error) {
 	start := len(b)
 	b = append(b, make([]byte, wirePrefixLen-1)...)
-	b = appendContent(b, e, keys)
+	b = appendContent(b, e, attrs)
 	content := b[start+wirePrefixLen-1:]
 	sum := ID(sha256.Sum256(content))
 	if seal {

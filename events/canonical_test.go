@@ -157,7 +157,7 @@ func TestCanonicalMatchesReference(t *testing.T) {
 	events = append(events, big)
 
 	for i, e := range events {
-		got := appendContent(nil, e, sortedKeys(nil, e.Attrs))
+		got := appendContent(nil, e, sortedAttrs(nil, e.Attrs))
 		want := refMarshalContent(t, e)
 		if !bytes.Equal(got, want) {
 			t.Fatalf("event %d: content\n got %x\nwant %x", i, got, want)

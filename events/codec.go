@@ -79,12 +79,12 @@ func (l Limits) Marshal(e Event) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	n, err := l.check(e)
+	var scratch [16]attr // up to 16 attributes are sorted on the stack
+	n, attrs, err := l.check(e, scratch[:0])
 	if err != nil {
 		return nil, err
 	}
-	var scratch [16]string
-	b, _, err := appendWire(make([]byte, 0, wireLen(e, n)), e, sortedKeys(scratch[:0], e.Attrs), false)
+	b, _, err := appendWire(make([]byte, 0, wireLen(e, n)), e, attrs, false)
 	return b, err
 }
 
@@ -116,15 +116,14 @@ func (l Limits) Unmarshal(b []byte) (Event, error) {
 
 // contentID validates e against resolved limits and hashes its content.
 func (l Limits) contentID(e Event) (ID, error) {
-	n, err := l.check(e)
+	var scratch [16]attr // up to 16 attributes are sorted on the stack
+	n, attrs, err := l.check(e, scratch[:0])
 	if err != nil {
 		return ID{}, err
 	}
 	bp := getBuffer(n)
 	defer putBuffer(bp)
-	// Up to 16 keys are sorted on the stack; more spill to the heap.
-	var scratch [16]string
-	*bp = appendContent((*bp)[:0], e, sortedKeys(scratch[:0], e.Attrs))
+	*bp = appendContent((*bp)[:0], e, attrs)
 	return sha256.Sum256(*bp), nil
 }
 

@@ -260,11 +260,11 @@ func TestEncodedLenMatches(t *testing.T) {
 		Payload: make([]byte, 1<<16),
 	}} {
 		l, _ := Limits{MaxAttrValueBytes: 1 << 20, MaxEventBytes: 1 << 20}.resolve()
-		n, err := l.check(e)
+		n, attrs, err := l.check(e, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b := appendContent(nil, e, sortedKeys(nil, e.Attrs))
+		b := appendContent(nil, e, attrs)
 		if n != len(b) {
 			t.Fatalf("check computed %d bytes, encoding has %d", n, len(b))
 		}

@@ -64,12 +64,12 @@ func (l Limits) SealEncoded(e Event) (Encoded, error) {
 	if err != nil {
 		return Encoded{}, err
 	}
-	n, err := l.check(e)
+	var scratch [16]attr // up to 16 attributes are sorted on the stack
+	n, attrs, err := l.check(e, scratch[:0])
 	if err != nil {
 		return Encoded{}, err
 	}
-	var scratch [16]string
-	wire, id, err := appendWire(make([]byte, 0, wireLen(e, n)), e, sortedKeys(scratch[:0], e.Attrs), true)
+	wire, id, err := appendWire(make([]byte, 0, wireLen(e, n)), e, attrs, true)
 	if err != nil {
 		return Encoded{}, err
 	}

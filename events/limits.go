@@ -95,55 +95,59 @@ func (l Limits) Validate(e Event) error {
 	if err != nil {
 		return err
 	}
-	_, err = l.check(e)
+	var scratch [16]attr
+	_, _, err = l.check(e, scratch[:0])
 	return err
 }
 
 // check validates e against resolved limits and returns the length of its
 // canonical content encoding, which it computes on the way rather than by
-// encoding, so that an oversized event is rejected before it is copied.
-func (l Limits) check(e Event) (int, error) {
+// encoding, so that an oversized event is rejected before it is copied, and
+// its attributes in canonical order, appended to dst.
+func (l Limits) check(e Event, dst []attr) (int, []attr, error) {
 	if e.Node == "" {
-		return 0, fmt.Errorf("%w: Node is empty", ErrInvalid)
+		return 0, nil, fmt.Errorf("%w: Node is empty", ErrInvalid)
 	}
 	if !utf8.ValidString(e.Node) {
-		return 0, fmt.Errorf("%w: Node is not valid UTF-8", ErrInvalid)
+		return 0, nil, fmt.Errorf("%w: Node is not valid UTF-8", ErrInvalid)
 	}
 	if e.Kind == "" {
-		return 0, fmt.Errorf("%w: Kind is empty", ErrInvalid)
+		return 0, nil, fmt.Errorf("%w: Kind is empty", ErrInvalid)
 	}
 	if len(e.Kind) > l.MaxKindBytes {
-		return 0, fmt.Errorf("%w: Kind is %d bytes, limit %d", ErrTooLarge, len(e.Kind), l.MaxKindBytes)
+		return 0, nil, fmt.Errorf("%w: Kind is %d bytes, limit %d", ErrTooLarge, len(e.Kind), l.MaxKindBytes)
 	}
 	if !utf8.ValidString(e.Kind) {
-		return 0, fmt.Errorf("%w: Kind is not valid UTF-8", ErrInvalid)
+		return 0, nil, fmt.Errorf("%w: Kind is not valid UTF-8", ErrInvalid)
 	}
 	if len(e.Attrs) > l.MaxAttrs {
-		return 0, fmt.Errorf("%w: Attrs has %d entries, limit %d", ErrTooLarge, len(e.Attrs), l.MaxAttrs)
+		return 0, nil, fmt.Errorf("%w: Attrs has %d entries, limit %d", ErrTooLarge, len(e.Attrs), l.MaxAttrs)
 	}
 	n := contentLenFixed(e)
 	for k, v := range e.Attrs {
 		if len(k) > l.MaxAttrKeyBytes {
-			return 0, fmt.Errorf("%w: Attrs key %s is %d bytes, limit %d", ErrTooLarge, abbrev(k), len(k), l.MaxAttrKeyBytes)
+			return 0, nil, fmt.Errorf("%w: Attrs key %s is %d bytes, limit %d", ErrTooLarge, abbrev(k), len(k), l.MaxAttrKeyBytes)
 		}
 		if !utf8.ValidString(k) {
-			return 0, fmt.Errorf("%w: Attrs key %s is not valid UTF-8", ErrInvalid, abbrev(k))
+			return 0, nil, fmt.Errorf("%w: Attrs key %s is not valid UTF-8", ErrInvalid, abbrev(k))
 		}
 		if len(v) > l.MaxAttrValueBytes {
-			return 0, fmt.Errorf("%w: Attrs[%s] is %d bytes, limit %d", ErrTooLarge, abbrev(k), len(v), l.MaxAttrValueBytes)
+			return 0, nil, fmt.Errorf("%w: Attrs[%s] is %d bytes, limit %d", ErrTooLarge, abbrev(k), len(v), l.MaxAttrValueBytes)
 		}
 		if !utf8.ValidString(v) {
-			return 0, fmt.Errorf("%w: Attrs[%s] is not valid UTF-8", ErrInvalid, abbrev(k))
+			return 0, nil, fmt.Errorf("%w: Attrs[%s] is not valid UTF-8", ErrInvalid, abbrev(k))
 		}
 		n += textLen(k) + textLen(v)
+		dst = append(dst, attr{k, v})
 	}
+	sortAttrs(dst)
 	if len(e.Signature) != 0 && len(e.Signature) != SignatureLen {
-		return 0, fmt.Errorf("%w: Signature is %d bytes, want %d", ErrInvalid, len(e.Signature), SignatureLen)
+		return 0, nil, fmt.Errorf("%w: Signature is %d bytes, want %d", ErrInvalid, len(e.Signature), SignatureLen)
 	}
 	if wire := wireLen(e, n); wire > l.MaxEventBytes {
-		return 0, fmt.Errorf("%w: event encodes to %d bytes, limit %d", ErrTooLarge, wire, l.MaxEventBytes)
+		return 0, nil, fmt.Errorf("%w: event encodes to %d bytes, limit %d", ErrTooLarge, wire, l.MaxEventBytes)
 	}
-	return n, nil
+	return n, dst, nil
 }
 
 // abbrev quotes s for an error message, cut short so that a huge or hostile
