@@ -1,6 +1,9 @@
 package events
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // Encoded is an event with its wire form, the bytes Marshal returns for it.
 // Only this package makes one, after checking the event against limits and
@@ -35,12 +38,20 @@ func (x Encoded) CheckedUnder(l Limits) bool {
 // limits, so it stays small.
 var interned sync.Map // Limits → *Limits
 
+// lastInterned is the limits intern returned last: almost always the ones
+// it is asked for next, found without boxing l to look it up in interned.
+var lastInterned atomic.Pointer[Limits]
+
 // intern returns the interned copy of resolved limits l.
 func intern(l Limits) *Limits {
-	if p, ok := interned.Load(l); ok {
-		return p.(*Limits)
+	if p := lastInterned.Load(); p != nil && *p == l {
+		return p
 	}
-	p, _ := interned.LoadOrStore(l, &l)
+	p, ok := interned.Load(l)
+	if !ok {
+		p, _ = interned.LoadOrStore(l, &l)
+	}
+	lastInterned.Store(p.(*Limits))
 	return p.(*Limits)
 }
 
