@@ -21,8 +21,8 @@ import (
 // Publish succeeds either way. Batches of many events and deeper queues
 // carry a fast writer's stream; what is still lost, reconciliation repairs.
 const (
-	batchMaxEvents   = 512
-	batchMaxBytes    = 256 << 10 // well under gossipsub's 1 MiB message cap
+	batchMaxEvents   = 1024
+	batchMaxBytes    = 512 << 10 // well under gossipsub's 1 MiB message cap
 	batchLinger      = 5 * time.Millisecond
 	outboundQueue    = 1024 // RPCs per peer
 	validateQueue    = 1024 // messages awaiting validation
