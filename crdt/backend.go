@@ -9,12 +9,14 @@ import (
 
 // backend keeps a set's events and their secondary index entries: a
 // go-datastore (datastoreBackend) or, for a set that lives only in memory,
-// maps and B-trees of its own (memoryBackend). The ordered index of every
-// key, with its counts and sums, lives in the Set itself, whatever the
-// backend.
+// an event table, slabs and sorted key lists of its own (memoryBackend). The
+// ordered index of every key, with its counts and sums, lives in the Set
+// itself, whatever the backend.
 //
-// A backend is safe for concurrent use. It never calls back into the Set,
-// and never calls fn while holding a lock, so fn may use the set.
+// A backend is safe for concurrent use and never calls back into the Set.
+// The memory backend calls fn without holding its lock; the datastore one
+// calls it from the datastore's listing, which must let fn read the
+// datastore meanwhile (memstore's and Pebble's do), so fn may use the set.
 type backend interface {
 	// write stores recs, sorted by key and new to the set, with their index
 	// entries: all of them or, on error, none. Readers see an event no

@@ -32,7 +32,7 @@ func newEventTable() eventTable {
 
 func prefixOf(id events.ID) uint64 { return binary.LittleEndian.Uint64(id[:8]) }
 
-func (t *eventTable) at(i uint32) memoryEvent { return t.entries[i/entryChunk][i%entryChunk] }
+func (t *eventTable) at(i uint32) memoryEvent { return *t.entry(i) }
 
 // get returns the entry of the event with ID id.
 func (t *eventTable) get(id events.ID) (memoryEvent, bool) {
@@ -49,25 +49,31 @@ func (t *eventTable) get(id events.ID) (memoryEvent, bool) {
 	return memoryEvent{}, false
 }
 
-// add adds ev, unless the table holds an event with its ID: then it
-// reports false and changes nothing.
-func (t *eventTable) add(ev memoryEvent) bool {
-	id := ev.key.ID()
+// add adds an entry for the event with key k and returns it for the
+// caller to fill in, unless the table holds an event with k's ID: then it
+// returns nil and changes nothing. The entry stays where it is: chunks are
+// never moved.
+func (t *eventTable) add(k Key) *memoryEvent {
+	id := k.ID()
 	p := prefixOf(id)
 	i, taken := t.byPrefix[p]
 	if !taken {
-		t.byPrefix[p] = t.push(ev)
-		return true
+		i = t.push(memoryEvent{key: k})
+		t.byPrefix[p] = i
+		return t.entry(i)
 	}
 	if t.at(i).key.ID() == id {
-		return false
+		return nil
 	}
 	if _, ok := t.byID[id]; ok {
-		return false
+		return nil
 	}
-	t.byID[id] = t.push(ev)
-	return true
+	i = t.push(memoryEvent{key: k})
+	t.byID[id] = i
+	return t.entry(i)
 }
+
+func (t *eventTable) entry(i uint32) *memoryEvent { return &t.entries[i/entryChunk][i%entryChunk] }
 
 // push appends ev to the list and returns its place.
 func (t *eventTable) push(ev memoryEvent) uint32 {

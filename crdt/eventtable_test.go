@@ -23,12 +23,12 @@ func TestEventTablePrefixCollisions(t *testing.T) {
 	const groups, members = 300, 7
 	for m := range members {
 		for g := range groups {
-			ev := memoryEvent{key: key(g, m), off: uint32(g*members + m)}
-			if !tab.add(ev) {
+			ev := tab.add(key(g, m))
+			if ev == nil {
 				t.Fatalf("add of group %d member %d refused", g, m)
 			}
-			ev.off = 1 << 30
-			if tab.add(ev) {
+			ev.off = uint32(g*members + m)
+			if tab.add(key(g, m)) != nil {
 				t.Fatalf("a second add of group %d member %d accepted", g, m)
 			}
 		}

@@ -5,7 +5,7 @@ import (
 	"sort"
 )
 
-// keyListChunk is the most keys a chunk of a keyList holds: a chunk is 5.6
+// keyListChunk is the most keys a chunk of a keyList holds: a chunk is 5.5
 // KiB at most, so an insert in the middle moves at most that much.
 const keyListChunk = 128
 

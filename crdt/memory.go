@@ -11,9 +11,9 @@ import (
 
 // NewMemory returns an empty set that keeps its events in memory only, for
 // nodes with nothing to persist. It behaves as a set on a datastore does,
-// at a fraction of the cost per event: events sit in a map by ID and each
-// index value's keys in a sorted list, with no keys to format, no strings to
-// compare and nothing to copy.
+// at a fraction of the cost per event: encodings are copied into slabs and
+// found by ID through a compact table, and each index value's keys sit in a
+// sorted list, with no keys to format and no strings to compare.
 func NewMemory(opts Options) *Set {
 	return withBackend(newMemoryBackend(), opts, nil, make(map[uint64]int), make(map[uint64]int))
 }
@@ -91,9 +91,11 @@ func (b *memoryBackend) write(_ context.Context, recs []record) error {
 	for _, r := range recs {
 		// The event first: a reader that finds an index entry finds the
 		// event too.
-		if !b.mu.events.add(b.storeLocked(r.key, r.x.Wire())) {
+		ev := b.mu.events.add(r.key)
+		if ev == nil {
 			continue // a concurrent commit wrote it
 		}
+		ev.slab, ev.off, ev.len = b.storeLocked(r.x.Wire())
 		b.insertLocked(ByNode, digestIndexValue(r.node), r.key)
 		b.insertLocked(ByKind, digestIndexValue(r.kind), r.key)
 		if trace := r.x.Event().Correlation; !trace.IsZero() {
@@ -103,19 +105,20 @@ func (b *memoryBackend) write(_ context.Context, recs []record) error {
 	return nil
 }
 
-// storeLocked copies the encoding of the event with key k into the slabs.
+// storeLocked copies an event's encoding into the slabs and returns where
+// it went.
 //
 // REQUIRES: b.mu (write)
-func (b *memoryBackend) storeLocked(k Key, data []byte) memoryEvent {
+func (b *memoryBackend) storeLocked(data []byte) (slab, off, length uint32) {
 	n := len(b.mu.slabs)
 	if n == 0 || len(b.mu.slabs[n-1])+len(data) > cap(b.mu.slabs[n-1]) {
 		b.mu.slabs = append(b.mu.slabs, make([]byte, 0, max(slabSize, len(data))))
 		n++
 	}
-	slab := &b.mu.slabs[n-1]
-	off := len(*slab)
-	*slab = append(*slab, data...)
-	return memoryEvent{key: k, slab: uint32(n - 1), off: uint32(off), len: uint32(len(data))}
+	s := &b.mu.slabs[n-1]
+	at := len(*s)
+	*s = append(*s, data...)
+	return uint32(n - 1), uint32(at), uint32(len(data))
 }
 
 // insertLocked files k under v in index i.

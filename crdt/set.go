@@ -23,9 +23,9 @@ type Options struct {
 // Set is a grow-only set of events persisted in a go-datastore (New) or held
 // in memory (NewMemory), with an in-memory ordered index of their keys.
 //
-// A Set is safe for concurrent use. Writers serialise only on the index
-// update, after their batch has committed; readers see an event once its
-// batch has committed. The Set does not own the datastore: Close leaves it
+// A Set is safe for concurrent use. Writers serialise on the index update,
+// after their batch has committed, and in a memory set on its write lock
+// too; readers see an event once its batch has committed. The Set does not own the datastore: Close leaves it
 // open.
 type Set struct {
 	store  backend
@@ -266,7 +266,7 @@ func (s *Set) getKey(ctx context.Context, k Key) (events.Event, error) {
 	if err != nil {
 		return events.Event{}, err
 	}
-	e, err := events.Unmarshal(data)
+	e, err := s.limits.Unmarshal(data)
 	if err != nil || KeyOf(e) != k {
 		return events.Event{}, fmt.Errorf("%w: event %v: %v", ErrCorrupt, k.ID(), err)
 	}

@@ -382,3 +382,35 @@ func TestConcurrentAdds(t *testing.T) {
 		}
 	})
 }
+
+// TestSetReadsBackUnderItsOwnLimits stores an event larger than the
+// default limits allow in a set whose limits allow it, and reads it back.
+func TestSetReadsBackUnderItsOwnLimits(t *testing.T) {
+	lim := events.Limits{MaxEventBytes: 1 << 20, MaxAttrValueBytes: 1 << 20}
+	for name, open := range map[string]func() *Set{
+		"datastore": func() *Set {
+			s, err := New(context.Background(), newMapStore(), Options{Limits: lim})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
+		"memory": func() *Set { return NewMemory(Options{Limits: lim}) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := open()
+			defer s.Close()
+			e, err := lim.Seal(events.Event{Node: "n", Kind: "big", Payload: make([]byte, 100_000)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Add(context.Background(), e); err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.Get(context.Background(), e.ID)
+			if err != nil || len(got.Payload) != len(e.Payload) {
+				t.Fatalf("Get = %d payload bytes, %v", len(got.Payload), err)
+			}
+		})
+	}
+}

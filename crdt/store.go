@@ -49,7 +49,8 @@ var _ backend = datastoreBackend{}
 
 // KeyLister is implemented by datastores that list keys under a prefix, in
 // order, faster than a go-datastore query (which hands over one result at a
-// time through a channel). New uses it to rebuild the ordered index.
+// time through a channel). New uses it to rebuild the ordered index, and
+// ScanIndex to list an index.
 type KeyLister interface {
 	// ListKeys calls fn with each key under prefix, in byte order (reverse
 	// order if reverse), until fn returns false. The slice is valid only

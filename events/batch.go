@@ -159,7 +159,6 @@ func (l Limits) DecodeBatchEncoded(b []byte) ([]Encoded, error) {
 		if uint64(len(body)) != size {
 			return nil, fmt.Errorf("%w: batch events are %d bytes, header says %d", ErrInvalid, len(body), size)
 		}
-		body = bytes.Clone(body) // the wire forms must not share b
 	case compressZstd:
 		// The frame header may declare the content size (EncodeAll always
 		// does); a frame that declares another size is refused before
@@ -179,7 +178,9 @@ func (l Limits) DecodeBatchEncoded(b []byte) ([]Encoded, error) {
 		// expands beyond the declared length fails after at most one block.
 		// It reports that with a sentinel or, from inside a block, with an
 		// untyped error after filling the output: both mean too large.
-		out, err := zstdDecoder().DecodeAll(body, make([]byte, 0, size))
+		bp := getBuffer(int(size))
+		defer putBuffer(bp)
+		out, err := zstdDecoder().DecodeAll(body, (*bp)[:0:size])
 		if err != nil {
 			if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrFrameSizeExceeded) ||
 				(size > 0 && uint64(len(out)) >= size && !errors.Is(err, zstd.ErrCRCMismatch)) {
@@ -206,7 +207,10 @@ func (l Limits) DecodeBatchEncoded(b []byte) ([]Encoded, error) {
 		if err != nil {
 			return nil, fmt.Errorf("event %d of batch: %w", k, err)
 		}
-		xs[k] = Encoded{e, body[:n:n], checked}
+		// Each wire form is a copy of its own: slices of the batch would
+		// keep the whole batch in memory for as long as any one of its
+		// events is held, in a watch, say.
+		xs[k] = Encoded{e, bytes.Clone(body[:n]), checked}
 		body = body[n:]
 	}
 	if len(body) != 0 {

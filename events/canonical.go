@@ -195,15 +195,6 @@ func sortAttrs(attrs []attr) {
 	slices.SortFunc(attrs, func(a, b attr) int { return compareKeys(a.k, b.k) })
 }
 
-// sortedAttrs appends the entries of m to dst in canonical order.
-func sortedAttrs(dst []attr, m map[string]string) []attr {
-	for k, v := range m {
-		dst = append(dst, attr{k, v})
-	}
-	sortAttrs(dst)
-	return dst
-}
-
 // appendContent appends the canonical encoding of e's content. attrs must
 // be the entries of e.Attrs in canonical order.
 func appendContent(b []byte, e Event, attrs []attr) []byte {

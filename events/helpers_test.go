@@ -61,3 +61,12 @@ func normalize(e Event) Event {
 	}
 	return e
 }
+
+// sortedAttrs appends the entries of m to dst in canonical order.
+func sortedAttrs(dst []attr, m map[string]string) []attr {
+	for k, v := range m {
+		dst = append(dst, attr{k, v})
+	}
+	sortAttrs(dst)
+	return dst
+}

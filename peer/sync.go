@@ -222,14 +222,16 @@ func (n *Host) initiate(ctx context.Context, p lpeer.ID) (res SyncResult) {
 	// Each pass reconciles, then moves what it found. A pass that runs out
 	// of rounds, or whose answers listed maxListed IDs (an empty node
 	// catching up on millions of events), moves what it learned, and the
-	// next pass goes on from there.
-	for pass := 0; ; pass++ {
+	// next pass goes on from there. The pass after a complete one checks
+	// that the sets are now equal.
+	checking := false
+	for {
 		have, need, complete, err := n.reconcile(s, &res, p)
 		if err != nil {
 			res.Err = err
 			return res
 		}
-		if pass > 0 && complete && len(have) == 0 && len(need) == 0 {
+		if checking && complete && len(have) == 0 && len(need) == 0 {
 			res.InSync = true
 			break
 		}
@@ -241,11 +243,12 @@ func (n *Host) initiate(ctx context.Context, p lpeer.ID) (res SyncResult) {
 			res.Err = err
 			return res
 		}
-		if pass > 0 && complete {
-			// The sets differed again after a transfer: events arrived
-			// meanwhile. They wait for the next session.
+		if checking && complete {
+			// The sets differed again after a complete transfer: events
+			// arrived meanwhile. They wait for the next session.
 			break
 		}
+		checking = complete
 	}
 	res.Err = s.send(frameEnd, nil)
 	return res
