@@ -18,13 +18,22 @@ import (
 	"github.com/scopemesh/scopemesh/internal/memstore"
 )
 
-// partition cuts every link between the two groups and waits until no
-// connection crosses.
+// partition cuts every link between the nodes of a and those of b. Each
+// side also refuses the other (Host.Disconnect): mocknet can leave a stream
+// that was opened on a closing connection alive — pubsub's, say — and
+// gossip would cross the split through it; a refused peer's gossip is
+// ignored.
 func partition(t testing.TB, mn mocknet.Mocknet, a, b []*testNode) {
 	t.Helper()
 	for _, x := range a {
 		for _, y := range b {
 			if err := mn.UnlinkPeers(x.h.ID(), y.h.ID()); err != nil {
+				t.Fatal(err)
+			}
+			if err := x.Disconnect(y.h.ID().String()); err != nil {
+				t.Fatal(err)
+			}
+			if err := y.Disconnect(x.h.ID().String()); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -42,16 +51,20 @@ func partition(t testing.TB, mn mocknet.Mocknet, a, b []*testNode) {
 	})
 }
 
-// heal links the groups again and connects them, as the redial loop would
-// (without waiting for its backoff).
+// heal links the groups again and has each side Connect to the other, as an
+// operator would after Disconnect.
 func heal(t testing.TB, mn mocknet.Mocknet, a, b []*testNode) {
 	t.Helper()
+	ctx := context.Background()
 	for _, x := range a {
 		for _, y := range b {
 			if _, err := mn.LinkPeers(x.h.ID(), y.h.ID()); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := mn.ConnectPeers(x.h.ID(), y.h.ID()); err != nil {
+			if err := x.Connect(ctx, y.Addrs()[0]); err != nil {
+				t.Fatal(err)
+			}
+			if err := y.Connect(ctx, x.Addrs()[0]); err != nil {
 				t.Fatal(err)
 			}
 		}
