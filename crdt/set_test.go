@@ -173,49 +173,6 @@ func TestMergeRejectsWholeBatchWithBadEvent(t *testing.T) {
 	}
 }
 
-func TestMergeReportsEachEventNewOnce(t *testing.T) {
-	eachBackend(t, func(t *testing.T, open func(testing.TB) *Set) {
-		ctx := context.Background()
-		s := open(t)
-		pool := fixture.New(3, 3).Batch(2000)
-		var (
-			mu    sync.Mutex
-			added = map[events.ID]int{}
-			wg    sync.WaitGroup
-		)
-		for g := range 8 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				rng := rand.New(rand.NewPCG(uint64(g), 7))
-				order := slices.Clone(pool)
-				rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
-				for i := 0; i < len(order); i += 50 {
-					got, err := s.Merge(ctx, order[i:min(i+50, len(order))])
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					mu.Lock()
-					for _, e := range got {
-						added[e.ID]++
-					}
-					mu.Unlock()
-				}
-			}()
-		}
-		wg.Wait()
-		if len(added) != len(pool) || s.Len() != len(pool) {
-			t.Fatalf("%d distinct events reported new, Len %d; want %d", len(added), s.Len(), len(pool))
-		}
-		for id, n := range added {
-			if n != 1 {
-				t.Fatalf("event %v reported new %d times", id, n)
-			}
-		}
-	})
-}
-
 func TestReopenRebuildsIndex(t *testing.T) {
 	ctx := context.Background()
 	ds := newMapStore()
@@ -329,11 +286,12 @@ func TestScanIndex(t *testing.T) {
 	})
 }
 
-// TestConcurrentAdds has many goroutines Add one pool of events, each in
-// its own order, so that Adds of one event race: each event must be
-// reported new exactly once and every Add must see its event stored when it
-// returns.
-func TestConcurrentAdds(t *testing.T) {
+// TestConcurrentWritesReportEachEventNewOnce has many goroutines write one
+// pool of events, each in its own order, half with Merge in batches and
+// half with Add one at a time, so that writes of one event race: each event
+// must be reported new exactly once, and every Add must see its event
+// stored when it returns.
+func TestConcurrentWritesReportEachEventNewOnce(t *testing.T) {
 	eachBackend(t, func(t *testing.T, open func(testing.TB) *Set) {
 		ctx := context.Background()
 		s := open(t)
@@ -343,11 +301,29 @@ func TestConcurrentAdds(t *testing.T) {
 			added = map[events.ID]int{}
 			wg    sync.WaitGroup
 		)
+		report := func(evs ...events.Event) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, e := range evs {
+				added[e.ID]++
+			}
+		}
 		for g := range 16 {
 			wg.Go(func() {
 				rng := rand.New(rand.NewPCG(uint64(g), 11))
 				order := slices.Clone(pool)
 				rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+				if g%2 == 0 {
+					for i := 0; i < len(order); i += 50 {
+						got, err := s.Merge(ctx, order[i:min(i+50, len(order))])
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						report(got...)
+					}
+					return
+				}
 				for _, e := range order[:500] {
 					isNew, err := s.Add(ctx, e)
 					if err != nil {
@@ -359,16 +335,14 @@ func TestConcurrentAdds(t *testing.T) {
 						return
 					}
 					if isNew {
-						mu.Lock()
-						added[e.ID]++
-						mu.Unlock()
+						report(e)
 					}
 				}
 			})
 		}
 		wg.Wait()
-		if len(added) != s.Len() {
-			t.Fatalf("%d distinct events reported new, Len %d", len(added), s.Len())
+		if len(added) != len(pool) || s.Len() != len(pool) {
+			t.Fatalf("%d distinct events reported new, Len %d; want %d", len(added), s.Len(), len(pool))
 		}
 		for id, n := range added {
 			if n != 1 {
