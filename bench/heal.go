@@ -50,11 +50,8 @@ func runHeal(ctx context.Context, e *env, args []string) error {
 		}
 		results = append(results, r)
 	}
-	targets := healTargets(results)
-	run.Results = map[string]any{"runs": results, "targets": targets}
 	printHeal(results)
-	printTargets(targets)
-	return e.save(run)
+	return e.finish(run, results, healTargets(results))
 }
 
 func printHeal(rs []cluster.HealResult) {

@@ -93,7 +93,11 @@ func (e *env) parse(fs *flag.FlagSet, args []string) error {
 }
 
 // save writes the run's JSON and says where.
-func (e *env) save(run *report.Run) error {
+// finish ends a scenario whose tables are printed: it prints the targets
+// and writes the run, with its results, where -out says.
+func (e *env) finish(run *report.Run, results any, targets []target) error {
+	run.Results = map[string]any{"runs": results, "targets": targets}
+	printTargets(targets)
 	path, err := run.Write(e.out)
 	if err != nil {
 		return err
@@ -148,15 +152,6 @@ func (w *words) Set(v string) error {
 		w.list = append(w.list, f)
 	}
 	return nil
-}
-
-func (w *words) has(s string) bool {
-	for _, x := range w.list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // target is a figure the issues set, checked against a measurement.

@@ -60,16 +60,13 @@ func runQuery(ctx context.Context, e *env, args []string) error {
 		}
 		results = append(results, cr...)
 	}
-	targets := queryTargets(results)
-	run.Results = map[string]any{"runs": results, "targets": targets}
 
 	t := report.Table{Title: "queries", Header: []string{"where", "nodes", "events", "query", "results", "p50", "p90", "p99"}}
 	for _, r := range results {
 		t.Add(r.Where, r.Nodes, r.N, r.Query, r.Results, ms(r.Latency.P50ms), ms(r.Latency.P90ms), ms(r.Latency.P99ms))
 	}
 	t.Print(os.Stdout)
-	printTargets(targets)
-	return e.save(run)
+	return e.finish(run, results, queryTargets(results))
 }
 
 // queryTargets checks issue 6's figures: a 20-event trace at n = 1,000,000

@@ -75,8 +75,6 @@ func runReconcile(ctx context.Context, e *env, args []string) error {
 			}
 		}
 	}
-	targets := reconcileTargets(results)
-	run.Results = map[string]any{"runs": results, "targets": targets}
 
 	t := report.Table{Title: "the reconciler alone (CPU: one goroutine per side, fastest of the sessions)", Header: []string{
 		"layout", "n", "d", "rounds", "bytes out", "bytes in", "× 32·d", "initiator", "responder", "load", "found"}}
@@ -89,8 +87,7 @@ func runReconcile(ctx context.Context, e *env, args []string) error {
 			ms(r.InitCPUms), ms(r.RespCPUms), secs(r.LoadSecs), found)
 	}
 	t.Print(os.Stdout)
-	printTargets(targets)
-	return e.save(run)
+	return e.finish(run, results, reconcileTargets(results))
 }
 
 // reconcileTargets checks issue 5's figures at n = 1,000,000: clustered

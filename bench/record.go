@@ -52,15 +52,13 @@ func runRecord(ctx context.Context, e *env, args []string) error {
 			results = append(results, r)
 		}
 	}
-	run.Results = map[string]any{"runs": results, "targets": recordTargets(results)}
 
 	t := report.Table{Title: "Record on one node", Header: []string{"store", "callers", "events", "seconds", "events/s", "p50", "p99"}}
 	for _, r := range results {
 		t.Add(r.Store, r.Callers, r.Events, r.Seconds, r.EventsPerSec, ms(r.Latency.P50ms), ms(r.Latency.P99ms))
 	}
 	t.Print(os.Stdout)
-	printTargets(recordTargets(results))
-	return e.save(run)
+	return e.finish(run, results, recordTargets(results))
 }
 
 // recordTargets checks issue 3's figures: with concurrent callers sharing

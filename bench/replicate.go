@@ -63,11 +63,8 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 			results = append(results, r)
 		}
 	}
-	targets := replicateTargets(results)
-	run.Results = map[string]any{"runs": results, "targets": targets}
 	printReplicate(results)
-	printTargets(targets)
-	return e.save(run)
+	return e.finish(run, results, replicateTargets(results))
 }
 
 // replicateOnce starts a fresh cluster, so each run starts from empty sets.

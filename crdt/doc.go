@@ -56,8 +56,7 @@
 // decoded from a batch — and the set stores their wire form as it is: an
 // event is encoded and hashed once at its origin and hashed once more, on
 // decoding, at each receiver. Concurrent Adds on Pebble share write-ahead
-// log writes in Pebble's own commit pipeline; a group commit of the set's
-// own measured no faster there, and slower in memory.
+// log writes in Pebble's own commit pipeline.
 //
 // # Hazards
 //

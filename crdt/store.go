@@ -2,6 +2,7 @@ package crdt
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -64,9 +65,11 @@ func idKey(id events.ID) datastore.Key {
 	return datastore.RawKey(idPrefix + hex.EncodeToString(id[:]))
 }
 
-// digestSegment is the index segment of a node or kind.
-func digestSegment(value string) string {
-	return fmt.Sprintf("%016x", digest(value))
+// digestSegment is the index segment of a node or kind with digest d.
+func digestSegment(d uint64) string {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], d)
+	return hex.EncodeToString(b[:])
 }
 
 // indexPrefix returns the datastore prefix, with its trailing '/', under
@@ -80,22 +83,22 @@ func indexPrefix(i Index, value string) (string, error) {
 		}
 		return correlationPrefix + t.String() + "/", nil
 	case ByNode:
-		return nodePrefix + digestSegment(value) + "/", nil
+		return nodePrefix + digestSegment(digest(value)) + "/", nil
 	case ByKind:
-		return kindPrefix + digestSegment(value) + "/", nil
+		return kindPrefix + digestSegment(digest(value)) + "/", nil
 	}
 	return "", fmt.Errorf("crdt: unknown index %v", i)
 }
 
-// indexEntries returns the index keys of e.
-func indexEntries(e events.Event, k Key) []datastore.Key {
-	suffix := k.String()
+// indexEntries returns the index keys of r's event.
+func indexEntries(r record) []datastore.Key {
+	suffix := r.key.String()
 	keys := make([]datastore.Key, 0, 3)
 	keys = append(keys,
-		datastore.RawKey(nodePrefix+digestSegment(e.Node)+"/"+suffix),
-		datastore.RawKey(kindPrefix+digestSegment(e.Kind)+"/"+suffix))
-	if !e.Correlation.IsZero() {
-		keys = append(keys, datastore.RawKey(correlationPrefix+e.Correlation.String()+"/"+suffix))
+		datastore.RawKey(nodePrefix+digestSegment(r.node)+"/"+suffix),
+		datastore.RawKey(kindPrefix+digestSegment(r.kind)+"/"+suffix))
+	if trace := r.x.Event().Correlation; !trace.IsZero() {
+		keys = append(keys, datastore.RawKey(correlationPrefix+trace.String()+"/"+suffix))
 	}
 	return keys
 }
@@ -213,7 +216,7 @@ func (b datastoreBackend) write(ctx context.Context, recs []record) error {
 		if err := batch.Put(ctx, idKey(r.x.Event().ID), r.key[:]); err != nil {
 			return fmt.Errorf("crdt: writing event %v: %w", r.x.Event().ID, err)
 		}
-		for _, ik := range indexEntries(r.x.Event(), r.key) {
+		for _, ik := range indexEntries(r) {
 			if err := batch.Put(ctx, ik, nil); err != nil {
 				return fmt.Errorf("crdt: writing index of event %v: %w", r.x.Event().ID, err)
 			}

@@ -322,17 +322,6 @@ func (p *plan) String() string {
 	return b.String()
 }
 
-// counts returns how many faults of each kind the plan applies.
-func (p *plan) counts() map[faultKind]int {
-	out := map[faultKind]int{}
-	for _, st := range p.steps {
-		for _, f := range st.faults {
-			out[f.kind]++
-		}
-	}
-	return out
-}
-
 // TestPlanIsAFunctionOfTheSeed checks the schedules themselves: the same
 // seed gives the same plan, and a plan never takes down a node that is
 // down, nor leaves fewer nodes up than its shape wants.
