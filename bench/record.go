@@ -104,7 +104,7 @@ func recordOnce(ctx context.Context, store string, callers int, p recordParams) 
 
 	progress := report.Stderr(fmt.Sprintf("%s, %d callers", store, callers), p.Events)
 	defer progress.Done()
-	traces := cluster.Traces(1 + p.Events/8)
+	w := cluster.NewWorkload(ctx, p.Events)
 	lat := make([][]time.Duration, callers)
 	errs := make([]error, callers)
 	var wg sync.WaitGroup
@@ -114,7 +114,7 @@ func recordOnce(ctx context.Context, store string, callers int, p recordParams) 
 			lat[k] = make([]time.Duration, 0, p.Events/callers+1)
 			for i := k; i < p.Events; i += callers {
 				t0 := time.Now()
-				if _, err := n.Record(cluster.TraceContext(ctx, traces, i), cluster.Sample(i)); err != nil {
+				if _, err := n.Record(w.Event(i)); err != nil {
 					errs[k] = err
 					return
 				}

@@ -280,7 +280,7 @@ func reconcileSides(ctx context.Context, a, b []events.Event) (ReconcileFigures,
 // recordOn records n events on the given nodes, recorders goroutines each,
 // numbering them from first, and returns them as stored.
 func (c *Cluster) recordOn(ctx context.Context, nodes []int, n, recorders, first int) ([]events.Event, error) {
-	traces := Traces(1 + n/8)
+	w := NewWorkload(ctx, first+n)
 	out := make([]events.Event, n)
 	callers := len(nodes) * recorders
 	errs := make([]error, callers)
@@ -289,7 +289,7 @@ func (c *Cluster) recordOn(ctx context.Context, nodes []int, n, recorders, first
 		node := c.Nodes[nodes[k%len(nodes)]]
 		wg.Go(func() {
 			for i := k; i < n; i += callers {
-				e, err := node.Record(TraceContext(ctx, traces, i), Sample(first+i))
+				e, err := node.Record(w.Event(first + i))
 				if err != nil {
 					errs[k] = err
 					return

@@ -96,8 +96,9 @@ func (c *Cluster) Replicate(ctx context.Context, cfg ReplicateConfig) (Replicate
 		stop := c.watchProgress(func(least int) { cfg.Progress(least - base[0]) })
 		defer stop()
 	}
+	w := NewWorkload(ctx, cfg.Events)
 	start := time.Now()
-	due, err := c.record(ctx, writers, cfg, start)
+	due, err := c.record(w, writers, cfg, start)
 	if err != nil {
 		return res, err
 	}
@@ -147,10 +148,9 @@ func every(period time.Duration, fn func()) (stop func()) {
 	return func() { close(done); wg.Wait() }
 }
 
-// record has the writers record cfg.Events events between them and returns,
+// record has the writers record cfg.Events events of w between them and returns,
 // for paced runs, when each event was due.
-func (c *Cluster) record(ctx context.Context, writers []int, cfg ReplicateConfig, start time.Time) (map[events.ID]time.Time, error) {
-	traces := Traces(1 + cfg.Events/8)
+func (c *Cluster) record(w *Workload, writers []int, cfg ReplicateConfig, start time.Time) (map[events.ID]time.Time, error) {
 	var mu sync.Mutex
 	var due map[events.ID]time.Time
 	if cfg.Rate > 0 {
@@ -174,7 +174,7 @@ func (c *Cluster) record(ctx context.Context, writers []int, cfg ReplicateConfig
 						time.Sleep(wait)
 					}
 				}
-				e, err := node.Record(TraceContext(ctx, traces, i), Sample(i))
+				e, err := node.Record(w.Event(i))
 				if err != nil {
 					errs[k] = fmt.Errorf("recording event %d: %w", i, err)
 					return

@@ -7,37 +7,49 @@ import (
 	"github.com/scopemesh/scopemesh/events"
 )
 
-// Sample returns the i-th event of a benchmark workload, ready for Record:
-// an HTTP request's attributes and a small JSON payload, about 300 bytes
-// once Record has stamped and sealed it — the size the library's own
-// benchmarks use.
-func Sample(i int) events.Event {
-	return events.Event{
-		Kind: "http.request",
-		Attrs: map[string]string{
-			"method": "GET",
-			"path":   "/api/v1/items/" + strconv.Itoa(i%10_000),
-			"status": "200",
-			"user":   "user-" + strconv.Itoa(i%1000),
-		},
-		Payload: []byte(`{"bytes":52133,"cached":true}`),
-	}
+// Workload is the input of a benchmark that records events: event i is an
+// HTTP request's attributes and a small JSON payload, about 300 bytes once
+// Record has stamped and sealed it — the size the library's own benchmarks
+// use — and every eight consecutive events share a trace, as a request's
+// hops would. It is built before the clock starts, so that a run times
+// Record and not the making of its input; a Workload is safe for
+// concurrent use.
+type Workload struct {
+	samples []events.Event    // event i is samples[i%len(samples)]
+	traces  []context.Context // event i's is traces[(i/8)%len(traces)]
 }
 
-// TraceContext returns ctx carrying the trace that event i of a workload
-// belongs to: every eight consecutive events share one, as a request's
-// hops would.
-func TraceContext(ctx context.Context, traces []events.TraceID, i int) context.Context {
-	return events.ContextWithTrace(ctx, traces[(i/8)%len(traces)])
+// distinctSamples is the number of distinct events a workload cycles
+// through: the request paths repeat with it.
+const distinctSamples = 10_000
+
+// NewWorkload returns the workload of n events, under ctx.
+func NewWorkload(ctx context.Context, n int) *Workload {
+	w := &Workload{
+		samples: make([]events.Event, distinctSamples),
+		traces:  make([]context.Context, 1+n/8),
+	}
+	for i := range w.samples {
+		w.samples[i] = events.Event{
+			Kind: "http.request",
+			Attrs: map[string]string{
+				"method": "GET",
+				"path":   "/api/v1/items/" + strconv.Itoa(i),
+				"status": "200",
+				"user":   "user-" + strconv.Itoa(i%1000),
+			},
+			Payload: []byte(`{"bytes":52133,"cached":true}`),
+		}
+	}
+	for i := range w.traces {
+		w.traces[i] = events.ContextWithTrace(ctx, events.NewTraceID())
+	}
+	return w
 }
 
-// Traces returns n trace IDs for TraceContext.
-func Traces(n int) []events.TraceID {
-	out := make([]events.TraceID, n)
-	for i := range out {
-		out[i] = events.NewTraceID()
-	}
-	return out
+// Event returns the context and the event to record as event i.
+func (w *Workload) Event(i int) (context.Context, events.Event) {
+	return w.traces[(i/8)%len(w.traces)], w.samples[i%len(w.samples)]
 }
 
 // EncodedSize returns the size of evs encoded as sync sends them: batches
