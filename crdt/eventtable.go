@@ -2,51 +2,83 @@ package crdt
 
 import (
 	"encoding/binary"
+	"math/bits"
+	"math/rand/v2"
 
 	"github.com/scopemesh/scopemesh/events"
 )
 
-// eventTable finds a memory set's events by ID. A Go map keyed by the
-// 32-byte ID and holding the memoryEvent costs 88 bytes a slot, and moves
-// every slot each time it grows. This table keys a map by the ID's first 8
-// bytes and holds a 4-byte place in an append-only list of entries, so its
-// slots are 16 bytes and growing moves entries nowhere.
+// eventTable finds a memory set's events by ID. It is a hash table with
+// open addressing and linear probing over 8-byte slots, beside an
+// append-only list of entries. A Go map keyed by the 32-byte ID and
+// holding the entry costs 88 bytes a slot and moves every slot each time
+// it grows; a map from the ID's first 8 bytes to a place in the list costs
+// 16 bytes a slot and a hash of the key, though the key is already a
+// SHA-256 prefix. Here a slot is the place in the list with 32 bits of the
+// ID beside it, so that a probe rarely reads an entry that is not the one
+// sought, and the table mostly costs a single cache miss a lookup.
 //
-// Two IDs may share their first 8 bytes, by chance (once in 2^64 pairs) or
-// because someone ground them to: the later one goes into a map keyed by
-// the whole ID, so a collision costs a lookup, never a wrong answer.
+// Slots are chosen by a seeded hash of the ID's first 8 bytes: someone who
+// grinds IDs to share their leading bits cannot aim them at one run of
+// slots without knowing the seed. IDs whose first 8 bytes are equal probe
+// the same run and are told apart by their entries, so a collision costs a
+// probe, never a wrong answer.
 //
 // An eventTable is not safe for concurrent use.
 type eventTable struct {
-	byPrefix map[uint64]uint32
-	byID     map[events.ID]uint32 // IDs whose prefix an earlier ID took
-	entries  [][]memoryEvent      // chunks of entryChunk
+	// slots holds, for each event, tag<<32 | (place+1), where tag is bits
+	// 32–63 of the ID's first 8 bytes; 0 is an empty slot. Its length is a
+	// power of two, at least twice the number of events.
+	slots   []uint64
+	shift   uint   // 64 - log2(len(slots)): a hash's top bits pick a slot
+	seed    uint64 // odd
+	entries [][]memoryEvent // chunks of entryChunk
+	n       uint32          // entries in use
 }
 
 // entryChunk is the number of entries in a chunk of the list: 224 KiB.
 const entryChunk = 1 << 12
 
+// initialSlots is the size of an empty table's slots.
+const initialSlots = 1 << 10
+
 func newEventTable() eventTable {
-	return eventTable{byPrefix: make(map[uint64]uint32), byID: make(map[events.ID]uint32)}
+	return eventTable{
+		slots: make([]uint64, initialSlots),
+		shift: uint(64 - bits.TrailingZeros(initialSlots)),
+		seed:  rand.Uint64() | 1,
+	}
 }
 
 func prefixOf(id events.ID) uint64 { return binary.LittleEndian.Uint64(id[:8]) }
 
-func (t *eventTable) at(i uint32) memoryEvent { return *t.entry(i) }
+// home returns the first slot a prefix probes: Fibonacci hashing of the
+// seeded prefix, whose top bits mix in every bit of it.
+func (t *eventTable) home(p uint64) uint64 { return ((p ^ t.seed) * 0x9e3779b97f4a7c15) >> t.shift }
+
+// find returns the slot of id's entry, or the empty slot where it would go.
+func (t *eventTable) find(id events.ID) (slot uint64, found bool) {
+	p := prefixOf(id)
+	tag := p >> 32
+	mask := uint64(len(t.slots) - 1)
+	for i := t.home(p); ; i = (i + 1) & mask {
+		s := t.slots[i]
+		if s == 0 {
+			return i, false
+		}
+		if s>>32 == tag && t.entry(uint32(s)-1).key.ID() == id {
+			return i, true
+		}
+	}
+}
 
 // get returns the entry of the event with ID id.
 func (t *eventTable) get(id events.ID) (memoryEvent, bool) {
-	i, ok := t.byPrefix[prefixOf(id)]
+	i, ok := t.find(id)
 	if !ok {
 		return memoryEvent{}, false
 	}
-	if ev := t.at(i); ev.key.ID() == id {
-		return ev, true
-	}
-	if i, ok = t.byID[id]; ok {
-		return t.at(i), true
-	}
-	return memoryEvent{}, false
+	return *t.entry(uint32(t.slots[i]) - 1), true
 }
 
 // add adds an entry for the event with key k and returns it for the
@@ -55,34 +87,44 @@ func (t *eventTable) get(id events.ID) (memoryEvent, bool) {
 // never moved.
 func (t *eventTable) add(k Key) *memoryEvent {
 	id := k.ID()
-	p := prefixOf(id)
-	i, taken := t.byPrefix[p]
-	if !taken {
-		i = t.push(memoryEvent{key: k})
-		t.byPrefix[p] = i
-		return t.entry(i)
-	}
-	if t.at(i).key.ID() == id {
+	i, found := t.find(id)
+	if found {
 		return nil
 	}
-	if _, ok := t.byID[id]; ok {
-		return nil
+	place := t.push(memoryEvent{key: k})
+	t.slots[i] = prefixOf(id)>>32<<32 | uint64(place+1)
+	if 2*uint64(t.n) > uint64(len(t.slots)) {
+		t.grow()
 	}
-	i = t.push(memoryEvent{key: k})
-	t.byID[id] = i
-	return t.entry(i)
+	return t.entry(place)
 }
 
-func (t *eventTable) entry(i uint32) *memoryEvent { return &t.entries[i/entryChunk][i%entryChunk] }
+// grow doubles the slots and places every entry again.
+func (t *eventTable) grow() {
+	t.slots = make([]uint64, 2*len(t.slots))
+	t.shift--
+	mask := uint64(len(t.slots) - 1)
+	for place := range t.n {
+		p := prefixOf(t.entry(place).key.ID())
+		i := t.home(p)
+		for t.slots[i] != 0 {
+			i = (i + 1) & mask
+		}
+		t.slots[i] = p>>32<<32 | uint64(place+1)
+	}
+}
+
+func (t *eventTable) entry(place uint32) *memoryEvent {
+	return &t.entries[place/entryChunk][place%entryChunk]
+}
 
 // push appends ev to the list and returns its place.
 func (t *eventTable) push(ev memoryEvent) uint32 {
-	n := len(t.entries)
-	if n == 0 || len(t.entries[n-1]) == entryChunk {
-		t.entries = append(t.entries, make([]memoryEvent, 0, entryChunk))
-		n++
+	if t.n%entryChunk == 0 {
+		t.entries = append(t.entries, make([]memoryEvent, entryChunk))
 	}
-	last := &t.entries[n-1]
-	*last = append(*last, ev)
-	return uint32((n-1)*entryChunk + len(*last) - 1)
+	place := t.n
+	*t.entry(place) = ev
+	t.n++
+	return place
 }

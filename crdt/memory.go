@@ -15,7 +15,9 @@ import (
 // found by ID through a compact table, and each index value's keys sit in a
 // sorted list, with no keys to format and no strings to compare.
 func NewMemory(opts Options) *Set {
-	return withBackend(newMemoryBackend(), opts, nil, make(map[uint64]int), make(map[uint64]int))
+	s := withBackend(newMemoryBackend(), opts, nil, make(map[uint64]int), make(map[uint64]int))
+	s.inMemory = true
+	return s
 }
 
 // memoryBackend keeps a set in maps and sorted key lists.
@@ -30,6 +32,14 @@ type memoryBackend struct {
 		// indexes[i] maps each value index i files events under (a trace
 		// ID, or the digest of a node or kind) to their keys.
 		indexes [3]map[indexValue]*keyList
+		// last[i] is the list index i filed its latest key in. Keys come
+		// in runs of one value — a node records its own events, a
+		// request's hops are recorded one after another — and a run
+		// skips the map.
+		last [3]struct {
+			v indexValue
+			l *keyList
+		}
 	}
 }
 
@@ -93,7 +103,7 @@ func (b *memoryBackend) write(_ context.Context, recs []record) error {
 		// event too.
 		ev := b.mu.events.add(r.key)
 		if ev == nil {
-			continue // a concurrent commit wrote it
+			continue // stored already
 		}
 		ev.slab, ev.off, ev.len = b.storeLocked(r.x.Wire())
 		b.insertLocked(ByNode, digestIndexValue(r.node), r.key)
@@ -125,12 +135,16 @@ func (b *memoryBackend) storeLocked(data []byte) (slab, off, length uint32) {
 //
 // REQUIRES: b.mu (write)
 func (b *memoryBackend) insertLocked(i Index, v indexValue, k Key) {
-	l := b.mu.indexes[i][v]
-	if l == nil {
-		l = new(keyList)
-		b.mu.indexes[i][v] = l
+	last := &b.mu.last[i]
+	if last.l == nil || last.v != v {
+		l := b.mu.indexes[i][v]
+		if l == nil {
+			l = new(keyList)
+			b.mu.indexes[i][v] = l
+		}
+		last.v, last.l = v, l
 	}
-	l.insert(k)
+	last.l.insert(k)
 }
 
 func (b *memoryBackend) event(_ context.Context, k Key) ([]byte, error) {

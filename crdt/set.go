@@ -23,13 +23,16 @@ type Options struct {
 // Set is a grow-only set of events persisted in a go-datastore (New) or held
 // in memory (NewMemory), with an in-memory ordered index of their keys.
 //
-// A Set is safe for concurrent use. Writers serialise on the index update,
-// after their batch has committed, and in a memory set on its write lock
-// too; readers see an event once its batch has committed. The Set does not own the datastore: Close leaves it
-// open.
+// A Set is safe for concurrent use. Writers to a datastore serialise on
+// the index update, after their batch has committed; writers to memory hold
+// the write lock for the whole commit. Readers see an event once its batch
+// has committed. The Set does not own the datastore: Close leaves it open.
 type Set struct {
 	store  backend
 	limits events.Limits
+	// inMemory is set when store is a memory backend: commits then run
+	// under mu alone (commitInMemory).
+	inMemory bool
 
 	mu struct {
 		sync.RWMutex
@@ -98,10 +101,6 @@ func (s *Set) Add(ctx context.Context, e events.Event) (bool, error) {
 // AddEncoded is Add for an encoded event. One encoded under the set's
 // limits is written as it is, without encoding or hashing it again.
 func (s *Set) AddEncoded(ctx context.Context, x events.Encoded) (bool, error) {
-	if err := s.use(); err != nil {
-		return false, err
-	}
-	defer s.inUse.Done()
 	rec, err := s.record(x)
 	if err != nil {
 		return false, fmt.Errorf("crdt: %w", err)
@@ -153,10 +152,6 @@ func (s *Set) MergeEncoded(ctx context.Context, batch []events.Encoded) (int, er
 }
 
 func (s *Set) mergeEncoded(ctx context.Context, batch []events.Encoded) ([]record, error) {
-	if err := s.use(); err != nil {
-		return nil, err
-	}
-	defer s.inUse.Done()
 	recs := make([]record, len(batch))
 	for i, x := range batch {
 		rec, err := s.record(x)
@@ -186,39 +181,64 @@ func (s *Set) record(x events.Encoded) (record, error) {
 // the ordered index and tells the watches. It returns the records that were
 // new, in key order. It reorders recs.
 func (s *Set) commit(ctx context.Context, recs []record) ([]record, error) {
-	fresh, err := s.unseen(recs)
-	if err != nil || len(fresh) == 0 {
+	commit := s.commitToStore
+	if s.inMemory {
+		commit = s.commitInMemory
+	}
+	added, err := commit(ctx, recs)
+	if err != nil {
 		return nil, err
 	}
-	if err := s.store.write(ctx, fresh); err != nil {
-		return nil, err
-	}
-
-	s.mu.Lock()
-	added := fresh[:0]
-	for _, r := range fresh {
-		// A concurrent commit may have added the same event meanwhile:
-		// only the first insert counts it, so each event is reported new
-		// once.
-		if s.mu.tree.Insert(keytree.Key(r.key)) {
-			s.mu.nodes[r.node]++
-			s.mu.kinds[r.kind]++
-			added = append(added, r)
-		}
-	}
-	s.mu.Unlock()
 	s.watches.publish(added)
 	return added, nil
 }
 
-// unseen returns the records the set does not hold, without duplicates,
-// sorted by key.
-func (s *Set) unseen(batch []record) ([]record, error) {
+// commitToStore writes to the datastore with no lock held, so that readers
+// and other writers go on meanwhile, and takes the write lock only to
+// update the ordered index.
+func (s *Set) commitToStore(ctx context.Context, recs []record) ([]record, error) {
+	if err := s.use(); err != nil {
+		return nil, err
+	}
+	defer s.inUse.Done()
 	s.mu.RLock()
-	defer s.mu.RUnlock()
+	fresh := s.unseenLocked(recs)
+	s.mu.RUnlock()
+	if len(fresh) == 0 {
+		return nil, nil
+	}
+	if err := s.store.write(ctx, fresh); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.indexLocked(fresh), nil
+}
+
+// commitInMemory does the whole commit under the write lock: a memory
+// backend writes in less time than it takes to hand the lock over to
+// another writer between the steps.
+func (s *Set) commitInMemory(ctx context.Context, recs []record) ([]record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.mu.closed {
 		return nil, ErrClosed
 	}
+	fresh := s.unseenLocked(recs)
+	if len(fresh) == 0 {
+		return nil, nil
+	}
+	if err := s.store.write(ctx, fresh); err != nil {
+		return nil, err
+	}
+	return s.indexLocked(fresh), nil
+}
+
+// unseenLocked returns the records the set does not hold, without
+// duplicates, sorted by key. It reorders batch.
+//
+// REQUIRES: s.mu (read)
+func (s *Set) unseenLocked(batch []record) []record {
 	fresh := batch[:0]
 	for _, r := range batch {
 		if !s.mu.tree.Has(keytree.Key(r.key)) {
@@ -226,7 +246,25 @@ func (s *Set) unseen(batch []record) ([]record, error) {
 		}
 	}
 	slices.SortFunc(fresh, func(a, b record) int { return a.key.Compare(b.key) })
-	return slices.CompactFunc(fresh, func(a, b record) bool { return a.key == b.key }), nil
+	return slices.CompactFunc(fresh, func(a, b record) bool { return a.key == b.key })
+}
+
+// indexLocked adds the written records to the ordered index and the counts
+// and returns those that were new. A concurrent commit to the store may
+// have added the same event meanwhile: only the first insert counts it, so
+// each event is reported new once.
+//
+// REQUIRES: s.mu (write)
+func (s *Set) indexLocked(written []record) []record {
+	added := written[:0]
+	for _, r := range written {
+		if s.mu.tree.Insert(keytree.Key(r.key)) {
+			s.mu.nodes[r.node]++
+			s.mu.kinds[r.kind]++
+			added = append(added, r)
+		}
+	}
+	return added
 }
 
 // Len returns the number of events in the set.
