@@ -18,10 +18,13 @@ import (
 // calls it from the datastore's listing, which must let fn read the
 // datastore meanwhile (memstore's and Pebble's do), so fn may use the set.
 type backend interface {
-	// write stores recs, sorted by key and new to the set, with their index
-	// entries: all of them or, on error, none. Readers see an event no
+	// write stores recs, sorted by key and without duplicates, with their
+	// index entries, and returns those that were new to it: all of them
+	// or, on error, none. A datastore backend takes recs to be new (the
+	// Set checks its ordered index first); the memory one, which writes
+	// under the Set's lock, skips those it holds. Readers see an event no
 	// later than its index entries.
-	write(ctx context.Context, recs []record) error
+	write(ctx context.Context, recs []record) ([]record, error)
 	// event returns the events.Marshal encoding of the event with key k,
 	// which the caller must not modify, or an error matching ErrNotFound.
 	event(ctx context.Context, k Key) ([]byte, error)

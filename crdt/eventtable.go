@@ -15,20 +15,22 @@ import (
 // it grows; a map from the ID's first 8 bytes to a place in the list costs
 // 16 bytes a slot and a hash of the key, though the key is already a
 // SHA-256 prefix. Here a slot is the place in the list with 32 bits of the
-// ID beside it, so that a probe rarely reads an entry that is not the one
-// sought, and the table mostly costs a single cache miss a lookup.
+// ID beside it, which pick the slot too: a probe rarely reads an entry
+// that is not the one sought, the table mostly costs one cache miss a
+// lookup, and it grows by reading its slots alone.
 //
-// Slots are chosen by a seeded hash of the ID's first 8 bytes: someone who
-// grinds IDs to share their leading bits cannot aim them at one run of
-// slots without knowing the seed. IDs whose first 8 bytes are equal probe
-// the same run and are told apart by their entries, so a collision costs a
-// probe, never a wrong answer.
+// Slots are chosen by a seeded hash of those 32 bits: someone who grinds
+// IDs to share their leading bits cannot aim them at one run of slots
+// without knowing the seed. IDs with equal bits probe the same run and are
+// told apart by their entries, so a collision costs a probe, never a wrong
+// answer.
 //
 // An eventTable is not safe for concurrent use.
 type eventTable struct {
 	// slots holds, for each event, tag<<32 | (place+1), where tag is bits
-	// 32–63 of the ID's first 8 bytes; 0 is an empty slot. Its length is a
-	// power of two, at least twice the number of events.
+	// 32–63 of the ID's first 8 bytes, read little-endian; 0 is an empty
+	// slot. Its length is a power of two, at least twice the number of
+	// events.
 	slots   []uint64
 	shift   uint   // 64 - log2(len(slots)): a hash's top bits pick a slot
 	seed    uint64 // odd
@@ -50,18 +52,18 @@ func newEventTable() eventTable {
 	}
 }
 
-func prefixOf(id events.ID) uint64 { return binary.LittleEndian.Uint64(id[:8]) }
+// tagOf returns the 32 bits of id a slot keeps.
+func tagOf(id events.ID) uint64 { return uint64(binary.LittleEndian.Uint32(id[4:8])) }
 
-// home returns the first slot a prefix probes: Fibonacci hashing of the
-// seeded prefix, whose top bits mix in every bit of it.
-func (t *eventTable) home(p uint64) uint64 { return ((p ^ t.seed) * 0x9e3779b97f4a7c15) >> t.shift }
+// home returns the first slot a tag probes: Fibonacci hashing of the
+// seeded tag, whose top bits mix in every bit of it.
+func (t *eventTable) home(tag uint64) uint64 { return ((tag ^ t.seed) * 0x9e3779b97f4a7c15) >> t.shift }
 
 // find returns the slot of id's entry, or the empty slot where it would go.
 func (t *eventTable) find(id events.ID) (slot uint64, found bool) {
-	p := prefixOf(id)
-	tag := p >> 32
+	tag := tagOf(id)
 	mask := uint64(len(t.slots) - 1)
-	for i := t.home(p); ; i = (i + 1) & mask {
+	for i := t.home(tag); ; i = (i + 1) & mask {
 		s := t.slots[i]
 		if s == 0 {
 			return i, false
@@ -92,7 +94,7 @@ func (t *eventTable) add(k Key) *memoryEvent {
 		return nil
 	}
 	place := t.push(memoryEvent{key: k})
-	t.slots[i] = prefixOf(id)>>32<<32 | uint64(place+1)
+	t.slots[i] = tagOf(id)<<32 | uint64(place+1)
 	if 2*uint64(t.n) > uint64(len(t.slots)) {
 		t.grow()
 	}
@@ -101,16 +103,19 @@ func (t *eventTable) add(k Key) *memoryEvent {
 
 // grow doubles the slots and places every entry again.
 func (t *eventTable) grow() {
-	t.slots = make([]uint64, 2*len(t.slots))
+	old := t.slots
+	t.slots = make([]uint64, 2*len(old))
 	t.shift--
 	mask := uint64(len(t.slots) - 1)
-	for place := range t.n {
-		p := prefixOf(t.entry(place).key.ID())
-		i := t.home(p)
+	for _, s := range old {
+		if s == 0 {
+			continue
+		}
+		i := t.home(s >> 32)
 		for t.slots[i] != 0 {
 			i = (i + 1) & mask
 		}
-		t.slots[i] = p>>32<<32 | uint64(place+1)
+		t.slots[i] = s
 	}
 }
 

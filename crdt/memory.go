@@ -95,9 +95,10 @@ func digestIndexValue(d uint64) indexValue {
 	return out
 }
 
-func (b *memoryBackend) write(_ context.Context, recs []record) error {
+func (b *memoryBackend) write(_ context.Context, recs []record) ([]record, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	written := recs[:0]
 	for _, r := range recs {
 		// The event first: a reader that finds an index entry finds the
 		// event too.
@@ -111,8 +112,9 @@ func (b *memoryBackend) write(_ context.Context, recs []record) error {
 		if trace := r.x.Event().Correlation; !trace.IsZero() {
 			b.insertLocked(ByCorrelation, indexValue(trace), r.key)
 		}
+		written = append(written, r)
 	}
-	return nil
+	return written, nil
 }
 
 // storeLocked copies an event's encoding into the slabs and returns where
