@@ -50,7 +50,7 @@ type Set struct {
 
 // New opens the set stored in ds, rebuilding the ordered index from it.
 func New(ctx context.Context, ds datastore.Batching, opts Options) (*Set, error) {
-	b := datastoreBackend{ds}
+	b := newDatastoreBackend(ds)
 	keys, nodes, kinds, err := b.load(ctx)
 	if err != nil {
 		return nil, err

@@ -195,6 +195,11 @@ func TestReopenRebuildsIndex(t *testing.T) {
 	if r.Fingerprint(All) != s.Fingerprint(All) {
 		t.Fatal("reopened set has a different fingerprint")
 	}
+	for _, e := range pool {
+		if got, err := r.Get(ctx, e.ID); err != nil || got.ID != e.ID {
+			t.Fatalf("Get(%v) after reopen = %v, %v", e.ID, got.ID, err)
+		}
+	}
 	for _, node := range g.Nodes() {
 		want := 0
 		for _, e := range pool {

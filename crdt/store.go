@@ -6,36 +6,41 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"iter"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/ipfs/go-datastore"
 	dsq "github.com/ipfs/go-datastore/query"
 
 	"github.com/scopemesh/scopemesh/crdt/internal/keytree"
 	"github.com/scopemesh/scopemesh/events"
+	"github.com/scopemesh/scopemesh/hlc"
 )
 
-// The datastore layout. Every event has two records and up to three index
+// The datastore layout. Every event has one record and up to three index
 // entries, all written in one batch:
 //
 //	/e/<key>             the event, events.Marshal encoding
-//	/i/<id>              its key, 44 bytes: for reads by ID
 //	/n/<node>/<key>      by origin node (every event: rebuilds the ordered index)
 //	/k/<kind>/<key>      by kind
 //	/c/<trace>/<key>     by correlation, for events that have one
 //
 // Events are stored under their key, not their ID, so that events close in
 // time — a trace's, a time range's — share storage blocks: a trace read
-// touches a block or two rather than one per event.
+// touches a block or two rather than one per event. An event is found by
+// its ID through a table in memory, rebuilt at open with the ordered index.
+// Stores written before kept an ID-to-key record, /i/<id>, besides: it
+// cost a quarter of the write work (a key in random order, which every
+// compaction rewrites), and it is no longer written or read.
 //
-// <id>, <key> and <trace> are lowercase hex, which keeps byte order, so an
-// index prefix lists its events in key order. <node> and <kind> are the
-// 16-digit hex of the value's digest: short keys compare fast, and no value
-// can put a '/' in a key.
+// <key> and <trace> are lowercase hex, which keeps byte order, so an index
+// prefix lists its events in key order. <node> and <kind> are the 16-digit
+// hex of the value's digest: short keys compare fast, and no value can put
+// a '/' in a key.
 const (
 	eventPrefix       = "/e/"
-	idPrefix          = "/i/"
 	nodePrefix        = "/n/"
 	kindPrefix        = "/k/"
 	correlationPrefix = "/c/"
@@ -44,9 +49,34 @@ const (
 // datastoreBackend keeps a set in a go-datastore, in the layout above.
 type datastoreBackend struct {
 	ds datastore.Batching
+
+	// ids files the time of each event by its ID: with the ID, that is
+	// its key. It finds candidates that share 32 bits of the ID, and the
+	// datastore tells which one is stored.
+	ids struct {
+		sync.RWMutex
+		t idTable[[hlc.EncodedLen]byte]
+	}
 }
 
-var _ backend = datastoreBackend{}
+var _ backend = (*datastoreBackend)(nil)
+
+func newDatastoreBackend(ds datastore.Batching) *datastoreBackend {
+	b := &datastoreBackend{ds: ds}
+	b.ids.t = newIDTable[[hlc.EncodedLen]byte]()
+	return b
+}
+
+// fileIDs adds keys to the ID table.
+func (b *datastoreBackend) fileIDs(keys iter.Seq[Key]) {
+	b.ids.Lock()
+	defer b.ids.Unlock()
+	for k := range keys {
+		id := k.ID()
+		_, free := b.ids.t.find(id, func(*[hlc.EncodedLen]byte) bool { return false })
+		*b.ids.t.insert(free, id) = [hlc.EncodedLen]byte(k[:hlc.EncodedLen])
+	}
+}
 
 // KeyLister is implemented by datastores that list keys under a prefix, in
 // order, faster than a go-datastore query (which hands over one result at a
@@ -60,10 +90,6 @@ type KeyLister interface {
 }
 
 func eventKey(k Key) datastore.Key { return datastore.RawKey(eventPrefix + k.String()) }
-
-func idKey(id events.ID) datastore.Key {
-	return datastore.RawKey(idPrefix + hex.EncodeToString(id[:]))
-}
 
 // digestSegment is the index segment of a node or kind with digest d.
 func digestSegment(d uint64) string {
@@ -117,7 +143,7 @@ func parseIndexEntry(s string) (segment string, k Key, err error) {
 	return s[j+1 : i], k, nil
 }
 
-func (b datastoreBackend) load(ctx context.Context) (keys []keytree.Key, nodes, kinds map[uint64]int, err error) {
+func (b *datastoreBackend) load(ctx context.Context) (keys []keytree.Key, nodes, kinds map[uint64]int, err error) {
 	byNode, err := b.loadIndex(ctx, nodePrefix)
 	if err != nil {
 		return nil, nil, nil, err
@@ -126,7 +152,15 @@ func (b datastoreBackend) load(ctx context.Context) (keys []keytree.Key, nodes, 
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	return byNode.sorted(), byNode.counts, byKind.counts, nil
+	keys = byNode.sorted()
+	b.fileIDs(func(yield func(Key) bool) {
+		for _, k := range keys {
+			if !yield(Key(k)) {
+				return
+			}
+		}
+	})
+	return keys, byNode.counts, byKind.counts, nil
 }
 
 // loadedIndex is one index as read at open: its event keys, in runs that
@@ -138,7 +172,7 @@ type loadedIndex struct {
 }
 
 // loadIndex reads every entry of an index.
-func (b datastoreBackend) loadIndex(ctx context.Context, prefix string) (*loadedIndex, error) {
+func (b *datastoreBackend) loadIndex(ctx context.Context, prefix string) (*loadedIndex, error) {
 	idx := &loadedIndex{counts: make(map[uint64]int)}
 	var last string
 	add := func(entry string) error {
@@ -204,16 +238,13 @@ func mergeRuns(dst, a, b []keytree.Key) {
 	copy(dst[copy(dst, a):], b)
 }
 
-func (b datastoreBackend) write(ctx context.Context, recs []record) ([]record, error) {
+func (b *datastoreBackend) write(ctx context.Context, recs []record) ([]record, error) {
 	batch, err := b.ds.Batch(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("crdt: starting a batch: %w", err)
 	}
 	for _, r := range recs {
 		if err := batch.Put(ctx, eventKey(r.key), r.x.Wire()); err != nil {
-			return nil, fmt.Errorf("crdt: writing event %v: %w", r.x.Event().ID, err)
-		}
-		if err := batch.Put(ctx, idKey(r.x.Event().ID), r.key[:]); err != nil {
 			return nil, fmt.Errorf("crdt: writing event %v: %w", r.x.Event().ID, err)
 		}
 		for _, ik := range indexEntries(r) {
@@ -225,10 +256,17 @@ func (b datastoreBackend) write(ctx context.Context, recs []record) ([]record, e
 	if err := batch.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("crdt: committing %d events: %w", len(recs), err)
 	}
+	b.fileIDs(func(yield func(Key) bool) {
+		for _, r := range recs {
+			if !yield(r.key) {
+				return
+			}
+		}
+	})
 	return recs, nil
 }
 
-func (b datastoreBackend) event(ctx context.Context, k Key) ([]byte, error) {
+func (b *datastoreBackend) event(ctx context.Context, k Key) ([]byte, error) {
 	data, err := b.ds.Get(ctx, eventKey(k))
 	if errors.Is(err, datastore.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %v", ErrNotFound, k.ID())
@@ -239,23 +277,30 @@ func (b datastoreBackend) event(ctx context.Context, k Key) ([]byte, error) {
 	return data, nil
 }
 
-func (b datastoreBackend) keyOf(ctx context.Context, id events.ID) (Key, error) {
-	data, err := b.ds.Get(ctx, idKey(id))
-	if errors.Is(err, datastore.ErrNotFound) {
-		return Key{}, fmt.Errorf("%w: %v", ErrNotFound, id)
+func (b *datastoreBackend) keyOf(ctx context.Context, id events.ID) (Key, error) {
+	var buf [2]Key
+	candidates := buf[:0]
+	b.ids.RLock()
+	b.ids.t.find(id, func(t *[hlc.EncodedLen]byte) bool {
+		candidates = append(candidates, Key(append(t[:], id[:]...)))
+		return false
+	})
+	b.ids.RUnlock()
+	for _, k := range candidates {
+		ok, err := b.ds.Has(ctx, eventKey(k))
+		if err != nil {
+			return Key{}, fmt.Errorf("crdt: looking up event %v: %w", id, err)
+		}
+		if ok {
+			return k, nil
+		}
 	}
-	if err != nil {
-		return Key{}, fmt.Errorf("crdt: looking up event %v: %w", id, err)
-	}
-	if len(data) != KeyLen || Key(data).ID() != id {
-		return Key{}, fmt.Errorf("%w: ID record of event %v", ErrCorrupt, id)
-	}
-	return Key(data), nil
+	return Key{}, fmt.Errorf("%w: %v", ErrNotFound, id)
 }
 
 // list reads the whole index prefix, from its start or its end: a
 // go-datastore listing cannot seek to r.
-func (b datastoreBackend) list(ctx context.Context, i Index, value string, _ Range, descending bool, fn func(Key) bool) error {
+func (b *datastoreBackend) list(ctx context.Context, i Index, value string, _ Range, descending bool, fn func(Key) bool) error {
 	prefix, err := indexPrefix(i, value)
 	if err != nil {
 		return err
@@ -275,7 +320,7 @@ func (b datastoreBackend) list(ctx context.Context, i Index, value string, _ Ran
 // listKeys calls fn with the keys under prefix, in order (reverse order if
 // descending), until fn returns false: through KeyLister if the datastore
 // has it, else with a go-datastore query.
-func (b datastoreBackend) listKeys(ctx context.Context, prefix string, descending bool, fn func(string) bool) error {
+func (b *datastoreBackend) listKeys(ctx context.Context, prefix string, descending bool, fn func(string) bool) error {
 	if kl, ok := b.ds.(KeyLister); ok {
 		return kl.ListKeys(ctx, prefix, descending, func(key []byte) bool { return fn(string(key)) })
 	}

@@ -1,6 +1,8 @@
 package crdt
 
 import (
+	"context"
+	"errors"
 	"testing"
 
 	"github.com/scopemesh/scopemesh/events"
@@ -46,5 +48,44 @@ func TestEventTablePrefixCollisions(t *testing.T) {
 	}
 	if int(tab.n) != groups*members || len(tab.slots) < 2*groups*members {
 		t.Fatalf("%d entries in %d slots, want %d in at least twice as many", tab.n, len(tab.slots), groups*members)
+	}
+}
+
+// TestDatastoreIDCollisions files IDs that share the 32 bits the ID table
+// keeps, only some of them stored, and checks that a datastore set finds
+// the key of each stored one and none of the others.
+func TestDatastoreIDCollisions(t *testing.T) {
+	ctx := context.Background()
+	ds := newMapStore()
+	b := newDatastoreBackend(ds)
+	key := func(i int) Key {
+		var id events.ID
+		id[4], id[5], id[6], id[7] = 1, 2, 3, 4 // the shared tag
+		id[8], id[9] = byte(i), byte(i>>8)
+		return MakeKey(hlc.Timestamp{Wall: int64(1000 + i)}, id)
+	}
+	const n = 600
+	b.fileIDs(func(yield func(Key) bool) {
+		for i := range n {
+			if !yield(key(i)) {
+				return
+			}
+		}
+	})
+	for i := 0; i < n; i += 3 { // every third is stored
+		if err := ds.Put(ctx, eventKey(key(i)), []byte{1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n + 1 {
+		k, err := b.keyOf(ctx, key(i).ID())
+		switch {
+		case i%3 == 0 && i < n:
+			if err != nil || k != key(i) {
+				t.Fatalf("keyOf of stored ID %d = %v, %v", i, k, err)
+			}
+		case !errors.Is(err, ErrNotFound):
+			t.Fatalf("keyOf of ID %d, not stored = %v, %v; want ErrNotFound", i, k, err)
+		}
 	}
 }
