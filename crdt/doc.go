@@ -46,9 +46,11 @@
 // go-datastore's query API cannot seek, so the set keeps every key in an
 // in-memory B+tree, rebuilt at New from the node index (one keys-only scan).
 // Inner nodes carry the count and the sum of the IDs below them, so a range's
-// count, its fingerprint and its k-th key cost O(log n). Secondary indexes
-// (by correlation, origin node and kind) live in the datastore, written in the
-// same batch as the event; a memory set keeps them as sorted key lists.
+// count, its fingerprint and its k-th key cost O(log n). Beside it, a table
+// in memory finds an event's key by its ID (about 30 bytes an event).
+// Secondary indexes (by correlation, origin node and kind) live in the
+// datastore, written in the same batch as the event; a memory set keeps
+// them as sorted key lists.
 //
 // # Cost per event
 //
@@ -56,7 +58,9 @@
 // decoded from a batch — and the set stores their wire form as it is: an
 // event is encoded and hashed once at its origin and hashed once more, on
 // decoding, at each receiver. Concurrent Adds on Pebble share write-ahead
-// log writes in Pebble's own commit pipeline.
+// log writes in Pebble's own commit pipeline. A memory set commits under one
+// lock, which a writer spins for briefly before it waits: the commit is
+// shorter than a goroutine's park and wake.
 //
 // # Hazards
 //
