@@ -96,7 +96,7 @@ func digestIndexValue(d uint64) indexValue {
 }
 
 func (b *memoryBackend) write(_ context.Context, recs []record) ([]record, error) {
-	b.mu.Lock()
+	lockSpinning(&b.mu.RWMutex)
 	defer b.mu.Unlock()
 	written := recs[:0]
 	for _, r := range recs {

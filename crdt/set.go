@@ -223,19 +223,19 @@ func (s *Set) commitToStore(ctx context.Context, recs []record) ([]record, error
 	return s.indexLocked(written), nil
 }
 
-// commitInMemory does the whole commit under the write lock: a memory
-// backend writes in less time than it takes to hand the lock over to
-// another writer between the steps, and it finds the events it holds
-// already by itself.
+// commitInMemory writes to the memory backend, then updates the ordered
+// index. Each step holds its own lock, for a microsecond or so, and spins
+// for it rather than wait in line (lockSpinning): while one writer updates
+// the index, the next writes its events.
 func (s *Set) commitInMemory(ctx context.Context, recs []record) ([]record, error) {
+	written, err := s.store.write(ctx, sortedUnique(recs))
+	if err != nil {
+		return nil, err
+	}
 	lockSpinning(&s.mu.RWMutex)
 	defer s.mu.Unlock()
 	if s.mu.closed {
 		return nil, ErrClosed
-	}
-	written, err := s.store.write(ctx, sortedUnique(recs))
-	if err != nil {
-		return nil, err
 	}
 	return s.indexLocked(written), nil
 }
