@@ -19,12 +19,11 @@ import (
 // datastore meanwhile (memstore's and Pebble's do), so fn may use the set.
 type backend interface {
 	// write stores recs, sorted by key and without duplicates, with their
-	// index entries, and returns those that were new to it: all of them
-	// or, on error, none. A datastore backend takes recs to be new (the
-	// Set checks its ordered index first); the memory one, which writes
-	// under the Set's lock, skips those it holds. Readers see an event no
-	// later than its index entries.
-	write(ctx context.Context, recs []record) ([]record, error)
+	// index entries: all of them or, on error, none. A datastore backend
+	// takes recs to be new (the Set checks its ordered index first); the
+	// memory one skips those it holds. Readers see an event no later than
+	// its index entries.
+	write(ctx context.Context, recs []record) error
 	// event returns the events.Marshal encoding of the event with key k,
 	// which the caller must not modify, or an error matching ErrNotFound.
 	event(ctx context.Context, k Key) ([]byte, error)

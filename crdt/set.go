@@ -214,22 +214,25 @@ func (s *Set) commitToStore(ctx context.Context, recs []record) ([]record, error
 	if len(fresh) == 0 {
 		return nil, nil
 	}
-	written, err := s.store.write(ctx, sortedUnique(fresh))
-	if err != nil {
+	fresh = sortedUnique(fresh)
+	if err := s.store.write(ctx, fresh); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.indexLocked(written), nil
+	return s.indexLocked(fresh), nil
 }
 
 // commitInMemory writes to the memory backend, then updates the ordered
 // index. Each step holds its own lock, for a microsecond or so, and spins
 // for it rather than wait in line (lockSpinning): while one writer updates
-// the index, the next writes its events.
+// the index, the next writes its events. Every record goes to the index,
+// not only those the backend found new: a writer whose event another one
+// wrote may reach the index first, and must not return before the event is
+// there. Whichever inserts it reports it new.
 func (s *Set) commitInMemory(ctx context.Context, recs []record) ([]record, error) {
-	written, err := s.store.write(ctx, sortedUnique(recs))
-	if err != nil {
+	recs = sortedUnique(recs)
+	if err := s.store.write(ctx, recs); err != nil {
 		return nil, err
 	}
 	lockSpinning(&s.mu.RWMutex)
@@ -237,7 +240,7 @@ func (s *Set) commitInMemory(ctx context.Context, recs []record) ([]record, erro
 	if s.mu.closed {
 		return nil, ErrClosed
 	}
-	return s.indexLocked(written), nil
+	return s.indexLocked(recs), nil
 }
 
 // sortedUnique sorts recs by key and drops duplicates, in place.

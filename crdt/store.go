@@ -238,23 +238,23 @@ func mergeRuns(dst, a, b []keytree.Key) {
 	copy(dst[copy(dst, a):], b)
 }
 
-func (b *datastoreBackend) write(ctx context.Context, recs []record) ([]record, error) {
+func (b *datastoreBackend) write(ctx context.Context, recs []record) error {
 	batch, err := b.ds.Batch(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("crdt: starting a batch: %w", err)
+		return fmt.Errorf("crdt: starting a batch: %w", err)
 	}
 	for _, r := range recs {
 		if err := batch.Put(ctx, eventKey(r.key), r.x.Wire()); err != nil {
-			return nil, fmt.Errorf("crdt: writing event %v: %w", r.x.Event().ID, err)
+			return fmt.Errorf("crdt: writing event %v: %w", r.x.Event().ID, err)
 		}
 		for _, ik := range indexEntries(r) {
 			if err := batch.Put(ctx, ik, nil); err != nil {
-				return nil, fmt.Errorf("crdt: writing index of event %v: %w", r.x.Event().ID, err)
+				return fmt.Errorf("crdt: writing index of event %v: %w", r.x.Event().ID, err)
 			}
 		}
 	}
 	if err := batch.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("crdt: committing %d events: %w", len(recs), err)
+		return fmt.Errorf("crdt: committing %d events: %w", len(recs), err)
 	}
 	b.fileIDs(func(yield func(Key) bool) {
 		for _, r := range recs {
@@ -263,7 +263,7 @@ func (b *datastoreBackend) write(ctx context.Context, recs []record) ([]record, 
 			}
 		}
 	})
-	return recs, nil
+	return nil
 }
 
 func (b *datastoreBackend) event(ctx context.Context, k Key) ([]byte, error) {
