@@ -122,7 +122,7 @@ func originKey(node string) (ed25519.PublicKey, error) {
 // once they would be accepted. It returns how many events were new here and
 // how many were held back.
 func (r *replica) merge(ctx context.Context, from lpeer.ID, xs []events.Encoded) (added, held int, err error) {
-	accepted := xs[:0:0]
+	accepted := make([]events.Encoded, 0, len(xs))
 	var wait int64 // until the last held-back event is within the offset
 	for _, x := range xs {
 		e := x.Event()
