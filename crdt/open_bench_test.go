@@ -32,4 +32,7 @@ func BenchmarkOpen(b *testing.B) {
 	}
 }
 
-var _ crdt.KeyLister = (*pebblestore.Store)(nil)
+var (
+	_ crdt.KeyLister   = (*pebblestore.Store)(nil)
+	_ crdt.BatchWriter = (*pebblestore.Store)(nil)
+)

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"sync/atomic"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ipfs/go-datastore"
 

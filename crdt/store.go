@@ -89,13 +89,25 @@ type KeyLister interface {
 	ListKeys(ctx context.Context, prefix string, reverse bool, fn func(key []byte) bool) error
 }
 
+// BatchWriter is implemented by datastores that commit a batch of byte
+// keys faster than a go-datastore Batch, which takes each key as a string
+// (a conversion and a copy each). A set writes through it when it can.
+type BatchWriter interface {
+	// WriteBatch commits, in one atomic batch, the records fill passes to
+	// put, or none of them if fill or the commit fails. put copies its
+	// arguments.
+	WriteBatch(ctx context.Context, fill func(put func(key, value []byte) error) error) error
+}
+
 func eventKey(k Key) datastore.Key { return datastore.RawKey(eventPrefix + k.String()) }
 
 // digestSegment is the index segment of a node or kind with digest d.
-func digestSegment(d uint64) string {
+func digestSegment(d uint64) string { return string(appendDigestSegment(nil, d)) }
+
+func appendDigestSegment(dst []byte, d uint64) []byte {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], d)
-	return hex.EncodeToString(b[:])
+	return hex.AppendEncode(dst, b[:])
 }
 
 // indexPrefix returns the datastore prefix, with its trailing '/', under
@@ -116,17 +128,36 @@ func indexPrefix(i Index, value string) (string, error) {
 	return "", fmt.Errorf("crdt: unknown index %v", i)
 }
 
-// indexEntries returns the index keys of r's event.
-func indexEntries(r record) []datastore.Key {
-	suffix := r.key.String()
-	keys := make([]datastore.Key, 0, 3)
-	keys = append(keys,
-		datastore.RawKey(nodePrefix+digestSegment(r.node)+"/"+suffix),
-		datastore.RawKey(kindPrefix+digestSegment(r.kind)+"/"+suffix))
-	if trace := r.x.Event().Correlation; !trace.IsZero() {
-		keys = append(keys, datastore.RawKey(correlationPrefix+trace.String()+"/"+suffix))
+// appendEntries passes put the datastore records of each of recs, the
+// event's and its index entries', building every key in one buffer.
+func appendEntries(recs []record, put func(key, value []byte) error) error {
+	var buf []byte
+	for _, r := range recs {
+		buf = append(buf[:0], eventPrefix...)
+		buf = hex.AppendEncode(buf, r.key[:])
+		if err := put(buf, r.x.Wire()); err != nil {
+			return fmt.Errorf("writing event %v: %w", r.x.Event().ID, err)
+		}
+		for i, v := range [...]uint64{r.node, r.kind} {
+			buf = append(buf[:0], [...]string{nodePrefix, kindPrefix}[i]...)
+			buf = appendDigestSegment(buf, v)
+			buf = append(buf, '/')
+			buf = hex.AppendEncode(buf, r.key[:])
+			if err := put(buf, nil); err != nil {
+				return fmt.Errorf("writing index of event %v: %w", r.x.Event().ID, err)
+			}
+		}
+		if trace := r.x.Event().Correlation; !trace.IsZero() {
+			buf = append(buf[:0], correlationPrefix...)
+			buf = hex.AppendEncode(buf, trace[:])
+			buf = append(buf, '/')
+			buf = hex.AppendEncode(buf, r.key[:])
+			if err := put(buf, nil); err != nil {
+				return fmt.Errorf("writing index of event %v: %w", r.x.Event().ID, err)
+			}
+		}
 	}
-	return keys
+	return nil
 }
 
 // parseIndexEntry splits an index key into its value segment (a digest or
@@ -239,21 +270,15 @@ func mergeRuns(dst, a, b []keytree.Key) {
 }
 
 func (b *datastoreBackend) write(ctx context.Context, recs []record) error {
-	batch, err := b.ds.Batch(ctx)
+	var err error
+	if w, ok := b.ds.(BatchWriter); ok {
+		err = w.WriteBatch(ctx, func(put func(key, value []byte) error) error {
+			return appendEntries(recs, put)
+		})
+	} else {
+		err = b.writeBatch(ctx, recs)
+	}
 	if err != nil {
-		return fmt.Errorf("crdt: starting a batch: %w", err)
-	}
-	for _, r := range recs {
-		if err := batch.Put(ctx, eventKey(r.key), r.x.Wire()); err != nil {
-			return fmt.Errorf("crdt: writing event %v: %w", r.x.Event().ID, err)
-		}
-		for _, ik := range indexEntries(r) {
-			if err := batch.Put(ctx, ik, nil); err != nil {
-				return fmt.Errorf("crdt: writing index of event %v: %w", r.x.Event().ID, err)
-			}
-		}
-	}
-	if err := batch.Commit(ctx); err != nil {
 		return fmt.Errorf("crdt: committing %d events: %w", len(recs), err)
 	}
 	b.fileIDs(func(yield func(Key) bool) {
@@ -264,6 +289,21 @@ func (b *datastoreBackend) write(ctx context.Context, recs []record) error {
 		}
 	})
 	return nil
+}
+
+// writeBatch writes recs through a go-datastore batch.
+func (b *datastoreBackend) writeBatch(ctx context.Context, recs []record) error {
+	batch, err := b.ds.Batch(ctx)
+	if err != nil {
+		return err
+	}
+	err = appendEntries(recs, func(key, value []byte) error {
+		return batch.Put(ctx, datastore.RawKey(string(key)), value)
+	})
+	if err != nil {
+		return err
+	}
+	return batch.Commit(ctx)
 }
 
 func (b *datastoreBackend) event(ctx context.Context, k Key) ([]byte, error) {

@@ -207,6 +207,18 @@ func (f *walFile) Close() error {
 	return errors.Join(err, f.File.Close())
 }
 
+// WriteBatch commits the records fill passes to put in one Pebble batch
+// (crdt.BatchWriter), with the commit's usual wait for the write-ahead
+// log: a go-datastore batch would convert every key from a string.
+func (s *Store) WriteBatch(ctx context.Context, fill func(put func(key, value []byte) error) error) error {
+	b := s.DB.NewBatch()
+	defer b.Close()
+	if err := fill(func(key, value []byte) error { return b.Set(key, value, nil) }); err != nil {
+		return err
+	}
+	return b.Commit(pebble.Sync)
+}
+
 // ListKeys calls fn with every key under prefix, in order (reverse order if
 // reverse), straight from a Pebble iterator (crdt.KeyLister): opening a set
 // reads millions of keys, and a trace query a handful, which a go-datastore
