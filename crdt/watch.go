@@ -36,6 +36,10 @@ func (e *GapError) Is(target error) bool { return target == ErrGap }
 type Watch struct {
 	set    *Set
 	notify chan struct{} // has a token when there is something to read
+	// node, when byNode, is the digest of the only origin whose events
+	// the Watch takes.
+	node   uint64
+	byNode bool
 
 	mu struct {
 		sync.Mutex
@@ -50,11 +54,22 @@ type Watch struct {
 
 // Watch returns a Watch with room for buffer events (DefaultWatchBuffer if
 // buffer ≤ 0). Close it when done.
-func (s *Set) Watch(buffer int) *Watch {
+func (s *Set) Watch(buffer int) *Watch { return s.watch(buffer, &Watch{}) }
+
+// WatchNode returns a Watch, as Watch does, of the events node originated.
+// Writers skip the others as they add them, so a node that publishes its
+// own events does not wake for every event it merges. An event of another
+// node whose name has the same 64-bit digest comes through too, very
+// rarely: the reader checks Event().Node.
+func (s *Set) WatchNode(buffer int, node string) *Watch {
+	return s.watch(buffer, &Watch{node: digest(node), byNode: true})
+}
+
+func (s *Set) watch(buffer int, w *Watch) *Watch {
 	if buffer <= 0 {
 		buffer = DefaultWatchBuffer
 	}
-	w := &Watch{set: s, notify: make(chan struct{}, 1)}
+	w.set, w.notify = s, make(chan struct{}, 1)
 	// The ring starts small and doubles as needed: a generous limit costs
 	// memory only when a reader actually falls that far behind.
 	w.mu.ring = make([]events.Encoded, min(buffer, 64))
@@ -128,8 +143,14 @@ func (w *Watch) wake() {
 // offer queues recs' events for the reader, or records them in the pending
 // gap.
 func (w *Watch) offer(recs []record) {
+	if !w.takesAny(recs) {
+		return // without taking the lock: a node merges far more than it records
+	}
 	w.mu.Lock()
 	for _, r := range recs {
+		if !w.takes(&r) {
+			continue
+		}
 		// While a gap is pending, later events join it rather than the
 		// buffer, so the reader sees the gap right after the events that
 		// came before it.
@@ -151,6 +172,19 @@ func (w *Watch) offer(recs []record) {
 	}
 	w.mu.Unlock()
 	w.wake()
+}
+
+// takes reports whether the Watch takes r's event.
+func (w *Watch) takes(r *record) bool { return !w.byNode || r.node == w.node }
+
+// takesAny reports whether the Watch takes any of recs' events.
+func (w *Watch) takesAny(recs []record) bool {
+	for i := range recs {
+		if w.takes(&recs[i]) {
+			return true
+		}
+	}
+	return false
 }
 
 // growLocked doubles the ring, up to its limit, keeping its order.

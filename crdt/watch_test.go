@@ -122,3 +122,54 @@ func TestWatchCloseUnblocksNext(t *testing.T) {
 		}
 	})
 }
+
+// TestWatchNodeTakesOneOrigin merges events of three nodes and checks that
+// a WatchNode delivers exactly those of its node, in the order added, and
+// that events of other nodes alone do not wake it.
+func TestWatchNodeTakesOneOrigin(t *testing.T) {
+	eachBackend(t, func(t *testing.T, open func(testing.TB) *Set) {
+		ctx := context.Background()
+		s := open(t)
+		g := fixture.New(11, 3)
+		node := g.Nodes()[1]
+		w := s.WatchNode(0, node)
+		defer w.Close()
+		added, err := s.Merge(ctx, g.Batch(300))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []events.ID
+		for _, e := range added {
+			if e.Node == node {
+				want = append(want, e.ID)
+			}
+		}
+		if len(want) == 0 || len(want) == len(added) {
+			t.Fatalf("%d of %d events are the node's: the test needs some of each", len(want), len(added))
+		}
+		for i, id := range want {
+			e, err := w.Next(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.ID != id {
+				t.Fatalf("event %d: got %v from %s, want %v", i, e.ID, e.Node, id)
+			}
+		}
+		for {
+			e := g.Next()
+			if e.Node == node {
+				continue
+			}
+			if _, err := s.Add(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+		defer cancel()
+		if e, err := w.Next(short); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Next after another node's event = %v from %s, %v; want a deadline error", e.ID, e.Node, err)
+		}
+	})
+}

@@ -122,7 +122,7 @@ func startGossip(ctx context.Context, h host.Host, g *gossip, topics []string) e
 		}
 		g.channels = append(g.channels, c)
 	}
-	g.watch = g.replica.set.Watch(watchBuffer)
+	g.watch = g.replica.set.WatchNode(watchBuffer, g.selfStr)
 	return nil
 }
 
