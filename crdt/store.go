@@ -67,14 +67,17 @@ func newDatastoreBackend(ds datastore.Batching) *datastoreBackend {
 	return b
 }
 
-// fileIDs adds keys to the ID table.
+// fileIDs adds keys to the ID table, once each: two commits of one event
+// may race past the ordered index's check and both write it.
 func (b *datastoreBackend) fileIDs(keys iter.Seq[Key]) {
 	b.ids.Lock()
 	defer b.ids.Unlock()
 	for k := range keys {
-		id := k.ID()
-		_, free := b.ids.t.find(id, func(*[hlc.EncodedLen]byte) bool { return false })
-		*b.ids.t.insert(free, id) = [hlc.EncodedLen]byte(k[:hlc.EncodedLen])
+		id, t := k.ID(), [hlc.EncodedLen]byte(k[:hlc.EncodedLen])
+		filed, free := b.ids.t.find(id, func(f *[hlc.EncodedLen]byte) bool { return *f == t })
+		if filed == nil {
+			*b.ids.t.insert(free, id) = t
+		}
 	}
 }
 
