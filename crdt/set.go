@@ -332,14 +332,18 @@ func (s *Set) getKey(ctx context.Context, k Key) (events.Event, error) {
 // faster and its 99th percentile falls from hundreds of microseconds to
 // about 15.
 func lockSpinning(mu *sync.RWMutex) {
-	if multicore {
+	if mu.TryLock() {
+		return
+	}
+	// On one processor the holder cannot run while a waiter spins.
+	if runtime.GOMAXPROCS(0) > 1 {
 		for range spinTries {
-			if mu.TryLock() {
-				return
-			}
 			var pause atomic.Int32
 			for range spinPause {
 				pause.Add(1)
+			}
+			if mu.TryLock() {
+				return
 			}
 		}
 	}
@@ -348,7 +352,3 @@ func lockSpinning(mu *sync.RWMutex) {
 
 // spinTries times spinPause atomic adds is about 10 µs of spinning here.
 const spinTries, spinPause = 50, 20
-
-// multicore is whether spinning can help: on one processor the holder of
-// the lock cannot run while a waiter spins.
-var multicore = runtime.NumCPU() > 1
