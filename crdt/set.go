@@ -25,15 +25,15 @@ type Options struct {
 // Set is a grow-only set of events persisted in a go-datastore (New) or held
 // in memory (NewMemory), with an in-memory ordered index of their keys.
 //
-// A Set is safe for concurrent use. Writers to a datastore serialise on
-// the index update, after their batch has committed; writers to memory hold
-// the write lock for the whole commit. Readers see an event once its batch
-// has committed. The Set does not own the datastore: Close leaves it open.
+// A Set is safe for concurrent use. Writers serialise on the ordered index
+// update, after their batch has committed. Readers see an event once its
+// batch has committed. The Set does not own the datastore: Close leaves it
+// open.
 type Set struct {
 	store  backend
 	limits events.Limits
-	// inMemory is set when store is a memory backend: commits then run
-	// under mu alone (commitInMemory).
+	// inMemory is set when store is a memory backend, whose writes are
+	// short enough to spin for (commitInMemory).
 	inMemory bool
 
 	mu struct {
