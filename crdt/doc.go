@@ -58,9 +58,10 @@
 // decoded from a batch — and the set stores their wire form as it is: an
 // event is encoded and hashed once at its origin and hashed once more, on
 // decoding, at each receiver. Concurrent Adds on Pebble share write-ahead
-// log writes in Pebble's own commit pipeline. A memory set commits under one
-// lock, which a writer spins for briefly before it waits: the commit is
-// shorter than a goroutine's park and wake.
+// log writes in Pebble's own commit pipeline. A memory set stores events
+// and updates its ordered index under a lock each, which a writer spins for
+// briefly before it waits: each step is shorter than a goroutine's park and
+// wake.
 //
 // # Hazards
 //

@@ -1,9 +1,8 @@
 package crdt
 
 import (
-	"encoding/binary"
+	"hash/maphash"
 	"math/bits"
-	"math/rand/v2"
 
 	"github.com/scopemesh/scopemesh/events"
 )
@@ -11,59 +10,84 @@ import (
 // idTable finds entries of type E by event ID. It is a hash table with
 // open addressing and linear probing over 8-byte slots, beside an
 // append-only list of entries. A Go map keyed by the 32-byte ID costs
-// 32 bytes a slot before the entry, hashes a key that is already a SHA-256
-// digest, and moves every slot each time it grows. Here a slot is an
-// entry's place in the list with 32 bits of its ID beside it, which pick
-// the slot too: a probe rarely reads an entry that is not the one sought,
-// a lookup mostly costs one cache miss, and the table grows by reading its
-// slots alone. Entries never move.
+// 32 bytes a slot before the entry and moves every slot each time it
+// grows. Here a slot is an entry's place in the list with a 32-bit tag of
+// its ID beside it, which picks the slot too: a probe rarely reads an entry
+// that is not the one sought, a lookup mostly costs one cache miss, and
+// the table grows by reading its slots alone. Entries never move.
 //
-// Slots are chosen by a seeded hash of those 32 bits: someone who grinds
-// IDs to share them cannot aim them at one run of slots without knowing
-// the seed. IDs with equal bits probe the same run and are told apart by
-// the caller's match, so a collision costs a probe, never a wrong answer.
+// The tag is a hash of the whole ID under a seed of the table's own, so
+// that nobody can grind IDs to share one: IDs are the hashes of content a
+// member chooses, and a run of IDs with one tag would make every probe of
+// it walk them all. Tags that are equal by chance are told apart by the
+// caller's match, so they cost a probe, never a wrong answer.
+//
+// The slots are split into idTableParts parts by the tag's top bits, each
+// growing on its own: a growth pauses the table's users for a part's
+// rehash, 1/idTableParts of the whole, where one table of millions of
+// slots would stop them for hundreds of milliseconds.
 //
 // An idTable is not safe for concurrent use.
 type idTable[E any] struct {
-	// slots holds, for each entry, tag<<32 | (place+1), where tag is
-	// bytes 4–7 of its ID read little-endian; 0 is an empty slot. Its
-	// length is a power of two, at least twice the number of entries.
-	slots   []uint64
-	shift   uint   // 64 - log2(len(slots)): a hash's top bits pick a slot
-	seed    uint64 // odd
+	parts   [idTableParts]idTablePart
+	seed    maphash.Seed
 	entries [][]E  // chunks of entryChunk
 	n       uint32 // entries in use
 }
 
+// idTablePart is one part of an idTable's slots.
+type idTablePart struct {
+	// slots holds, for each entry, tag<<32 | (place+1); 0 is an empty
+	// slot. Its length is a power of two, at least twice n.
+	slots []uint64
+	shift uint // 64 - log2(len(slots)): a hash's top bits pick a slot
+	n     uint32
+}
+
+// idTableParts is the number of parts of an idTable, picked by the top
+// bits of a tag.
+const (
+	idTablePartBits = 7
+	idTableParts    = 1 << idTablePartBits
+)
+
 // entryChunk is the number of entries in a chunk of the list.
 const entryChunk = 1 << 12
 
-// initialSlots is the size of an empty table's slots.
-const initialSlots = 1 << 10
+// initialPartSlots is the size of an empty part's slots.
+const initialPartSlots = 8
 
 func newIDTable[E any]() idTable[E] {
-	return idTable[E]{
-		slots: make([]uint64, initialSlots),
-		shift: uint(64 - bits.TrailingZeros(initialSlots)),
-		seed:  rand.Uint64() | 1,
+	t := idTable[E]{seed: maphash.MakeSeed()}
+	for i := range t.parts {
+		t.parts[i] = idTablePart{
+			slots: make([]uint64, initialPartSlots),
+			shift: uint(64 - bits.TrailingZeros(initialPartSlots)),
+		}
 	}
+	return t
 }
 
-// tagOf returns the 32 bits of id a slot keeps.
-func tagOf(id events.ID) uint64 { return uint64(binary.LittleEndian.Uint32(id[4:8])) }
+// tagOf returns the tag of id.
+func (t *idTable[E]) tagOf(id events.ID) uint64 {
+	return maphash.Bytes(t.seed, id[:]) >> 32
+}
 
-// home returns the first slot a tag probes: Fibonacci hashing of the
-// seeded tag, whose top bits mix in every bit of it.
-func (t *idTable[E]) home(tag uint64) uint64 { return ((tag ^ t.seed) * 0x9e3779b97f4a7c15) >> t.shift }
+func (t *idTable[E]) partOf(tag uint64) *idTablePart { return &t.parts[tag>>(32-idTablePartBits)] }
+
+// home returns the first slot of p a tag probes: Fibonacci hashing, whose
+// top bits mix in every bit of the tag.
+func (p *idTablePart) home(tag uint64) uint64 { return (tag * 0x9e3779b97f4a7c15) >> p.shift }
 
 // find calls match with the entries filed under id's tag, in probe order,
 // until it returns true, and returns that entry. Otherwise it returns nil
 // and the empty slot where an entry for id goes.
 func (t *idTable[E]) find(id events.ID, match func(*E) bool) (e *E, free uint64) {
-	tag := tagOf(id)
-	mask := uint64(len(t.slots) - 1)
-	for i := t.home(tag); ; i = (i + 1) & mask {
-		s := t.slots[i]
+	tag := t.tagOf(id)
+	p := t.partOf(tag)
+	mask := uint64(len(p.slots) - 1)
+	for i := p.home(tag); ; i = (i + 1) & mask {
+		s := p.slots[i]
 		if s == 0 {
 			return nil, i
 		}
@@ -84,28 +108,31 @@ func (t *idTable[E]) insert(free uint64, id events.ID) *E {
 	}
 	place := t.n
 	t.n++
-	t.slots[free] = tagOf(id)<<32 | uint64(place+1)
-	if 2*uint64(t.n) > uint64(len(t.slots)) {
-		t.grow()
+	tag := t.tagOf(id)
+	p := t.partOf(tag)
+	p.slots[free] = tag<<32 | uint64(place+1)
+	p.n++
+	if 2*uint64(p.n) > uint64(len(p.slots)) {
+		p.grow()
 	}
 	return t.entry(place)
 }
 
-// grow doubles the slots and files every entry again.
-func (t *idTable[E]) grow() {
-	old := t.slots
-	t.slots = make([]uint64, 2*len(old))
-	t.shift--
-	mask := uint64(len(t.slots) - 1)
+// grow doubles p's slots and files its entries again.
+func (p *idTablePart) grow() {
+	old := p.slots
+	p.slots = make([]uint64, 2*len(old))
+	p.shift--
+	mask := uint64(len(p.slots) - 1)
 	for _, s := range old {
 		if s == 0 {
 			continue
 		}
-		i := t.home(s >> 32)
-		for t.slots[i] != 0 {
+		i := p.home(s >> 32)
+		for p.slots[i] != 0 {
 			i = (i + 1) & mask
 		}
-		t.slots[i] = s
+		p.slots[i] = s
 	}
 }
 

@@ -15,13 +15,16 @@ import (
 // found by ID through a compact table, and each index value's keys sit in a
 // sorted list, with no keys to format and no strings to compare.
 func NewMemory(opts Options) *Set {
-	s := withBackend(newMemoryBackend(), opts, nil, make(map[uint64]int), make(map[uint64]int))
-	s.inMemory = true
+	spin := spinWorthwhile()
+	s := withBackend(newMemoryBackend(spin), opts, nil, make(map[uint64]int), make(map[uint64]int))
+	s.inMemory, s.spin = true, spin
 	return s
 }
 
 // memoryBackend keeps a set in maps and sorted key lists.
 type memoryBackend struct {
+	spin bool // whether write spins for the lock (lockSpinning)
+
 	mu struct {
 		sync.RWMutex
 		events eventTable
@@ -66,8 +69,8 @@ type indexValue [16]byte
 // without the lock held, so that fn may read the set.
 const memoryChunk = 256
 
-func newMemoryBackend() *memoryBackend {
-	b := &memoryBackend{}
+func newMemoryBackend(spin bool) *memoryBackend {
+	b := &memoryBackend{spin: spin}
 	b.mu.events = newEventTable()
 	for i := range b.mu.indexes {
 		b.mu.indexes[i] = make(map[indexValue]*keyList)
@@ -96,7 +99,7 @@ func digestIndexValue(d uint64) indexValue {
 }
 
 func (b *memoryBackend) write(_ context.Context, recs []record) error {
-	lockSpinning(&b.mu.RWMutex)
+	lockSpinning(&b.mu.RWMutex, b.spin)
 	defer b.mu.Unlock()
 	for _, r := range recs {
 		// The event first: a reader that finds an index entry finds the

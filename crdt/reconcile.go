@@ -185,7 +185,7 @@ func newReconciler(read func(func(rankedKeys) error) error, opts ReconcileOption
 func (s *Set) readKeys(fn func(rankedKeys) error) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.mu.closed {
+	if s.closed.Load() {
 		return ErrClosed
 	}
 	return fn(treeKeys{s.mu.tree})

@@ -65,7 +65,7 @@ func (s *Set) Scan(ctx context.Context, r Range, descending bool, fn func(events
 func (s *Set) nextKeys(r Range, descending bool) ([]Key, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.mu.closed {
+	if s.closed.Load() {
 		return nil, ErrClosed
 	}
 	lo, hi := s.ranksLocked(r)

@@ -33,15 +33,17 @@ type Set struct {
 	store  backend
 	limits events.Limits
 	// inMemory is set when store is a memory backend, whose writes are
-	// short enough to spin for (commitInMemory).
-	inMemory bool
+	// short enough to spin for (commitInMemory) when spin is set too.
+	inMemory, spin bool
+	// closed is set by Close, under mu: writers check it before they do
+	// anything, without a lock.
+	closed atomic.Bool
 
 	mu struct {
 		sync.RWMutex
-		tree   *keytree.Tree
-		nodes  map[uint64]int // events per origin node, by digest
-		kinds  map[uint64]int // events per kind, by digest
-		closed bool
+		tree  *keytree.Tree
+		nodes map[uint64]int // events per origin node, by digest
+		kinds map[uint64]int // events per kind, by digest
 	}
 
 	watches watchList
@@ -71,7 +73,7 @@ func withBackend(store backend, opts Options, keys []keytree.Key, nodes, kinds m
 // Close returns, the set no longer touches it, so its owner may.
 func (s *Set) Close() error {
 	s.mu.Lock()
-	s.mu.closed = true
+	s.closed.Store(true)
 	s.mu.Unlock()
 	s.watches.closeAll()
 	s.inUse.Wait()
@@ -83,7 +85,7 @@ func (s *Set) Close() error {
 func (s *Set) use() error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.mu.closed {
+	if s.closed.Load() {
 		return ErrClosed
 	}
 	s.inUse.Add(1)
@@ -103,6 +105,9 @@ func (s *Set) Add(ctx context.Context, e events.Event) (bool, error) {
 // AddEncoded is Add for an encoded event. One encoded under the set's
 // limits is written as it is, without encoding or hashing it again.
 func (s *Set) AddEncoded(ctx context.Context, x events.Encoded) (bool, error) {
+	if s.closed.Load() {
+		return false, ErrClosed
+	}
 	rec, err := s.record(x)
 	if err != nil {
 		return false, fmt.Errorf("crdt: %w", err)
@@ -154,6 +159,9 @@ func (s *Set) MergeEncoded(ctx context.Context, batch []events.Encoded) (int, er
 }
 
 func (s *Set) mergeEncoded(ctx context.Context, batch []events.Encoded) ([]record, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
 	recs := make([]record, len(batch))
 	for i, x := range batch {
 		rec, err := s.record(x)
@@ -179,9 +187,9 @@ func (s *Set) record(x events.Encoded) (record, error) {
 	return record{x, KeyOf(e), digest(e.Node), digest(e.Kind)}, nil
 }
 
-// commit writes the records the set does not hold yet, then adds them to
-// the ordered index and tells the watches. It returns the records that were
-// new, in key order. It reorders recs.
+// commit stores the records, adds them to the ordered index and tells the
+// watches. It returns the records that were new, in key order. It reorders
+// recs.
 func (s *Set) commit(ctx context.Context, recs []record) ([]record, error) {
 	commit := s.commitToStore
 	if s.inMemory {
@@ -203,18 +211,10 @@ func (s *Set) commitToStore(ctx context.Context, recs []record) ([]record, error
 		return nil, err
 	}
 	defer s.inUse.Done()
-	s.mu.RLock()
-	fresh := recs[:0]
-	for _, r := range recs {
-		if !s.mu.tree.Has(keytree.Key(r.key)) {
-			fresh = append(fresh, r)
-		}
-	}
-	s.mu.RUnlock()
+	fresh := s.unseen(recs)
 	if len(fresh) == 0 {
 		return nil, nil
 	}
-	fresh = sortedUnique(fresh)
 	if err := s.store.write(ctx, fresh); err != nil {
 		return nil, err
 	}
@@ -231,16 +231,37 @@ func (s *Set) commitToStore(ctx context.Context, recs []record) ([]record, error
 // wrote may reach the index first, and must not return before the event is
 // there. Whichever inserts it reports it new.
 func (s *Set) commitInMemory(ctx context.Context, recs []record) ([]record, error) {
-	recs = sortedUnique(recs)
+	if len(recs) > 1 {
+		// A merged batch often repeats events the set holds (gossip and
+		// sync deliver some twice): the read lock finds them, and takes
+		// no write lock for them.
+		recs = s.unseen(recs)
+	} else {
+		recs = sortedUnique(recs)
+	}
+	if len(recs) == 0 {
+		return nil, nil
+	}
 	if err := s.store.write(ctx, recs); err != nil {
 		return nil, err
 	}
-	lockSpinning(&s.mu.RWMutex)
+	lockSpinning(&s.mu.RWMutex, s.spin)
 	defer s.mu.Unlock()
-	if s.mu.closed {
-		return nil, ErrClosed
-	}
 	return s.indexLocked(recs), nil
+}
+
+// unseen returns the records of recs the ordered index does not hold, sorted
+// by key and without duplicates. It reorders recs.
+func (s *Set) unseen(recs []record) []record {
+	s.mu.RLock()
+	fresh := recs[:0]
+	for _, r := range recs {
+		if !s.mu.tree.Has(keytree.Key(r.key)) {
+			fresh = append(fresh, r)
+		}
+	}
+	s.mu.RUnlock()
+	return sortedUnique(fresh)
 }
 
 // sortedUnique sorts recs by key and drops duplicates, in place.
@@ -331,24 +352,25 @@ func (s *Set) getKey(ctx context.Context, k Key) (events.Event, error) {
 // next event: with 8 callers on 2 processors, Record runs about a third
 // faster and its 99th percentile falls from hundreds of microseconds to
 // about 15.
-func lockSpinning(mu *sync.RWMutex) {
-	if mu.TryLock() {
-		return
-	}
-	// On one processor the holder cannot run while a waiter spins.
-	if runtime.GOMAXPROCS(0) > 1 {
+func lockSpinning(mu *sync.RWMutex, spin bool) {
+	if spin {
 		for range spinTries {
+			if mu.TryLock() {
+				return
+			}
 			var pause atomic.Int32
 			for range spinPause {
 				pause.Add(1)
-			}
-			if mu.TryLock() {
-				return
 			}
 		}
 	}
 	mu.Lock()
 }
+
+// spinWorthwhile reports whether spinning for a lock can help: on one
+// processor the holder cannot run while a waiter spins. A set decides it
+// when it is made (GOMAXPROCS takes the scheduler's lock).
+func spinWorthwhile() bool { return runtime.GOMAXPROCS(0) > 1 }
 
 // spinTries times spinPause atomic adds is about 10 µs of spinning here.
 const spinTries, spinPause = 50, 20

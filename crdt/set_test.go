@@ -393,3 +393,33 @@ func TestSetReadsBackUnderItsOwnLimits(t *testing.T) {
 		})
 	}
 }
+
+// TestWritesAfterCloseChangeNothing checks on both backends that Add,
+// AddEncoded and Merge after Close return ErrClosed and store nothing;
+// AddEncoded says so before it checks the event.
+func TestWritesAfterCloseChangeNothing(t *testing.T) {
+	eachBackend(t, func(t *testing.T, open func(testing.TB) *Set) {
+		ctx := context.Background()
+		s := open(t)
+		g := fixture.New(12, 2)
+		if _, err := s.Merge(ctx, g.Batch(10)); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		if _, err := s.Add(ctx, g.Next()); !errors.Is(err, ErrClosed) {
+			t.Fatalf("Add after Close = %v, want ErrClosed", err)
+		}
+		if _, err := s.Merge(ctx, g.Batch(5)); !errors.Is(err, ErrClosed) {
+			t.Fatalf("Merge after Close = %v, want ErrClosed", err)
+		}
+		if _, err := s.AddEncoded(ctx, events.Encoded{}); !errors.Is(err, ErrClosed) {
+			t.Fatalf("AddEncoded of an unchecked event after Close = %v, want ErrClosed", err)
+		}
+		if n := s.Len(); n != 10 {
+			t.Fatalf("Len after writes to a closed set = %d, want 10", n)
+		}
+		if mem, ok := s.store.(*memoryBackend); ok && mem.mu.events.n != 10 {
+			t.Fatalf("the memory backend holds %d events, want 10", mem.mu.events.n)
+		}
+	})
+}

@@ -33,7 +33,8 @@ import (
 // its ID through a table in memory, rebuilt at open with the ordered index.
 // Stores written before kept an ID-to-key record, /i/<id>, besides: it
 // cost a quarter of the write work (a key in random order, which every
-// compaction rewrites), and it is no longer written or read.
+// compaction rewrites), and it is no longer written or read. Versions that
+// read it cannot find, by ID, events written without it.
 //
 // <key> and <trace> are lowercase hex, which keeps byte order, so an index
 // prefix lists its events in key order. <node> and <kind> are the 16-digit

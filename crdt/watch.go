@@ -13,7 +13,8 @@ const DefaultWatchBuffer = 4096
 
 // GapError reports events a Watch dropped because its reader fell behind.
 // Every dropped event has a key at or after From, so the reader recovers by
-// scanning the set from From (it may see again some events it already had).
+// scanning the set from From (it may see again some events it already had)
+// or, for a WatchNode, the node's index from From.
 type GapError struct {
 	From    Key // the smallest key among the dropped events
 	Dropped int // how many events were dropped
@@ -26,8 +27,8 @@ func (e *GapError) Error() string {
 // Is makes errors.Is(err, ErrGap) true for a *GapError.
 func (e *GapError) Is(target error) bool { return target == ErrGap }
 
-// Watch delivers every event newly added to a set, local or merged, in the
-// order they were added. Its buffer is bounded: writers never wait for a
+// Watch delivers every event newly added to a set, local or merged (or,
+// made by WatchNode, those of one origin), in the order they were added. Its buffer is bounded: writers never wait for a
 // reader. When the buffer is full, the Watch drops new events and, once the
 // reader has taken the events buffered before them, Next returns a
 // *GapError saying where to re-read from; delivery then resumes.

@@ -19,6 +19,11 @@ import (
 // default: a machine crash loses at most about this much acknowledged data.
 const DefaultSyncInterval = 100 * time.Millisecond
 
+// writeOptions is how every commit is made, through go-ds-pebble or
+// WriteBatch: synced, which with the write-ahead log files of Open (walFS)
+// waits for the operating system, not the disk.
+var writeOptions = pebble.Sync
+
 // cacheSize is Pebble's block cache. Its default, 8 MiB, holds a sliver of
 // a store of millions of events; 64 MiB keeps the recent ones (what traces
 // and syncs mostly read) and the indexes' upper levels.
@@ -61,7 +66,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		s.wal = &walFS{FS: vfs.Default, open: map[*walFile]struct{}{}}
 		popts.FS = s.wal
 	}
-	ds, err := pebbleds.NewDatastore(dir, pebbleds.WithPebbleOpts(popts), pebbleds.WithPebbleWriteOptions(pebble.Sync), pebbleds.WithCacheSize(cacheSize))
+	ds, err := pebbleds.NewDatastore(dir, pebbleds.WithPebbleOpts(popts), pebbleds.WithPebbleWriteOptions(writeOptions), pebbleds.WithCacheSize(cacheSize))
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +221,7 @@ func (s *Store) WriteBatch(ctx context.Context, fill func(put func(key, value []
 	if err := fill(func(key, value []byte) error { return b.Set(key, value, nil) }); err != nil {
 		return err
 	}
-	return b.Commit(pebble.Sync)
+	return b.Commit(writeOptions)
 }
 
 // ListKeys calls fn with every key under prefix, in order (reverse order if
