@@ -47,7 +47,9 @@
 // in-memory B+tree, rebuilt at New from the node index (one keys-only scan).
 // Inner nodes carry the count and the sum of the IDs below them, so a range's
 // count, its fingerprint and its k-th key cost O(log n). Beside it, a table
-// in memory finds an event's key by its ID (28 to 44 bytes an event).
+// in memory finds an event's key by its ID (a 12-byte entry and, as the
+// table is kept between a quarter and half full, 16 to 32 bytes of slots an
+// event).
 // Secondary indexes (by correlation, origin node and kind) live in the
 // datastore, written in the same batch as the event; a memory set keeps
 // them as sorted key lists.

@@ -15,15 +15,14 @@ import (
 // found by ID through a compact table, and each index value's keys sit in a
 // sorted list, with no keys to format and no strings to compare.
 func NewMemory(opts Options) *Set {
-	spin := spinWorthwhile()
-	s := withBackend(newMemoryBackend(spin), opts, nil, make(map[uint64]int), make(map[uint64]int))
-	s.inMemory, s.spin = true, spin
-	return s
+	return withBackend(newMemoryBackend(spinWorthwhile()), opts, nil, make(map[uint64]int), make(map[uint64]int))
 }
 
 // memoryBackend keeps a set in maps and sorted key lists.
 type memoryBackend struct {
-	spin bool // whether write spins for the lock (lockSpinning)
+	// spin is whether writers to the backend, and to its set's ordered
+	// index, spin for their locks (lockSpinning).
+	spin bool
 
 	mu struct {
 		sync.RWMutex

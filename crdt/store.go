@@ -103,15 +103,24 @@ type BatchWriter interface {
 	WriteBatch(ctx context.Context, fill func(put func(key, value []byte) error) error) error
 }
 
-func eventKey(k Key) datastore.Key { return datastore.RawKey(eventPrefix + k.String()) }
+func eventKey(k Key) datastore.Key { return datastore.RawKey(string(appendEventKey(nil, k))) }
 
-// digestSegment is the index segment of a node or kind with digest d.
-func digestSegment(d uint64) string { return string(appendDigestSegment(nil, d)) }
+func appendEventKey(dst []byte, k Key) []byte {
+	return hex.AppendEncode(append(dst, eventPrefix...), k[:])
+}
 
-func appendDigestSegment(dst []byte, d uint64) []byte {
+// appendDigestPrefix appends the prefix, with its trailing '/', under
+// which the node or kind index (by prefix) lists the values with digest d.
+func appendDigestPrefix(dst []byte, prefix string, d uint64) []byte {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], d)
-	return hex.AppendEncode(dst, b[:])
+	return append(hex.AppendEncode(append(dst, prefix...), b[:]), '/')
+}
+
+// appendTracePrefix appends the prefix, with its trailing '/', under which
+// the correlation index lists trace t.
+func appendTracePrefix(dst []byte, t events.TraceID) []byte {
+	return append(hex.AppendEncode(append(dst, correlationPrefix...), t[:]), '/')
 }
 
 // indexPrefix returns the datastore prefix, with its trailing '/', under
@@ -123,11 +132,11 @@ func indexPrefix(i Index, value string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		return correlationPrefix + t.String() + "/", nil
+		return string(appendTracePrefix(nil, t)), nil
 	case ByNode:
-		return nodePrefix + digestSegment(digest(value)) + "/", nil
+		return string(appendDigestPrefix(nil, nodePrefix, digest(value))), nil
 	case ByKind:
-		return kindPrefix + digestSegment(digest(value)) + "/", nil
+		return string(appendDigestPrefix(nil, kindPrefix, digest(value))), nil
 	}
 	return "", fmt.Errorf("crdt: unknown index %v", i)
 }
@@ -137,27 +146,28 @@ func indexPrefix(i Index, value string) (string, error) {
 func appendEntries(recs []record, put func(key, value []byte) error) error {
 	var buf []byte
 	for _, r := range recs {
-		buf = append(buf[:0], eventPrefix...)
-		buf = hex.AppendEncode(buf, r.key[:])
+		buf = appendEventKey(buf[:0], r.key)
 		if err := put(buf, r.x.Wire()); err != nil {
 			return fmt.Errorf("writing event %v: %w", r.x.Event().ID, err)
 		}
-		for i, v := range [...]uint64{r.node, r.kind} {
-			buf = append(buf[:0], [...]string{nodePrefix, kindPrefix}[i]...)
-			buf = appendDigestSegment(buf, v)
-			buf = append(buf, '/')
-			buf = hex.AppendEncode(buf, r.key[:])
+		// entry writes the index entry of the event under prefix, which
+		// is built in buf.
+		entry := func(prefix []byte) error {
+			buf = hex.AppendEncode(prefix, r.key[:])
 			if err := put(buf, nil); err != nil {
 				return fmt.Errorf("writing index of event %v: %w", r.x.Event().ID, err)
 			}
+			return nil
+		}
+		if err := entry(appendDigestPrefix(buf[:0], nodePrefix, r.node)); err != nil {
+			return err
+		}
+		if err := entry(appendDigestPrefix(buf[:0], kindPrefix, r.kind)); err != nil {
+			return err
 		}
 		if trace := r.x.Event().Correlation; !trace.IsZero() {
-			buf = append(buf[:0], correlationPrefix...)
-			buf = hex.AppendEncode(buf, trace[:])
-			buf = append(buf, '/')
-			buf = hex.AppendEncode(buf, r.key[:])
-			if err := put(buf, nil); err != nil {
-				return fmt.Errorf("writing index of event %v: %w", r.x.Event().ID, err)
+			if err := entry(appendTracePrefix(buf[:0], trace)); err != nil {
+				return err
 			}
 		}
 	}

@@ -125,7 +125,7 @@ func TestWatchCloseUnblocksNext(t *testing.T) {
 
 // TestWatchNodeTakesOneOrigin merges events of three nodes and checks that
 // a WatchNode delivers exactly those of its node, in the order added, and
-// that events of other nodes alone do not wake it.
+// that a later event of another node is not delivered.
 func TestWatchNodeTakesOneOrigin(t *testing.T) {
 	eachBackend(t, func(t *testing.T, open func(testing.TB) *Set) {
 		ctx := context.Background()
