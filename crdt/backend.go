@@ -47,6 +47,9 @@ type record struct {
 	node, kind uint64
 }
 
+// trace returns the record's correlation (trace) ID, zero if it has none.
+func (r *record) trace() events.TraceID { return r.x.Event().Correlation }
+
 // Index names a secondary index of the set.
 type Index int
 

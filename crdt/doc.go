@@ -59,8 +59,10 @@
 // Events arrive as events.Encoded wherever they can — sealed by Record,
 // decoded from a batch — and the set stores their wire form as it is: an
 // event is encoded and hashed once at its origin and hashed once more, on
-// decoding, at each receiver. Concurrent Adds on Pebble share write-ahead
-// log writes in Pebble's own commit pipeline. A memory set stores events
+// decoding, at each receiver. Concurrent writes to a datastore share
+// commits: a writer leads a group of those that arrived meanwhile, whose
+// batch goes in key order to spare Pebble's memtable most of its search
+// (groupcommit.go). A memory set stores events
 // and updates its ordered index under a lock each, which a writer spins for
 // briefly before it waits: each step is shorter than a goroutine's park and
 // wake.

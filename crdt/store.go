@@ -1,12 +1,15 @@
 package crdt
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,7 +52,8 @@ const (
 
 // datastoreBackend keeps a set in a go-datastore, in the layout above.
 type datastoreBackend struct {
-	ds datastore.Batching
+	ds    datastore.Batching
+	group groupCommit // concurrent writes share a commit
 
 	// ids files the time of each event by its ID: with the ID, that is
 	// its key. It finds candidates that share 32 bits of the ID, and the
@@ -142,33 +146,54 @@ func indexPrefix(i Index, value string) (string, error) {
 }
 
 // appendEntries passes put the datastore records of each of recs, the
-// event's and its index entries', building every key in one buffer.
+// event's and its index entries', building every key in one buffer. Each
+// kind of record goes in key order — the correlation entries by trace,
+// the kind and node entries by value, then the events — because Pebble
+// inserts a batch's keys into its memtable one after another, and a key
+// just after the last one skips most of the search from the top. It
+// leaves recs sorted by key.
 func appendEntries(recs []record, put func(key, value []byte) error) error {
 	var buf []byte
+	// entries writes the index entry of each of recs under the prefix
+	// that prefix appends, if it files the record.
+	entries := func(prefix func(dst []byte, r *record) ([]byte, bool)) error {
+		for i := range recs {
+			r := &recs[i]
+			var filed bool
+			if buf, filed = prefix(buf[:0], r); !filed {
+				continue
+			}
+			buf = hex.AppendEncode(buf, r.key[:])
+			if err := put(buf, nil); err != nil {
+				return fmt.Errorf("writing index of event %v: %w", r.x.Event().ID, err)
+			}
+		}
+		return nil
+	}
+	slices.SortFunc(recs, func(a, b record) int {
+		ta, tb := a.trace(), b.trace()
+		return cmp.Or(bytes.Compare(ta[:], tb[:]), a.key.Compare(b.key))
+	})
+	err := entries(func(dst []byte, r *record) ([]byte, bool) {
+		trace := r.trace()
+		return appendTracePrefix(dst, trace), !trace.IsZero()
+	})
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(recs, func(a, b record) int { return cmp.Or(cmp.Compare(a.kind, b.kind), a.key.Compare(b.key)) })
+	if err := entries(func(dst []byte, r *record) ([]byte, bool) { return appendDigestPrefix(dst, kindPrefix, r.kind), true }); err != nil {
+		return err
+	}
+	slices.SortFunc(recs, func(a, b record) int { return cmp.Or(cmp.Compare(a.node, b.node), a.key.Compare(b.key)) })
+	if err := entries(func(dst []byte, r *record) ([]byte, bool) { return appendDigestPrefix(dst, nodePrefix, r.node), true }); err != nil {
+		return err
+	}
+	slices.SortFunc(recs, func(a, b record) int { return a.key.Compare(b.key) })
 	for _, r := range recs {
 		buf = appendEventKey(buf[:0], r.key)
 		if err := put(buf, r.x.Wire()); err != nil {
 			return fmt.Errorf("writing event %v: %w", r.x.Event().ID, err)
-		}
-		// entry writes the index entry of the event under prefix, which
-		// is built in buf.
-		entry := func(prefix []byte) error {
-			buf = hex.AppendEncode(prefix, r.key[:])
-			if err := put(buf, nil); err != nil {
-				return fmt.Errorf("writing index of event %v: %w", r.x.Event().ID, err)
-			}
-			return nil
-		}
-		if err := entry(appendDigestPrefix(buf[:0], nodePrefix, r.node)); err != nil {
-			return err
-		}
-		if err := entry(appendDigestPrefix(buf[:0], kindPrefix, r.kind)); err != nil {
-			return err
-		}
-		if trace := r.x.Event().Correlation; !trace.IsZero() {
-			if err := entry(appendTracePrefix(buf[:0], trace)); err != nil {
-				return err
-			}
 		}
 	}
 	return nil
@@ -284,25 +309,30 @@ func mergeRuns(dst, a, b []keytree.Key) {
 }
 
 func (b *datastoreBackend) write(ctx context.Context, recs []record) error {
-	var err error
-	if w, ok := b.ds.(BatchWriter); ok {
-		err = w.WriteBatch(ctx, func(put func(key, value []byte) error) error {
-			return appendEntries(recs, put)
-		})
-	} else {
-		err = b.writeBatch(ctx, recs)
-	}
-	if err != nil {
-		return fmt.Errorf("crdt: committing %d events: %w", len(recs), err)
-	}
-	b.fileIDs(func(yield func(Key) bool) {
-		for _, r := range recs {
-			if !yield(r.key) {
-				return
-			}
+	// A group's commit goes on when the leader's ctx ends: other writers'
+	// records ride in it.
+	ctx = context.WithoutCancel(ctx)
+	return b.group.write(recs, func(recs []record) error {
+		var err error
+		if w, ok := b.ds.(BatchWriter); ok {
+			err = w.WriteBatch(ctx, func(put func(key, value []byte) error) error {
+				return appendEntries(recs, put)
+			})
+		} else {
+			err = b.writeBatch(ctx, recs)
 		}
+		if err != nil {
+			return fmt.Errorf("crdt: committing %d events: %w", len(recs), err)
+		}
+		b.fileIDs(func(yield func(Key) bool) {
+			for _, r := range recs {
+				if !yield(r.key) {
+					return
+				}
+			}
+		})
+		return nil
 	})
-	return nil
 }
 
 // writeBatch writes recs through a go-datastore batch.
