@@ -25,8 +25,9 @@ type groupCommit struct {
 
 // maxLeaders is how many group commits may be under way at once: while
 // one waits for the write-ahead log, the next applies to the memtable. With
-// 8 callers on 2 processors, two measured faster than one (`go run ./bench
-// record -stores pebble`).
+// 8 callers on 2 processors, two were no slower than one and up to a tenth
+// faster, about the noise of single runs (`go run ./bench record -stores
+// pebble -callers 8`).
 const maxLeaders = 2
 
 // maxGroupRecords bounds the records a leader takes from the queue: a group
