@@ -10,10 +10,11 @@ import (
 // the processor once, so that writers about to arrive can queue, then
 // commits its records together with those of the writers queued by then,
 // tells each of them how the commit went, and hands the lead to the next
-// writer in line, if any. A Pebble commit costs much the same for one
-// event as for a dozen — a batch, a write-ahead log record, a wait for the
-// log writer, a wake-up, a search of the memtable from the top for each
-// key — so concurrent Records share it instead of paying it each.
+// writer in line, if any. Much of a Pebble commit's cost is per commit,
+// not per event — a batch, a write-ahead log record, a wait for the log
+// writer, a wake-up, and, for each run of neighbouring keys, a search of
+// the memtable from the top — so concurrent Records share it instead of
+// paying it each.
 //
 // Each writer's records are all in one batch, so a writer's commit stays
 // atomic; a failed commit fails every writer of its group.

@@ -110,7 +110,7 @@ func (b *memoryBackend) write(_ context.Context, recs []record) error {
 		ev.slab, ev.off, ev.len = b.storeLocked(r.x.Wire())
 		b.insertLocked(ByNode, digestIndexValue(r.node), r.key)
 		b.insertLocked(ByKind, digestIndexValue(r.kind), r.key)
-		if trace := r.x.Event().Correlation; !trace.IsZero() {
+		if trace := r.trace(); !trace.IsZero() {
 			b.insertLocked(ByCorrelation, indexValue(trace), r.key)
 		}
 	}
