@@ -6,9 +6,10 @@ import (
 )
 
 // groupCommit lets concurrent writers share datastore commits. A writer
-// that finds fewer than maxLeaders commits under way leads one: it yields
-// the processor once, so that writers about to arrive can queue, then
-// commits its records together with those of the writers queued by then,
+// that finds fewer than maxLeaders commits under way leads one: if another
+// is under way, it yields the processor once, so that writers about to
+// arrive can queue (a lone writer does not wait for anyone), then commits
+// its records together with those of the writers queued by then,
 // tells each of them how the commit went, and hands the lead to the next
 // writer in line, if any. Much of a Pebble commit's cost is per commit,
 // not per event — a batch, a write-ahead log record, a wait for the log
@@ -59,9 +60,11 @@ func (g *groupCommit) write(recs []record, commit func([]record) error) error {
 	g.mu.Lock()
 	if g.leaders < maxLeaders {
 		g.leaders++
-		g.mu.Unlock()
-		runtime.Gosched()
-		g.mu.Lock()
+		if g.leaders > 1 {
+			g.mu.Unlock()
+			runtime.Gosched()
+			g.mu.Lock()
+		}
 	} else {
 		g.queue = append(g.queue, w)
 		g.mu.Unlock()
