@@ -25,7 +25,8 @@ type recordResult struct {
 	Events       int              `json:"events"`
 	Seconds      float64          `json:"seconds"`
 	EventsPerSec float64          `json:"events_per_sec"`
-	Latency      report.Latencies `json:"latency"` // of one Record call
+	CPUPerEvent  float64          `json:"cpu_us_per_event"` // the process's CPU time, µs
+	Latency      report.Latencies `json:"latency"`          // of one Record call
 }
 
 func runRecord(ctx context.Context, e *env, args []string) error {
@@ -53,9 +54,9 @@ func runRecord(ctx context.Context, e *env, args []string) error {
 		}
 	}
 
-	t := report.Table{Title: "Record on one node", Header: []string{"store", "callers", "events", "seconds", "events/s", "p50", "p99"}}
+	t := report.Table{Title: "Record on one node", Header: []string{"store", "callers", "events", "seconds", "events/s", "CPU µs/event", "p50", "p99"}}
 	for _, r := range results {
-		t.Add(r.Store, r.Callers, r.Events, r.Seconds, r.EventsPerSec, ms(r.Latency.P50ms), ms(r.Latency.P99ms))
+		t.Add(r.Store, r.Callers, r.Events, r.Seconds, r.EventsPerSec, r.CPUPerEvent, ms(r.Latency.P50ms), ms(r.Latency.P99ms))
 	}
 	t.Print(os.Stdout)
 	return e.finish(run, results, recordTargets(results))
@@ -108,6 +109,7 @@ func recordOnce(ctx context.Context, store string, callers int, p recordParams) 
 	lat := make([][]time.Duration, callers)
 	errs := make([]error, callers)
 	var wg sync.WaitGroup
+	cpu := report.CPUPerEvent()
 	start := time.Now()
 	for k := range callers {
 		wg.Go(func() {
@@ -127,6 +129,7 @@ func recordOnce(ctx context.Context, store string, callers int, p recordParams) 
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpuPerEvent := cpu(p.Events)
 	for _, err := range errs {
 		if err != nil {
 			return recordResult{}, err
@@ -139,7 +142,7 @@ func recordOnce(ctx context.Context, store string, callers int, p recordParams) 
 	return recordResult{
 		Store: store, Callers: callers, Events: p.Events,
 		Seconds: elapsed.Seconds(), EventsPerSec: float64(p.Events) / elapsed.Seconds(),
-		Latency: report.Summarise(all),
+		CPUPerEvent: cpuPerEvent, Latency: report.Summarise(all),
 	}, nil
 }
 

@@ -103,13 +103,13 @@ func writersName(cfg cluster.ReplicateConfig) string {
 
 func printReplicate(rs []cluster.ReplicateResult) {
 	t := report.Table{Title: "replication on loopback TCP", Header: []string{
-		"nodes", "writers", "events", "offered/s", "record s", "to all s", "events/s", "p50", "p99", "drops out/in", "by sync", "B/event"}}
+		"nodes", "writers", "events", "offered/s", "record s", "to all s", "events/s", "CPU µs/event", "p50", "p99", "drops out/in", "by sync", "B/event"}}
 	for _, r := range rs {
 		offered, p50, p99 := "max", "-", "-"
 		if r.Rate > 0 {
 			offered, p50, p99 = report.Float(r.Rate), ms(r.Latency.P50ms), ms(r.Latency.P99ms)
 		}
-		t.Add(r.Nodes, r.Writers, r.Events, offered, r.RecordSecs, r.Seconds, r.EventsPerSec, p50, p99,
+		t.Add(r.Nodes, r.Writers, r.Events, offered, r.RecordSecs, r.Seconds, r.EventsPerSec, r.CPUPerEvent, p50, p99,
 			fmt.Sprintf("%d/%d", r.Gossip.DroppedOutbound, r.Gossip.DroppedInbound), r.BySync, r.BytesPerEvent)
 	}
 	t.Print(os.Stdout)

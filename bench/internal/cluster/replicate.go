@@ -46,6 +46,9 @@ type ReplicateResult struct {
 	// events reached every node.
 	Seconds      float64 `json:"seconds"`
 	EventsPerSec float64 `json:"events_per_sec"`
+	// CPUPerEvent is the CPU time of the whole process, every node's, in
+	// µs per event, over the same stretch.
+	CPUPerEvent float64 `json:"cpu_us_per_event"`
 	// Latency is record-to-visible: from when an event was due to be
 	// recorded (paced runs) to when a Subscribe on another node returned
 	// it, over every (event, other node) pair.
@@ -97,6 +100,7 @@ func (c *Cluster) Replicate(ctx context.Context, cfg ReplicateConfig) (Replicate
 		defer stop()
 	}
 	w := NewWorkload(ctx, cfg.Events)
+	cpu := report.CPUPerEvent()
 	start := time.Now()
 	due, err := c.record(w, writers, cfg, start)
 	if err != nil {
@@ -107,6 +111,7 @@ func (c *Cluster) Replicate(ctx context.Context, cfg ReplicateConfig) (Replicate
 	if err != nil {
 		return res, fmt.Errorf("%w (holding %v)", err, c.Counts())
 	}
+	res.CPUPerEvent = cpu(cfg.Events)
 	res.Seconds = latest(reached).Sub(start).Seconds()
 	res.EventsPerSec = float64(cfg.Events) / res.Seconds
 	res.Gossip = subGossip(c.gossip(), gossip0)
