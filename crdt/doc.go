@@ -12,6 +12,7 @@
 //	fp := set.Fingerprint(crdt.Range{From: a, To: b})
 //	w := set.Watch(0)                     // every newly added event
 //	e, err := w.Next(ctx)
+//	xs, err := w.Available(nil, 0)        // what it holds now, without waiting
 //
 // Reconciliation with a peer's set, the initiator's loop (the responder
 // answers each message with its own Reconciler's RespondListing, and keeps

@@ -3,7 +3,9 @@ package crdt
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/scopemesh/scopemesh/events"
 )
@@ -93,31 +95,48 @@ func (w *Watch) Next(ctx context.Context) (events.Event, error) {
 // stored it, for a reader that sends it on.
 func (w *Watch) NextEncoded(ctx context.Context) (events.Encoded, error) {
 	for {
-		w.mu.Lock()
-		switch {
-		case w.mu.n > 0:
-			x := w.mu.ring[w.mu.head]
-			w.mu.ring[w.mu.head] = events.Encoded{} // let it be collected
-			w.mu.head = (w.mu.head + 1) % len(w.mu.ring)
-			w.mu.n--
-			w.mu.Unlock()
-			return x, nil
-		case w.mu.gap != nil:
-			gap := w.mu.gap
-			w.mu.gap = nil
-			w.mu.Unlock()
-			return events.Encoded{}, gap
-		case w.mu.closed:
-			w.mu.Unlock()
-			return events.Encoded{}, ErrClosed
+		var one [1]events.Encoded
+		xs, err := w.Available(one[:0], 1)
+		if len(xs) == 1 || err != nil {
+			return one[0], err
 		}
-		w.mu.Unlock()
 		select {
 		case <-w.notify:
 		case <-ctx.Done():
 			return events.Encoded{}, ctx.Err()
 		}
 	}
+}
+
+// Available appends to dst, without waiting, up to max of the events the
+// Watch holds (all of them if max ≤ 0). With none to take, it returns the
+// pending *GapError, or an error matching ErrClosed once the Watch is
+// closed. A reader that gathers events for a while, rather than waking for
+// each as Next does, takes them with Available.
+func (w *Watch) Available(dst []events.Encoded, max int) ([]events.Encoded, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := w.mu.n
+	if max > 0 {
+		n = min(n, max)
+	}
+	switch {
+	case n > 0:
+		for range n {
+			dst = append(dst, w.mu.ring[w.mu.head])
+			w.mu.ring[w.mu.head] = events.Encoded{} // let it be collected
+			w.mu.head = (w.mu.head + 1) % len(w.mu.ring)
+		}
+		w.mu.n -= n
+		return dst, nil
+	case w.mu.gap != nil:
+		gap := w.mu.gap
+		w.mu.gap = nil
+		return dst, gap
+	case w.mu.closed:
+		return dst, ErrClosed
+	}
+	return dst, nil
 }
 
 // Close stops the Watch; a blocked Next returns ErrClosed.
@@ -148,6 +167,10 @@ func (w *Watch) offer(recs []record) {
 		return // without taking the lock: a node merges far more than it records
 	}
 	w.mu.Lock()
+	if w.mu.closed {
+		w.mu.Unlock()
+		return // a publish that raced with Close
+	}
 	for _, r := range recs {
 		if !w.takes(&r) {
 			continue
@@ -199,10 +222,12 @@ func (w *Watch) growLocked() {
 	w.mu.ring, w.mu.head = ring, 0
 }
 
-// watchList is the set of a Set's open watches.
+// watchList is the set of a Set's open watches. Every commit publishes to
+// it, and watches come and go rarely: publish reads a copy of the list
+// without a lock, and add and remove replace the copy.
 type watchList struct {
-	mu      sync.Mutex
-	watches map[*Watch]struct{}
+	mu      sync.Mutex // serialises add, remove and closeAll
+	watches atomic.Pointer[[]*Watch]
 	closed  bool
 }
 
@@ -213,36 +238,42 @@ func (l *watchList) add(w *Watch) bool {
 	if l.closed {
 		return false
 	}
-	if l.watches == nil {
-		l.watches = make(map[*Watch]struct{})
+	var ws []*Watch
+	if p := l.watches.Load(); p != nil {
+		ws = *p
 	}
-	l.watches[w] = struct{}{}
+	ws = append(slices.Clip(ws), w)
+	l.watches.Store(&ws)
 	return true
 }
 
 func (l *watchList) remove(w *Watch) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	delete(l.watches, w)
+	if p := l.watches.Load(); p != nil {
+		ws := slices.DeleteFunc(slices.Clone(*p), func(o *Watch) bool { return o == w })
+		l.watches.Store(&ws)
+	}
 }
 
 func (l *watchList) publish(recs []record) {
 	if len(recs) == 0 {
 		return
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for w := range l.watches {
-		w.offer(recs)
+	if p := l.watches.Load(); p != nil {
+		for _, w := range *p {
+			w.offer(recs)
+		}
 	}
 }
 
 func (l *watchList) closeAll() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for w := range l.watches {
-		w.close()
+	if p := l.watches.Swap(nil); p != nil {
+		for _, w := range *p {
+			w.close()
+		}
 	}
-	l.watches = nil
 	l.closed = true
 }

@@ -3,6 +3,7 @@ package crdt
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -172,4 +173,93 @@ func TestWatchNodeTakesOneOrigin(t *testing.T) {
 			t.Fatalf("Next after another node's event = %v from %s, %v; want a deadline error", e.ID, e.Node, err)
 		}
 	})
+}
+
+// TestWatchAvailable checks that Available takes what the Watch holds,
+// up to max, without waiting; then the pending gap; then ErrClosed.
+func TestWatchAvailable(t *testing.T) {
+	ctx := context.Background()
+	s := newMemorySet(t)
+	w := s.Watch(4)
+	g := fixture.New(12, 1)
+	if xs, err := w.Available(nil, 0); len(xs) != 0 || err != nil {
+		t.Fatalf("Available on an empty Watch = %d events, %v; want none, nil", len(xs), err)
+	}
+	kept, dropped := g.Batch(4), g.Batch(2)
+	for _, e := range append(kept, dropped...) {
+		if _, err := s.Add(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	xs, err := w.Available(nil, 3)
+	if err != nil || len(xs) != 3 {
+		t.Fatalf("Available(3) = %d events, %v; want 3", len(xs), err)
+	}
+	if xs, err = w.Available(xs, 0); err != nil || len(xs) != 4 {
+		t.Fatalf("Available(0) appended to %d events, %v; want 4 in all", len(xs), err)
+	}
+	for i, x := range xs {
+		if x.Event().ID != kept[i].ID {
+			t.Fatalf("event %d is %v, want %v", i, x.Event().ID, kept[i].ID)
+		}
+	}
+	var gap *GapError
+	if xs, err := w.Available(nil, 0); len(xs) != 0 || !errors.As(err, &gap) || gap.Dropped != len(dropped) {
+		t.Fatalf("Available after the buffered events = %d events, %v; want the gap of %d", len(xs), err, len(dropped))
+	}
+	w.Close()
+	if _, err := s.Add(ctx, g.Next()); err != nil {
+		t.Fatal(err)
+	}
+	if xs, err := w.Available(nil, 0); len(xs) != 0 || !errors.Is(err, ErrClosed) {
+		t.Fatalf("Available after Close = %d events, %v; want none, ErrClosed", len(xs), err)
+	}
+}
+
+// TestWatchesComeAndGoWhileWriting opens and closes watches while a writer
+// adds events: a watch open through all of them sees each, and a closed one
+// takes nothing after Close, though it still hands over what it held (go
+// test -race checks the list's copies).
+func TestWatchesComeAndGoWhileWriting(t *testing.T) {
+	ctx := context.Background()
+	s := newMemorySet(t)
+	g := fixture.New(13, 2)
+	evs := g.Batch(2000)
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			w := s.Watch(0)
+			w.Close()
+			if _, err := w.Available(nil, 0); err != nil && !errors.Is(err, ErrClosed) {
+				done <- err
+				return
+			}
+			if xs, err := w.Available(nil, 0); len(xs) != 0 || !errors.Is(err, ErrClosed) {
+				done <- fmt.Errorf("a closed watch took %d events after Close, %v", len(xs), err)
+				return
+			}
+		}
+	}()
+	steady := s.Watch(len(evs))
+	defer steady.Close()
+	for _, e := range evs {
+		if _, err := s.Add(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	xs, err := steady.Available(nil, 0)
+	if err != nil || len(xs) != len(evs) {
+		t.Fatalf("the steady watch took %d events, %v; want %d", len(xs), err, len(evs))
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -212,9 +213,9 @@ func (g *gossip) receiveLoop(ctx context.Context, c *channel) {
 	}
 }
 
-// publishLoop publishes this node's new events in batches: a batch closes at
-// batchMaxEvents events, about batchMaxBytes bytes, or batchLinger after its
-// first event.
+// publishLoop publishes this node's new events in batches: those recorded
+// within batchLinger of the first, in messages of at most batchMaxEvents
+// events and about batchMaxBytes bytes.
 func (g *gossip) publishLoop(ctx context.Context) {
 	defer g.watch.Close()
 	var batch []events.Encoded
@@ -225,25 +226,22 @@ func (g *gossip) publishLoop(ctx context.Context) {
 }
 
 // collect appends this node's next new events to batch: it waits for the
-// first without a deadline, then at most batchLinger for more.
+// first without a deadline, then lets more gather for batchLinger and takes
+// them at once. Waking for each event, as a fast writer's events arrive a
+// few microseconds apart, would cost the node more than publishing them.
 func (g *gossip) collect(ctx context.Context, batch []events.Encoded) []events.Encoded {
 	for len(batch) == 0 {
 		var ok bool
-		if batch, ok = g.take(ctx, batch); !ok {
+		if batch, ok = g.take(ctx, batch, true); !ok {
 			return batch
 		}
 	}
-	linger, cancel := context.WithTimeout(ctx, batchLinger)
-	defer cancel()
-	size := 0
-	for i := 0; len(batch) < batchMaxEvents && size < batchMaxBytes; {
-		for ; i < len(batch); i++ {
-			size += len(batch[i].Wire())
-		}
-		var ok bool
-		if batch, ok = g.take(linger, batch); !ok {
-			break // the linger ended, or ctx did
-		}
+	linger := time.NewTimer(batchLinger)
+	defer linger.Stop()
+	select {
+	case <-linger.C:
+		batch, _ = g.take(ctx, batch, false)
+	case <-ctx.Done():
 	}
 	return batch
 }
@@ -257,11 +255,26 @@ func approxSize(e events.Event) int {
 	return n
 }
 
-// take waits for the watch's next event and appends it to batch if this
-// node recorded it; after a gap it appends this node's events from the gap
-// on. It reports false when ctx ended first.
-func (g *gossip) take(ctx context.Context, batch []events.Encoded) ([]events.Encoded, bool) {
-	x, err := g.watch.NextEncoded(ctx)
+// take appends to batch this node's new events from the watch: those it
+// holds, or, if wait, the next one, once there is one. After a gap it
+// appends this node's events from the gap on. It reports false when ctx
+// ended or the watch closed.
+func (g *gossip) take(ctx context.Context, batch []events.Encoded, wait bool) ([]events.Encoded, bool) {
+	from := len(batch)
+	var err error
+	if wait {
+		var x events.Encoded
+		if x, err = g.watch.NextEncoded(ctx); err == nil {
+			batch = append(batch, x)
+		}
+	} else {
+		batch, err = g.watch.Available(batch, 0)
+	}
+	// The watch filters by a digest of the node's name: a rare other
+	// node's event shares it.
+	batch = batch[:from+len(slices.DeleteFunc(batch[from:], func(x events.Encoded) bool {
+		return x.Event().Node != g.selfStr
+	}))]
 	var gap *crdt.GapError
 	switch {
 	case errors.As(err, &gap):
@@ -269,8 +282,6 @@ func (g *gossip) take(ctx context.Context, batch []events.Encoded) ([]events.Enc
 		return append(batch, g.ownSince(ctx, gap.From)...), true
 	case err != nil:
 		return batch, false
-	case x.Event().Node == g.selfStr:
-		return append(batch, x), true
 	}
 	return batch, true
 }
@@ -304,7 +315,7 @@ func (g *gossip) publish(ctx context.Context, batch []events.Encoded) {
 		return
 	}
 	for len(batch) > 0 {
-		n := min(len(batch), batchMaxEvents)
+		n := messageEvents(batch)
 		data, err := g.replica.encodeEncoded(out.name, batch[:n])
 		for errors.Is(err, events.ErrTooLarge) && n > 1 {
 			n /= 2
@@ -324,6 +335,18 @@ func (g *gossip) publish(ctx context.Context, batch []events.Encoded) {
 		}
 		batch = batch[n:]
 	}
+}
+
+// messageEvents returns how many of batch's first events go in one
+// message: at most batchMaxEvents, and as many as fit in batchMaxBytes, but
+// at least one.
+func messageEvents(batch []events.Encoded) int {
+	n, size := 1, len(batch[0].Wire())
+	for n < min(len(batch), batchMaxEvents) && size+len(batch[n].Wire()) <= batchMaxBytes {
+		size += len(batch[n].Wire())
+		n++
+	}
+	return n
 }
 
 // joinLoop reports peers that subscribe to c's topic.
