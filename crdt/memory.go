@@ -31,18 +31,54 @@ type memoryBackend struct {
 		// slabSize bytes or, for an event larger than that, the event
 		// alone. Slabs only grow, and a stored encoding never changes.
 		slabs [][]byte
-		// indexes[i] maps each value index i files events under (a trace
-		// ID, or the digest of a node or kind) to their keys.
-		indexes [3]map[indexValue]*keyList
-		// last[i] is the list index i filed its latest key in. Keys come
-		// in runs of one value — a node records its own events, a
-		// request's hops are recorded one after another — and a run
-		// skips the map.
-		last [3]struct {
-			v indexValue
-			l *keyList
-		}
+		// byNode and byKind file events under the digest of their
+		// origin node and of their kind.
+		byNode, byKind valueLists
 	}
+
+	// traces is the index by correlation, in shards by trace ID, each
+	// under a lock of its own. Finding a trace's list is the costliest
+	// step of a write — a map of every trace, mostly out of the cache —
+	// and writers take it after the lock above, in parallel: it was a
+	// third of the time a write held that lock.
+	traces [traceShards]traceShard
+}
+
+// traceShard is a shard of the index by correlation.
+type traceShard struct {
+	sync.RWMutex
+	valueLists
+}
+
+// traceShards is the number of shards of the index by correlation.
+const traceShards = 64
+
+// valueLists maps each value an index files events under to their keys.
+type valueLists struct {
+	lists map[indexValue]*keyList
+	// last is the list the latest key went to. Keys come in runs of one
+	// value — a node records its own events, a request's hops are
+	// recorded one after another — and a run skips the map.
+	last struct {
+		v indexValue
+		l *keyList
+	}
+}
+
+// insert files k under v.
+func (vl *valueLists) insert(v indexValue, k Key) {
+	if vl.last.l == nil || vl.last.v != v {
+		l := vl.lists[v]
+		if l == nil {
+			if vl.lists == nil {
+				vl.lists = make(map[indexValue]*keyList)
+			}
+			l = new(keyList)
+			vl.lists[v] = l
+		}
+		vl.last.v, vl.last.l = v, l
+	}
+	vl.last.l.insert(k)
 }
 
 var _ backend = (*memoryBackend)(nil)
@@ -71,9 +107,6 @@ const memoryChunk = 256
 func newMemoryBackend(spin bool) *memoryBackend {
 	b := &memoryBackend{spin: spin}
 	b.mu.events = newEventTable()
-	for i := range b.mu.indexes {
-		b.mu.indexes[i] = make(map[indexValue]*keyList)
-	}
 	return b
 }
 
@@ -99,7 +132,6 @@ func digestIndexValue(d uint64) indexValue {
 
 func (b *memoryBackend) write(_ context.Context, recs []record) error {
 	lockSpinning(&b.mu.RWMutex, b.spin)
-	defer b.mu.Unlock()
 	for _, r := range recs {
 		// The event first: a reader that finds an index entry finds the
 		// event too.
@@ -108,13 +140,28 @@ func (b *memoryBackend) write(_ context.Context, recs []record) error {
 			continue // stored already
 		}
 		ev.slab, ev.off, ev.len = b.storeLocked(r.x.Wire())
-		b.insertLocked(ByNode, digestIndexValue(r.node), r.key)
-		b.insertLocked(ByKind, digestIndexValue(r.kind), r.key)
-		if trace := r.trace(); !trace.IsZero() {
-			b.insertLocked(ByCorrelation, indexValue(trace), r.key)
+		b.mu.byNode.insert(digestIndexValue(r.node), r.key)
+		b.mu.byKind.insert(digestIndexValue(r.kind), r.key)
+	}
+	b.mu.Unlock()
+	// Every record goes to its trace's list, which holds a key once: a
+	// record stored already is there, or will be once the writer that
+	// stored it gets there.
+	for i := range recs {
+		if trace := recs[i].trace(); !trace.IsZero() {
+			shard := b.traceShard(trace)
+			shard.Lock()
+			shard.insert(indexValue(trace), recs[i].key)
+			shard.Unlock()
 		}
 	}
 	return nil
+}
+
+// traceShard returns the shard of the index by correlation that holds
+// trace's list.
+func (b *memoryBackend) traceShard(trace events.TraceID) *traceShard {
+	return &b.traces[trace[len(trace)-1]%traceShards]
 }
 
 // storeLocked copies an event's encoding into the slabs and returns where
@@ -131,22 +178,6 @@ func (b *memoryBackend) storeLocked(data []byte) (slab, off, length uint32) {
 	at := len(*s)
 	*s = append(*s, data...)
 	return uint32(n - 1), uint32(at), uint32(len(data))
-}
-
-// insertLocked files k under v in index i.
-//
-// REQUIRES: b.mu (write)
-func (b *memoryBackend) insertLocked(i Index, v indexValue, k Key) {
-	last := &b.mu.last[i]
-	if last.l == nil || last.v != v {
-		l := b.mu.indexes[i][v]
-		if l == nil {
-			l = new(keyList)
-			b.mu.indexes[i][v] = l
-		}
-		last.v, last.l = v, l
-	}
-	last.l.insert(k)
 }
 
 func (b *memoryBackend) event(_ context.Context, k Key) ([]byte, error) {
@@ -172,6 +203,19 @@ func (b *memoryBackend) keyOf(_ context.Context, id events.ID) (Key, error) {
 	return ev.key, nil
 }
 
+// lists returns the lists of index i that hold value v's, and the lock
+// that guards them.
+func (b *memoryBackend) lists(i Index, v indexValue) (*valueLists, *sync.RWMutex) {
+	switch i {
+	case ByNode:
+		return &b.mu.byNode, &b.mu.RWMutex
+	case ByKind:
+		return &b.mu.byKind, &b.mu.RWMutex
+	}
+	shard := b.traceShard(events.TraceID(v))
+	return &shard.valueLists, &shard.RWMutex
+}
+
 // list starts at r's start (or end) and reads the index a chunk at a time.
 func (b *memoryBackend) list(ctx context.Context, i Index, value string, r Range, descending bool, fn func(Key) bool) error {
 	v, err := valueOf(i, value)
@@ -186,15 +230,16 @@ func (b *memoryBackend) list(ctx context.Context, i Index, value string, r Range
 			chunk = append(chunk, k)
 			return len(chunk) < memoryChunk
 		}
-		b.mu.RLock()
-		if l := b.mu.indexes[i][v]; l != nil {
+		lists, mu := b.lists(i, v)
+		mu.RLock()
+		if l := lists.lists[v]; l != nil {
 			if descending {
 				l.descend(before, collect)
 			} else {
 				l.ascend(from, collect)
 			}
 		}
-		b.mu.RUnlock()
+		mu.RUnlock()
 		for _, k := range chunk {
 			if !fn(k) {
 				return nil

@@ -339,6 +339,10 @@ func TestConcurrentWritesReportEachEventNewOnce(t *testing.T) {
 						t.Errorf("Add of %v returned before the event was stored", e.ID)
 						return
 					}
+					if !e.Correlation.IsZero() && !tracesIt(ctx, t, s, e) {
+						t.Errorf("Add of %v returned before its trace listed it", e.ID)
+						return
+					}
 					if isNew {
 						report(e)
 					}
@@ -422,4 +426,18 @@ func TestWritesAfterCloseChangeNothing(t *testing.T) {
 			t.Fatalf("the memory backend holds %d events, want 10", mem.mu.events.n)
 		}
 	})
+}
+
+// tracesIt reports whether the set's index by correlation lists e.
+func tracesIt(ctx context.Context, t *testing.T, s *Set, e events.Event) bool {
+	found := false
+	k := KeyOf(e)
+	err := s.ScanIndex(ctx, ByCorrelation, e.Correlation.String(), Range{From: k, To: k.Successor()}, false, func(got events.Event) bool {
+		found = got.ID == e.ID
+		return false
+	})
+	if err != nil {
+		t.Error(err)
+	}
+	return found
 }
