@@ -19,7 +19,8 @@ import (
 // datastore meanwhile (memstore's and Pebble's do), so fn may use the set.
 type backend interface {
 	// write stores recs, sorted by key and without duplicates, with their
-	// index entries: all of them or, on error, none. A datastore backend
+	// index entries: all of them or, on error, none. It leaves recs in
+	// that order. A datastore backend
 	// takes recs to be new (the Set checks its ordered index first); the
 	// memory one skips those it holds. Readers see an event no later than
 	// its index entries.

@@ -47,8 +47,8 @@ type groupWriter struct {
 var groupWriters = sync.Pool{New: func() any { return &groupWriter{done: make(chan struct{}, 1)} }}
 
 // write passes recs to commit, alone or with the records of concurrent
-// writers, and returns commit's error once they are committed. commit may
-// reorder the records it is passed.
+// writers, and returns commit's error once they are committed. Alone, recs
+// is what commit gets: whatever order commit leaves it in is the caller's.
 func (g *groupCommit) write(recs []record, commit func([]record) error) error {
 	w := groupWriters.Get().(*groupWriter)
 	defer func() {
