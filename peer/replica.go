@@ -120,9 +120,9 @@ func originKey(node string) (ed25519.PublicKey, error) {
 // offset, moving the local clock past each. The others are not merged now:
 // they are counted against their origin, and a sync with from is asked for
 // once they would be accepted. It returns how many events were new here and
-// how many were held back.
+// how many were held back. It filters xs in place.
 func (r *replica) merge(ctx context.Context, from lpeer.ID, xs []events.Encoded) (added, held int, err error) {
-	accepted := make([]events.Encoded, 0, len(xs))
+	accepted := xs[:0]
 	var wait int64 // until the last held-back event is within the offset
 	for _, x := range xs {
 		e := x.Event()
