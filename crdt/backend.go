@@ -20,10 +20,9 @@ import (
 type backend interface {
 	// write stores recs, sorted by key and without duplicates, with their
 	// index entries: all of them or, on error, none. It leaves recs in
-	// that order. A datastore backend
-	// takes recs to be new (the Set checks its ordered index first); the
-	// memory one skips those it holds. Readers see an event no later than
-	// its index entries.
+	// that order. A datastore backend takes recs to be new (the Set checks
+	// its ordered index first); the memory one skips those it holds.
+	// Readers see an event no later than its index entries.
 	write(ctx context.Context, recs []record) error
 	// event returns the events.Marshal encoding of the event with key k,
 	// which the caller must not modify, or an error matching ErrNotFound.

@@ -50,10 +50,9 @@
 // count, its fingerprint and its k-th key cost O(log n). Beside it, a table
 // in memory finds an event's key by its ID (a 12-byte entry and, as the
 // table is kept between a quarter and half full, 16 to 32 bytes of slots an
-// event).
-// Secondary indexes (by correlation, origin node and kind) live in the
-// datastore, written in the same batch as the event; a memory set keeps
-// them as sorted key lists.
+// event). Secondary indexes (by correlation, origin node and kind) live in
+// the datastore, written in the same batch as the event; a memory set
+// keeps them as sorted key lists.
 //
 // # Cost per event
 //
@@ -63,10 +62,11 @@
 // decoding, at each receiver. Concurrent writes to a datastore share
 // commits: a writer leads a group of those that arrived meanwhile, whose
 // batch goes in key order to spare Pebble's memtable most of its search
-// (groupcommit.go). A memory set stores events
-// and updates its ordered index under a lock each, which a writer spins for
-// briefly before it waits: each step is shorter than a goroutine's park and
-// wake.
+// (groupcommit.go). A memory set stores events and updates its ordered
+// index under a lock each, which a writer spins for briefly before it
+// waits: each step is shorter than a goroutine's park and wake. Its index
+// by trace, the costliest to update, is in shards with locks of their own,
+// which writers take after the first lock, in parallel.
 //
 // # Hazards
 //

@@ -26,17 +26,17 @@ func TestGroupCommitSharesCommits(t *testing.T) {
 	const writers = 12
 	release := make(chan struct{})
 	var (
-		mu        sync.Mutex
-		commits   [][]record
-		running   atomic.Int32
-		maxRuning atomic.Int32
-		entered   atomic.Int32 // records passed to commits so far
+		mu         sync.Mutex
+		commits    [][]record
+		running    atomic.Int32
+		maxRunning atomic.Int32
+		entered    atomic.Int32 // records passed to commits so far
 	)
 	commit := func(recs []record) error {
 		entered.Add(int32(len(recs)))
 		n := running.Add(1)
 		defer running.Add(-1)
-		for m := maxRuning.Load(); n > m && !maxRuning.CompareAndSwap(m, n); m = maxRuning.Load() {
+		for m := maxRunning.Load(); n > m && !maxRunning.CompareAndSwap(m, n); m = maxRunning.Load() {
 		}
 		<-release
 		mu.Lock()
@@ -79,7 +79,7 @@ func TestGroupCommitSharesCommits(t *testing.T) {
 	close(release)
 	wg.Wait()
 
-	if m := maxRuning.Load(); m > maxLeaders {
+	if m := maxRunning.Load(); m > maxLeaders {
 		t.Errorf("%d commits ran at once, at most %d may", m, maxLeaders)
 	}
 	if len(commits) >= writers {

@@ -147,7 +147,7 @@ func newEventTable() eventTable { return eventTable{newIDTable[memoryEvent]()} }
 
 // get returns the entry of the event with ID id.
 func (t *eventTable) get(id events.ID) (memoryEvent, bool) {
-	e, _ := t.find(id, func(e *memoryEvent) bool { return e.key.ID() == id })
+	e, _ := t.find(id, hasID(id))
 	if e == nil {
 		return memoryEvent{}, false
 	}
@@ -159,11 +159,16 @@ func (t *eventTable) get(id events.ID) (memoryEvent, bool) {
 // returns nil and changes nothing.
 func (t *eventTable) add(k Key) *memoryEvent {
 	id := k.ID()
-	e, free := t.find(id, func(e *memoryEvent) bool { return e.key.ID() == id })
+	e, free := t.find(id, hasID(id))
 	if e != nil {
 		return nil
 	}
 	e = t.insert(free, id)
 	e.key = k
 	return e
+}
+
+// hasID returns the match for find of the entry of the event with ID id.
+func hasID(id events.ID) func(*memoryEvent) bool {
+	return func(e *memoryEvent) bool { return e.key.ID() == id }
 }

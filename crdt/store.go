@@ -56,8 +56,8 @@ type datastoreBackend struct {
 	group groupCommit // concurrent writes share a commit
 
 	// ids files the time of each event by its ID: with the ID, that is
-	// its key. It finds candidates that share 32 bits of the ID, and the
-	// datastore tells which one is stored.
+	// its key. It finds the candidates filed under the ID's 32-bit tag, and
+	// the datastore tells which one is stored.
 	ids struct {
 		sync.RWMutex
 		t idTable[[hlc.EncodedLen]byte]
