@@ -80,6 +80,9 @@ type Host struct {
 	queries    queryGate
 	syncLimits SyncLimits
 	syncNow    chan lpeer.ID // members to sync with soon
+	// joinResync is how long after a join its second sync waits:
+	// meshSettle, which tests may change before the host connects.
+	joinResync time.Duration
 
 	ctx     context.Context // ends at Close
 	cancel  context.CancelFunc
@@ -121,6 +124,7 @@ func New(h host.Host, cfg Config) (_ *Host, err error) {
 
 		syncLimits: cfg.SyncLimits.withDefaults(),
 		syncNow:    make(chan lpeer.ID, 64),
+		joinResync: meshSettle,
 		ctx:        ctx,
 		cancel:     cancel,
 	}
@@ -344,7 +348,7 @@ func (n *Host) onJoined(p lpeer.ID) {
 		// now. Gossip published before the mesh forms (about a second)
 		// reaches nobody: reconcile again once it has.
 		n.requestSyncOnce(p)
-		time.AfterFunc(meshSettle, func() {
+		time.AfterFunc(n.joinResync, func() {
 			if n.ctx.Err() == nil {
 				n.requestSyncOnce(p)
 			}

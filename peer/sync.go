@@ -536,13 +536,37 @@ func (n *Host) syncLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case p := <-n.syncNow:
-			n.goLoop(ctx, func(ctx context.Context) { n.syncPeer(ctx, p) })
+			n.goLoop(ctx, func(ctx context.Context) { n.syncRequested(ctx, p) })
 		case <-t.C:
 			if peers := n.connectedMembers(); len(peers) > 0 {
 				p := peers[rand.IntN(len(peers))]
-				n.goLoop(ctx, func(ctx context.Context) { n.syncPeer(ctx, p) })
+				n.goLoop(ctx, func(ctx context.Context) { n.syncRequested(ctx, p) })
 			}
 			t.Reset(next())
+		}
+	}
+}
+
+// syncRetryFirst is how long a requested sync that failed waits before its
+// first retry. Each retry waits twice as long as the one before, up to the
+// sync interval.
+const syncRetryFirst = 250 * time.Millisecond
+
+// syncRequested runs a sync that requestSync asked for and retries it with
+// backoff while it fails and p stays connected. A join or a reconnection
+// asks once, and nothing else would sync before the periodic sync, an
+// interval later: a session that failed — say, on a connection that the
+// peer's own dial was replacing — would leave the events each side
+// recorded apart until then.
+func (n *Host) syncRequested(ctx context.Context, p lpeer.ID) {
+	for wait := syncRetryFirst; ; wait = min(2*wait, n.cfg.SyncInterval) {
+		res := n.syncPeer(ctx, p)
+		if res.Err == nil || errors.Is(res.Err, ErrNotMember) || n.h.Network().Connectedness(p) != network.Connected {
+			return // a reconnection asks again
+		}
+		n.log.Debug("requested sync failed; retrying", "peer", p, "after", wait, "err", res.Err)
+		if !sleep(ctx, wait) {
+			return
 		}
 	}
 }

@@ -125,6 +125,36 @@ func TestPartitionHealsBySync(t *testing.T) {
 	}
 }
 
+// TestFailedJoinSyncIsRetried: a sync that a join asked for and that failed
+// is retried while the peer stays connected, long before the periodic sync
+// (a minute away here).
+func TestFailedJoinSyncIsRetried(t *testing.T) {
+	mn := mocknet.New()
+	t.Cleanup(func() { mn.Close() })
+	opts := clusterOptions{dropGossip: func(int) bool { return true }} // only syncs move events
+	nodes := []*testNode{addNode(t, mn, 0, opts), addNode(t, mn, 1, opts)}
+	// The smaller peer ID asks for a join's syncs; the other serves them.
+	slices.SortFunc(nodes, func(a, b *testNode) int { return strings.Compare(string(a.h.ID()), string(b.h.ID())) })
+	asker, server := nodes[0], nodes[1]
+	asker.joinResync = time.Hour // no second join sync to make up for the failed one
+	server.h.RemoveStreamHandler(server.names.sync)
+	for range 20 {
+		server.record(t, "before-join")
+	}
+	if err := mn.LinkAll(); err != nil {
+		t.Fatal(err)
+	}
+	if err := mn.ConnectAllButSelf(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the join's sync to fail", func() bool {
+		i := slices.IndexFunc(asker.Peers(), func(p PeerInfo) bool { return p.ID == server.h.ID().String() })
+		return i >= 0 && asker.Peers()[i].LastSyncResult.Err != nil
+	})
+	server.h.SetStreamHandler(server.names.sync, server.handleSync)
+	convergedTo(t, nodes, 20, 10*time.Second)
+}
+
 func TestLongOfflineNodeCatchesUp(t *testing.T) {
 	mn, nodes := newCluster(t, 3, clusterOptions{})
 	meshed(t, nodes)
