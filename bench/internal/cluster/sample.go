@@ -16,8 +16,11 @@ import (
 // concurrent use.
 type Workload struct {
 	samples []events.Event    // event i is samples[i%len(samples)]
-	traces  []context.Context // event i's is traces[(i/8)%len(traces)]
+	traces  []context.Context // event i's is traces[(i/TraceEvents)%len(traces)]
 }
+
+// TraceEvents is how many consecutive events of a Workload share a trace.
+const TraceEvents = 8
 
 // distinctSamples is the number of distinct events a workload cycles
 // through: the request paths repeat with it.
@@ -27,7 +30,7 @@ const distinctSamples = 10_000
 func NewWorkload(ctx context.Context, n int) *Workload {
 	w := &Workload{
 		samples: make([]events.Event, distinctSamples),
-		traces:  make([]context.Context, 1+n/8),
+		traces:  make([]context.Context, 1+n/TraceEvents),
 	}
 	for i := range w.samples {
 		w.samples[i] = events.Event{
@@ -49,7 +52,7 @@ func NewWorkload(ctx context.Context, n int) *Workload {
 
 // Event returns the context and the event to record as event i.
 func (w *Workload) Event(i int) (context.Context, events.Event) {
-	return w.traces[(i/8)%len(w.traces)], w.samples[i%len(w.samples)]
+	return w.traces[(i/TraceEvents)%len(w.traces)], w.samples[i%len(w.samples)]
 }
 
 // EncodedSize returns the size of evs encoded as sync sends them: batches
