@@ -25,7 +25,7 @@ type memoryBackend struct {
 	spin bool
 
 	mu struct {
-		sync.RWMutex
+		spinLock
 		events eventTable
 		// slabs hold the events' encodings back to back, each slab
 		// slabSize bytes or, for an event larger than that, the event
@@ -131,7 +131,7 @@ func digestIndexValue(d uint64) indexValue {
 }
 
 func (b *memoryBackend) write(_ context.Context, recs []record) error {
-	lockSpinning(&b.mu.RWMutex, b.spin)
+	b.mu.lockSpinning(b.spin)
 	for _, r := range recs {
 		// The event first: a reader that finds an index entry finds the
 		// event too.
@@ -143,7 +143,7 @@ func (b *memoryBackend) write(_ context.Context, recs []record) error {
 		b.mu.byNode.insert(digestIndexValue(r.node), r.key)
 		b.mu.byKind.insert(digestIndexValue(r.kind), r.key)
 	}
-	b.mu.Unlock()
+	b.mu.unlockSpinning()
 	// Every record goes to its trace's list, which holds a key once: a
 	// record stored already is there, or will be once the writer that
 	// stored it gets there.
