@@ -114,20 +114,15 @@ func recordOnce(ctx context.Context, store string, callers int, p recordParams) 
 	for k := range callers {
 		wg.Go(func() {
 			lat[k] = make([]time.Duration, 0, p.Events/callers+1)
-			// Caller k records whole requests, traces k, k+callers, …,
-			// each request's events one after another, as the handler of a
-			// request records its hops.
-			for t := k; t*cluster.TraceEvents < p.Events; t += callers {
-				for i := t * cluster.TraceEvents; i < min((t+1)*cluster.TraceEvents, p.Events); i++ {
-					t0 := time.Now()
-					if _, err := n.Record(w.Event(i)); err != nil {
-						errs[k] = err
-						return
-					}
-					lat[k] = append(lat[k], time.Since(t0))
-					if len(lat[k])%1024 == 0 {
-						progress.Add(1024)
-					}
+			for i := range cluster.Share(k, callers, p.Events) {
+				t0 := time.Now()
+				if _, err := n.Record(w.Event(i)); err != nil {
+					errs[k] = err
+					return
+				}
+				lat[k] = append(lat[k], time.Since(t0))
+				if len(lat[k])%1024 == 0 {
+					progress.Add(1024)
 				}
 			}
 		})

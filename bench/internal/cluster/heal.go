@@ -288,7 +288,7 @@ func (c *Cluster) recordOn(ctx context.Context, nodes []int, n, recorders, first
 	for k := range callers {
 		node := c.Nodes[nodes[k%len(nodes)]]
 		wg.Go(func() {
-			for i := k; i < n; i += callers {
+			for i := range Share(k, callers, n) {
 				e, err := node.Record(w.Event(first + i))
 				if err != nil {
 					errs[k] = err

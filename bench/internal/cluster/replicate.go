@@ -169,9 +169,9 @@ func (c *Cluster) record(w *Workload, writers []int, cfg ReplicateConfig, start 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			// Caller k records events k, k+callers, k+2·callers, …: in a
-			// paced run the callers interleave into one even stream.
-			for i := k; i < cfg.Events; i += callers {
+			// In a paced run each event waits for its time, so the
+			// callers interleave into one even stream.
+			for i := range Share(k, callers, cfg.Events) {
 				var at time.Time
 				if cfg.Rate > 0 {
 					at = start.Add(time.Duration(float64(i) / cfg.Rate * float64(time.Second)))

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"iter"
 	"strconv"
 
 	"github.com/scopemesh/scopemesh/events"
@@ -21,6 +22,22 @@ type Workload struct {
 
 // TraceEvents is how many consecutive events of a Workload share a trace.
 const TraceEvents = 8
+
+// Share returns, in order, the events of n that caller k of callers
+// records: whole traces, k, k+callers, k+2·callers, …, each trace's events
+// one after another, as the handler of a request records its hops.
+// Together the callers record every event once.
+func Share(k, callers, n int) iter.Seq[int] {
+	return func(yield func(int) bool) {
+		for t := k; t*TraceEvents < n; t += callers {
+			for i := t * TraceEvents; i < min((t+1)*TraceEvents, n); i++ {
+				if !yield(i) {
+					return
+				}
+			}
+		}
+	}
+}
 
 // distinctSamples is the number of distinct events a workload cycles
 // through: the request paths repeat with it.
