@@ -48,7 +48,7 @@ func TestClosedClusterKeepsOutsidersOut(t *testing.T) {
 	}
 	mn.LinkAll()
 	mn.ConnectPeers(spy.ID(), a.h.ID())
-	ps, err := pubsub.NewGossipSub(ctx, spy)
+	ps, err := pubsub.NewGossipSub(ctx, spy, unsignedMessages()...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ func namesFor(cluster string) names {
 	// mDNS service names are DNS labels: use a digest of the cluster name.
 	digest := sha256.Sum256([]byte(cluster))
 	return names{
-		topic:      base + "/events/1",
+		topic:      base + "/events/2",
 		sync:       protocol.ID(base + "/sync/2"),
 		query:      protocol.ID(base + "/query/1"),
 		dhtPrefix:  protocol.ID(base),

@@ -30,7 +30,7 @@ func TestRogueBatchesChangeNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ps, err := pubsub.NewGossipSub(ctx, rogueHost)
+	ps, err := pubsub.NewGossipSub(ctx, rogueHost, unsignedMessages()...)
 	if err != nil {
 		t.Fatal(err)
 	}
