@@ -48,7 +48,7 @@ type record struct {
 }
 
 // trace returns the record's correlation (trace) ID, zero if it has none.
-func (r *record) trace() events.TraceID { return r.x.Event().Correlation }
+func (r *record) trace() events.TraceID { return r.x.Header().Correlation }
 
 // Index names a secondary index of the set.
 type Index int

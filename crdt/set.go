@@ -210,7 +210,7 @@ func (s *Set) record(x events.Encoded) (record, error) {
 			return record{}, err
 		}
 	}
-	e := x.Event()
+	e := x.Header()
 	return record{x, KeyOf(e), digest(e.Node), digest(e.Kind)}, nil
 }
 

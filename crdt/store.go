@@ -165,7 +165,7 @@ func appendEntries(recs []record, put func(key, value []byte) error) error {
 			}
 			buf = hex.AppendEncode(buf, r.key[:])
 			if err := put(buf, nil); err != nil {
-				return fmt.Errorf("writing index of event %v: %w", r.x.Event().ID, err)
+				return fmt.Errorf("writing index of event %v: %w", r.x.Header().ID, err)
 			}
 		}
 		return nil
@@ -193,7 +193,7 @@ func appendEntries(recs []record, put func(key, value []byte) error) error {
 	for _, r := range recs {
 		buf = appendEventKey(buf[:0], r.key)
 		if err := put(buf, r.x.Wire()); err != nil {
-			return fmt.Errorf("writing event %v: %w", r.x.Event().ID, err)
+			return fmt.Errorf("writing event %v: %w", r.x.Header().ID, err)
 		}
 	}
 	return nil

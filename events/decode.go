@@ -167,43 +167,115 @@ func integer(b []byte, i int) (int64, int, error) {
 type decoder struct {
 	lim     Limits
 	scratch []byte
+	// lazy leaves Attrs and Payload in the wire form, for Encoded.Event to
+	// decode if it is asked for them (decodeBody).
+	lazy bool
+	// node and kind are the last Node and Kind decoded: a batch's events
+	// mostly share them, and share the strings then.
+	node, kind string
 }
 
 // span marks where a field's bytes lie in the input.
 type span struct{ start, end int }
 
+// fields locates the strings, Attrs and Payload of an event in its input.
+type fields struct {
+	node, kind, attrs, pay span
+	nattrs                 int
+}
+
 // decodeEvent reads the wire form of one event from the front of b and
 // returns it with the length of its encoding.
 func (d *decoder) decodeEvent(b []byte) (Event, int, error) {
-	var e Event
-	fields, i, err := head(b, 0, majorMap)
+	e, f, n, err := d.scanEvent(b, true)
 	if err != nil {
-		return Event{}, 0, fmt.Errorf("%w: event: %v", ErrInvalid, err)
+		return Event{}, 0, err
 	}
-	if fields > keySignature+1 {
-		return Event{}, 0, fmt.Errorf("%w: event has %d fields, at most %d", ErrInvalid, fields, keySignature+1)
+	e.Node = d.intern(&d.node, b[f.node.start:f.node.end])
+	e.Kind = d.intern(&d.kind, b[f.kind.start:f.kind.end])
+	if !d.lazy {
+		e.Attrs, e.Payload = body(b, f)
+	}
+	return e, n, nil
+}
+
+// intern returns s as a string, *last if it holds the same bytes, and
+// keeps it in *last.
+func (d *decoder) intern(last *string, s []byte) string {
+	if string(s) != *last {
+		*last = string(s)
+	}
+	return *last
+}
+
+// decodeBody decodes the Attrs and Payload of the wire form of an event
+// that a lazy decoder read.
+func decodeBody(wire []byte, l Limits) (map[string]string, []byte) {
+	d := decoder{lim: l}
+	_, f, _, err := d.scanEvent(wire, false)
+	if err != nil {
+		// The wire form was checked when it was decoded.
+		panic(fmt.Sprintf("events: a checked wire form no longer decodes: %v", err))
+	}
+	return body(wire, f)
+}
+
+// body builds the Attrs and Payload that f locates in b. The attributes'
+// strings are substrings of one copy of their bytes: one allocation
+// instead of two per entry.
+func body(b []byte, f fields) (map[string]string, []byte) {
+	var attrs map[string]string
+	if f.nattrs > 0 {
+		all := string(b[f.attrs.start:f.attrs.end])
+		sub := func(start, end int) string { return all[start-f.attrs.start : end-f.attrs.start] }
+		attrs = make(map[string]string, f.nattrs)
+		j := f.attrs.start
+		for range f.nattrs {
+			ks, ke, _ := str(b, j, majorText)
+			vs, ve, _ := str(b, ke, majorText)
+			attrs[sub(ks, ke)] = sub(vs, ve)
+			j = ve
+		}
+	}
+	var payload []byte
+	if f.pay.end > f.pay.start {
+		payload = bytes.Clone(b[f.pay.start:f.pay.end])
+	}
+	return attrs, payload
+}
+
+// scanEvent checks the wire form of one event at the front of b, without
+// allocating, and returns its fixed-size fields, where the others lie and
+// the length of the encoding. If checkID, it checks the ID against the
+// content.
+func (d *decoder) scanEvent(b []byte, checkID bool) (Event, fields, int, error) {
+	var e Event
+	nfields, i, err := head(b, 0, majorMap)
+	if err != nil {
+		return Event{}, fields{}, 0, fmt.Errorf("%w: event: %v", ErrInvalid, err)
+	}
+	if nfields > keySignature+1 {
+		return Event{}, fields{}, 0, fmt.Errorf("%w: event has %d fields, at most %d", ErrInvalid, nfields, keySignature+1)
 	}
 	var (
 		seen             uint
-		node, kind, pay  span
-		attrs            span
-		nattrs           int
+		f                fields
 		idEnd            int
 		contentEnd       = -1 // where the signature field starts, if there is one
 		lastKey, lastErr = -1, error(nil)
 	)
-	for range fields {
+	for range nfields {
 		if i >= len(b) {
-			return Event{}, 0, fmt.Errorf("%w: event: %v", ErrInvalid, errTruncated)
+			return Event{}, fields{}, 0, fmt.Errorf("%w: event: %v", ErrInvalid, errTruncated)
 		}
 		// Keys are unsigned integers below 24, so each is one byte equal to
 		// its value; anything else is not a key of this format.
 		key := int(b[i])
 		if key >= len(fieldNames) {
-			return Event{}, 0, fmt.Errorf("%w: event: unknown field key 0x%02x", ErrInvalid, b[i])
+			return Event{}, fields{}, 0, fmt.Errorf("%w: event: unknown field key 0x%02x", ErrInvalid, b[i])
 		}
 		if key <= lastKey {
-			return Event{}, 0, fmt.Errorf("%w: event: field %s out of order or repeated", ErrInvalid, fieldNames[key])
+			return Event{}, fields{}, 0, fmt.Errorf("%w: event: field %s out of order or repeated", ErrInvalid, fieldNames[key])
 		}
 		lastKey = key
 		seen |= 1 << key
@@ -231,9 +303,9 @@ func (d *decoder) decodeEvent(b []byte) (Event, int, error) {
 			}
 			e.Time.Logical = uint32(v)
 		case keyNode:
-			node.start, node.end, lastErr = text(b, i)
-			i = node.end
-			if lastErr == nil && node.start == node.end {
+			f.node.start, f.node.end, lastErr = text(b, i)
+			i = f.node.end
+			if lastErr == nil && f.node.start == f.node.end {
 				lastErr = errors.New("empty")
 			}
 		case keyCorrelation:
@@ -241,24 +313,24 @@ func (d *decoder) decodeEvent(b []byte) (Event, int, error) {
 		case keyParent:
 			i, lastErr = fixedBytes(b, i, e.Parent[:])
 		case keyKind:
-			kind.start, kind.end, lastErr = text(b, i)
-			i = kind.end
+			f.kind.start, f.kind.end, lastErr = text(b, i)
+			i = f.kind.end
 			switch {
 			case lastErr != nil:
-			case kind.start == kind.end:
+			case f.kind.start == f.kind.end:
 				lastErr = errors.New("empty")
-			case kind.end-kind.start > d.lim.MaxKindBytes:
-				return Event{}, 0, fmt.Errorf("%w: Kind is %d bytes, limit %d", ErrTooLarge, kind.end-kind.start, d.lim.MaxKindBytes)
+			case f.kind.end-f.kind.start > d.lim.MaxKindBytes:
+				return Event{}, fields{}, 0, fmt.Errorf("%w: Kind is %d bytes, limit %d", ErrTooLarge, f.kind.end-f.kind.start, d.lim.MaxKindBytes)
 			}
 		case keyAttrs:
-			nattrs, attrs, i, err = d.scanAttrs(b, i)
+			f.nattrs, f.attrs, i, err = d.scanAttrs(b, i)
 			if err != nil {
-				return Event{}, 0, err
+				return Event{}, fields{}, 0, err
 			}
 		case keyPayload:
-			pay.start, pay.end, lastErr = str(b, i, majorBytes)
-			i = pay.end
-			if lastErr == nil && pay.start == pay.end {
+			f.pay.start, f.pay.end, lastErr = str(b, i, majorBytes)
+			i = f.pay.end
+			if lastErr == nil && f.pay.start == f.pay.end {
 				lastErr = errors.New("empty value must be left out")
 			}
 		case keySignature:
@@ -267,23 +339,26 @@ func (d *decoder) decodeEvent(b []byte) (Event, int, error) {
 			e.Signature = sig[:]
 		}
 		if lastErr != nil {
-			return Event{}, 0, fmt.Errorf("%w: %s: %v", ErrInvalid, fieldNames[key], lastErr)
+			return Event{}, fields{}, 0, fmt.Errorf("%w: %s: %v", ErrInvalid, fieldNames[key], lastErr)
 		}
 	}
 	if missing := requiredFields &^ seen; missing != 0 {
 		for k := range fieldNames {
 			if missing&(1<<k) != 0 {
-				return Event{}, 0, fmt.Errorf("%w: %s is missing", ErrInvalid, fieldNames[k])
+				return Event{}, fields{}, 0, fmt.Errorf("%w: %s is missing", ErrInvalid, fieldNames[k])
 			}
 		}
 	}
 	if i > d.lim.MaxEventBytes {
-		return Event{}, 0, fmt.Errorf("%w: event is %d bytes, limit %d", ErrTooLarge, i, d.lim.MaxEventBytes)
+		return Event{}, fields{}, 0, fmt.Errorf("%w: event is %d bytes, limit %d", ErrTooLarge, i, d.lim.MaxEventBytes)
 	}
 
+	if !checkID {
+		return e, f, i, nil
+	}
 	// The content is the input without field 0 and the signature, behind
 	// a map head that counts those fields fewer.
-	contentFields := fields - 1
+	contentFields := nfields - 1
 	if contentEnd < 0 {
 		contentEnd = i
 	} else {
@@ -292,34 +367,9 @@ func (d *decoder) decodeEvent(b []byte) (Event, int, error) {
 	d.scratch = append(d.scratch[:0], majorMap|byte(contentFields))
 	d.scratch = append(d.scratch, b[idEnd:contentEnd]...)
 	if sum := ID(sha256.Sum256(d.scratch)); sum != e.ID {
-		return Event{}, 0, idMismatch(e.ID, sum)
+		return Event{}, fields{}, 0, idMismatch(e.ID, sum)
 	}
-
-	// Every string of the event is a substring of one copy of the input
-	// from Node to the last attribute: one allocation instead of one per
-	// string. The strings together hold most of those bytes anyway.
-	last := kind.end
-	if nattrs > 0 {
-		last = attrs.end
-	}
-	all := string(b[node.start:last])
-	sub := func(start, end int) string { return all[start-node.start : end-node.start] }
-	e.Node = sub(node.start, node.end)
-	e.Kind = sub(kind.start, kind.end)
-	if nattrs > 0 {
-		e.Attrs = make(map[string]string, nattrs)
-		j := attrs.start
-		for range nattrs {
-			ks, ke, _ := str(b, j, majorText)
-			vs, ve, _ := str(b, ke, majorText)
-			e.Attrs[sub(ks, ke)] = sub(vs, ve)
-			j = ve
-		}
-	}
-	if pay.end > pay.start {
-		e.Payload = bytes.Clone(b[pay.start:pay.end])
-	}
-	return e, i, nil
+	return e, f, i, nil
 }
 
 // scanAttrs checks the Attrs map at b[i:] and returns its size, the span of

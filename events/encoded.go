@@ -10,17 +10,36 @@ import (
 // its ID against its content, so a holder may store or send the wire form
 // without encoding or hashing the event again.
 //
-// The event shares Attrs and Payload with the one it was made from; changing
-// them afterwards leaves the event and its wire form disagreeing. The wire
-// form must not be modified.
+// An Encoded made by Encode or SealEncoded shares Attrs and Payload with
+// the event it was made from; changing them afterwards leaves the event and
+// its wire form disagreeing. One decoded by DecodeBatchEncoded keeps them
+// in the wire form until Event is called. The wire form must not be
+// modified.
 type Encoded struct {
-	event  Event
+	event  Event // without Attrs and Payload if lazy
 	wire   []byte
 	limits *Limits // resolved and interned: what the event was checked against
+	lazy   bool
 }
 
-// Event returns the event.
-func (x Encoded) Event() Event { return x.event }
+// Event returns the event. For an Encoded that DecodeBatchEncoded made,
+// each call decodes Attrs and Payload anew; Header does not.
+func (x Encoded) Event() Event {
+	if !x.lazy {
+		return x.event
+	}
+	e := x.event
+	e.Attrs, e.Payload = decodeBody(x.wire, *x.limits)
+	return e
+}
+
+// Header returns the event without its Attrs and Payload: what a store
+// needs to file it, without decoding them.
+func (x Encoded) Header() Event {
+	e := x.event
+	e.Attrs, e.Payload = nil, nil
+	return e
+}
 
 // Wire returns the event's wire form. The caller must not modify it.
 func (x Encoded) Wire() []byte { return x.wire }
@@ -65,7 +84,7 @@ func (l Limits) Encode(e Event) (Encoded, error) {
 	if err != nil {
 		return Encoded{}, err
 	}
-	return Encoded{e, wire, intern(l)}, nil
+	return Encoded{e, wire, intern(l), false}, nil
 }
 
 // SealEncoded seals e as Seal does and returns it with its wire form: one
@@ -84,5 +103,5 @@ func (l Limits) SealEncoded(e Event) (Encoded, error) {
 	if err != nil {
 		return Encoded{}, err
 	}
-	return Encoded{withID(e, id), wire, intern(l)}, nil
+	return Encoded{withID(e, id), wire, intern(l), false}, nil
 }

@@ -33,3 +33,32 @@ func TestEncodedCheckedUnder(t *testing.T) {
 		t.Fatal("the zero Encoded counts as checked")
 	}
 }
+
+// TestDecodedBatchKeepsAttrsAndPayloadEncoded: the events DecodeBatchEncoded
+// returns hand out their Attrs and Payload only through Event, decoded
+// afresh by each call, and Header leaves them out.
+func TestDecodedBatchKeepsAttrsAndPayloadEncoded(t *testing.T) {
+	e, err := Seal(Event{Node: "n", Kind: "k", Attrs: map[string]string{"a": "1", "bb": "2"}, Payload: []byte("body")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := EncodeBatch([]Event{e, e})
+	if err != nil {
+		t.Fatal(err)
+	}
+	xs, err := DefaultLimits.DecodeBatchEncoded(batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := xs[0].Header(); h.Attrs != nil || h.Payload != nil || h.ID != e.ID || h.Node != "n" || h.Kind != "k" {
+		t.Fatalf("Header = %+v", h)
+	}
+	first, second := xs[0].Event(), xs[0].Event()
+	if first.Attrs["bb"] != "2" || string(first.Payload) != "body" || Verify(first) != nil {
+		t.Fatalf("Event = %+v", first)
+	}
+	first.Attrs["a"], first.Payload[0] = "changed", 'B'
+	if second.Attrs["a"] != "1" || string(second.Payload) != "body" || xs[0].Event().Attrs["a"] != "1" {
+		t.Fatal("the events of two calls share their Attrs or Payload")
+	}
+}

@@ -57,6 +57,13 @@ func FuzzDecodeBatch(f *testing.F) {
 			if err := Verify(e); err != nil {
 				t.Fatalf("event %d does not verify: %v", i, err)
 			}
+			e.Attrs, e.Payload = nil, nil
+			if !reflect.DeepEqual(xs[i].Header(), e) {
+				t.Fatalf("event %d: Header is not the event without Attrs and Payload", i)
+			}
+		}
+		if eager, err := DecodeBatch(b); err != nil || !reflect.DeepEqual(eager, evs) {
+			t.Fatalf("DecodeBatch and DecodeBatchEncoded decode differently (%v)", err)
 		}
 		again, err := EncodeBatch(evs)
 		if err != nil {

@@ -295,7 +295,7 @@ func (g *gossip) take(ctx context.Context, batch []events.Encoded, wait bool) ([
 	// The watch filters by a digest of the node's name: a rare other
 	// node's event shares it.
 	batch = batch[:from+len(slices.DeleteFunc(batch[from:], func(x events.Encoded) bool {
-		return x.Event().Node != g.selfStr
+		return x.Header().Node != g.selfStr
 	}))]
 	var gap *crdt.GapError
 	switch {

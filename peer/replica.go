@@ -78,7 +78,7 @@ func (r *replica) decode(channel string, data []byte) ([]events.Encoded, error) 
 		return xs, err
 	}
 	for _, x := range xs {
-		if err := r.checkSignature(x.Event()); err != nil {
+		if err := r.checkSignature(x.Header()); err != nil {
 			return nil, err
 		}
 	}
@@ -125,7 +125,7 @@ func (r *replica) merge(ctx context.Context, from lpeer.ID, xs []events.Encoded)
 	accepted := xs[:0]
 	var wait int64 // until the last held-back event is within the offset
 	for _, x := range xs {
-		e := x.Event()
+		e := x.Header()
 		if err := r.clock.Update(e.Time); err != nil {
 			held++
 			if errors.Is(err, hlc.ErrClockOffset) {
