@@ -3,6 +3,8 @@ package events
 import (
 	"bytes"
 	"testing"
+
+	"github.com/scopemesh/scopemesh/hlc"
 )
 
 // TestEncodedCheckedUnder checks that an Encoded event counts as checked
@@ -60,5 +62,40 @@ func TestDecodedBatchKeepsAttrsAndPayloadEncoded(t *testing.T) {
 	first.Attrs["a"], first.Payload[0] = "changed", 'B'
 	if second.Attrs["a"] != "1" || string(second.Payload) != "body" || xs[0].Event().Attrs["a"] != "1" {
 		t.Fatal("the events of two calls share their Attrs or Payload")
+	}
+}
+
+func TestAppendBatchEncodedAppends(t *testing.T) {
+	var evs []Event
+	for i := range 3 {
+		e, err := Seal(Event{Node: "n", Kind: "k", Time: hlc.Timestamp{Wall: int64(i + 1)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, e)
+	}
+	first, err := EncodeBatch(evs[:1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	rest, err := EncodeBatch(evs[1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	xs, err := DefaultLimits.AppendBatchEncoded(nil, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	xs, err = DefaultLimits.AppendBatchEncoded(xs[:1:1], rest)
+	if err != nil || len(xs) != 3 {
+		t.Fatalf("AppendBatchEncoded = %d events, %v", len(xs), err)
+	}
+	for i, x := range xs {
+		if x.Header().ID != evs[i].ID {
+			t.Fatalf("event %d is %v, want %v", i, x.Header().ID, evs[i].ID)
+		}
+	}
+	if _, err := DefaultLimits.AppendBatchEncoded(xs, []byte("not a batch")); err == nil {
+		t.Fatal("a bad batch appended without an error")
 	}
 }

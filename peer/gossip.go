@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -201,15 +202,25 @@ func (g *gossip) validate(_ context.Context, from lpeer.ID, msg *pubsub.Message)
 	if !g.member(from) || g.dropIncoming {
 		return pubsub.ValidationIgnore
 	}
-	xs, err := g.replica.decode(msg.GetTopic(), msg.Data)
+	buf := decodedBatches.Get().(*[]events.Encoded)
+	xs, err := g.replica.decode((*buf)[:0], msg.GetTopic(), msg.Data)
 	if err != nil {
+		decodedBatches.Put(buf)
 		g.counts.batchesRejected.Add(1)
 		g.log.Debug("rejected a gossiped batch", "from", from, "err", err)
 		return pubsub.ValidationReject
 	}
-	msg.ValidatorData = xs
+	*buf = xs
+	msg.ValidatorData = buf
 	return pubsub.ValidationAccept
 }
+
+// decodedBatches holds the slices gossiped batches are decoded into: the
+// receive loop hands each back once it has merged its events. A new slice
+// for every batch, a thousand events of a couple of hundred bytes each,
+// cost about a tenth of the CPU per replicated event (`go run ./bench
+// replicate -rate 0 -writers one`, 3 nodes).
+var decodedBatches = sync.Pool{New: func() any { return new([]events.Encoded) }}
 
 // receiveLoop merges the validated batches of peers that arrive on c.
 func (g *gossip) receiveLoop(ctx context.Context, c *channel) {
@@ -221,9 +232,15 @@ func (g *gossip) receiveLoop(ctx context.Context, c *channel) {
 		if msg.ReceivedFrom == g.self {
 			continue
 		}
-		xs, _ := msg.ValidatorData.([]events.Encoded)
+		buf, _ := msg.ValidatorData.(*[]events.Encoded)
+		if buf == nil {
+			continue
+		}
 		g.counts.batchesReceived.Add(1)
-		added, _, err := g.replica.merge(ctx, msg.ReceivedFrom, xs)
+		added, _, err := g.replica.merge(ctx, msg.ReceivedFrom, *buf)
+		// The merge copied what it keeps of the events.
+		clear((*buf)[:cap(*buf)])
+		decodedBatches.Put(buf)
 		if err != nil {
 			if ctx.Err() == nil {
 				g.log.Warn("merging a gossiped batch failed", "from", msg.ReceivedFrom, "err", err)

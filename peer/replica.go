@@ -63,21 +63,21 @@ func (r *replica) seal(channel string) func([]byte, error) ([]byte, error) {
 	}
 }
 
-// decode opens, decodes and verifies a batch that arrived on channel: each
-// event's ID must match its content and, if the cluster signs events, its
-// signature must be its origin's.
-func (r *replica) decode(channel string, data []byte) ([]events.Encoded, error) {
+// decode opens, decodes and verifies a batch that arrived on channel, and
+// appends its events to dst: each event's ID must match its content and,
+// if the cluster signs events, its signature must be its origin's.
+func (r *replica) decode(dst []events.Encoded, channel string, data []byte) ([]events.Encoded, error) {
 	if r.keys != nil {
 		var err error
 		if data, err = r.keys.open(channel, data); err != nil {
 			return nil, err
 		}
 	}
-	xs, err := r.limits.DecodeBatchEncoded(data)
+	xs, err := r.limits.AppendBatchEncoded(dst, data)
 	if err != nil || !r.signed {
 		return xs, err
 	}
-	for _, x := range xs {
+	for _, x := range xs[len(dst):] {
 		if err := r.checkSignature(x.Header()); err != nil {
 			return nil, err
 		}

@@ -350,7 +350,7 @@ func TestServeNumbersListedIDsPerPass(t *testing.T) {
 			if typ == frameEnd {
 				return got
 			}
-			evs, err := a.replica.decode(s.channel(), payload)
+			evs, err := a.replica.decode(nil, s.channel(), payload)
 			if err != nil {
 				t.Fatal(err)
 			}
