@@ -191,17 +191,17 @@ func (d *decoder) decodeEvent(b []byte) (Event, int, error) {
 	if err != nil {
 		return Event{}, 0, err
 	}
-	e.Node = d.intern(&d.node, b[f.node.start:f.node.end])
-	e.Kind = d.intern(&d.kind, b[f.kind.start:f.kind.end])
+	e.Node = reuseString(&d.node, b[f.node.start:f.node.end])
+	e.Kind = reuseString(&d.kind, b[f.kind.start:f.kind.end])
 	if !d.lazy {
 		e.Attrs, e.Payload = body(b, f)
 	}
 	return e, n, nil
 }
 
-// intern returns s as a string, *last if it holds the same bytes, and
-// keeps it in *last.
-func (d *decoder) intern(last *string, s []byte) string {
+// reuseString returns s as a string: *last if it holds the same bytes,
+// else a new one, which it keeps in *last.
+func reuseString(last *string, s []byte) string {
 	if string(s) != *last {
 		*last = string(s)
 	}
@@ -244,10 +244,10 @@ func body(b []byte, f fields) (map[string]string, []byte) {
 	return attrs, payload
 }
 
-// scanEvent checks the wire form of one event at the front of b, without
-// allocating, and returns its fixed-size fields, where the others lie and
-// the length of the encoding. If checkID, it checks the ID against the
-// content.
+// scanEvent checks the wire form of one event at the front of b, allocating
+// nothing but a signature, and returns its fixed-size fields, where the
+// others lie and the length of the encoding. If checkID, it checks the ID
+// against the content.
 func (d *decoder) scanEvent(b []byte, checkID bool) (Event, fields, int, error) {
 	var e Event
 	nfields, i, err := head(b, 0, majorMap)

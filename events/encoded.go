@@ -22,8 +22,9 @@ type Encoded struct {
 	lazy   bool
 }
 
-// Event returns the event. For an Encoded that DecodeBatchEncoded made,
-// each call decodes Attrs and Payload anew; Header does not.
+// Event returns the event. For an Encoded that DecodeBatchEncoded or
+// AppendBatchEncoded made, each call decodes Attrs and Payload anew;
+// Header does not.
 func (x Encoded) Event() Event {
 	if !x.lazy {
 		return x.event

@@ -102,10 +102,10 @@ type channel struct {
 // peer that published a message; nothing here needs that — a batch is
 // checked event by event, each event's ID is the hash of its content, and
 // peer scores charge the peer a message came from, not its author — while
-// signing every message and verifying it on every node took about 8 % of
-// the CPU per replicated event (`go run ./bench replicate -rate 0`, 3
-// nodes, one writer and all). Nodes that sign and nodes that do not refuse
-// each other's messages, so the topic's version changed with this.
+// signing every message and verifying it on every node took 7–11 % of the
+// CPU per replicated event (`go run ./bench replicate -rate 0 -writers
+// one,all`, 3 nodes). Nodes that sign and nodes that do not refuse each
+// other's messages, so the topic's version changed with this.
 func unsignedMessages() []pubsub.Option {
 	return []pubsub.Option{
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),

@@ -540,7 +540,7 @@ func (n *Host) syncLoop(ctx context.Context) {
 		case <-t.C:
 			if peers := n.connectedMembers(); len(peers) > 0 {
 				p := peers[rand.IntN(len(peers))]
-				n.goLoop(ctx, func(ctx context.Context) { n.syncRequested(ctx, p) })
+				n.goLoop(ctx, func(ctx context.Context) { n.syncPeer(ctx, p) })
 			}
 			t.Reset(next())
 		}
@@ -548,21 +548,23 @@ func (n *Host) syncLoop(ctx context.Context) {
 }
 
 // syncRetryFirst is how long a requested sync that failed waits before its
-// first retry. Each retry waits twice as long as the one before, up to the
-// sync interval.
+// first retry. Each retry waits twice as long as the one before.
 const syncRetryFirst = 250 * time.Millisecond
 
-// syncRequested runs a sync that requestSync asked for and retries it with
-// backoff while it fails and p stays connected. A join or a reconnection
-// asks once, and nothing else would sync before the periodic sync, an
-// interval later: a session that failed — say, on a connection that the
-// peer's own dial was replacing — would leave the events each side
-// recorded apart until then.
+// syncRequested runs a sync that requestSync asked for, and retries it with
+// backoff while it fails and p stays connected, until the periodic sync
+// would come before the next retry. A join or a reconnection asks once, and
+// nothing else would sync before the periodic sync: a session that failed
+// — say, on a connection that the peer's own dial was replacing — would
+// leave the events each side recorded apart until then.
 func (n *Host) syncRequested(ctx context.Context, p lpeer.ID) {
-	for wait := syncRetryFirst; ; wait = min(2*wait, n.cfg.SyncInterval) {
+	for wait := syncRetryFirst; ; wait *= 2 {
 		res := n.syncPeer(ctx, p)
 		if res.Err == nil || errors.Is(res.Err, ErrNotMember) || n.h.Network().Connectedness(p) != network.Connected {
 			return // a reconnection asks again
+		}
+		if wait > n.cfg.SyncInterval {
+			return // the periodic sync comes sooner
 		}
 		n.log.Debug("requested sync failed; retrying", "peer", p, "after", wait, "err", res.Err)
 		if !sleep(ctx, wait) {
