@@ -40,15 +40,15 @@ type backend interface {
 
 // record is an event on its way into the store: x.Event(), stored as
 // x.Wire() under key. node and kind are the digests of its origin and kind,
-// worked out once, before any lock is taken.
+// and trace its correlation (zero if none), worked out once, before any
+// lock is taken: sorts and index updates read them many times, and reading
+// them through x copies the whole event.
 type record struct {
 	x          events.Encoded
 	key        Key
 	node, kind uint64
+	trace      events.TraceID
 }
-
-// trace returns the record's correlation (trace) ID, zero if it has none.
-func (r *record) trace() events.TraceID { return r.x.Header().Correlation }
 
 // Index names a secondary index of the set.
 type Index int

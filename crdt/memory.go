@@ -148,7 +148,7 @@ func (b *memoryBackend) write(_ context.Context, recs []record) error {
 	// record stored already is there, or will be once the writer that
 	// stored it gets there.
 	for i := range recs {
-		if trace := recs[i].trace(); !trace.IsZero() {
+		if trace := recs[i].trace; !trace.IsZero() {
 			shard := b.traceShard(trace)
 			shard.Lock()
 			shard.insert(indexValue(trace), recs[i].key)

@@ -171,12 +171,10 @@ func appendEntries(recs []record, put func(key, value []byte) error) error {
 		return nil
 	}
 	slices.SortFunc(recs, func(a, b record) int {
-		ta, tb := a.trace(), b.trace()
-		return cmp.Or(bytes.Compare(ta[:], tb[:]), a.key.Compare(b.key))
+		return cmp.Or(bytes.Compare(a.trace[:], b.trace[:]), a.key.Compare(b.key))
 	})
 	err := entries(func(dst []byte, r *record) ([]byte, bool) {
-		trace := r.trace()
-		return appendTracePrefix(dst, trace), !trace.IsZero()
+		return appendTracePrefix(dst, r.trace), !r.trace.IsZero()
 	})
 	if err != nil {
 		return err

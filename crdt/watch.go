@@ -31,9 +31,10 @@ func (e *GapError) Is(target error) bool { return target == ErrGap }
 
 // Watch delivers every event newly added to a set, local or merged (or,
 // made by WatchNode, those of one origin), in the order they were added.
-// Its buffer is bounded: writers never wait for a reader. When the buffer is full, the Watch drops new events and, once the
-// reader has taken the events buffered before them, Next returns a
-// *GapError saying where to re-read from; delivery then resumes.
+// Its buffer is bounded: writers never wait for a reader. When the buffer
+// is full, the Watch drops new events and, once the reader has taken the
+// events buffered before them, Next returns a *GapError saying where to
+// re-read from; delivery then resumes.
 //
 // A Watch is safe for concurrent use, but events are meant for one reader.
 type Watch struct {
