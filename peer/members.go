@@ -47,6 +47,7 @@ type member struct {
 	conns    map[string]struct{} // IDs of the open connections
 	joined   bool                // speaks the cluster protocol or subscribed to its topic: a cluster member
 	wanted   bool                // registered by Connect or Bootstrap: re-dialled while unreachable
+	syncOwed bool                // a requested sync failed for want of a connection: see oweSync
 	backoff  time.Duration
 	nextDial time.Time
 }
@@ -86,9 +87,9 @@ func (t *memberTable) getLocked(p lpeer.ID) *member {
 func (m *member) listed() bool { return m.joined || m.wanted || m.Refused }
 
 // connected records that connection conn with p opened; recording one
-// twice changes nothing. It reports whether p is a member that was
-// unreachable and is back.
-func (t *memberTable) connected(p lpeer.ID, conn string) (returned bool) {
+// twice changes nothing. It reports whether to sync with p now: p is a
+// member that was unreachable and is back, or a sync with it is owed.
+func (t *memberTable) connected(p lpeer.ID, conn string) (resync bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	m := t.getLocked(p)
@@ -98,16 +99,30 @@ func (t *memberTable) connected(p lpeer.ID, conn string) (returned bool) {
 		m.conns = make(map[string]struct{})
 	}
 	m.conns[conn] = struct{}{}
+	resync, m.syncOwed = m.syncOwed, false
 	if m.Connected {
-		return false
+		return resync
 	}
-	returned = m.listed() && !m.Refused && !m.UnreachableSince.IsZero()
+	returned := m.listed() && !m.Refused && !m.UnreachableSince.IsZero()
 	if returned {
 		m.Reconnects++
 	}
 	m.Connected, m.ConnectedSince, m.UnreachableSince = true, now, time.Time{}
 	m.backoff, m.nextDial = 0, time.Time{}
-	return returned
+	return resync || returned
+}
+
+// oweSync records that a requested sync with p failed while no connection
+// to p was open, so that p's next connection asks for it again. The table
+// alone cannot tell: the swarm reports a closed connection asynchronously,
+// so the next connection may open while the table still counts the closed
+// one, and p never looks as if it came back. The caller must record the
+// debt before it checks that p is not connected: then either that check
+// sees the next connection, or the next connection sees the debt.
+func (t *memberTable) oweSync(p lpeer.ID) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.getLocked(p).syncOwed = true
 }
 
 // disconnected records that connection conn with p closed. It reports
@@ -174,6 +189,9 @@ func (t *memberTable) synced(p lpeer.ID, res SyncResult) {
 	defer t.mu.Unlock()
 	m := t.getLocked(p)
 	m.LastSync, m.LastSyncResult, m.InSync = t.now(), res, res.InSync
+	if res.Err == nil {
+		m.syncOwed = false
+	}
 }
 
 // known returns the members and wanted peers that are not refused.

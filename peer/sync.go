@@ -553,15 +553,20 @@ const syncRetryFirst = 250 * time.Millisecond
 
 // syncRequested runs a sync that requestSync asked for, and retries it with
 // backoff while it fails and p stays connected, until the periodic sync
-// would come before the next retry. A join or a reconnection asks once, and
+// would come before the next retry; if p is not connected, p's next
+// connection asks for it again. A join or a reconnection asks once, and
 // nothing else would sync before the periodic sync: a session that failed
 // — say, on a connection that the peer's own dial was replacing — would
 // leave the events each side recorded apart until then.
 func (n *Host) syncRequested(ctx context.Context, p lpeer.ID) {
 	for wait := syncRetryFirst; ; wait *= 2 {
 		res := n.syncPeer(ctx, p)
-		if res.Err == nil || errors.Is(res.Err, ErrNotMember) || n.h.Network().Connectedness(p) != network.Connected {
-			return // a reconnection asks again
+		if res.Err == nil || errors.Is(res.Err, ErrNotMember) {
+			return
+		}
+		n.members.oweSync(p)
+		if n.h.Network().Connectedness(p) != network.Connected {
+			return // p's next connection asks again
 		}
 		if wait > n.cfg.SyncInterval {
 			return // the periodic sync comes sooner

@@ -155,6 +155,56 @@ func TestFailedJoinSyncIsRetried(t *testing.T) {
 	convergedTo(t, nodes, 20, 10*time.Second)
 }
 
+// TestSyncOwedAcrossStaleConnection: a requested sync that failed while no
+// connection was open runs when the next one opens, even if the member
+// table still counts a closed connection (the swarm reports closes
+// asynchronously), so that the peer does not look as if it came back.
+func TestSyncOwedAcrossStaleConnection(t *testing.T) {
+	mn := mocknet.New()
+	t.Cleanup(func() { mn.Close() })
+	opts := clusterOptions{dropGossip: func(int) bool { return true }} // only syncs move events
+	nodes := []*testNode{addNode(t, mn, 0, opts), addNode(t, mn, 1, opts)}
+	slices.SortFunc(nodes, func(a, b *testNode) int { return strings.Compare(string(a.h.ID()), string(b.h.ID())) })
+	asker, server := nodes[0], nodes[1]
+	asker.joinResync = time.Hour // no second join sync to make up for the failed one
+	if err := mn.LinkAll(); err != nil {
+		t.Fatal(err)
+	}
+	if err := mn.ConnectAllButSelf(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the join's sync", func() bool {
+		i := slices.IndexFunc(asker.Peers(), func(p PeerInfo) bool { return p.ID == server.h.ID().String() })
+		return i >= 0 && asker.Peers()[i].InSync
+	})
+
+	// The link drops, and the server records apart.
+	if err := mn.UnlinkPeers(asker.h.ID(), server.h.ID()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the nodes to disconnect", func() bool {
+		mn.DisconnectPeers(asker.h.ID(), server.h.ID())
+		return len(asker.h.Network().ConnsToPeer(server.h.ID())) == 0 && len(asker.connectedMembers()) == 0
+	})
+	for range 20 {
+		server.record(t, "apart")
+	}
+	// A connection opens and closes before its sync can run, and the table
+	// has not heard of the close yet when the next connection opens.
+	asker.members.connected(server.h.ID(), "closed")
+	if res := asker.syncPeer(context.Background(), server.h.ID()); res.Err == nil {
+		t.Fatal("a sync without a link succeeded")
+	}
+	asker.syncRequested(context.Background(), server.h.ID())
+	if _, err := mn.LinkPeers(asker.h.ID(), server.h.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mn.ConnectPeers(asker.h.ID(), server.h.ID()); err != nil {
+		t.Fatal(err)
+	}
+	convergedTo(t, nodes, 20, 10*time.Second)
+}
+
 func TestLongOfflineNodeCatchesUp(t *testing.T) {
 	mn, nodes := newCluster(t, 3, clusterOptions{})
 	meshed(t, nodes)
