@@ -117,11 +117,20 @@ func unsignedMessages() []pubsub.Option {
 }
 
 // startGossip joins the cluster topics. Its loops run until ctx ends.
+//
+// One worker validates messages, inline, so that a peer's batches reach
+// the merge in the order it sent them. Validated concurrently, they were
+// merged out of order about half the time: a batch merged after a later
+// one put its events in the middle of the set's index lists rather than
+// at their ends, a search and a move each. In 3 loopback nodes replicating
+// 400,000 events from one writer, 1,370,000 list inserts of 2,400,000 went
+// to a chunk before the last; with one inline worker, 660 did.
 func startGossip(ctx context.Context, h host.Host, g *gossip, topics []string) error {
 	g.self, g.selfStr = h.ID(), h.ID().String()
 	ps, err := pubsub.NewGossipSub(ctx, h, append(unsignedMessages(),
 		pubsub.WithPeerOutboundQueueSize(outboundQueue),
 		pubsub.WithValidateQueueSize(validateQueue),
+		pubsub.WithValidateWorkers(1),
 		pubsub.WithRawTracer(tracer{g}),
 		pubsub.WithPeerScore(scoreParams(topics)),
 		pubsub.WithPeerScoreInspect(g.members.setScores, time.Second),
@@ -131,7 +140,7 @@ func startGossip(ctx context.Context, h host.Host, g *gossip, topics []string) e
 	}
 	g.ps = ps
 	for _, name := range topics {
-		if err := ps.RegisterTopicValidator(name, g.validate); err != nil {
+		if err := ps.RegisterTopicValidator(name, g.validate, pubsub.WithValidatorInline(true)); err != nil {
 			return err
 		}
 		c := &channel{name: name}
