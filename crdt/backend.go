@@ -48,6 +48,10 @@ type record struct {
 	key        Key
 	node, kind uint64
 	trace      events.TraceID
+	// shared is whether x's wire form is memory of a merge's caller,
+	// reused once the merge returns. A commit replaces it with the set's
+	// own copy before it tells the watches, which keep x.
+	shared bool
 }
 
 // Index names a secondary index of the set.

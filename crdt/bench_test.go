@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/scopemesh/scopemesh/events"
 	"github.com/scopemesh/scopemesh/internal/fixture"
 	"github.com/scopemesh/scopemesh/internal/pebblestore"
 )
@@ -44,6 +45,50 @@ func BenchmarkMerge(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+// BenchmarkReceive decodes gossip-sized batches, 300 of 1,000 events, and
+// merges them into an empty in-memory set, as a node receiving gossip does:
+// with each event's wire form copied out of the batch, and decoded in
+// place, the copy the set makes being the only one:
+//
+//	go test -run '^$' -bench Receive -benchtime 5x -count 6 ./crdt
+func BenchmarkReceive(b *testing.B) {
+	const batchEvents, batches = 1000, 300
+	g := fixture.New(7, 4)
+	data := make([][]byte, batches)
+	for i := range data {
+		var err error
+		if data[i], err = events.EncodeBatch(g.Batch(batchEvents)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, inPlace := range []bool{false, true} {
+		b.Run(map[bool]string{false: "copied", true: "in-place"}[inPlace], func(b *testing.B) {
+			var xs []events.Encoded
+			var scratch []byte
+			for range b.N {
+				b.StopTimer()
+				s := newMemorySet(b)
+				b.StartTimer()
+				for _, batch := range data {
+					var err error
+					if inPlace {
+						xs, err = events.DefaultLimits.AppendBatchInPlace(xs[:0], batch, &scratch)
+					} else {
+						xs, err = events.DefaultLimits.AppendBatchEncoded(xs[:0], batch)
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+					if _, err := s.MergeEncoded(context.Background(), xs); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batches*batchEvents), "ns/event")
 		})
 	}
 }

@@ -132,14 +132,23 @@ func digestIndexValue(d uint64) indexValue {
 
 func (b *memoryBackend) write(_ context.Context, recs []record) error {
 	b.mu.lockSpinning(b.spin)
-	for _, r := range recs {
+	for i := range recs {
+		r := &recs[i]
 		// The event first: a reader that finds an index entry finds the
 		// event too.
 		ev := b.mu.events.add(r.key)
 		if ev == nil {
-			continue // stored already
+			// Stored already, by a writer that may not have indexed it
+			// yet: this record may be the one reported new.
+			if r.shared {
+				r.x, r.shared = r.x.Clone(), false
+			}
+			continue
 		}
-		ev.slab, ev.off, ev.len = b.storeLocked(r.x.Wire())
+		// From here on, x's wire form is the stored one, which never
+		// changes: a watch keeps it without copying it.
+		ev.slab, ev.off, ev.len, r.x = b.storeLocked(r.x)
+		r.shared = false
 		b.mu.byNode.insert(digestIndexValue(r.node), r.key)
 		b.mu.byKind.insert(digestIndexValue(r.kind), r.key)
 	}
@@ -164,20 +173,21 @@ func (b *memoryBackend) traceShard(trace events.TraceID) *traceShard {
 	return &b.traces[trace[len(trace)-1]%traceShards]
 }
 
-// storeLocked copies an event's encoding into the slabs and returns where
-// it went.
+// storeLocked copies x's encoding into the slabs and returns where it
+// went, and x with its encoding there.
 //
 // REQUIRES: b.mu (write)
-func (b *memoryBackend) storeLocked(data []byte) (slab, off, length uint32) {
+func (b *memoryBackend) storeLocked(x events.Encoded) (slab, off, length uint32, stored events.Encoded) {
+	size := len(x.Wire())
 	n := len(b.mu.slabs)
-	if n == 0 || len(b.mu.slabs[n-1])+len(data) > cap(b.mu.slabs[n-1]) {
-		b.mu.slabs = append(b.mu.slabs, make([]byte, 0, max(slabSize, len(data))))
+	if n == 0 || len(b.mu.slabs[n-1])+size > cap(b.mu.slabs[n-1]) {
+		b.mu.slabs = append(b.mu.slabs, make([]byte, 0, max(slabSize, size)))
 		n++
 	}
 	s := &b.mu.slabs[n-1]
 	at := len(*s)
-	*s = append(*s, data...)
-	return uint32(n - 1), uint32(at), uint32(len(data))
+	*s, stored = x.AppendTo(*s)
+	return uint32(n - 1), uint32(at), uint32(size), stored
 }
 
 func (b *memoryBackend) event(_ context.Context, k Key) ([]byte, error) {

@@ -148,7 +148,9 @@ func (s *Set) Merge(ctx context.Context, batch []events.Event) ([]events.Event, 
 
 // MergeEncoded is Merge for encoded events, returning how many were new.
 // Those encoded under the set's limits are written as they are, without
-// encoding or hashing them again.
+// encoding or hashing them again. The set keeps none of batch's memory once
+// MergeEncoded returns, so the caller may reuse it, as it may the memory of
+// events.Limits.AppendBatchInPlace.
 func (s *Set) MergeEncoded(ctx context.Context, batch []events.Encoded) (int, error) {
 	n := 0
 	err := s.mergeEncoded(ctx, batch, func(added []record) { n = len(added) })
@@ -168,6 +170,7 @@ func (s *Set) mergeEncoded(ctx context.Context, batch []events.Encoded, added fu
 		if err != nil {
 			return fmt.Errorf("crdt: event %d of %d: %w", i, len(batch), err)
 		}
+		rec.shared = true
 		(*recs)[i] = rec
 	}
 	fresh, err := s.commit(ctx, *recs)
@@ -211,7 +214,7 @@ func (s *Set) record(x events.Encoded) (record, error) {
 		}
 	}
 	e := x.Header()
-	return record{x, KeyOf(e), digest(e.Node), digest(e.Kind), e.Correlation}, nil
+	return record{x: x, key: KeyOf(e), node: digest(e.Node), kind: digest(e.Kind), trace: e.Correlation}, nil
 }
 
 // commit stores the records, adds them to the ordered index and tells the
@@ -243,6 +246,14 @@ func (s *Set) commitToStore(ctx context.Context, recs []record) ([]record, error
 	fresh := s.unseen(recs)
 	if len(fresh) == 0 {
 		return nil, nil
+	}
+	for i := range fresh {
+		// A datastore may keep the values it is given (go-datastore's
+		// map datastore does): it gets copies of what a merge's caller
+		// reuses.
+		if r := &fresh[i]; r.shared {
+			r.x, r.shared = r.x.Clone(), false
+		}
 	}
 	if err := s.store.write(ctx, fresh); err != nil {
 		return nil, err

@@ -56,6 +56,43 @@ func TestWatchDeliversEachNewEventOnce(t *testing.T) {
 	})
 }
 
+// TestMergeKeepsNoneOfTheBatch: a merge's caller may reuse the memory of
+// the events it merged, decoded in place, as soon as the merge returns:
+// the set and its watches hold copies.
+func TestMergeKeepsNoneOfTheBatch(t *testing.T) {
+	eachBackend(t, func(t *testing.T, open func(testing.TB) *Set) {
+		ctx := context.Background()
+		s := open(t)
+		w := s.Watch(0)
+		defer w.Close()
+		batch := fixture.New(11, 2).Batch(100)
+		data, err := events.EncodeBatch(batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var scratch []byte
+		xs, err := events.DefaultLimits.AppendBatchInPlace(nil, data, &scratch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Two of them twice: a record the backend holds already.
+		if n, err := s.MergeEncoded(ctx, append(xs, xs[:2]...)); err != nil || n != len(batch) {
+			t.Fatalf("MergeEncoded = %d, %v", n, err)
+		}
+		clear(scratch[:cap(scratch)])
+		clear(data)
+		for i, want := range batch {
+			got, err := w.Next(ctx)
+			if err != nil || events.Verify(got) != nil {
+				t.Fatalf("watched event %d: %+v, %v", i, got, err)
+			}
+			if stored, err := s.Get(ctx, want.ID); err != nil || events.Verify(stored) != nil {
+				t.Fatalf("stored event %d: %+v, %v", i, stored, err)
+			}
+		}
+	})
+}
+
 func TestWatchReportsGapToSlowReader(t *testing.T) {
 	eachBackend(t, func(t *testing.T, open func(testing.TB) *Set) {
 		ctx := context.Background()

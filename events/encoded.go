@@ -45,6 +45,23 @@ func (x Encoded) Header() Event {
 // Wire returns the event's wire form. The caller must not modify it.
 func (x Encoded) Wire() []byte { return x.wire }
 
+// Clone returns x with a wire form of its own, for keeping an event that
+// AppendBatchInPlace decoded.
+func (x Encoded) Clone() Encoded {
+	_, c := x.AppendTo(nil)
+	return c
+}
+
+// AppendTo appends x's wire form to dst and returns the extended slice and
+// x with its wire form in the appended bytes, so that a store that copies
+// events into buffers of its own can hand them on from there.
+func (x Encoded) AppendTo(dst []byte) ([]byte, Encoded) {
+	at := len(dst)
+	dst = append(dst, x.wire...)
+	x.wire = dst[at:len(dst):len(dst)]
+	return dst, x
+}
+
 // CheckedUnder reports whether x was checked against l, so that checking
 // it again under l would be redundant.
 func (x Encoded) CheckedUnder(l Limits) bool {

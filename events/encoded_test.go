@@ -2,6 +2,7 @@ package events
 
 import (
 	"bytes"
+	"reflect"
 	"testing"
 
 	"github.com/scopemesh/scopemesh/hlc"
@@ -97,5 +98,45 @@ func TestAppendBatchEncodedAppends(t *testing.T) {
 	}
 	if _, err := DefaultLimits.AppendBatchEncoded(xs, []byte("not a batch")); err == nil {
 		t.Fatal("a bad batch appended without an error")
+	}
+}
+
+// TestAppendBatchInPlaceSharesTheBatch: events decoded in place share the
+// expanded batch in the scratch buffer, which the next call reuses, and
+// Clone and AppendTo give them wire forms of their own.
+func TestAppendBatchInPlaceSharesTheBatch(t *testing.T) {
+	evs := sealedBatch(t, 40)
+	batch := mustEncodeBatch(t, Limits{}, evs...)
+	if batch[1] != compressZstd {
+		t.Fatal("the batch is not compressed")
+	}
+	var scratch []byte
+	xs, err := DefaultLimits.AppendBatchInPlace(nil, batch, &scratch)
+	if err != nil || len(xs) != len(evs) {
+		t.Fatalf("AppendBatchInPlace = %d events, %v", len(xs), err)
+	}
+	clone := xs[0].Clone()
+	slab, stored := xs[1].AppendTo(make([]byte, 3, 1<<10))
+	if len(slab) != 3+len(xs[1].Wire()) || !bytes.Equal(stored.Wire(), slab[3:]) {
+		t.Fatal("AppendTo did not append the wire form")
+	}
+	clear(scratch[:cap(scratch)])
+	for i, x := range xs {
+		if !bytes.Equal(x.Wire(), make([]byte, len(x.Wire()))) {
+			t.Fatalf("event %d has a wire form outside the scratch buffer", i)
+		}
+	}
+	if !bytes.Equal(clone.Wire(), mustMarshal(t, evs[0])) || !reflect.DeepEqual(clone.Event(), evs[0]) {
+		t.Fatal("a clone changed with the scratch buffer")
+	}
+	if !reflect.DeepEqual(stored.Event(), evs[1]) {
+		t.Fatal("an event appended elsewhere changed with the scratch buffer")
+	}
+	if slab[3]++; stored.Wire()[0] != slab[3] {
+		t.Fatal("AppendTo's event does not share the appended bytes")
+	}
+	again, err := DefaultLimits.AppendBatchInPlace(xs[:0], batch, &scratch)
+	if err != nil || !reflect.DeepEqual(again[5].Event(), evs[5]) {
+		t.Fatalf("decoding again into the same buffers: %v", err)
 	}
 }

@@ -65,6 +65,10 @@ func FuzzDecodeBatch(f *testing.F) {
 		if eager, err := DecodeBatch(b); err != nil || !reflect.DeepEqual(eager, evs) {
 			t.Fatalf("DecodeBatch and DecodeBatchEncoded decode differently (%v)", err)
 		}
+		var scratch []byte
+		if inPlace, err := DefaultLimits.AppendBatchInPlace(nil, b, &scratch); err != nil || !reflect.DeepEqual(inPlace, xs) {
+			t.Fatalf("AppendBatchInPlace and DecodeBatchEncoded decode differently (%v)", err)
+		}
 		again, err := EncodeBatch(evs)
 		if err != nil {
 			t.Fatalf("re-encoding: %v", err)

@@ -164,7 +164,7 @@ func (n *Host) askPeer(ctx context.Context, p lpeer.ID, req []byte, f query.Filt
 		if typ == frameEnd {
 			return out, nil
 		}
-		xs, err := n.replica.decode(nil, s.channel(), payload)
+		xs, err := n.replica.decode(nil, s.channel(), payload, nil)
 		if err != nil {
 			return nil, fmt.Errorf("peer: a query answer: %w", err)
 		}

@@ -65,15 +65,22 @@ func (r *replica) seal(channel string) func([]byte, error) ([]byte, error) {
 
 // decode opens, decodes and verifies a batch that arrived on channel, and
 // appends its events to dst: each event's ID must match its content and,
-// if the cluster signs events, its signature must be its origin's.
-func (r *replica) decode(dst []events.Encoded, channel string, data []byte) ([]events.Encoded, error) {
+// if the cluster signs events, its signature must be its origin's. Given a
+// scratch buffer, it decodes in place (events.Limits.AppendBatchInPlace).
+func (r *replica) decode(dst []events.Encoded, channel string, data []byte, scratch *[]byte) ([]events.Encoded, error) {
 	if r.keys != nil {
 		var err error
 		if data, err = r.keys.open(channel, data); err != nil {
 			return nil, err
 		}
 	}
-	xs, err := r.limits.AppendBatchEncoded(dst, data)
+	var xs []events.Encoded
+	var err error
+	if scratch == nil {
+		xs, err = r.limits.AppendBatchEncoded(dst, data)
+	} else {
+		xs, err = r.limits.AppendBatchInPlace(dst, data, scratch)
+	}
 	if err != nil || !r.signed {
 		return xs, err
 	}

@@ -419,7 +419,7 @@ func (n *Host) maxBatchEvents() int {
 // mergeBatch decodes, verifies and merges a batch a peer sent, counting its
 // events against the session's limit.
 func (n *Host) mergeBatch(ctx context.Context, s *stream, payload []byte) (added, held int, err error) {
-	evs, err := n.replica.decode(nil, s.channel(), payload)
+	evs, err := n.replica.decode(nil, s.channel(), payload, nil)
 	if err != nil {
 		return 0, 0, fmt.Errorf("peer: a synced batch: %w", err)
 	}

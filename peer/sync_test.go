@@ -400,7 +400,7 @@ func TestServeNumbersListedIDsPerPass(t *testing.T) {
 			if typ == frameEnd {
 				return got
 			}
-			evs, err := a.replica.decode(nil, s.channel(), payload)
+			evs, err := a.replica.decode(nil, s.channel(), payload, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
