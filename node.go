@@ -226,8 +226,8 @@ func (n *Node) Record(ctx context.Context, e events.Event) (events.Event, error)
 	}
 	e.Node = n.id
 	e.Signature = nil
-	e.Time = n.clock.Now()
-	if err := n.clock.Err(); err != nil {
+	var err error
+	if e.Time, err = n.clock.Stamp(); err != nil {
 		return events.Event{}, fmt.Errorf("scopemesh: record: %w", err)
 	}
 	x, err := n.seal(e)

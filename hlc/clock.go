@@ -130,6 +130,24 @@ func (c *Clock) Now() Timestamp {
 	phys := c.physical()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.nowLocked(phys)
+}
+
+// Stamp returns Now and Err, read together: a timestamp, and whether the
+// clock failed to persist a bound. A caller that refuses timestamps while
+// Persist fails takes the clock's lock once rather than twice.
+func (c *Clock) Stamp() (Timestamp, error) {
+	phys := c.physical()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	next := c.nowLocked(phys)
+	return next, c.mu.err
+}
+
+// nowLocked is Now for a physical time read before c.mu was taken.
+//
+// REQUIRES: c.mu
+func (c *Clock) nowLocked(phys int64) Timestamp {
 	next := c.mu.last
 	switch {
 	case phys > next.Wall:

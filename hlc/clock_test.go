@@ -208,6 +208,9 @@ func TestClockPersistFailure(t *testing.T) {
 	if err := c.Err(); !errors.Is(err, ErrPersist) {
 		t.Fatalf("Err() = %v, want ErrPersist", err)
 	}
+	if next, err := c.Stamp(); !prev.Less(next) || next.Wall > bound || !errors.Is(err, ErrPersist) {
+		t.Fatalf("Stamp() = %v, %v after %v; want a later time within the bound, and ErrPersist", next, err, prev)
+	}
 	for range 1000 {
 		next := c.Now()
 		if !prev.Less(next) || next.Wall > bound {
@@ -225,6 +228,9 @@ func TestClockPersistFailure(t *testing.T) {
 	st.fail = nil
 	if next := c.Now(); next.Wall != m.Now().UnixNano() || c.Err() != nil {
 		t.Fatalf("after recovery Now() = %v, Err() = %v", next, c.Err())
+	}
+	if next, err := c.Stamp(); err != nil || next.Wall != m.Now().UnixNano() {
+		t.Fatalf("after recovery Stamp() = %v, %v", next, err)
 	}
 
 	st.fail = errors.New("read-only")
