@@ -49,7 +49,7 @@ type HostOptions struct {
 	Gater        *Gater // refuses disconnected peers; nil: none
 }
 
-// NewLibp2pHost builds the host a node runs on: TCP and QUIC, Noise and TLS,
+// NewLibp2pHost builds the host a node runs on: TCP and QUIC, TLS and Noise,
 // yamux, the default resource manager, a connection manager, NAT port
 // mapping, AutoNAT v2, the circuit relay v2 client with hole punching, and
 // optionally static relays and a relay service.
@@ -67,8 +67,14 @@ func NewLibp2pHost(o HostOptions) (host.Host, error) {
 		libp2p.ListenAddrStrings(listen...),
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Transport(quic.NewTransport),
-		libp2p.Security(noise.ID, noise.New),
+		// TLS first, as a dialled node takes its dialler's first
+		// choice: TLS encrypts with AES-GCM where the processor has AES
+		// instructions, Noise always with ChaCha20-Poly1305. Replicating
+		// among 3 loopback nodes, the cipher took 0.5 % of the CPU under
+		// TLS against 2.4 % under Noise (`go run ./bench replicate -rate
+		// 0 -writers one -events 400000 -cpuprofile cpu.prof`).
 		libp2p.Security(libp2ptls.ID, libp2ptls.New),
+		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.ConnectionManager(cm),
 		libp2p.EnableAutoNATv2(),

@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 
 	"github.com/scopemesh/scopemesh"
@@ -107,10 +108,10 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 }
 
 // NewHost builds a libp2p host as a node's default one would be for
-// loopback TCP — Noise, yamux, the same connection manager limits — with
-// w counting its traffic, and any extra options. QUIC, NAT traversal and
-// relays are left out: loopback needs none of them, and they would only
-// add background traffic.
+// loopback TCP — TLS then Noise, yamux, the same connection manager
+// limits — with w counting its traffic, and any extra options. QUIC, NAT
+// traversal and relays are left out: loopback needs none of them, and they
+// would only add background traffic.
 func NewHost(w *Wire, extra ...libp2p.Option) (host.Host, error) {
 	cm, err := connmgr.NewConnManager(64, 256, connmgr.WithGracePeriod(time.Minute))
 	if err != nil {
@@ -119,6 +120,7 @@ func NewHost(w *Wire, extra ...libp2p.Option) (host.Host, error) {
 	return libp2p.New(append([]libp2p.Option{
 		libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
 		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Security(libp2ptls.ID, libp2ptls.New),
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.ConnectionManager(cm),
