@@ -3,6 +3,7 @@ package crdt
 import (
 	"context"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"github.com/scopemesh/scopemesh/events"
@@ -52,7 +53,8 @@ func BenchmarkMerge(b *testing.B) {
 // BenchmarkReceive decodes gossip-sized batches, 300 of 1,000 events, and
 // merges them into an empty in-memory set, as a node receiving gossip does:
 // with each event's wire form copied out of the batch, and decoded in
-// place, the copy the set makes being the only one:
+// place, the copy the set makes being the only one. It reports the heap
+// the set holds per event, and the size of an event's encoding:
 //
 //	go test -run '^$' -bench Receive -benchtime 5x -count 6 ./crdt
 func BenchmarkReceive(b *testing.B) {
@@ -69,8 +71,12 @@ func BenchmarkReceive(b *testing.B) {
 		b.Run(map[bool]string{false: "copied", true: "in-place"}[inPlace], func(b *testing.B) {
 			var xs []events.Encoded
 			var scratch []byte
+			var held uint64
 			for range b.N {
 				b.StopTimer()
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
 				s := newMemorySet(b)
 				b.StartTimer()
 				for _, batch := range data {
@@ -87,8 +93,16 @@ func BenchmarkReceive(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
+				b.StopTimer()
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				held = after.HeapAlloc - before.HeapAlloc
+				runtime.KeepAlive(s)
+				b.StartTimer()
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batches*batchEvents), "ns/event")
+			b.ReportMetric(float64(held)/float64(batches*batchEvents), "heap-B/event")
+			b.ReportMetric(float64(len(xs[0].Wire())), "wire-B/event")
 		})
 	}
 }
