@@ -279,7 +279,11 @@ func (n *Host) onConnected(_ network.Network, c network.Conn) {
 	if n.keys != nil {
 		n.goLoop(n.ctx, func(ctx context.Context) { n.verify(ctx, p) })
 	}
-	if n.members.connected(p, c.ID()) {
+	switch returned, owed := n.members.connected(p, c.ID()); {
+	case owed:
+		// A sync this node asked for failed for want of a connection.
+		n.requestSync(p)
+	case returned:
 		// A member is back after a partition or a restart: exchange what
 		// each side recorded meanwhile.
 		n.requestSyncOnce(p)

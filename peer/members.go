@@ -87,9 +87,9 @@ func (t *memberTable) getLocked(p lpeer.ID) *member {
 func (m *member) listed() bool { return m.joined || m.wanted || m.Refused }
 
 // connected records that connection conn with p opened; recording one
-// twice changes nothing. It reports whether to sync with p now: p is a
-// member that was unreachable and is back, or a sync with it is owed.
-func (t *memberTable) connected(p lpeer.ID, conn string) (resync bool) {
+// twice changes nothing. It reports whether p is a member that was
+// unreachable and is back, and whether a sync with p is owed (oweSync).
+func (t *memberTable) connected(p lpeer.ID, conn string) (returned, owed bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	m := t.getLocked(p)
@@ -99,17 +99,17 @@ func (t *memberTable) connected(p lpeer.ID, conn string) (resync bool) {
 		m.conns = make(map[string]struct{})
 	}
 	m.conns[conn] = struct{}{}
-	resync, m.syncOwed = m.syncOwed, false
+	owed, m.syncOwed = m.syncOwed, false
 	if m.Connected {
-		return resync
+		return false, owed
 	}
-	returned := m.listed() && !m.Refused && !m.UnreachableSince.IsZero()
+	returned = m.listed() && !m.Refused && !m.UnreachableSince.IsZero()
 	if returned {
 		m.Reconnects++
 	}
 	m.Connected, m.ConnectedSince, m.UnreachableSince = true, now, time.Time{}
 	m.backoff, m.nextDial = 0, time.Time{}
-	return resync || returned
+	return returned, owed
 }
 
 // oweSync records that a requested sync with p failed while no connection
