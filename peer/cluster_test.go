@@ -84,13 +84,19 @@ func newCluster(t testing.TB, n int, opts clusterOptions) (mocknet.Mocknet, []*t
 	for i := range nodes {
 		nodes[i] = addNode(t, mn, i, opts)
 	}
+	connectAll(t, mn)
+	return mn, nodes
+}
+
+// connectAll links and connects every pair of mn's hosts.
+func connectAll(t testing.TB, mn mocknet.Mocknet) {
+	t.Helper()
 	if err := mn.LinkAll(); err != nil {
 		t.Fatal(err)
 	}
 	if err := mn.ConnectAllButSelf(); err != nil {
 		t.Fatal(err)
 	}
-	return mn, nodes
 }
 
 func addNode(t testing.TB, mn mocknet.Mocknet, i int, opts clusterOptions) *testNode {

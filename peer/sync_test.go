@@ -125,34 +125,46 @@ func TestPartitionHealsBySync(t *testing.T) {
 	}
 }
 
+// askerAndServer starts two members on a mocknet, not yet linked, that
+// ignore gossip, so that only syncs move events: the one with the smaller
+// peer ID, which asks for a join's syncs, and the other, which serves
+// them. The asker asks for no second join sync.
+func askerAndServer(t *testing.T) (mn mocknet.Mocknet, asker, server *testNode) {
+	mn = mocknet.New()
+	t.Cleanup(func() { mn.Close() })
+	opts := clusterOptions{dropGossip: func(int) bool { return true }}
+	nodes := []*testNode{addNode(t, mn, 0, opts), addNode(t, mn, 1, opts)}
+	slices.SortFunc(nodes, func(a, b *testNode) int { return strings.Compare(string(a.h.ID()), string(b.h.ID())) })
+	nodes[0].joinResync = time.Hour
+	return mn, nodes[0], nodes[1]
+}
+
+// peerInfo returns what n knows of p.
+func peerInfo(n, p *testNode) (PeerInfo, bool) {
+	peers := n.Peers()
+	i := slices.IndexFunc(peers, func(info PeerInfo) bool { return info.ID == p.h.ID().String() })
+	if i < 0 {
+		return PeerInfo{}, false
+	}
+	return peers[i], true
+}
+
 // TestFailedJoinSyncIsRetried: a sync that a join asked for and that failed
 // is retried while the peer stays connected, long before the periodic sync
 // (a minute away here).
 func TestFailedJoinSyncIsRetried(t *testing.T) {
-	mn := mocknet.New()
-	t.Cleanup(func() { mn.Close() })
-	opts := clusterOptions{dropGossip: func(int) bool { return true }} // only syncs move events
-	nodes := []*testNode{addNode(t, mn, 0, opts), addNode(t, mn, 1, opts)}
-	// The smaller peer ID asks for a join's syncs; the other serves them.
-	slices.SortFunc(nodes, func(a, b *testNode) int { return strings.Compare(string(a.h.ID()), string(b.h.ID())) })
-	asker, server := nodes[0], nodes[1]
-	asker.joinResync = time.Hour // no second join sync to make up for the failed one
+	mn, asker, server := askerAndServer(t)
 	server.h.RemoveStreamHandler(server.names.sync)
 	for range 20 {
 		server.record(t, "before-join")
 	}
-	if err := mn.LinkAll(); err != nil {
-		t.Fatal(err)
-	}
-	if err := mn.ConnectAllButSelf(); err != nil {
-		t.Fatal(err)
-	}
+	connectAll(t, mn)
 	eventually(t, 10*time.Second, "the join's sync to fail", func() bool {
-		i := slices.IndexFunc(asker.Peers(), func(p PeerInfo) bool { return p.ID == server.h.ID().String() })
-		return i >= 0 && asker.Peers()[i].LastSyncResult.Err != nil
+		info, ok := peerInfo(asker, server)
+		return ok && info.LastSyncResult.Err != nil
 	})
 	server.h.SetStreamHandler(server.names.sync, server.handleSync)
-	convergedTo(t, nodes, 20, 10*time.Second)
+	convergedTo(t, []*testNode{asker, server}, 20, 10*time.Second)
 }
 
 // TestSyncOwedAcrossStaleConnection: a requested sync that failed while no
@@ -160,22 +172,11 @@ func TestFailedJoinSyncIsRetried(t *testing.T) {
 // table still counts a closed connection (the swarm reports closes
 // asynchronously), so that the peer does not look as if it came back.
 func TestSyncOwedAcrossStaleConnection(t *testing.T) {
-	mn := mocknet.New()
-	t.Cleanup(func() { mn.Close() })
-	opts := clusterOptions{dropGossip: func(int) bool { return true }} // only syncs move events
-	nodes := []*testNode{addNode(t, mn, 0, opts), addNode(t, mn, 1, opts)}
-	slices.SortFunc(nodes, func(a, b *testNode) int { return strings.Compare(string(a.h.ID()), string(b.h.ID())) })
-	asker, server := nodes[0], nodes[1]
-	asker.joinResync = time.Hour // no second join sync to make up for the failed one
-	if err := mn.LinkAll(); err != nil {
-		t.Fatal(err)
-	}
-	if err := mn.ConnectAllButSelf(); err != nil {
-		t.Fatal(err)
-	}
+	mn, asker, server := askerAndServer(t)
+	connectAll(t, mn)
 	eventually(t, 10*time.Second, "the join's sync", func() bool {
-		i := slices.IndexFunc(asker.Peers(), func(p PeerInfo) bool { return p.ID == server.h.ID().String() })
-		return i >= 0 && asker.Peers()[i].InSync
+		info, ok := peerInfo(asker, server)
+		return ok && info.InSync
 	})
 
 	// The link drops, and the server records apart.
@@ -202,7 +203,7 @@ func TestSyncOwedAcrossStaleConnection(t *testing.T) {
 	if _, err := mn.ConnectPeers(asker.h.ID(), server.h.ID()); err != nil {
 		t.Fatal(err)
 	}
-	convergedTo(t, nodes, 20, 10*time.Second)
+	convergedTo(t, []*testNode{asker, server}, 20, 10*time.Second)
 }
 
 func TestLongOfflineNodeCatchesUp(t *testing.T) {
