@@ -151,10 +151,12 @@ var quiet = slog.New(slog.DiscardHandler)
 var eventually = poll.Until
 
 // meshed waits until every node has every other in its gossip mesh: gossip
-// published before then may reach nobody.
+// published before then may reach nobody. It takes a fraction of a second,
+// but once took more than 10 s on a machine running the whole suite and
+// another package's tests at once.
 func meshed(t testing.TB, nodes []*testNode) {
 	t.Helper()
-	eventually(t, 10*time.Second, "the gossip mesh to join every node", func() bool {
+	eventually(t, 30*time.Second, "the gossip mesh to join every node", func() bool {
 		for _, n := range nodes {
 			in := 0
 			for _, p := range n.Peers() {
