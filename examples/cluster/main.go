@@ -66,16 +66,18 @@ func run(count, requests int, timeout time.Duration) error {
 			sample = trace
 		}
 	}
-	fmt.Printf("Recorded %d events in %v. Replicating:\n", total, time.Since(start).Round(time.Millisecond))
+	recorded := time.Now()
+	fmt.Printf("Recorded %d events in %v. Replicating:\n", total, recorded.Sub(start).Round(time.Millisecond))
 
-	if err := c.showProgress(ctx, total); err != nil {
+	converged, err := c.showProgress(ctx, total)
+	if err != nil {
 		return err
 	}
 	if err := c.checkSameOrder(ctx, total); err != nil {
 		return err
 	}
 	fmt.Printf("\nConverged: all %d nodes hold the same %d events in the same order (%v after the last record).\n\n",
-		count, total, time.Since(start).Round(time.Millisecond))
+		count, total, converged.Sub(recorded).Round(time.Millisecond))
 	return c.printTimeline(ctx, sample)
 }
 
@@ -201,39 +203,45 @@ func (c *cluster) pick3() (int, int, int) {
 	return p[0], p[1], p[2]
 }
 
-// showProgress draws a bar per node until every node holds total events:
-// redrawn in place on a terminal, once a second otherwise.
-func (c *cluster) showProgress(ctx context.Context, total int) error {
+// showProgress draws a bar per node until every node holds total events —
+// redrawn in place on a terminal, once a second otherwise — and returns
+// when they all did, found by polling every 5 ms.
+func (c *cluster) showProgress(ctx context.Context, total int) (time.Time, error) {
 	const width = 40
 	every, redraw := time.Second, false
 	if info, err := os.Stdout.Stat(); err == nil && info.Mode()&os.ModeCharDevice != 0 {
 		every, redraw = 100*time.Millisecond, true
 	}
-	first := true
+	var drawn time.Time
 	for {
+		held := make([]int, len(c.nodes))
 		done := 0
-		var b strings.Builder
-		if redraw && !first {
-			fmt.Fprintf(&b, "\x1b[%dA", len(c.nodes)) // back to the first bar
-		}
-		first = false
-		for _, n := range c.nodes {
-			held := n.Status().Events
-			if held >= total {
+		for i, n := range c.nodes {
+			if held[i] = n.Status().Events; held[i] >= total {
 				done++
 			}
-			filled := width * min(held, total) / total
-			fmt.Fprintf(&b, "  %-7s [%s%s] %6d/%d\n", c.names[n.ID()],
-				strings.Repeat("#", filled), strings.Repeat(".", width-filled), held, total)
 		}
-		fmt.Print(b.String())
+		now := time.Now()
+		if done == len(c.nodes) || now.Sub(drawn) >= every {
+			var b strings.Builder
+			if redraw && !drawn.IsZero() {
+				fmt.Fprintf(&b, "\x1b[%dA", len(c.nodes)) // back to the first bar
+			}
+			for i, n := range c.nodes {
+				filled := width * min(held[i], total) / total
+				fmt.Fprintf(&b, "  %-7s [%s%s] %6d/%d\n", c.names[n.ID()],
+					strings.Repeat("#", filled), strings.Repeat(".", width-filled), held[i], total)
+			}
+			fmt.Print(b.String())
+			drawn = now
+		}
 		if done == len(c.nodes) {
-			return nil
+			return now, nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("the cluster did not converge: %w", ctx.Err())
-		case <-time.After(every):
+			return time.Time{}, fmt.Errorf("the cluster did not converge: %w", ctx.Err())
+		case <-time.After(5 * time.Millisecond):
 		}
 	}
 }
