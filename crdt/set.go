@@ -137,7 +137,7 @@ func (s *Set) Merge(ctx context.Context, batch []events.Event) ([]events.Event, 
 		xs[i] = x
 	}
 	var evs []events.Event
-	err := s.mergeEncoded(ctx, xs, func(added []record) {
+	err := s.mergeEncoded(ctx, xs, false, func(added []record) {
 		evs = make([]events.Event, len(added))
 		for i, r := range added {
 			evs[i] = r.x.Event()
@@ -153,13 +153,14 @@ func (s *Set) Merge(ctx context.Context, batch []events.Event) ([]events.Event, 
 // events.Limits.AppendBatchInPlace.
 func (s *Set) MergeEncoded(ctx context.Context, batch []events.Encoded) (int, error) {
 	n := 0
-	err := s.mergeEncoded(ctx, batch, func(added []record) { n = len(added) })
+	err := s.mergeEncoded(ctx, batch, true, func(added []record) { n = len(added) })
 	return n, err
 }
 
 // mergeEncoded commits batch and passes added the records that were new,
-// in key order; they are valid only during the call.
-func (s *Set) mergeEncoded(ctx context.Context, batch []events.Encoded, added func([]record)) error {
+// in key order; they are valid only during the call. shared is whether
+// batch's memory is the caller's, to be reused once the merge returns.
+func (s *Set) mergeEncoded(ctx context.Context, batch []events.Encoded, shared bool, added func([]record)) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
@@ -170,7 +171,7 @@ func (s *Set) mergeEncoded(ctx context.Context, batch []events.Encoded, added fu
 		if err != nil {
 			return fmt.Errorf("crdt: event %d of %d: %w", i, len(batch), err)
 		}
-		rec.shared = true
+		rec.shared = shared
 		(*recs)[i] = rec
 	}
 	fresh, err := s.commit(ctx, *recs)

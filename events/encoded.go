@@ -12,8 +12,8 @@ import (
 //
 // An Encoded made by Encode or SealEncoded shares Attrs and Payload with
 // the event it was made from; changing them afterwards leaves the event and
-// its wire form disagreeing. One decoded by DecodeBatchEncoded keeps them
-// in the wire form until Event is called. The wire form must not be
+// its wire form disagreeing. One a batch decoder made keeps them in the
+// wire form until Event is called. The wire form must not be
 // modified.
 type Encoded struct {
 	event  Event // without Attrs and Payload if lazy
@@ -22,9 +22,9 @@ type Encoded struct {
 	lazy   bool
 }
 
-// Event returns the event. For an Encoded that DecodeBatchEncoded or
-// AppendBatchEncoded made, each call decodes Attrs and Payload anew;
-// Header does not.
+// Event returns the event. For an Encoded that DecodeBatchEncoded,
+// AppendBatchEncoded or AppendBatchInPlace made, each call decodes Attrs
+// and Payload anew; Header does not.
 func (x Encoded) Event() Event {
 	if !x.lazy {
 		return x.event

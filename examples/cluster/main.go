@@ -213,8 +213,8 @@ func (c *cluster) showProgress(ctx context.Context, total int) (time.Time, error
 		every, redraw = 100*time.Millisecond, true
 	}
 	var drawn time.Time
+	held := make([]int, len(c.nodes))
 	for {
-		held := make([]int, len(c.nodes))
 		done := 0
 		for i, n := range c.nodes {
 			if held[i] = n.Status().Events; held[i] >= total {
