@@ -105,7 +105,8 @@ func (s *Set) AddEncoded(ctx context.Context, x events.Encoded) (bool, error) {
 	if s.closed.Load() {
 		return false, ErrClosed
 	}
-	rec, err := s.record(x)
+	var nodes, kinds digestMemo
+	rec, err := s.record(x, &nodes, &kinds)
 	if err != nil {
 		return false, fmt.Errorf("crdt: %w", err)
 	}
@@ -166,8 +167,9 @@ func (s *Set) mergeEncoded(ctx context.Context, batch []events.Encoded, shared b
 	}
 	recs := getRecords(len(batch))
 	defer putRecords(recs)
+	var nodes, kinds digestMemo
 	for i, x := range batch {
-		rec, err := s.record(x)
+		rec, err := s.record(x, &nodes, &kinds)
 		if err != nil {
 			return fmt.Errorf("crdt: event %d of %d: %w", i, len(batch), err)
 		}
@@ -206,8 +208,9 @@ func putRecords(p *[]record) {
 
 // record returns x ready to write, checking it first unless it was checked
 // under the set's limits. Encoding checks the event: it hashes the content
-// it writes and compares the hash with the ID.
-func (s *Set) record(x events.Encoded) (record, error) {
+// it writes and compares the hash with the ID. It digests the event's node
+// and kind through the memos.
+func (s *Set) record(x events.Encoded, nodes, kinds *digestMemo) (record, error) {
 	if !x.CheckedUnder(s.limits) {
 		var err error
 		if x, err = s.limits.Encode(x.Event()); err != nil {
@@ -215,7 +218,7 @@ func (s *Set) record(x events.Encoded) (record, error) {
 		}
 	}
 	e := x.Header()
-	return record{x: x, key: KeyOf(e), node: digest(e.Node), kind: digest(e.Kind), trace: e.Correlation}, nil
+	return record{x: x, key: KeyOf(e), node: nodes.of(e.Node), kind: kinds.of(e.Kind), trace: e.Correlation}, nil
 }
 
 // commit stores the records, adds them to the ordered index and tells the
