@@ -15,7 +15,7 @@ import (
 // found by ID through a compact table, and each index value's keys sit in a
 // sorted list, with no keys to format and no strings to compare.
 func NewMemory(opts Options) *Set {
-	return withBackend(newMemoryBackend(spinWorthwhile()), opts, nil, make(map[uint64]int), make(map[uint64]int))
+	return withBackend(newMemoryBackend(spinWorthwhile()), opts, nil, nil, nil)
 }
 
 // memoryBackend keeps a set in maps and sorted key lists.

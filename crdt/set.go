@@ -39,8 +39,8 @@ type Set struct {
 	mu struct {
 		spinLock
 		tree  *keytree.Tree
-		nodes map[uint64]int // events per origin node, by digest
-		kinds map[uint64]int // events per kind, by digest
+		nodes valueCounts // events per origin node, by digest
+		kinds valueCounts // events per kind, by digest
 	}
 
 	watches watchList
@@ -61,7 +61,7 @@ func New(ctx context.Context, ds datastore.Batching, opts Options) (*Set, error)
 func withBackend(store backend, opts Options, keys []keytree.Key, nodes, kinds map[uint64]int) *Set {
 	s := &Set{store: store, limits: opts.Limits}
 	s.mu.tree = keytree.Build(keys)
-	s.mu.nodes, s.mu.kinds = nodes, kinds
+	s.mu.nodes, s.mu.kinds = newValueCounts(nodes), newValueCounts(kinds)
 	return s
 }
 
@@ -324,8 +324,8 @@ func (s *Set) indexLocked(written []record) []record {
 	added := written[:0]
 	for _, r := range written {
 		if s.mu.tree.Insert(keytree.Key(r.key)) {
-			s.mu.nodes[r.node]++
-			s.mu.kinds[r.kind]++
+			s.mu.nodes.add(r.node)
+			s.mu.kinds.add(r.kind)
 			added = append(added, r)
 		}
 	}
