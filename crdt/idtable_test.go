@@ -42,15 +42,66 @@ func TestEventTable(t *testing.T) {
 	if _, ok := tab.get(key(n).ID()); ok {
 		t.Fatal("an ID never added was found")
 	}
-	slots := 0
-	for _, p := range tab.parts {
+	slots, filed := 0, 0
+	for _, p := range append(tab.parts[:], tab.recent) {
 		slots += len(p.slots)
+		filed += int(p.n)
 		if 2*int(p.n) > len(p.slots) {
-			t.Fatalf("a part holds %d entries in %d slots", p.n, len(p.slots))
+			t.Fatalf("a table holds %d entries in %d slots", p.n, len(p.slots))
 		}
 	}
-	if int(tab.n) != n || slots < 2*n {
-		t.Fatalf("%d entries in %d slots, want %d in at least twice as many", tab.n, slots, n)
+	if int(tab.n) != n || filed != n || slots < 2*n {
+		t.Fatalf("%d entries, %d filed in %d slots, want %d in at least twice as many", tab.n, filed, slots, n)
+	}
+}
+
+// TestEventTableMovesRecentEntries adds events to a table whose recent
+// table moves its entries on every few adds, in time order and then some
+// again, and some older than those moved, and checks that each is filed
+// once and found wherever it went.
+func TestEventTableMovesRecentEntries(t *testing.T) {
+	tab := newEventTable()
+	tab.recentEntries = 7
+	key := func(i, wall int) Key {
+		var id events.ID
+		id[0], id[1], id[31] = byte(i), byte(i>>8), 1
+		return MakeKey(hlc.Timestamp{Wall: int64(wall)}, id)
+	}
+	const n = 1000
+	added := func(k Key) bool {
+		ev := tab.add(k)
+		if ev != nil {
+			ev.off = uint32(k.ID()[0]) | uint32(k.ID()[1])<<8
+		}
+		return ev != nil
+	}
+	for i := range n {
+		// Every tenth event is older than most of those before it.
+		wall := 1000 + i
+		if i%10 == 0 {
+			wall = 1000 + i/2
+		}
+		if !added(key(i, wall)) {
+			t.Fatalf("add of event %d refused", i)
+		}
+		// Add again one added a while ago: moved by now, mostly.
+		j := i / 2
+		wallJ := 1000 + j
+		if j%10 == 0 {
+			wallJ = 1000 + j/2
+		}
+		if added(key(j, wallJ)) {
+			t.Fatalf("event %d added again after %d more", j, i-j)
+		}
+	}
+	if tab.n != n {
+		t.Fatalf("%d entries for %d events", tab.n, n)
+	}
+	for i := range n {
+		ev, ok := tab.get(key(i, 0).ID())
+		if !ok || ev.off != uint32(i) {
+			t.Fatalf("event %d: got %v, %v", i, ev.off, ok)
+		}
 	}
 }
 

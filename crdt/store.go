@@ -79,9 +79,8 @@ func (b *datastoreBackend) fileIDs(keys iter.Seq[Key]) {
 	defer b.ids.Unlock()
 	for k := range keys {
 		id, t := k.ID(), [hlc.EncodedLen]byte(k[:hlc.EncodedLen])
-		filed, free := b.ids.t.find(id, func(f *[hlc.EncodedLen]byte) bool { return *f == t })
-		if filed == nil {
-			*b.ids.t.insert(free, id) = t
+		if filed, added := b.ids.t.add(id, t, func(f *[hlc.EncodedLen]byte) bool { return *f == t }); added {
+			*filed = t
 		}
 	}
 }
