@@ -25,14 +25,17 @@ import (
 // caller's match, so they cost a probe, never a wrong answer.
 //
 // New entries go to a table of recent ones, small enough to stay in the
-// processor's cache, and move to the main table in bulk once it holds
-// recentEntries. The move files them in the order of their slots there, so
-// that it sweeps the main table's memory once rather than missing the
-// cache and the TLB for each entry: those misses, one per event added,
-// were 6 % of the CPU of replicating to 3 nodes (`perf record -g go run
-// ./bench replicate -rate 0 -writers one -events 400000`). An ID whose key
-// is later than every key the main table files cannot be there, so adding
-// a new event — almost every add is one — looks in the recent table alone.
+// processor's cache. Once it holds recentEntries, it becomes the previous
+// table, and the previous one's entries move to the main table in bulk,
+// filed in the order of their slots there, so that the move sweeps the
+// main table's memory once rather than missing the cache and the TLB for
+// each entry: those misses, one per event added, were 6 % of the CPU of
+// replicating to 3 nodes (`perf record -g go run ./bench replicate -rate 0
+// -writers one -events 400000`). An ID whose key is later than every key
+// the main table files cannot be there, so adding a new event — almost
+// every add is one — looks in the two small tables alone. The previous
+// table keeps events that arrive a little late, as other nodes' do, from
+// being older than the main table's latest.
 //
 // The main table's slots are split into idTableParts parts by the top bits
 // of a tag's hash, each growing on its own: a growth pauses the table's
@@ -41,25 +44,25 @@ import (
 //
 // An idTable is not safe for concurrent use.
 type idTable[E any] struct {
-	recent idSlots
-	parts  [idTableParts]idSlots
-	// recentLatest and mainLatest are the latest key times the two
-	// tables file (all zeros when empty).
-	recentLatest, mainLatest [hlc.EncodedLen]byte
-	recentEntries            uint32 // entries the recent table holds before they move
-	seed                     maphash.Seed
-	entries                  [][]E  // chunks of entryChunk
-	n                        uint32 // entries in use
+	recent, previous idSlots
+	parts            [idTableParts]idSlots
+	// recentLatest, previousLatest and mainLatest are the latest key
+	// times the tables file (all zeros when empty).
+	recentLatest, previousLatest, mainLatest [hlc.EncodedLen]byte
+	recentEntries                            uint32 // entries the recent table holds before it moves on
+	seed                                     maphash.Seed
+	entries                                  [][]E  // chunks of entryChunk
+	n                                        uint32 // entries in use
 }
 
-// idSlots is a table of slots: the recent table, or a part of the main one.
+// idSlots is a table of slots: a small table, or a part of the main one.
 type idSlots struct {
 	// slots holds, for each entry, tag<<32 | (place+1); 0 is an empty
 	// slot. Its length is a power of two, at least twice n.
 	slots []uint64
 	shift uint // 64 - log2(len(slots)): a hash's top bits pick a slot
-	// skip is how many top bits of a hash pick the part, none in the
-	// recent table; the bits after them pick the slot.
+	// skip is how many top bits of a hash pick the part, none in a small
+	// table; the bits after them pick the slot.
 	skip uint
 	n    uint32
 }
@@ -70,8 +73,8 @@ const (
 	idTableParts    = 1 << idTablePartBits
 )
 
-// recentEntries is how many entries the recent table holds before they
-// move to the main table: its slots then take 64 KiB. Of 2^10 to 2^15,
+// recentEntries is how many entries the recent table holds before it
+// moves on: its slots then take 64 KiB. Of 2^10 to 2^15,
 // 2^12 decoded and merged events fastest (`go test -run '^$' -bench
 // Receive/in-place ./crdt`, 300,000 events), and added them fastest
 // (`-bench Add/memory -benchtime 1000000x`): 2,340 ns an add, against
@@ -85,7 +88,7 @@ const entryChunk = 1 << 12
 const initialSlots = 8
 
 func newIDTable[E any]() idTable[E] {
-	t := idTable[E]{seed: maphash.MakeSeed(), recent: newIDSlots(0), recentEntries: recentEntries}
+	t := idTable[E]{seed: maphash.MakeSeed(), recent: newIDSlots(0), previous: newIDSlots(0), recentEntries: recentEntries}
 	for i := range t.parts {
 		t.parts[i] = newIDSlots(idTablePartBits)
 	}
@@ -103,9 +106,9 @@ func (t *idTable[E]) tagOf(id events.ID) uint64 {
 
 // hashOf returns the hash of a tag that places it: Fibonacci hashing,
 // whose top bits mix in every bit of the tag. The main table's part and
-// slot, and the recent table's slot, come from its top bits in turn, so
-// that the recent table's slots, read in order, are in the order of the
-// main table's.
+// slot, and a small table's slot, come from its top bits in turn, so that
+// a small table's slots, read in order, are in the order of the main
+// table's.
 func hashOf(tag uint64) uint64 { return tag * 0x9e3779b97f4a7c15 }
 
 func (t *idTable[E]) partOf(tag uint64) *idSlots {
@@ -137,11 +140,12 @@ func (t *idTable[E]) scan(s *idSlots, tag uint64, match func(*E) bool) (e *E, fr
 // first, until it returns true, and returns that entry, or nil.
 func (t *idTable[E]) find(id events.ID, match func(*E) bool) *E {
 	tag := t.tagOf(id)
-	if e, _ := t.scan(&t.recent, tag, match); e != nil {
-		return e
+	for _, s := range [...]*idSlots{&t.recent, &t.previous, t.partOf(tag)} {
+		if e, _ := t.scan(s, tag, match); e != nil {
+			return e
+		}
 	}
-	e, _ := t.scan(t.partOf(tag), tag, match)
-	return e
+	return nil
 }
 
 // add returns the entry match finds for id, whose key's time is at, and
@@ -151,6 +155,9 @@ func (t *idTable[E]) add(id events.ID, at [hlc.EncodedLen]byte, match func(*E) b
 	tag := t.tagOf(id)
 	e, free := t.scan(&t.recent, tag, match)
 	if e != nil {
+		return e, false
+	}
+	if e, _ := t.scan(&t.previous, tag, match); e != nil {
 		return e, false
 	}
 	if bytes.Compare(at[:], t.mainLatest[:]) <= 0 {
@@ -168,24 +175,27 @@ func (t *idTable[E]) add(id events.ID, at [hlc.EncodedLen]byte, match func(*E) b
 		t.recentLatest = at
 	}
 	if t.recent.n >= t.recentEntries {
-		t.moveRecent()
+		t.moveOn()
 	}
 	return t.entry(place), true
 }
 
-// moveRecent files the recent table's entries in the main table, in the
-// order of its slots, and empties it.
-func (t *idTable[E]) moveRecent() {
-	for _, slot := range t.recent.slots {
+// moveOn files the previous table's entries in the main table, in the
+// order of its slots, and makes the recent table the previous one and the
+// emptied previous one the recent one.
+func (t *idTable[E]) moveOn() {
+	for _, slot := range t.previous.slots {
 		if slot != 0 {
 			t.partOf(slot >> 32).file(slot)
 		}
 	}
-	clear(t.recent.slots)
-	t.recent.n = 0
-	if bytes.Compare(t.recentLatest[:], t.mainLatest[:]) > 0 {
-		t.mainLatest = t.recentLatest
+	clear(t.previous.slots)
+	t.previous.n = 0
+	if bytes.Compare(t.previousLatest[:], t.mainLatest[:]) > 0 {
+		t.mainLatest = t.previousLatest
 	}
+	t.recent, t.previous = t.previous, t.recent
+	t.previousLatest, t.recentLatest = t.recentLatest, [hlc.EncodedLen]byte{}
 }
 
 // put fills slot i, an empty one, with slot.

@@ -43,7 +43,7 @@ func TestEventTable(t *testing.T) {
 		t.Fatal("an ID never added was found")
 	}
 	slots, filed := 0, 0
-	for _, p := range append(tab.parts[:], tab.recent) {
+	for _, p := range append(tab.parts[:], tab.recent, tab.previous) {
 		slots += len(p.slots)
 		filed += int(p.n)
 		if 2*int(p.n) > len(p.slots) {
