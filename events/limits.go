@@ -63,6 +63,17 @@ var builtinLimits = DefaultLimits
 // resolve returns l with zero fields replaced by their defaults, or an error
 // naming every negative field.
 func (l Limits) resolve() (Limits, error) {
+	// Almost every call has limits that are all zero (the defaults) or
+	// all set; they cost a comparison. Resolving each field took 1.7 % of
+	// the CPU of replicating to 3 nodes, called a few times an event
+	// (`perf record -g go run ./bench replicate -rate 0 -writers one`).
+	if l == (Limits{}) {
+		return builtinLimits, nil
+	}
+	if l.MaxEventBytes > 0 && l.MaxKindBytes > 0 && l.MaxAttrs > 0 && l.MaxAttrKeyBytes > 0 &&
+		l.MaxAttrValueBytes > 0 && l.MaxBatchEvents > 0 && l.MaxBatchBytes > 0 {
+		return l, nil
+	}
 	var bad []string
 	fill := func(v *int, def int, name string) {
 		switch {

@@ -2,6 +2,7 @@ package events
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -150,5 +151,33 @@ func TestZeroLimitsMeanDefaults(t *testing.T) {
 	}
 	if z != DefaultLimits {
 		t.Fatalf("resolved zero limits %+v, DefaultLimits %+v", z, DefaultLimits)
+	}
+}
+
+// TestResolveFillsEachField leaves one field of otherwise set limits zero,
+// then negative, for every field, and checks that resolve gives it its
+// default, then refuses it: the shortcut for limits all set must not pass
+// over a field.
+func TestResolveFillsEachField(t *testing.T) {
+	n := reflect.TypeFor[Limits]().NumField()
+	for i := range n {
+		var l Limits
+		v := reflect.ValueOf(&l).Elem()
+		for j := range n {
+			v.Field(j).SetInt(1)
+		}
+		v.Field(i).SetInt(0)
+		name := v.Type().Field(i).Name
+		r, err := l.resolve()
+		if err != nil {
+			t.Fatalf("resolve with %s zero: %v", name, err)
+		}
+		if got, want := reflect.ValueOf(r).Field(i).Int(), reflect.ValueOf(builtinLimits).Field(i).Int(); got != want {
+			t.Fatalf("resolve gave zero %s %d, want its default %d", name, got, want)
+		}
+		v.Field(i).SetInt(-1)
+		if _, err := l.resolve(); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), name) {
+			t.Fatalf("resolve with %s negative = %v, want ErrInvalid naming it", name, err)
+		}
 	}
 }
