@@ -31,11 +31,12 @@ import (
 // main table's memory once rather than missing the cache and the TLB for
 // each entry: those misses, one per event added, were 6 % of the CPU of
 // replicating to 3 nodes (`perf record -g go run ./bench replicate -rate 0
-// -writers one -events 400000`). An ID whose key is later than every key
-// the main table files cannot be there, so adding a new event — almost
-// every add is one — looks in the two small tables alone. The previous
-// table keeps events that arrive a little late, as other nodes' do, from
-// being older than the main table's latest.
+// -writers one -events 400000`). An event later than every event of its
+// origin the main table files cannot be there, so adding a new event —
+// almost every add is one — looks in the two small tables alone. Times are
+// kept per origin because other nodes' events arrive late: under load, the
+// merges of 3 nodes all recording ran up to a second behind, and more than
+// half their events were older than the latest the main table filed.
 //
 // The main table's slots are split into idTableParts parts by the top bits
 // of a tag's hash, each growing on its own: a growth pauses the table's
@@ -46,13 +47,11 @@ import (
 type idTable[E any] struct {
 	recent, previous idSlots
 	parts            [idTableParts]idSlots
-	// recentLatest, previousLatest and mainLatest are the latest key
-	// times the tables file (all zeros when empty).
-	recentLatest, previousLatest, mainLatest [hlc.EncodedLen]byte
-	recentEntries                            uint32 // entries the recent table holds before it moves on
-	seed                                     maphash.Seed
-	entries                                  [][]E  // chunks of entryChunk
-	n                                        uint32 // entries in use
+	recentEntries    uint32 // entries the recent table holds before it moves on
+	origins          originTimes
+	seed             maphash.Seed
+	entries          [][]E  // chunks of entryChunk
+	n                uint32 // entries in use
 }
 
 // idSlots is a table of slots: a small table, or a part of the main one.
@@ -148,10 +147,11 @@ func (t *idTable[E]) find(id events.ID, match func(*E) bool) *E {
 	return nil
 }
 
-// add returns the entry match finds for id, whose key's time is at, and
-// false; if there is none, it files a new entry for id and returns it for
-// the caller to fill in, and true.
-func (t *idTable[E]) add(id events.ID, at [hlc.EncodedLen]byte, match func(*E) bool) (*E, bool) {
+// add returns the entry match finds for id, whose key's time is at and
+// whose origin node has digest origin (or 0 if unknown), and false; if
+// there is none, it files a new entry for id and returns it for the caller
+// to fill in, and true.
+func (t *idTable[E]) add(id events.ID, at [hlc.EncodedLen]byte, origin uint64, match func(*E) bool) (*E, bool) {
 	tag := t.tagOf(id)
 	e, free := t.scan(&t.recent, tag, match)
 	if e != nil {
@@ -160,7 +160,8 @@ func (t *idTable[E]) add(id events.ID, at [hlc.EncodedLen]byte, match func(*E) b
 	if e, _ := t.scan(&t.previous, tag, match); e != nil {
 		return e, false
 	}
-	if bytes.Compare(at[:], t.mainLatest[:]) <= 0 {
+	times := t.origins.of(origin)
+	if bytes.Compare(at[:], times.main[:]) <= 0 {
 		if e, _ := t.scan(t.partOf(tag), tag, match); e != nil {
 			return e, false
 		}
@@ -171,8 +172,8 @@ func (t *idTable[E]) add(id events.ID, at [hlc.EncodedLen]byte, match func(*E) b
 	place := t.n
 	t.n++
 	t.recent.put(free, tag<<32|uint64(place+1))
-	if bytes.Compare(at[:], t.recentLatest[:]) > 0 {
-		t.recentLatest = at
+	if bytes.Compare(at[:], times.recent[:]) > 0 {
+		times.recent = at
 	}
 	if t.recent.n >= t.recentEntries {
 		t.moveOn()
@@ -191,11 +192,52 @@ func (t *idTable[E]) moveOn() {
 	}
 	clear(t.previous.slots)
 	t.previous.n = 0
-	if bytes.Compare(t.previousLatest[:], t.mainLatest[:]) > 0 {
-		t.mainLatest = t.previousLatest
-	}
 	t.recent, t.previous = t.previous, t.recent
-	t.previousLatest, t.recentLatest = t.recentLatest, [hlc.EncodedLen]byte{}
+	t.origins.moveOn()
+}
+
+// originTimes holds, for each origin of the events an idTable files, the
+// latest key times its tables file of that origin's events.
+type originTimes struct {
+	byOrigin map[uint64]*latestTimes
+	// last is the times of the origin asked for last: adds come in runs
+	// of one origin's events.
+	last struct {
+		origin uint64
+		times  *latestTimes
+	}
+}
+
+// latestTimes are the latest key times an idTable's tables file of an
+// origin's events, all zeros for none.
+type latestTimes struct{ recent, previous, main [hlc.EncodedLen]byte }
+
+// of returns the times of origin's events.
+func (o *originTimes) of(origin uint64) *latestTimes {
+	if o.last.times == nil || o.last.origin != origin {
+		times := o.byOrigin[origin]
+		if times == nil {
+			if o.byOrigin == nil {
+				o.byOrigin = make(map[uint64]*latestTimes)
+			}
+			times = new(latestTimes)
+			o.byOrigin[origin] = times
+		}
+		o.last.origin, o.last.times = origin, times
+	}
+	return o.last.times
+}
+
+// moveOn moves the times on as idTable.moveOn moves the tables: the
+// previous table's entries to the main table, the recent table's to the
+// previous.
+func (o *originTimes) moveOn() {
+	for _, times := range o.byOrigin {
+		if bytes.Compare(times.previous[:], times.main[:]) > 0 {
+			times.main = times.previous
+		}
+		times.previous, times.recent = times.recent, [hlc.EncodedLen]byte{}
+	}
 }
 
 // put fills slot i, an empty one, with slot.
@@ -256,12 +298,12 @@ func (t *eventTable) get(id events.ID) (memoryEvent, bool) {
 	return *e, true
 }
 
-// add adds an entry for the event with key k and returns it for the
-// caller to fill in, unless the table holds an event with k's ID: then it
-// returns nil and changes nothing.
-func (t *eventTable) add(k Key) *memoryEvent {
+// add adds an entry for the event with key k, whose origin node has digest
+// origin, and returns it for the caller to fill in, unless the table holds
+// an event with k's ID: then it returns nil and changes nothing.
+func (t *eventTable) add(k Key, origin uint64) *memoryEvent {
 	id := k.ID()
-	e, added := t.idTable.add(id, [hlc.EncodedLen]byte(k[:hlc.EncodedLen]), hasID(id))
+	e, added := t.idTable.add(id, [hlc.EncodedLen]byte(k[:hlc.EncodedLen]), origin, hasID(id))
 	if !added {
 		return nil
 	}

@@ -24,12 +24,12 @@ func TestEventTable(t *testing.T) {
 	}
 	const n = 200_000 // about 200,000²/2³³ ≈ 4.7 pairs of equal tags
 	for i := range n {
-		ev := tab.add(key(i))
+		ev := tab.add(key(i), 1)
 		if ev == nil {
 			t.Fatalf("add of ID %d refused", i)
 		}
 		ev.off = uint32(i)
-		if tab.add(key(i)) != nil {
+		if tab.add(key(i), 1) != nil {
 			t.Fatalf("a second add of ID %d accepted", i)
 		}
 	}
@@ -55,50 +55,54 @@ func TestEventTable(t *testing.T) {
 	}
 }
 
-// TestEventTableMovesRecentEntries adds events to a table whose recent
-// table moves its entries on every few adds, in time order and then some
-// again, and some older than those moved, and checks that each is filed
-// once and found wherever it went.
+// TestEventTableMovesRecentEntries adds the events of two origins to a
+// table whose recent table moves on every few adds: one origin's in time
+// order, except every tenth, which is older than most before it, the
+// other's far behind the first's in time. With each add it adds again an
+// event of each origin added a while ago, moved to the main table by now,
+// mostly. It checks that each event is filed once and found wherever it
+// went.
 func TestEventTableMovesRecentEntries(t *testing.T) {
 	tab := newEventTable()
 	tab.recentEntries = 7
-	key := func(i, wall int) Key {
+	const n = 1000
+	key := func(i int) (Key, uint64) {
 		var id events.ID
 		id[0], id[1], id[31] = byte(i), byte(i>>8), 1
-		return MakeKey(hlc.Timestamp{Wall: int64(wall)}, id)
+		origin := uint64(i % 2)
+		wall := 1000 + i
+		switch {
+		case origin == 1:
+			wall = i // behind all of origin 0's
+		case i%10 == 0:
+			wall = 1000 + i/2
+		}
+		return MakeKey(hlc.Timestamp{Wall: int64(wall)}, id), origin
 	}
-	const n = 1000
-	added := func(k Key) bool {
-		ev := tab.add(k)
+	add := func(i int) bool {
+		k, origin := key(i)
+		ev := tab.add(k, origin)
 		if ev != nil {
-			ev.off = uint32(k.ID()[0]) | uint32(k.ID()[1])<<8
+			ev.off = uint32(i)
 		}
 		return ev != nil
 	}
 	for i := range n {
-		// Every tenth event is older than most of those before it.
-		wall := 1000 + i
-		if i%10 == 0 {
-			wall = 1000 + i/2
-		}
-		if !added(key(i, wall)) {
+		if !add(i) {
 			t.Fatalf("add of event %d refused", i)
 		}
-		// Add again one added a while ago: moved by now, mostly.
-		j := i / 2
-		wallJ := 1000 + j
-		if j%10 == 0 {
-			wallJ = 1000 + j/2
-		}
-		if added(key(j, wallJ)) {
-			t.Fatalf("event %d added again after %d more", j, i-j)
+		for _, j := range []int{i / 2 &^ 1, i/2 | 1} {
+			if j < i && add(j) {
+				t.Fatalf("event %d added again after %d more", j, i-j)
+			}
 		}
 	}
 	if tab.n != n {
 		t.Fatalf("%d entries for %d events", tab.n, n)
 	}
 	for i := range n {
-		ev, ok := tab.get(key(i, 0).ID())
+		k, _ := key(i)
+		ev, ok := tab.get(k.ID())
 		if !ok || ev.off != uint32(i) {
 			t.Fatalf("event %d: got %v, %v", i, ev.off, ok)
 		}

@@ -136,7 +136,7 @@ func (b *memoryBackend) write(_ context.Context, recs []record) error {
 		r := &recs[i]
 		// The event first: a reader that finds an index entry finds the
 		// event too.
-		ev := b.mu.events.add(r.key)
+		ev := b.mu.events.add(r.key, r.node)
 		if ev == nil {
 			// Stored already, by a writer that may not have indexed it
 			// yet: this record may be the one reported new.

@@ -79,7 +79,7 @@ func (b *datastoreBackend) fileIDs(keys iter.Seq[Key]) {
 	defer b.ids.Unlock()
 	for k := range keys {
 		id, t := k.ID(), [hlc.EncodedLen]byte(k[:hlc.EncodedLen])
-		if filed, added := b.ids.t.add(id, t, func(f *[hlc.EncodedLen]byte) bool { return *f == t }); added {
+		if filed, added := b.ids.t.add(id, t, 0, func(f *[hlc.EncodedLen]byte) bool { return *f == t }); added {
 			*filed = t
 		}
 	}
