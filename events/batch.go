@@ -286,9 +286,14 @@ var (
 		// comes out the same size, 39.1 bytes an event, and encodes in
 		// 1.5 µs an event instead of 1.9 (`go test -run '^$' -bench
 		// EncodeBatch ./events`, 4 alternating runs of each). Decoders
-		// need nothing new.
+		// need nothing new. A 32 KiB window, where the default is 4 MiB
+		// and a batch at most 1 MiB, finds nearly every match: a batch of
+		// 1,000 such events comes out 1.2 % larger, 37.8 bytes an event,
+		// in a tenth less time, 381 against 426 ns an event (`go test -run
+		// '^$' -bench EncodeBatchEncoded ./events`, 6 alternating runs of
+		// each).
 		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderCRC(false),
-			zstd.WithNoEntropyCompression(true))
+			zstd.WithNoEntropyCompression(true), zstd.WithWindowSize(32<<10))
 		if err != nil {
 			panic("events: creating the zstd encoder: " + err.Error())
 		}
