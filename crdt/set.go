@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -45,6 +46,10 @@ type Set struct {
 
 	watches watchList
 	inUse   sync.WaitGroup // calls under way that use the store
+
+	// lastAdded is the digest of the origin of the event last added by
+	// AddEncoded. It never changes once stored.
+	lastAdded atomic.Pointer[digestMemo]
 }
 
 // New opens the set stored in ds, rebuilding the ordered index from it.
@@ -105,10 +110,22 @@ func (s *Set) AddEncoded(ctx context.Context, x events.Encoded) (bool, error) {
 	if s.closed.Load() {
 		return false, ErrClosed
 	}
+	// A node adds its own events, so the digest of the origin is mostly
+	// that of the last add: hashing the 52-byte node ID cost 1.5 % of
+	// recording in memory with 8 callers.
 	var nodes, kinds digestMemo
+	last := s.lastAdded.Load()
+	if last != nil {
+		nodes = *last
+	}
 	rec, err := s.record(x, &nodes, &kinds)
 	if err != nil {
 		return false, fmt.Errorf("crdt: %w", err)
+	}
+	if last == nil || last.value != nodes.value {
+		// A copy of the name: x's may share memory its caller reuses.
+		stored := digestMemo{value: strings.Clone(nodes.value), digest: nodes.digest, ok: true}
+		s.lastAdded.Store(&stored)
 	}
 	// One record a call adds up: a pooled slice to hand it in saves the
 	// garbage collector a few hundred bytes per event.

@@ -441,3 +441,37 @@ func tracesIt(ctx context.Context, t *testing.T, s *Set, e events.Event) bool {
 	}
 	return found
 }
+
+// TestAddsFromChangingOrigins adds events whose origin changes from one
+// add to the next, or stays for a few, and checks that the index by node
+// and the counts file each under its own origin.
+func TestAddsFromChangingOrigins(t *testing.T) {
+	eachBackend(t, func(t *testing.T, open func(testing.TB) *Set) {
+		ctx := context.Background()
+		s := open(t)
+		g := fixture.New(9, 3)
+		want := map[string]int{}
+		for _, e := range g.Batch(300) {
+			if _, err := s.Add(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+			want[e.Node]++
+		}
+		for _, node := range g.Nodes() {
+			if got := s.IndexCount(ByNode, node); got != want[node] {
+				t.Fatalf("IndexCount(ByNode, %s) = %d, want %d", node, got, want[node])
+			}
+			listed := 0
+			err := s.ScanIndex(ctx, ByNode, node, All, false, func(e events.Event) bool {
+				if e.Node != node {
+					t.Fatalf("the index lists an event of %s under %s", e.Node, node)
+				}
+				listed++
+				return true
+			})
+			if err != nil || listed != want[node] {
+				t.Fatalf("the index lists %d events under %s (%v), want %d", listed, node, err, want[node])
+			}
+		}
+	})
+}
