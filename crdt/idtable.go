@@ -197,42 +197,19 @@ func (t *idTable[E]) moveOn() {
 }
 
 // originTimes holds, for each origin of the events an idTable files, the
-// latest key times its tables file of that origin's events.
-type originTimes struct {
-	byOrigin map[uint64]*latestTimes
-	// last is the times of the origin asked for last: adds come in runs
-	// of one origin's events.
-	last struct {
-		origin uint64
-		times  *latestTimes
-	}
-}
+// latest key times its tables file of that origin's events. Adds come in
+// runs of one origin's events.
+type originTimes struct{ runMap[uint64, latestTimes] }
 
 // latestTimes are the latest key times an idTable's tables file of an
 // origin's events, all zeros for none.
 type latestTimes struct{ recent, previous, main [hlc.EncodedLen]byte }
 
-// of returns the times of origin's events.
-func (o *originTimes) of(origin uint64) *latestTimes {
-	if o.last.times == nil || o.last.origin != origin {
-		times := o.byOrigin[origin]
-		if times == nil {
-			if o.byOrigin == nil {
-				o.byOrigin = make(map[uint64]*latestTimes)
-			}
-			times = new(latestTimes)
-			o.byOrigin[origin] = times
-		}
-		o.last.origin, o.last.times = origin, times
-	}
-	return o.last.times
-}
-
 // moveOn moves the times on as idTable.moveOn moves the tables: the
 // previous table's entries to the main table, the recent table's to the
 // previous.
 func (o *originTimes) moveOn() {
-	for _, times := range o.byOrigin {
+	for _, times := range o.entries {
 		if bytes.Compare(times.previous[:], times.main[:]) > 0 {
 			times.main = times.previous
 		}

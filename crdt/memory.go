@@ -54,32 +54,11 @@ type traceShard struct {
 const traceShards = 64
 
 // valueLists maps each value an index files events under to their keys.
-type valueLists struct {
-	lists map[indexValue]*keyList
-	// last is the list the latest key went to. Keys come in runs of one
-	// value — a node records its own events, a request's hops are
-	// recorded one after another — and a run skips the map.
-	last struct {
-		v indexValue
-		l *keyList
-	}
-}
+// Keys come in runs of one value, and a run skips the map.
+type valueLists struct{ runMap[indexValue, keyList] }
 
 // insert files k under v.
-func (vl *valueLists) insert(v indexValue, k Key) {
-	if vl.last.l == nil || vl.last.v != v {
-		l := vl.lists[v]
-		if l == nil {
-			if vl.lists == nil {
-				vl.lists = make(map[indexValue]*keyList)
-			}
-			l = new(keyList)
-			vl.lists[v] = l
-		}
-		vl.last.v, vl.last.l = v, l
-	}
-	vl.last.l.insert(k)
-}
+func (vl *valueLists) insert(v indexValue, k Key) { vl.of(v).insert(k) }
 
 var _ backend = (*memoryBackend)(nil)
 
@@ -251,7 +230,7 @@ func (b *memoryBackend) list(ctx context.Context, i Index, value string, r Range
 		}
 		lists, mu := b.lists(i, v)
 		mu.RLock()
-		if l := lists.lists[v]; l != nil {
+		if l := lists.entries[v]; l != nil {
 			if descending {
 				l.descend(before, collect)
 			} else {
