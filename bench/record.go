@@ -113,15 +113,22 @@ func recordOnce(ctx context.Context, store string, callers int, p recordParams) 
 	start := time.Now()
 	for k := range callers {
 		wg.Go(func() {
-			lat[k] = make([]time.Duration, 0, p.Events/callers+1)
+			lat[k] = make([]time.Duration, 0, p.Events/callers/latencyEvery+1)
+			recorded := 0
 			for i := range cluster.Share(k, callers, p.Events) {
-				t0 := time.Now()
+				timed := recorded%latencyEvery == 0
+				var t0 time.Time
+				if timed {
+					t0 = time.Now()
+				}
 				if _, err := n.Record(w.Event(i)); err != nil {
 					errs[k] = err
 					return
 				}
-				lat[k] = append(lat[k], time.Since(t0))
-				if len(lat[k])%1024 == 0 {
+				if timed {
+					lat[k] = append(lat[k], time.Since(t0))
+				}
+				if recorded++; recorded%1024 == 0 {
 					progress.Add(1024)
 				}
 			}
@@ -145,6 +152,15 @@ func recordOnce(ctx context.Context, store string, callers int, p recordParams) 
 		CPUPerEvent: cpuPerEvent, Latency: report.Summarise(all),
 	}, nil
 }
+
+// latencyEvery is how often a caller times its Record: every call's two
+// clock readings and stored duration took 5 % of the CPU of recording in
+// memory with 8 callers (`perf record -g go run ./bench record -stores
+// memory -callers 8 -events 1000000`). It is prime to the events of a
+// trace (cluster.TraceEvents), so that the sample holds each event of a
+// trace alike: every eighth call, always a trace's first, gave a p50 of
+// 3.4 µs where timing every call gave 2.4.
+const latencyEvery = 7
 
 // ms formats a figure in milliseconds for a table.
 func ms(v float64) string { return report.Duration(time.Duration(v * 1e6)) }
