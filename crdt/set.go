@@ -315,14 +315,25 @@ func (s *Set) commitInMemory(ctx context.Context, mem *memoryBackend, recs []rec
 // by key and without duplicates. It reorders recs.
 func (s *Set) unseen(recs []record) []record {
 	s.mu.RLock()
-	fresh := recs[:0]
-	for _, r := range recs {
-		if !s.mu.tree.Has(keytree.Key(r.key)) {
-			fresh = append(fresh, r)
-		}
-	}
+	fresh := keepRecords(recs, func(r *record) bool { return !s.mu.tree.Has(keytree.Key(r.key)) })
 	s.mu.RUnlock()
 	return sortedUnique(fresh)
+}
+
+// keepRecords keeps the records of recs that keep is true of, in order, in
+// place. A record is a few hundred bytes: those that stay where they are
+// are not copied, as ranging over recs and appending would copy each twice.
+func keepRecords(recs []record, keep func(*record) bool) []record {
+	n := 0
+	for i := range recs {
+		if keep(&recs[i]) {
+			if n != i {
+				recs[n] = recs[i]
+			}
+			n++
+		}
+	}
+	return recs[:n]
 }
 
 // sortedUnique sorts recs by key and drops duplicates, in place.
@@ -338,15 +349,14 @@ func sortedUnique(recs []record) []record {
 //
 // REQUIRES: s.mu (write)
 func (s *Set) indexLocked(written []record) []record {
-	added := written[:0]
-	for _, r := range written {
-		if s.mu.tree.Insert(keytree.Key(r.key)) {
-			s.mu.nodes.add(r.node)
-			s.mu.kinds.add(r.kind)
-			added = append(added, r)
+	return keepRecords(written, func(r *record) bool {
+		if !s.mu.tree.Insert(keytree.Key(r.key)) {
+			return false
 		}
-	}
-	return added
+		s.mu.nodes.add(r.node)
+		s.mu.kinds.add(r.kind)
+		return true
+	})
 }
 
 // Len returns the number of events in the set.

@@ -172,8 +172,9 @@ func (w *Watch) offer(recs []record) {
 		w.mu.Unlock()
 		return // a publish that raced with Close
 	}
-	for _, r := range recs {
-		if !w.takes(&r) {
+	for i := range recs {
+		r := &recs[i]
+		if !w.takes(r) {
 			continue
 		}
 		// While a gap is pending, later events join it rather than the
