@@ -111,8 +111,9 @@ func (s *Set) AddEncoded(ctx context.Context, x events.Encoded) (bool, error) {
 		return false, ErrClosed
 	}
 	// A node adds its own events, so the digest of the origin is mostly
-	// that of the last add: hashing the 52-byte node ID cost 1.5 % of
-	// recording in memory with 8 callers.
+	// that of the last add: hashing the 52-byte node ID was 1 % of the CPU
+	// of recording in memory with 8 callers (`perf record -g go run ./bench
+	// record -stores memory -callers 8 -events 1000000`, in Set.record).
 	var nodes, kinds digestMemo
 	last := s.lastAdded.Load()
 	if last != nil {
