@@ -47,7 +47,7 @@ import (
 type idTable[E any] struct {
 	recent, previous idSlots
 	parts            [idTableParts]idSlots
-	recentEntries    uint32 // entries the recent table holds before it moves on
+	recentEntries    uint32 // recentEntries, a field so that tests can lower it
 	origins          originTimes
 	seed             maphash.Seed
 	entries          [][]E  // chunks of entryChunk
