@@ -230,7 +230,9 @@ func (n *Node) Record(ctx context.Context, e events.Event) (events.Event, error)
 	if e.Time, err = n.clock.Stamp(); err != nil {
 		return events.Event{}, fmt.Errorf("scopemesh: record: %w", err)
 	}
-	x, err := n.seal(e)
+	buf := wireBuffers.Get().(*[]byte)
+	defer putWireBuffer(buf)
+	x, err := n.seal(buf, e)
 	if err != nil {
 		return events.Event{}, fmt.Errorf("scopemesh: record: %w", err)
 	}
@@ -243,11 +245,32 @@ func (n *Node) Record(ctx context.Context, e events.Event) (events.Event, error)
 	return x.Event(), nil
 }
 
+// wireBuffers holds the buffers Record seals events into. The set keeps
+// none of an event's memory once AddEncoded returns (a memory set copies
+// it into its slabs, a datastore into its batch), and a buffer of one's
+// own each saves an allocation per event and a share of the garbage
+// collector's work.
+var wireBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// putWireBuffer pools buf, unless a large event grew it.
+func putWireBuffer(buf *[]byte) {
+	if cap(*buf) <= maxPooledWire {
+		*buf = (*buf)[:0]
+		wireBuffers.Put(buf)
+	}
+}
+
+// maxPooledWire is the largest buffer wireBuffers keeps.
+const maxPooledWire = 16 << 10
+
 // seal seals e, and signs it if the node signs its events, and returns it
-// encoded.
-func (n *Node) seal(e events.Event) (events.Encoded, error) {
+// encoded, in *buf, which it grows if need be.
+func (n *Node) seal(buf *[]byte, e events.Event) (events.Encoded, error) {
 	if n.signer == nil {
-		return n.cfg.Limits.SealEncoded(e)
+		var x events.Encoded
+		var err error
+		*buf, x, err = n.cfg.Limits.AppendSealEncoded((*buf)[:0], e)
+		return x, err
 	}
 	sealed, err := n.cfg.Limits.Seal(e)
 	if err != nil {

@@ -48,10 +48,18 @@ type record struct {
 	key        Key
 	node, kind uint64
 	trace      events.TraceID
-	// shared is whether x's wire form is memory of a merge's caller,
-	// reused once the merge returns. A commit replaces it with the set's
+	// shared is whether x's wire form is memory of the caller of a merge
+	// or an add, reused once the call returns. A commit replaces it with the set's
 	// own copy before it tells the watches, which keep x.
 	shared bool
+}
+
+// own gives r a wire form of its own if its memory is the caller's.
+func (r *record) own() {
+	if r.shared {
+		r.x.MoveTo(nil)
+		r.shared = false
+	}
 }
 
 // Index names a secondary index of the set.

@@ -58,14 +58,22 @@ func (l *keyList) insert(k Key) {
 	if found {
 		return
 	}
-	c = slices.Insert(c, j, k)
-	if len(c) <= keyListChunk {
-		l.chunks[i] = c
-		return
+	if len(c) == keyListChunk {
+		// Split the full chunk in two before inserting, each half with
+		// room to grow in place: inserting first grew the chunk's array
+		// to twice its size only to split it, and left the first half
+		// with no room, which cost a quarter of the bytes recording
+		// allocated (`go test -run '^$' -bench Record/memory/callers=8
+		// -benchmem -memprofile mem.prof .`).
+		half := keyListChunk / 2
+		l.chunks = slices.Insert(l.chunks, i+1, append(make([]Key, 0, keyListChunk), c[half:]...))
+		l.chunks[i] = c[:half]
+		if j > half {
+			i, j = i+1, j-half
+		}
+		c = l.chunks[i]
 	}
-	half := len(c) / 2
-	l.chunks[i] = c[:half:half]
-	l.chunks = slices.Insert(l.chunks, i+1, slices.Clone(c[half:]))
+	l.chunks[i] = slices.Insert(c, j, k)
 }
 
 // chunkOf returns the index of the first chunk whose last key is at or

@@ -119,9 +119,7 @@ func (b *memoryBackend) write(_ context.Context, recs []record) error {
 		if ev == nil {
 			// Stored already, by a writer that may not have indexed it
 			// yet: this record may be the one reported new.
-			if r.shared {
-				r.x, r.shared = r.x.Clone(), false
-			}
+			r.own()
 			continue
 		}
 		ev.slab, ev.off, ev.len = b.storeLocked(r)
@@ -149,33 +147,23 @@ func (b *memoryBackend) traceShard(trace events.TraceID) *traceShard {
 	return &b.traces[trace[len(trace)-1]%traceShards]
 }
 
-// storeLocked copies r's encoding into the slabs and returns where it
-// went. If r is shared, r's event points at the copy from then on.
+// storeLocked copies r's encoding into the slabs, points r's event at the
+// copy, which never changes and is the one watches keep, and returns where
+// it went.
 //
 // REQUIRES: b.mu (write)
 func (b *memoryBackend) storeLocked(r *record) (slab, off, length uint32) {
-	wire := r.x.Wire()
+	size := len(r.x.Wire())
 	n := len(b.mu.slabs)
-	if n == 0 || len(b.mu.slabs[n-1])+len(wire) > cap(b.mu.slabs[n-1]) {
-		b.mu.slabs = append(b.mu.slabs, make([]byte, 0, max(slabSize, len(wire))))
+	if n == 0 || len(b.mu.slabs[n-1])+size > cap(b.mu.slabs[n-1]) {
+		b.mu.slabs = append(b.mu.slabs, make([]byte, 0, max(slabSize, size)))
 		n++
 	}
 	s := &b.mu.slabs[n-1]
 	at := len(*s)
-	if r.shared {
-		// The merge's caller reuses r's memory: the stored copy, which
-		// never changes, is the one watches keep.
-		*s, r.x = r.x.AppendTo(*s)
-		r.shared = false
-	} else {
-		// An event of its own, as Add's are, stays where it is: pointing
-		// it at the copy moves the whole event under the lock, which took
-		// 4 % of the CPU of recording in memory with 8 callers (`go run
-		// ./bench record -stores memory -callers 8 -events 1000000
-		// -cpuprofile cpu.prof`).
-		*s = append(*s, wire...)
-	}
-	return uint32(n - 1), uint32(at), uint32(len(wire))
+	*s = r.x.MoveTo(*s)
+	r.shared = false
+	return uint32(n - 1), uint32(at), uint32(size)
 }
 
 func (b *memoryBackend) event(_ context.Context, k Key) ([]byte, error) {

@@ -101,12 +101,20 @@ func (s *Set) Add(ctx context.Context, e events.Event) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("crdt: %w", err)
 	}
-	return s.AddEncoded(ctx, x)
+	return s.add(ctx, x, false)
 }
 
 // AddEncoded is Add for an encoded event. One encoded under the set's
-// limits is written as it is, without encoding or hashing it again.
+// limits is written as it is, without encoding or hashing it again. The
+// set keeps none of x's memory once AddEncoded returns, so the caller may
+// reuse it (events.Limits.AppendSealEncoded).
 func (s *Set) AddEncoded(ctx context.Context, x events.Encoded) (bool, error) {
+	return s.add(ctx, x, true)
+}
+
+// add adds x. shared is whether x's memory is the caller's, to be reused
+// once add returns.
+func (s *Set) add(ctx context.Context, x events.Encoded, shared bool) (bool, error) {
 	if s.closed.Load() {
 		return false, ErrClosed
 	}
@@ -123,6 +131,7 @@ func (s *Set) AddEncoded(ctx context.Context, x events.Encoded) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("crdt: %w", err)
 	}
+	rec.shared = shared
 	if last == nil || last.value != nodes.value {
 		// A copy of the name: x's may share memory its caller reuses.
 		stored := digestMemo{value: strings.Clone(nodes.value), digest: nodes.digest, ok: true}
@@ -271,11 +280,8 @@ func (s *Set) commitToStore(ctx context.Context, recs []record) ([]record, error
 	}
 	for i := range fresh {
 		// A datastore may keep the values it is given (go-datastore's
-		// map datastore does): it gets copies of what a merge's caller
-		// reuses.
-		if r := &fresh[i]; r.shared {
-			r.x, r.shared = r.x.Clone(), false
-		}
+		// map datastore does): it gets copies of what the caller reuses.
+		fresh[i].own()
 	}
 	if err := s.store.write(ctx, fresh); err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package crdt
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -56,10 +57,11 @@ func TestWatchDeliversEachNewEventOnce(t *testing.T) {
 	})
 }
 
-// TestMergeKeepsNoneOfTheBatch: a merge's caller may reuse the memory of
-// the events it merged, decoded in place, as soon as the merge returns:
-// the set and its watches hold copies.
-func TestMergeKeepsNoneOfTheBatch(t *testing.T) {
+// TestMergeAndAddKeepNoneOfTheirEvents: the caller of a merge or an add
+// may reuse the memory of the events it handed in, decoded in place or
+// sealed into a buffer, as soon as the call returns: the set and its
+// watches hold copies.
+func TestMergeAndAddKeepNoneOfTheirEvents(t *testing.T) {
 	eachBackend(t, func(t *testing.T, open func(testing.TB) *Set) {
 		ctx := context.Background()
 		s := open(t)
@@ -88,6 +90,30 @@ func TestMergeKeepsNoneOfTheBatch(t *testing.T) {
 			}
 			if stored, err := s.Get(ctx, want.ID); err != nil || events.Verify(stored) != nil {
 				t.Fatalf("stored event %d: %+v, %v", i, stored, err)
+			}
+		}
+
+		// Events added one at a time, each sealed into the same buffer,
+		// one of them twice.
+		added := fixture.New(12, 2).Batch(10)
+		var buf []byte
+		for _, e := range append(added, added[0]) {
+			var x events.Encoded
+			if buf, x, err = events.DefaultLimits.AppendSealEncoded(buf[:0], e); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.AddEncoded(ctx, x); err != nil {
+				t.Fatal(err)
+			}
+			clear(buf)
+		}
+		for i, want := range added {
+			got, err := w.NextEncoded(ctx)
+			if err != nil || !bytes.Equal(got.Wire(), marshal(t, want)) {
+				t.Fatalf("watched added event %d: %v, or its wire form changed", i, err)
+			}
+			if stored, err := s.Get(ctx, want.ID); err != nil || events.Verify(stored) != nil {
+				t.Fatalf("stored added event %d: %+v, %v", i, stored, err)
 			}
 		}
 	})
@@ -299,4 +325,14 @@ func TestWatchesComeAndGoWhileWriting(t *testing.T) {
 	if err != nil || len(xs) != len(evs) {
 		t.Fatalf("the steady watch took %d events, %v; want %d", len(xs), err, len(evs))
 	}
+}
+
+// marshal returns e's wire form.
+func marshal(t *testing.T, e events.Event) []byte {
+	t.Helper()
+	data, err := events.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -48,18 +49,18 @@ func (x Encoded) Wire() []byte { return x.wire }
 // Clone returns x with a wire form of its own, for keeping an event that
 // AppendBatchInPlace decoded.
 func (x Encoded) Clone() Encoded {
-	_, c := x.AppendTo(nil)
-	return c
+	x.MoveTo(nil)
+	return x
 }
 
-// AppendTo appends x's wire form to dst and returns the extended slice and
-// x with its wire form in the appended bytes, so that a store that copies
-// events into buffers of its own can hand them on from there.
-func (x Encoded) AppendTo(dst []byte) ([]byte, Encoded) {
+// MoveTo appends x's wire form to dst, points x's wire form at the
+// appended bytes and returns the extended slice, so that a store that
+// copies events into buffers of its own can hand them on from there.
+func (x *Encoded) MoveTo(dst []byte) []byte {
 	at := len(dst)
 	dst = append(dst, x.wire...)
 	x.wire = dst[at:len(dst):len(dst)]
-	return dst, x
+	return dst
 }
 
 // CheckedUnder reports whether x was checked against l, so that checking
@@ -86,7 +87,10 @@ func intern(l Limits) *Limits {
 	}
 	p, ok := interned.Load(l)
 	if !ok {
-		p, _ = interned.LoadOrStore(l, &l)
+		// A copy made here, not &l: taking l's address would put every
+		// call's l on the heap, an allocation per event sealed.
+		c := l
+		p, _ = interned.LoadOrStore(l, &c)
 	}
 	lastInterned.Store(p.(*Limits))
 	return p.(*Limits)
@@ -108,18 +112,28 @@ func (l Limits) Encode(e Event) (Encoded, error) {
 // SealEncoded seals e as Seal does and returns it with its wire form: one
 // encoding and one hash, where Seal then Encode take two of each.
 func (l Limits) SealEncoded(e Event) (Encoded, error) {
+	_, x, err := l.AppendSealEncoded(nil, e)
+	return x, err
+}
+
+// AppendSealEncoded is SealEncoded with the wire form appended to dst: it
+// returns the extended slice, and the event with the appended bytes as its
+// wire form. A caller that hands its events to a store that keeps none of
+// their memory (crdt.Set.AddEncoded) can seal them all into one buffer.
+func (l Limits) AppendSealEncoded(dst []byte, e Event) ([]byte, Encoded, error) {
 	l, err := l.resolve()
 	if err != nil {
-		return Encoded{}, err
+		return dst, Encoded{}, err
 	}
 	var scratch [16]attr // up to 16 attributes are sorted on the stack
 	n, attrs, err := l.check(e, scratch[:0])
 	if err != nil {
-		return Encoded{}, err
+		return dst, Encoded{}, err
 	}
-	wire, id, err := appendWire(make([]byte, 0, wireLen(e, n)), e, attrs, true)
+	at := len(dst)
+	dst, id, err := appendWire(slices.Grow(dst, wireLen(e, n)), e, attrs, true)
 	if err != nil {
-		return Encoded{}, err
+		return dst, Encoded{}, err
 	}
-	return Encoded{withID(e, id), wire, intern(l), false}, nil
+	return dst, Encoded{withID(e, id), dst[at:len(dst):len(dst)], intern(l), false}, nil
 }

@@ -103,7 +103,7 @@ func TestAppendBatchEncodedAppends(t *testing.T) {
 
 // TestAppendBatchInPlaceSharesTheBatch: events decoded in place share the
 // expanded batch in the scratch buffer, which the next call reuses, and
-// Clone and AppendTo give them wire forms of their own.
+// Clone and MoveTo give them wire forms of their own.
 func TestAppendBatchInPlaceSharesTheBatch(t *testing.T) {
 	evs := sealedBatch(t, 40)
 	batch := mustEncodeBatch(t, Limits{}, evs...)
@@ -116,9 +116,10 @@ func TestAppendBatchInPlaceSharesTheBatch(t *testing.T) {
 		t.Fatalf("AppendBatchInPlace = %d events, %v", len(xs), err)
 	}
 	clone := xs[0].Clone()
-	slab, stored := xs[1].AppendTo(make([]byte, 3, 1<<10))
+	stored := xs[1]
+	slab := stored.MoveTo(make([]byte, 3, 1<<10))
 	if len(slab) != 3+len(xs[1].Wire()) || !bytes.Equal(stored.Wire(), slab[3:]) {
-		t.Fatal("AppendTo did not append the wire form")
+		t.Fatal("MoveTo did not append the wire form")
 	}
 	clear(scratch[:cap(scratch)])
 	for i, x := range xs {
@@ -133,7 +134,7 @@ func TestAppendBatchInPlaceSharesTheBatch(t *testing.T) {
 		t.Fatal("an event appended elsewhere changed with the scratch buffer")
 	}
 	if slab[3]++; stored.Wire()[0] != slab[3] {
-		t.Fatal("AppendTo's event does not share the appended bytes")
+		t.Fatal("MoveTo's event does not share the appended bytes")
 	}
 	again, err := DefaultLimits.AppendBatchInPlace(xs[:0], batch, &scratch)
 	if err != nil || !reflect.DeepEqual(again[5].Event(), evs[5]) {
