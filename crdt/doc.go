@@ -52,7 +52,9 @@
 // table is kept between a quarter and half full, 16 to 32 bytes of slots an
 // event). Secondary indexes (by correlation, origin node and kind) live in
 // the datastore, written in the same batch as the event; a memory set
-// keeps them as sorted key lists.
+// keeps them as sorted key lists. The datastore's layout carries a version
+// (store.go): New rewrites a store in an older layout in place, a batch at
+// a time, and refuses one in a layout it does not know (layout.go).
 //
 // # Cost per event
 //
@@ -63,8 +65,9 @@
 // commits: a writer leads a group of those that arrived meanwhile, whose
 // batch goes in key order to spare Pebble's memtable most of its search
 // (groupcommit.go). A memory set stores events and updates its ordered
-// index under a lock each, which a writer spins for briefly before it
-// waits: each step is shorter than a goroutine's park and wake. Its index
+// index under a lock each, which a writer spins for, yielding between
+// rounds, rather than wait: each step is shorter than a goroutine's park
+// and wake (spinlock.go). Its index
 // by trace, the costliest to update, is in shards with locks of their own,
 // which writers take after the first lock, in parallel.
 //

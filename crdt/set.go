@@ -55,6 +55,9 @@ type Set struct {
 // New opens the set stored in ds, rebuilding the ordered index from it.
 func New(ctx context.Context, ds datastore.Batching, opts Options) (*Set, error) {
 	b := newDatastoreBackend(ds)
+	if err := b.upgradeLayout(ctx); err != nil {
+		return nil, err
+	}
 	keys, nodes, kinds, err := b.load(ctx)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,126 @@
+package crdt
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"strings"
+	"testing"
+
+	"github.com/ipfs/go-datastore"
+	dsq "github.com/ipfs/go-datastore/query"
+
+	"github.com/scopemesh/scopemesh/events"
+	"github.com/scopemesh/scopemesh/internal/fixture"
+)
+
+// TestOpenMigratesLayout1: a store in layout 1 opens holding what a store
+// written in this layout holds, record for record, whether its migration
+// runs whole or goes on after one cut short.
+func TestOpenMigratesLayout1(t *testing.T) {
+	ctx := context.Background()
+	evs := fixture.New(8, 3).Batch(3*migrateBatch + 100)
+	written := newMapStore()
+	s := newSet(t, written)
+	if _, err := s.Merge(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	want := records(t, written)
+
+	for _, cut := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cut short %v", cut), func(t *testing.T) {
+			ds := newMapStore()
+			writeLayout1(t, ds, evs)
+			if cut {
+				// As if the process died in the middle of the index by
+				// kind, the events and the index by node moved already.
+				b := newDatastoreBackend(ds)
+				if err := b.migrate(ctx, eventPrefix); err != nil {
+					t.Fatal(err)
+				}
+				if err := b.migrate(ctx, nodePrefix); err != nil {
+					t.Fatal(err)
+				}
+				var kinds []string
+				for k := range records(t, ds) {
+					if strings.HasPrefix(k, kindPrefix) {
+						kinds = append(kinds, k)
+					}
+				}
+				if err := b.migrateBatch(ctx, kindPrefix, kinds[:migrateBatch]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			m := newSet(t, ds)
+			if got := records(t, ds); !maps.EqualFunc(got, want, bytes.Equal) {
+				t.Fatalf("the migrated store holds %d records, a store written in this layout %d, or others", len(got), len(want))
+			}
+			if m.Len() != len(evs) || m.Fingerprint(All) != s.Fingerprint(All) {
+				t.Fatalf("the migrated set holds %d events, want %d, or has another fingerprint", m.Len(), len(evs))
+			}
+			for _, e := range evs[:10] {
+				if got, err := m.Get(ctx, e.ID); err != nil || got.ID != e.ID {
+					t.Fatalf("Get(%v) = %v, %v", e.ID, got.ID, err)
+				}
+			}
+		})
+	}
+}
+
+// TestOpenRefusesUnknownLayout: a store in a layout this package does not
+// know is an error, and is left as it is.
+func TestOpenRefusesUnknownLayout(t *testing.T) {
+	ctx := context.Background()
+	ds := newMapStore()
+	if err := ds.Put(ctx, layoutKey, []byte("3")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(ctx, ds, Options{}); err == nil || !strings.Contains(err.Error(), `layout "3"`) {
+		t.Fatalf("New of a store in layout 3 = %v", err)
+	}
+	if v, err := ds.Get(ctx, layoutKey); err != nil || string(v) != "3" {
+		t.Fatalf("the store's layout is %q, %v after New", v, err)
+	}
+}
+
+// writeLayout1 writes evs to ds as layout 1 did: keys, digests and trace
+// IDs in lowercase hex.
+func writeLayout1(t *testing.T, ds datastore.Batching, evs []events.Event) {
+	t.Helper()
+	ctx := context.Background()
+	put := func(key string, value []byte) {
+		if err := ds.Put(ctx, datastore.RawKey(key), value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, e := range evs {
+		k := KeyOf(e)
+		key := hex.EncodeToString(k[:])
+		put(eventPrefix+key, marshal(t, e))
+		put(fmt.Sprintf("%s%016x/%s", nodePrefix, digest(e.Node), key), nil)
+		put(fmt.Sprintf("%s%016x/%s", kindPrefix, digest(e.Kind), key), nil)
+		if !e.Correlation.IsZero() {
+			put(fmt.Sprintf("%s%x/%s", correlationPrefix, e.Correlation[:], key), nil)
+		}
+	}
+}
+
+// records returns every record of ds.
+func records(t *testing.T, ds datastore.Batching) map[string][]byte {
+	t.Helper()
+	res, err := ds.Query(context.Background(), dsq.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := res.Rest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[string][]byte, len(all))
+	for _, e := range all {
+		out[e.Key] = e.Value
+	}
+	return out
+}
