@@ -79,8 +79,13 @@ func (g *groupCommit) write(recs []record, commit func([]record) error) error {
 
 	all := recs
 	if len(group) > 0 {
-		all = make([]record, 0, groupSize(recs, group))
-		all = append(all, recs...)
+		// A pooled slice: a group's records, a few hundred bytes each,
+		// were 40 % of the bytes recording on Pebble allocated (`go test
+		// -run '^$' -bench Record/pebble/callers=8 -benchmem -memprofile
+		// mem.prof .`).
+		pooled := getRecords(groupSize(recs, group))
+		defer putRecords(pooled)
+		all = append((*pooled)[:0], recs...)
 		for _, f := range group {
 			all = append(all, f.recs...)
 		}
