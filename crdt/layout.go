@@ -49,7 +49,9 @@ func (b *datastoreBackend) upgradeLayout(ctx context.Context) error {
 }
 
 // migrate rewrites the records under prefix that are in layout 1. Those
-// in this layout stay: the key that ends a record is longer in hex.
+// in this layout stay: the key that ends a record is longer in hex. It
+// lists the old keys first, since a go-datastore query cannot resume from
+// a key, and holds them in memory meanwhile: about 100 bytes an event.
 func (b *datastoreBackend) migrate(ctx context.Context, prefix string) error {
 	var old []string
 	err := b.listKeys(ctx, prefix, false, func(entry string) bool {
