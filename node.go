@@ -247,8 +247,8 @@ func (n *Node) Record(ctx context.Context, e events.Event) (events.Event, error)
 
 // wireBuffers holds the buffers Record seals events into. The set keeps
 // none of an event's memory once AddEncoded returns (a memory set copies
-// it into its slabs, a datastore into its batch), and a buffer of one's
-// own each saves an allocation per event and a share of the garbage
+// it into its slabs, a datastore set makes a copy of its own), so a
+// pooled buffer saves an allocation per event and a share of the garbage
 // collector's work.
 var wireBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
@@ -264,7 +264,7 @@ func putWireBuffer(buf *[]byte) {
 const maxPooledWire = 16 << 10
 
 // seal seals e, and signs it if the node signs its events, and returns it
-// encoded, in *buf, which it grows if need be.
+// encoded: unless it signs, in *buf, which it grows if need be.
 func (n *Node) seal(buf *[]byte, e events.Event) (events.Encoded, error) {
 	if n.signer == nil {
 		var x events.Encoded

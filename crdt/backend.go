@@ -49,8 +49,8 @@ type record struct {
 	node, kind uint64
 	trace      events.TraceID
 	// shared is whether x's wire form is memory of the caller of a merge
-	// or an add, reused once the call returns. A commit replaces it with the set's
-	// own copy before it tells the watches, which keep x.
+	// or an add, reused once the call returns. A commit replaces it with
+	// the set's own copy before it tells the watches, which keep x.
 	shared bool
 }
 

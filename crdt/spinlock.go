@@ -77,8 +77,8 @@ func spinWorthwhile() bool { return runtime.GOMAXPROCS(0) > 1 }
 
 // spinTries times spinPause atomic adds is about 10 µs of spinning here.
 // Rounds of 2 µs (spinTries 10) yielded so often that Record's 99th
-// percentile rose from about 17 µs to about 370 (6 runs of each, as
-// below).
+// percentile rose from about 17 µs to about 370 (6 runs of each, as for
+// lockSpinning).
 const spinTries, spinPause = 50, 20
 
 // spinRounds bounds the yielding rounds of a spinner, about a millisecond
