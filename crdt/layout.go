@@ -107,9 +107,14 @@ func (b *datastoreBackend) migrateBatch(ctx context.Context, prefix string, entr
 func layout1Key(prefix, entry string) (string, error) {
 	rest := entry[len(prefix):]
 	out := []byte(prefix)
-	if i := strings.IndexByte(rest, '/'); i >= 0 {
-		value, err := hex.DecodeString(rest[:i])
-		if err != nil || (len(value) != 8 && len(value) != len(events.TraceID{})) {
+	if prefix != eventPrefix {
+		valueLen := 8 // a digest
+		if prefix == correlationPrefix {
+			valueLen = len(events.TraceID{})
+		}
+		i := strings.IndexByte(rest, '/')
+		value, err := hex.DecodeString(rest[:max(i, 0)])
+		if i < 0 || err != nil || len(value) != valueLen {
 			return "", fmt.Errorf("%w: layout 1 record %q", ErrCorrupt, entry)
 		}
 		out = append(keyText.AppendEncode(out, value), '/')

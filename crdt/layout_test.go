@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"maps"
 	"strings"
@@ -82,6 +83,29 @@ func TestOpenRefusesUnknownLayout(t *testing.T) {
 	}
 	if v, err := ds.Get(ctx, layoutKey); err != nil || string(v) != "3" {
 		t.Fatalf("the store's layout is %q, %v after New", v, err)
+	}
+}
+
+// TestOpenReportsCorruptLayout1Records: a layout 1 record that is not one
+// is reported as corrupt, not migrated into something else.
+func TestOpenReportsCorruptLayout1Records(t *testing.T) {
+	ctx := context.Background()
+	evs := fixture.New(9, 2).Batch(10)
+	k := KeyOf(evs[0])
+	key := hex.EncodeToString(k[:])
+	for _, bad := range []string{
+		correlationPrefix + "zz/" + key,                    // not hex
+		correlationPrefix + fmt.Sprintf("%016x/", 1) + key, // a digest where a trace goes
+		nodePrefix + key,                                   // no value
+	} {
+		ds := newMapStore()
+		writeLayout1(t, ds, evs)
+		if err := ds.Put(ctx, datastore.RawKey(bad), nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := New(ctx, ds, Options{}); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("New of a layout 1 store holding %q = %v, want ErrCorrupt", bad, err)
+		}
 	}
 }
 
