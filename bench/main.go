@@ -4,9 +4,11 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"runtime/trace"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,8 +35,9 @@ var scenarios = map[string]scenario{
 type env struct {
 	out        string // results directory
 	cpuprofile string // where to write a CPU profile of the run, if anywhere
+	trace      string // where to write an execution trace of the run, if anywhere
 
-	stopProfile func()
+	stopProfile func() // stops the CPU profile and the trace, if started
 }
 
 func main() {
@@ -70,29 +73,42 @@ func (e *env) flags(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ExitOnError)
 	fs.StringVar(&e.out, "out", e.out, "directory the JSON results are written to")
 	fs.StringVar(&e.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	fs.StringVar(&e.trace, "trace", "", "write an execution trace of the whole run to this file (go tool trace)")
 	return fs
 }
 
-// parse parses a scenario's flags and starts the CPU profile if one was
-// asked for; main stops it when the scenario returns.
+// parse parses a scenario's flags and starts the CPU profile and the
+// execution trace if they were asked for; main stops them when the
+// scenario returns.
 func (e *env) parse(fs *flag.FlagSet, args []string) error {
 	fs.Parse(args) // exits on error
-	if e.cpuprofile == "" {
+	var stops []func()
+	e.stopProfile = func() {
+		for _, stop := range stops {
+			stop()
+		}
+	}
+	start := func(path string, begin func(io.Writer) error, end func()) error {
+		if path == "" {
+			return nil
+		}
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		if err := begin(f); err != nil {
+			f.Close()
+			return err
+		}
+		stops = append(stops, func() { end(); f.Close() })
 		return nil
 	}
-	f, err := os.Create(e.cpuprofile)
-	if err != nil {
+	if err := start(e.cpuprofile, pprof.StartCPUProfile, pprof.StopCPUProfile); err != nil {
 		return err
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return err
-	}
-	e.stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
-	return nil
+	return start(e.trace, trace.Start, trace.Stop)
 }
 
-// save writes the run's JSON and says where.
 // finish ends a scenario whose tables are printed: it prints the targets
 // and writes the run, with its results, where -out says.
 func (e *env) finish(run *report.Run, results any, targets []target) error {

@@ -67,9 +67,9 @@
 // (groupcommit.go). A memory set stores events and updates its ordered
 // index under a lock each, which a writer spins for, yielding between
 // rounds, rather than wait: each step is shorter than a goroutine's park
-// and wake (spinlock.go). Its index
-// by trace, the costliest to update, is in shards with locks of their own,
-// which writers take after the first lock, in parallel.
+// and wake (spinlock.go). Its index by trace, the costliest to update, is
+// in shards with locks of their own, which writers take after the first
+// lock, in parallel.
 //
 // # Hazards
 //

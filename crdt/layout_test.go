@@ -109,6 +109,38 @@ func TestOpenReportsCorruptLayout1Records(t *testing.T) {
 	}
 }
 
+// TestOpenReportsCorruptIndexEntries: an index entry whose digest or key
+// is not keyText of the right length — a character outside its alphabet,
+// a last character with bits no value sets, one too many — is reported as
+// corrupt when the set is opened.
+func TestOpenReportsCorruptIndexEntries(t *testing.T) {
+	ctx := context.Background()
+	e := fixture.New(10, 1).Next()
+	k := KeyOf(e)
+	key := string(keyText.AppendEncode(nil, k[:]))
+	digest := string(appendDigestPrefix(nil, nodePrefix, digest(e.Node)))
+	last := key[len(key)-1:]
+	for _, bad := range []string{
+		digest + key[:len(key)-1] + "+",               // outside the alphabet
+		digest + key[:len(key)-1] + string(last[0]+1), // bits past the key's
+		digest + key + "0",                            // too long
+		nodePrefix + digest[len(nodePrefix)+1:] + key, // a digest too short
+	} {
+		ds := newMapStore()
+		s := newSet(t, ds)
+		if _, err := s.Add(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		if err := ds.Put(ctx, datastore.RawKey(bad), nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := New(ctx, ds, Options{}); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("New of a store holding %q = %v, want ErrCorrupt", bad, err)
+		}
+	}
+}
+
 // writeLayout1 writes evs to ds as layout 1 did: keys, digests and trace
 // IDs in lowercase hex.
 func writeLayout1(t *testing.T, ds datastore.Batching, evs []events.Event) {

@@ -59,32 +59,34 @@ const (
 var keyText = base64.NewEncoding("-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz").
 	WithPadding(base64.NoPadding).Strict()
 
-// keyTextLen is the length of a key in keyText.
-var keyTextLen = keyText.EncodedLen(KeyLen)
-
 // parseKeyText reads a key in keyText.
 func parseKeyText(s string) (Key, error) {
 	var k Key
-	var buf [64]byte // a string converted to decode would be allocated
-	if len(s) != keyTextLen {
-		return k, fmt.Errorf("%w: key %q is %d characters, want %d", ErrInvalidKey, s, len(s), keyTextLen)
-	}
-	if _, err := keyText.Decode(k[:], buf[:copy(buf[:], s)]); err != nil {
-		return k, fmt.Errorf("%w: key %q: %v", ErrInvalidKey, s, err)
+	if err := decodeKeyText(k[:], s); err != nil {
+		return k, fmt.Errorf("%w: %v", ErrInvalidKey, err)
 	}
 	return k, nil
 }
 
 // parseDigestText reads a digest in keyText.
 func parseDigestText(s string) (uint64, error) {
-	var d, buf [16]byte
-	if len(s) != keyText.EncodedLen(8) {
-		return 0, fmt.Errorf("digest %q is %d characters, want %d", s, len(s), keyText.EncodedLen(8))
-	}
-	if _, err := keyText.Decode(d[:], buf[:copy(buf[:], s)]); err != nil {
-		return 0, fmt.Errorf("digest %q: %v", s, err)
+	var d [8]byte
+	if err := decodeKeyText(d[:], s); err != nil {
+		return 0, err
 	}
 	return binary.BigEndian.Uint64(d[:]), nil
+}
+
+// decodeKeyText decodes s, the keyText of len(dst) bytes, into dst.
+func decodeKeyText(dst []byte, s string) error {
+	var buf [64]byte // a string converted to decode would be allocated
+	if want := keyText.EncodedLen(len(dst)); len(s) != want || len(s) > len(buf) {
+		return fmt.Errorf("%q is %d characters, want %d", s, len(s), want)
+	}
+	if _, err := keyText.Decode(dst, buf[:copy(buf[:], s)]); err != nil {
+		return fmt.Errorf("%q: %v", s, err)
+	}
+	return nil
 }
 
 // datastoreBackend keeps a set in a go-datastore, in the layout above.
