@@ -138,7 +138,7 @@ func (n *Host) found(ctx context.Context, ai lpeer.AddrInfo) {
 	n.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := n.h.Connect(ctx, ai); err != nil {
+	if err := n.dial(ctx, ai); err != nil {
 		n.log.Debug("dialling a discovered peer failed", "peer", ai.ID, "err", err)
 	}
 }

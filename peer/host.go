@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -15,6 +16,7 @@ import (
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/scopemesh/scopemesh/crdt"
@@ -394,13 +396,36 @@ func (n *Host) Connect(ctx context.Context, addr string) error {
 		return fmt.Errorf("%w: %s is this node", ErrInvalidPeer, ai.ID)
 	}
 	n.register(ai)
-	if err := n.h.Connect(ctx, ai); err != nil {
-		// Two peers dialling each other at once can fail one handshake
-		// while the other's succeeds.
-		if n.h.Network().Connectedness(ai.ID) == network.Connected {
-			return nil
-		}
+	if err := n.dial(ctx, ai); err != nil {
 		return fmt.Errorf("peer: connecting to %s (it stays registered and is re-dialled): %w", ai.ID, err)
+	}
+	return nil
+}
+
+// quickFailure is how soon a failed dial must fail for dial to try again.
+const quickFailure = time.Second
+
+// dial connects to ai. Two peers dialling each other's listening TCP ports
+// at the same moment make one connection (TCP simultaneous open, as both
+// dial from their listening port), on which both handshakes fail at once;
+// so a dial that fails quickly is tried once more after a random pause,
+// with the swarm's backoff for the peer cleared. Two peers dialling each
+// other can also fail one handshake while the other's succeeds: a dial
+// after which the peer is connected succeeded.
+func (n *Host) dial(ctx context.Context, ai lpeer.AddrInfo) error {
+	start := time.Now()
+	err := n.h.Connect(ctx, ai)
+	if err == nil || n.h.Network().Connectedness(ai.ID) == network.Connected {
+		return nil
+	}
+	if time.Since(start) > quickFailure || !sleep(ctx, time.Duration(10+rand.IntN(90))*time.Millisecond) {
+		return err
+	}
+	if sw, ok := n.h.Network().(*swarm.Swarm); ok {
+		sw.Backoff().Clear(ai.ID)
+	}
+	if err := n.h.Connect(ctx, ai); err != nil && n.h.Network().Connectedness(ai.ID) != network.Connected {
+		return err
 	}
 	return nil
 }
@@ -428,7 +453,7 @@ func (n *Host) redialLoop(ctx context.Context) {
 			n.goLoop(ctx, func(ctx context.Context) {
 				ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 				defer cancel()
-				if err := n.h.Connect(ctx, lpeer.AddrInfo{ID: p}); err != nil {
+				if err := n.dial(ctx, lpeer.AddrInfo{ID: p}); err != nil {
 					n.log.Debug("redial failed", "peer", p, "err", err)
 				}
 			})

@@ -148,12 +148,12 @@ func smHeal(ctx context.Context, p params) (figure, error) {
 // workload, sealed, to be written to go-ds-crdt as values under their IDs.
 func sealed(n, first int, node string) ([]events.Event, error) {
 	out := make([]events.Event, n)
-	traces := cluster.Traces(1 + n/8)
+	w := cluster.NewWorkload(context.Background(), first+n)
 	now := time.Now().UnixNano()
 	for i := range out {
-		e := cluster.Sample(first + i)
+		ctx, e := w.Event(first + i)
 		e.Node = node
-		e.Correlation = traces[i/8]
+		e.Correlation, _ = events.TraceFromContext(ctx)
 		e.Time = hlc.Timestamp{Wall: now + int64(i)}
 		var err error
 		if out[i], err = events.Seal(e); err != nil {
