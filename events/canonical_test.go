@@ -162,7 +162,7 @@ func TestCanonicalMatchesReference(t *testing.T) {
 		if !bytes.Equal(got, want) {
 			t.Fatalf("event %d: content\n got %x\nwant %x", i, got, want)
 		}
-		l := Limits{MaxAttrValueBytes: 1 << 20, MaxEventBytes: 1 << 20}
+		l := Limits{MaxAttrValueBytes: 1 << 20, MaxEventBytes: 1 << 20, MaxNodeBytes: 1 << 10}
 		s, err := l.Seal(e)
 		if err != nil {
 			t.Fatal(err)

@@ -259,7 +259,7 @@ func TestEncodedLenMatches(t *testing.T) {
 		Attrs:   map[string]string{string(make([]byte, 24)): string(make([]byte, 70000))},
 		Payload: make([]byte, 1<<16),
 	}} {
-		l, _ := Limits{MaxAttrValueBytes: 1 << 20, MaxEventBytes: 1 << 20}.resolve()
+		l, _ := Limits{MaxAttrValueBytes: 1 << 20, MaxEventBytes: 1 << 20, MaxNodeBytes: 1 << 10}.resolve()
 		n, attrs, err := l.check(e, nil)
 		if err != nil {
 			t.Fatal(err)

@@ -305,8 +305,12 @@ func (d *decoder) scanEvent(b []byte, checkID bool) (Event, fields, int, error) 
 		case keyNode:
 			f.node.start, f.node.end, lastErr = text(b, i)
 			i = f.node.end
-			if lastErr == nil && f.node.start == f.node.end {
+			switch {
+			case lastErr != nil:
+			case f.node.start == f.node.end:
 				lastErr = errors.New("empty")
+			case f.node.end-f.node.start > d.lim.MaxNodeBytes:
+				return Event{}, fields{}, 0, fmt.Errorf("%w: Node is %d bytes, limit %d", ErrTooLarge, f.node.end-f.node.start, d.lim.MaxNodeBytes)
 			}
 		case keyCorrelation:
 			i, lastErr = fixedBytes(b, i, e.Correlation[:])

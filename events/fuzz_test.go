@@ -177,7 +177,7 @@ func FuzzCanonical(f *testing.F) {
 				e.Attrs[k] = v
 			}
 		}
-		l := Limits{MaxEventBytes: 1 << 30, MaxKindBytes: 1 << 30, MaxAttrs: 1 << 30, MaxAttrKeyBytes: 1 << 30, MaxAttrValueBytes: 1 << 30}
+		l := Limits{MaxEventBytes: 1 << 30, MaxNodeBytes: 1 << 30, MaxKindBytes: 1 << 30, MaxAttrs: 1 << 30, MaxAttrKeyBytes: 1 << 30, MaxAttrValueBytes: 1 << 30}
 		s, err := l.Seal(e)
 		valid := node != "" && kind != "" && utf8.ValidString(node) && utf8.ValidString(kind)
 		for k, v := range e.Attrs {
@@ -231,7 +231,7 @@ func FuzzUnmarshal(f *testing.F) {
 			sum := sha256.Sum256(content)
 			copy(b[4:wirePrefixLen], sum[:])
 		}
-		l := Limits{MaxEventBytes: 1 << 30, MaxKindBytes: 1 << 30, MaxAttrs: 1 << 30, MaxAttrKeyBytes: 1 << 30, MaxAttrValueBytes: 1 << 30}
+		l := Limits{MaxEventBytes: 1 << 30, MaxNodeBytes: 1 << 30, MaxKindBytes: 1 << 30, MaxAttrs: 1 << 30, MaxAttrKeyBytes: 1 << 30, MaxAttrValueBytes: 1 << 30}
 		got, err := l.Unmarshal(b)
 		want, ok := refUnmarshal(t, b)
 		if (err == nil) != ok {

@@ -19,6 +19,11 @@ type Limits struct {
 	// Marshal's output), in bytes. Default 64 KiB.
 	MaxEventBytes int
 
+	// MaxNodeBytes bounds Event.Node, in bytes. It names the origin, a
+	// peer ID of about 52 characters, and is what per-origin tables are
+	// keyed by. Default 128.
+	MaxNodeBytes int
+
 	// MaxKindBytes bounds Event.Kind, in bytes. Default 256.
 	MaxKindBytes int
 
@@ -48,6 +53,7 @@ type Limits struct {
 // methods of a Limits value instead.
 var DefaultLimits = Limits{
 	MaxEventBytes:     64 << 10,
+	MaxNodeBytes:      128,
 	MaxKindBytes:      256,
 	MaxAttrs:          64,
 	MaxAttrKeyBytes:   128,
@@ -70,7 +76,7 @@ func (l Limits) resolve() (Limits, error) {
 	if l == (Limits{}) {
 		return builtinLimits, nil
 	}
-	if l.MaxEventBytes > 0 && l.MaxKindBytes > 0 && l.MaxAttrs > 0 && l.MaxAttrKeyBytes > 0 &&
+	if l.MaxEventBytes > 0 && l.MaxNodeBytes > 0 && l.MaxKindBytes > 0 && l.MaxAttrs > 0 && l.MaxAttrKeyBytes > 0 &&
 		l.MaxAttrValueBytes > 0 && l.MaxBatchEvents > 0 && l.MaxBatchBytes > 0 {
 		return l, nil
 	}
@@ -85,6 +91,7 @@ func (l Limits) resolve() (Limits, error) {
 	}
 	d := builtinLimits
 	fill(&l.MaxEventBytes, d.MaxEventBytes, "MaxEventBytes")
+	fill(&l.MaxNodeBytes, d.MaxNodeBytes, "MaxNodeBytes")
 	fill(&l.MaxKindBytes, d.MaxKindBytes, "MaxKindBytes")
 	fill(&l.MaxAttrs, d.MaxAttrs, "MaxAttrs")
 	fill(&l.MaxAttrKeyBytes, d.MaxAttrKeyBytes, "MaxAttrKeyBytes")
@@ -118,6 +125,9 @@ func (l Limits) Validate(e Event) error {
 func (l Limits) check(e Event, dst []attr) (int, []attr, error) {
 	if e.Node == "" {
 		return 0, nil, fmt.Errorf("%w: Node is empty", ErrInvalid)
+	}
+	if len(e.Node) > l.MaxNodeBytes {
+		return 0, nil, fmt.Errorf("%w: Node is %d bytes, limit %d", ErrTooLarge, len(e.Node), l.MaxNodeBytes)
 	}
 	if !utf8.ValidString(e.Node) {
 		return 0, nil, fmt.Errorf("%w: Node is not valid UTF-8", ErrInvalid)

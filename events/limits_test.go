@@ -36,6 +36,7 @@ func TestLimits(t *testing.T) {
 		want   error
 	}
 	withKind := func(k string) Event { e := minimalEvent(); e.Kind = k; return e }
+	withNode := func(n string) Event { e := minimalEvent(); e.Node = n; return e }
 	withAttrs := func(n int) Event {
 		e := minimalEvent()
 		e.Attrs = map[string]string{}
@@ -47,6 +48,8 @@ func TestLimits(t *testing.T) {
 	withAttr := func(k, v string) Event { e := minimalEvent(); e.Attrs = map[string]string{k: v}; return e }
 
 	checks := []check{
+		{"default node", Limits{}, withNode(strings.Repeat("n", 128)), withNode(strings.Repeat("n", 129)), "Node", ErrTooLarge},
+		{"raised node", Limits{MaxNodeBytes: 1000}, withNode(strings.Repeat("n", 1000)), withNode(strings.Repeat("n", 1001)), "Node", ErrTooLarge},
 		{"default kind", Limits{}, withKind(strings.Repeat("k", 256)), withKind(strings.Repeat("k", 257)), "Kind", ErrTooLarge},
 		{"raised kind", Limits{MaxKindBytes: 1000}, withKind(strings.Repeat("k", 1000)), withKind(strings.Repeat("k", 1001)), "Kind", ErrTooLarge},
 		{"default attrs", Limits{}, withAttrs(64), withAttrs(65), "Attrs", ErrTooLarge},
@@ -87,7 +90,7 @@ func TestLimits(t *testing.T) {
 			wantErr("Seal", err)
 			wantErr("Validate", c.limits.Validate(c.over))
 
-			big := Limits{MaxEventBytes: 1 << 20, MaxKindBytes: 1 << 20, MaxAttrs: 1 << 20, MaxAttrKeyBytes: 1 << 20, MaxAttrValueBytes: 1 << 20}
+			big := Limits{MaxEventBytes: 1 << 20, MaxNodeBytes: 1 << 20, MaxKindBytes: 1 << 20, MaxAttrs: 1 << 20, MaxAttrKeyBytes: 1 << 20, MaxAttrValueBytes: 1 << 20}
 			over := mustSealWith(t, big, c.over)
 			wantErr("Verify", c.limits.Verify(over))
 			_, err = c.limits.Marshal(over)

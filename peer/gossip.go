@@ -41,6 +41,7 @@ type GossipStats struct {
 	BatchesReceived  uint64 // valid batches from peers
 	EventsMerged     uint64 // events from them that were new here
 	BatchesRejected  uint64 // batches that failed validation: malformed or forged
+	BatchesHeld      uint64 // batches not taken now: an event's clock ran ahead of the allowed offset
 	DroppedOutbound  uint64 // RPCs dropped because a peer's queue was full
 	DroppedInbound   uint64 // messages dropped because the merge loop fell behind
 	PublishGaps      uint64 // times the publisher fell behind and re-read the store
@@ -49,7 +50,7 @@ type GossipStats struct {
 
 type gossipCounters struct {
 	batchesPublished, eventsPublished, batchesReceived, eventsMerged,
-	batchesRejected, droppedOutbound, droppedInbound,
+	batchesRejected, batchesHeld, droppedOutbound, droppedInbound,
 	publishGaps, publishErrors atomic.Uint64
 }
 
@@ -60,6 +61,7 @@ func (c *gossipCounters) snapshot() GossipStats {
 		BatchesReceived:  c.batchesReceived.Load(),
 		EventsMerged:     c.eventsMerged.Load(),
 		BatchesRejected:  c.batchesRejected.Load(),
+		BatchesHeld:      c.batchesHeld.Load(),
 		DroppedOutbound:  c.droppedOutbound.Load(),
 		DroppedInbound:   c.droppedInbound.Load(),
 		PublishGaps:      c.publishGaps.Load(),
@@ -203,8 +205,9 @@ func scoreParams(topics []string) (*pubsub.PeerScoreParams, *pubsub.PeerScoreThr
 // validate decodes and verifies a batch before gossipsub accepts or
 // forwards it. A batch that does not open or decode, carries an event whose
 // ID does not match its content, or (when the cluster signs events) one not
-// signed by its origin, is rejected: nothing of it is stored and the
-// sender's score drops. The decoded events ride along to the merge loop.
+// signed by its origin, or one stamped far in the future, is rejected:
+// nothing of it is stored or forwarded, and the sender's score drops. The
+// decoded events ride along to the merge loop.
 func (g *gossip) validate(_ context.Context, from lpeer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 	if from == g.self {
 		return pubsub.ValidationAccept
@@ -219,6 +222,21 @@ func (g *gossip) validate(_ context.Context, from lpeer.ID, msg *pubsub.Message)
 		g.counts.batchesRejected.Add(1)
 		g.log.Debug("rejected a gossiped batch", "from", from, "err", err)
 		return pubsub.ValidationReject
+	}
+	// A batch is merged whole or not at all: one whose events run ahead
+	// of the clock is not forwarded either, and sync fetches it once it
+	// can be merged; one far ahead is forged.
+	switch ahead := g.replica.clockAhead(xs); {
+	case ahead > skewForgery:
+		decodedBatches.Put(d)
+		g.counts.batchesRejected.Add(1)
+		g.log.Debug("rejected a gossiped batch from the future", "from", from, "ahead", ahead)
+		return pubsub.ValidationReject
+	case ahead > 0:
+		decodedBatches.Put(d)
+		g.counts.batchesHeld.Add(1)
+		g.replica.retry(from, ahead)
+		return pubsub.ValidationIgnore
 	}
 	d.events = xs
 	msg.ValidatorData = d

@@ -123,6 +123,27 @@ func originKey(node string) (ed25519.PublicKey, error) {
 	return ed25519.PublicKey(raw), nil
 }
 
+// skewForgery is how far beyond the allowed clock offset an event must be
+// for its batch to be judged forged rather than sent by a node whose clock
+// runs ahead: honest nodes that forward a batch accepted it by their own
+// clocks, within the offset of this node's.
+const skewForgery = time.Minute
+
+// clockAhead reports how far the latest of xs is beyond the clock offset
+// the node accepts now, zero if none is, and counts each event beyond it
+// against its origin.
+func (r *replica) clockAhead(xs []events.Encoded) time.Duration {
+	limit := r.clock.Physical() + int64(r.clock.MaxOffset())
+	var ahead int64
+	for _, x := range xs {
+		if e := x.Header(); e.Time.Wall > limit {
+			r.skew.record(e.Node, e.Time)
+			ahead = max(ahead, e.Time.Wall-limit)
+		}
+	}
+	return time.Duration(ahead)
+}
+
 // merge adds the events from peer from whose clocks are within the allowed
 // offset, moving the local clock past them. The others are not merged now:
 // they are counted against their origin, and a sync with from is asked for

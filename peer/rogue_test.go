@@ -8,6 +8,8 @@ import (
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/host"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
 	"github.com/scopemesh/scopemesh/events"
 	"github.com/scopemesh/scopemesh/internal/fixture"
@@ -19,41 +21,7 @@ import (
 func TestRogueBatchesChangeNothing(t *testing.T) {
 	ctx := context.Background()
 	mn, nodes := newCluster(t, 2, clusterOptions{})
-	rogueHost, err := mn.GenPeer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := mn.LinkAll(); err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range nodes {
-		if _, err := mn.ConnectPeers(rogueHost.ID(), n.h.ID()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ps, err := pubsub.NewGossipSub(ctx, rogueHost, unsignedMessages()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	topic, err := ps.Join(namesFor("test").topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := topic.Subscribe(); err != nil {
-		t.Fatal(err)
-	}
-	// The rogue must know the members to be in the topic too: a message
-	// published before its router learned of their subscriptions reached
-	// nobody, and the rogue was never penalised (once, in CI's parallel
-	// -race run).
-	eventually(t, 10*time.Second, "the rogue to join the mesh", func() bool {
-		for _, n := range nodes {
-			if !inMesh(n, rogueHost.ID().String()) || !slices.Contains(topic.ListPeers(), n.h.ID()) {
-				return false
-			}
-		}
-		return true
-	})
+	rogue, topic := joinRogue(t, mn, nodes)
 
 	bad := [][]byte{[]byte("not a batch"), {1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}, forgedBatch(t)}
 	for _, msg := range bad {
@@ -65,7 +33,7 @@ func TestRogueBatchesChangeNothing(t *testing.T) {
 		for _, n := range nodes {
 			// After two bad batches the rogue is graylisted and the rest
 			// are not even validated.
-			if n.Status().Gossip.BatchesRejected < 2 || score(n, rogueHost.ID().String()) >= 0 {
+			if n.Status().Gossip.BatchesRejected < 2 || score(n, rogue.ID().String()) >= 0 {
 				return false
 			}
 		}
@@ -82,6 +50,48 @@ func TestRogueBatchesChangeNothing(t *testing.T) {
 	if got, err := nodes[1].set.Get(ctx, e.ID); err != nil || got.Kind != "after" {
 		t.Fatalf("member event: %v, %v", got.Kind, err)
 	}
+}
+
+// joinRogue starts a host that speaks gossipsub on the cluster's topic but
+// none of its rules, connected to targets, and returns it with the topic
+// once it is in their meshes and knows they are in the topic: a message
+// published before its router learned of their subscriptions reached
+// nobody, and the rogue was never penalised (once, in CI's parallel -race
+// run).
+func joinRogue(t *testing.T, mn mocknet.Mocknet, targets []*testNode) (host.Host, *pubsub.Topic) {
+	t.Helper()
+	rogue, err := mn.GenPeer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range targets {
+		if _, err := mn.LinkPeers(rogue.ID(), n.h.ID()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := mn.ConnectPeers(rogue.ID(), n.h.ID()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ps, err := pubsub.NewGossipSub(context.Background(), rogue, unsignedMessages()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic, err := ps.Join(namesFor("test").topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := topic.Subscribe(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the rogue to join the mesh", func() bool {
+		for _, n := range targets {
+			if !inMesh(n, rogue.ID().String()) || !slices.Contains(topic.ListPeers(), n.h.ID()) {
+				return false
+			}
+		}
+		return true
+	})
+	return rogue, topic
 }
 
 // forgedBatch returns a batch whose last event's payload was changed after

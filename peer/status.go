@@ -30,6 +30,14 @@ type Status struct {
 	Uptime    time.Duration // since the node started
 }
 
+// Bounds of the clock-skew table. Its keys are the origins that events
+// name, which whoever sends them chooses: it keeps the maxSkewOrigins seen
+// last, and forgets an origin not seen for skewExpiry.
+const (
+	maxSkewOrigins = 32
+	skewExpiry     = time.Hour
+)
+
 // skewTable collects clock-skew warnings per origin. It is safe for
 // concurrent use.
 type skewTable struct {
@@ -48,6 +56,9 @@ func (t *skewTable) record(origin string, ts hlc.Timestamp) {
 	}
 	s, ok := t.origins[origin]
 	if !ok {
+		if len(t.origins) >= maxSkewOrigins {
+			t.evictLocked(now)
+		}
 		s = &ClockSkew{Origin: origin}
 		t.origins[origin] = s
 	}
@@ -56,12 +67,33 @@ func (t *skewTable) record(origin string, ts hlc.Timestamp) {
 	s.Last = now
 }
 
+// evictLocked drops the expired origins, or, if none has expired, the one
+// seen least recently.
+//
+// REQUIRES: t.mu
+func (t *skewTable) evictLocked(now time.Time) {
+	var oldest string
+	for o, s := range t.origins {
+		if now.Sub(s.Last) > skewExpiry {
+			delete(t.origins, o)
+		} else if oldest == "" || s.Last.Before(t.origins[oldest].Last) {
+			oldest = o
+		}
+	}
+	if len(t.origins) >= maxSkewOrigins {
+		delete(t.origins, oldest)
+	}
+}
+
 func (t *skewTable) list() []ClockSkew {
+	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	out := make([]ClockSkew, 0, len(t.origins))
 	for _, s := range t.origins {
-		out = append(out, *s)
+		if now.Sub(s.Last) <= skewExpiry {
+			out = append(out, *s)
+		}
 	}
 	slices.SortFunc(out, func(a, b ClockSkew) int { return strings.Compare(a.Origin, b.Origin) })
 	return out

@@ -1,0 +1,111 @@
+package peer
+
+// The hostile-peer suite: each test runs an attack through the node's own
+// protocols and asserts the bound that defeats it. README.md's "What a
+// hostile peer gets" names each one.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scopemesh/scopemesh/events"
+	"github.com/scopemesh/scopemesh/hlc"
+)
+
+// A rogue gossips batches of events stamped an hour ahead, each naming a
+// new origin, and one whose origin is 64 KiB long. The node that hears
+// them forwards none, keeps at most maxSkewOrigins origins in its skew
+// table, and its Status stays small; the rogue's score drops.
+func TestHostileSkewFloodIsBoundedAndNotForwarded(t *testing.T) {
+	ctx := context.Background()
+	mn, nodes := newCluster(t, 2, clusterOptions{})
+	meshed(t, nodes)
+	a, b := nodes[0], nodes[1]
+	rogue, topic := joinRogue(t, mn, nodes[:1])
+
+	future := time.Now().Add(time.Hour).UnixNano()
+	var batches [][]byte
+	for i := range 200 {
+		var evs []events.Event
+		for j := range 10 {
+			e, err := events.Seal(events.Event{Time: hlc.Timestamp{Wall: future}, Node: fmt.Sprintf("origin-%d-%d", i, j), Kind: "k"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			evs = append(evs, e)
+		}
+		data, err := events.EncodeBatch(evs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		batches = append(batches, data)
+	}
+	huge := events.DefaultLimits
+	huge.MaxNodeBytes, huge.MaxEventBytes = 1<<20, 1<<20
+	longNode, err := huge.Seal(events.Event{Time: hlc.Timestamp{Wall: future}, Node: strings.Repeat("n", 64<<10), Kind: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	longBatch, err := huge.EncodeBatch([]events.Event{longNode})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, data := range append([][]byte{longBatch}, batches...) {
+		if err := topic.Publish(ctx, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, "the rogue to be penalised", func() bool {
+		return a.Status().Gossip.BatchesRejected >= 2 && score(a, rogue.ID().String()) < 0
+	})
+	st := a.Status()
+	if len(st.ClockSkew) == 0 || len(st.ClockSkew) > maxSkewOrigins {
+		t.Fatalf("the skew table holds %d origins, want 1 to %d", len(st.ClockSkew), maxSkewOrigins)
+	}
+	if js, _ := json.Marshal(st); len(js) > 64<<10 {
+		t.Errorf("Status is %d bytes of JSON", len(js))
+	}
+	if a.set.Len() != 0 {
+		t.Errorf("the node stored %d events from the future", a.set.Len())
+	}
+	// b hears the rogue only through a, which forwarded none of it: a
+	// canary a does forward arrives, the rogue's batches never did.
+	canary := a.record(t, "canary")
+	eventually(t, 10*time.Second, "a's own event to reach b", func() bool { return b.set.Len() == 1 })
+	if bs := b.Status(); bs.Gossip.BatchesRejected != 0 || bs.Gossip.BatchesHeld != 0 || len(bs.ClockSkew) != 0 {
+		t.Errorf("the rogue's batches reached b through a: %+v, skew %v", bs.Gossip, bs.ClockSkew)
+	}
+	if got, err := b.set.Get(ctx, canary.ID); err != nil || got.Kind != "canary" {
+		t.Fatalf("canary: %v, %v", got, err)
+	}
+}
+
+func TestSkewTableKeepsTheLatestOrigins(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	tab := &skewTable{now: func() time.Time { return now }}
+	for i := range 10_000 {
+		now = now.Add(time.Millisecond)
+		tab.record(fmt.Sprintf("origin-%05d", i), hlcAt(now.Add(time.Hour)))
+	}
+	got := tab.list()
+	if len(got) != maxSkewOrigins {
+		t.Fatalf("%d origins kept, want %d", len(got), maxSkewOrigins)
+	}
+	if got[0].Origin != fmt.Sprintf("origin-%05d", 10_000-maxSkewOrigins) {
+		t.Errorf("kept %s first, want the latest origins", got[0].Origin)
+	}
+	now = now.Add(skewExpiry + time.Second)
+	if got := tab.list(); len(got) != 0 {
+		t.Errorf("%d origins listed after an hour unseen", len(got))
+	}
+	tab.record("fresh", hlcAt(now.Add(time.Hour)))
+	if got := tab.list(); len(got) != 1 || len(tab.origins) != 1 {
+		t.Errorf("expired origins were kept: %d listed, %d held", len(got), len(tab.origins))
+	}
+}
+
+func hlcAt(t time.Time) hlc.Timestamp { return hlc.Timestamp{Wall: t.UnixNano()} }
