@@ -26,8 +26,10 @@
 //     whose batches fail loses gossip score and is graylisted.
 //   - Reconciliation (sync.go): when a member joins or comes back, every
 //     SyncInterval, and on Sync, two nodes reconcile their sets and move
-//     exactly the events each lacks, in bounded batches. A node runs one
-//     session at a time.
+//     exactly the events each lacks, in bounded batches. A node runs a
+//     few sessions at once, one per peer, each cut off when its peer
+//     stalls; a session waits briefly for the others, so that sessions
+//     after a partition run in a row and none moves what another just did.
 //   - Cluster queries (query.go): a peer's filter is answered from the local
 //     replica; answers are bounded in size and number.
 //   - Discovery (discovery.go): mDNS on the local network and the cluster's

@@ -7,10 +7,15 @@ package peer
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/scopemesh/scopemesh/events"
 	"github.com/scopemesh/scopemesh/hlc"
@@ -109,3 +114,98 @@ func TestSkewTableKeepsTheLatestOrigins(t *testing.T) {
 }
 
 func hlcAt(t time.Time) hlc.Timestamp { return hlc.Timestamp{Wall: t.UnixNano()} }
+
+// Five fresh identities open sync streams to a node and send nothing, and
+// a rogue member it syncs with answers nothing. An honest member's
+// session with the node, either way, completes regardless; the silent
+// streams are cut within the idle limit; the rogue's session reports
+// that it stalled, and it is tried after the others.
+func TestHostileFrozenReconciliation(t *testing.T) {
+	ctx := context.Background()
+	const idle = 300 * time.Millisecond
+	mn, nodes := newCluster(t, 2, clusterOptions{
+		dropGossip: func(int) bool { return true },
+		syncLimits: SyncLimits{Idle: idle},
+	})
+	meshed(t, nodes)
+	victim, honest := nodes[0], nodes[1]
+	proto := namesFor("test").sync
+
+	var silent []network.Stream
+	for range 5 {
+		h, err := mn.GenPeer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := mn.LinkPeers(h.ID(), victim.h.ID()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := mn.ConnectPeers(h.ID(), victim.h.ID()); err != nil {
+			t.Fatal(err)
+		}
+		s, err := h.NewStream(ctx, victim.h.ID(), proto)
+		if err != nil {
+			t.Fatal(err)
+		}
+		silent = append(silent, s)
+	}
+	rogue, err := mn.GenPeer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mn.LinkPeers(rogue.ID(), victim.h.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mn.ConnectPeers(rogue.ID(), victim.h.ID()); err != nil {
+		t.Fatal(err)
+	}
+	rogue.SetStreamHandler(proto, func(s network.Stream) {
+		io.Copy(io.Discard, s) // takes every frame, answers none
+	})
+	victim.register(lpeer.AddrInfo{ID: rogue.ID()})
+
+	for range 20 {
+		victim.record(t, "victim")
+		honest.record(t, "honest")
+	}
+	start := time.Now()
+	res := honest.syncPeer(ctx, victim.h.ID())
+	if res.Err != nil || !res.InSync {
+		t.Fatalf("the honest member's session with the node: %+v", res)
+	}
+	results := victim.Sync(ctx)
+	if r := results[honest.h.ID().String()]; r.Err != nil || !r.InSync {
+		t.Errorf("the node's session with the honest member: %+v", r)
+	}
+	if r := results[rogue.ID().String()]; !errors.Is(r.Err, ErrStalled) || r.Duration > 5*idle {
+		t.Errorf("the session with the silent rogue: %v after %v, want ErrStalled within %v", r.Err, r.Duration, 5*idle)
+	}
+	if took := time.Since(start); took > 20*idle {
+		t.Errorf("the sessions took %v, with an idle limit of %v", took, idle)
+	}
+	for i, s := range silent {
+		if !resetWithin(s, time.Second) {
+			t.Errorf("silent stream %d is still open", i)
+		}
+	}
+	if healthy, stalled := victim.members.byHealth([]lpeer.ID{rogue.ID(), honest.h.ID()}); len(stalled) != 1 || stalled[0] != rogue.ID() || len(healthy) != 1 {
+		t.Errorf("healthy %v, stalled %v: want the rogue alone stalled", healthy, stalled)
+	}
+}
+
+// resetWithin reports whether a read from s fails within d: the other end
+// reset or closed it. Mocknet streams ignore read deadlines.
+func resetWithin(s network.Stream, d time.Duration) bool {
+	failed := make(chan bool, 1)
+	go func() {
+		_, err := s.Read(make([]byte, 1))
+		failed <- err != nil
+	}()
+	select {
+	case f := <-failed:
+		return f
+	case <-time.After(d):
+		s.Reset()
+		return false
+	}
+}

@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"errors"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -48,6 +49,7 @@ type member struct {
 	joined   bool                // speaks the cluster protocol or subscribed to its topic: a cluster member
 	wanted   bool                // registered by Connect or Bootstrap: re-dialled while unreachable
 	syncOwed bool                // a requested sync failed for want of a connection: see oweSync
+	stalled  time.Time           // when its last session stalled; zero if it did not
 	backoff  time.Duration
 	nextDial time.Time
 }
@@ -189,9 +191,33 @@ func (t *memberTable) synced(p lpeer.ID, res SyncResult) {
 	defer t.mu.Unlock()
 	m := t.getLocked(p)
 	m.LastSync, m.LastSyncResult, m.InSync = t.now(), res, res.InSync
-	if res.Err == nil {
+	m.stalled = time.Time{}
+	switch {
+	case res.Err == nil:
 		m.syncOwed = false
+	case errors.Is(res.Err, ErrStalled):
+		m.stalled = m.LastSync
 	}
+}
+
+// stallMemory is how long a peer whose session stalled is tried after the
+// others.
+const stallMemory = 10 * time.Minute
+
+// byHealth splits peers into those whose last session did not stall
+// within stallMemory, and those whose did.
+func (t *memberTable) byHealth(peers []lpeer.ID) (healthy, stalled []lpeer.ID) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	for _, p := range peers {
+		if m, ok := t.peers[p]; ok && !m.stalled.IsZero() && now.Sub(m.stalled) < stallMemory {
+			stalled = append(stalled, p)
+		} else {
+			healthy = append(healthy, p)
+		}
+	}
+	return healthy, stalled
 }
 
 // known returns the members and wanted peers that are not refused.

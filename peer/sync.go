@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -48,6 +49,10 @@ type SyncLimits struct {
 	Bytes    int64         // bytes received; 0: 1 GiB
 	Events   int           // events received; 0: 10,000,000
 	Duration time.Duration // whole session; 0: 10 minutes
+	// Idle bounds the wait for the peer's next frame, and for it to take
+	// ours; 0: 10 seconds. A peer that stalls loses the session, not the
+	// node's other sessions.
+	Idle time.Duration
 }
 
 func (l SyncLimits) withDefaults() SyncLimits {
@@ -62,6 +67,9 @@ func (l SyncLimits) withDefaults() SyncLimits {
 	}
 	if l.Duration == 0 {
 		l.Duration = 10 * time.Minute
+	}
+	if l.Idle == 0 {
+		l.Idle = 10 * time.Second
 	}
 	return l
 }
@@ -82,6 +90,10 @@ const (
 // ErrSyncLimit reports a session cut off because the peer exceeded a limit.
 var ErrSyncLimit = errors.New("peer: sync session limit exceeded")
 
+// ErrStalled reports a session whose peer sent nothing, or took nothing,
+// for longer than SyncLimits.Idle. It comes wrapped in ErrSyncLimit.
+var ErrStalled = errors.New("peer: the peer stalled")
+
 // ErrBusy reports that the peer was running another sync session.
 var ErrBusy = errors.New("peer: busy with another sync session")
 
@@ -98,54 +110,112 @@ type SyncResult struct {
 	Err           error         // why the session failed, if it did
 }
 
-// sessions allows one sync session at a time on a node, whichever side
-// started it and with whichever peer. Sessions in a row move less than
-// sessions side by side: after a partition heals, the first brings in what
-// one peer's side recorded, and the next, with another peer of that side,
-// finds it already here instead of moving it again.
+// Session slots. A node runs at most maxSessions sync sessions at once,
+// and one at a time with any peer, whichever side started it; sessions
+// peers start may take all slots but one, so that no peer, and no crowd
+// of peers, can keep the node from starting sessions of its own.
+//
+// Sessions in a row move less than sessions side by side: after a
+// partition heals, the first brings in what one peer's side recorded, and
+// the next, with another peer of that side, finds it already here instead
+// of moving it again. So a session waits for those running to end, but
+// for at most a second (SyncLimits.Idle/3 if less): a peer that stalls
+// delays the others by that much, and keeps none of them waiting longer.
+const (
+	maxSessions = 4
+	maxInbound  = maxSessions - 1
+)
+
+// busyRetries bounds how often a session refused as busy is tried again
+// at once: after that, the periodic sync tries later.
+const busyRetries = 8
+
+// sessions allots the session slots. Its zero value is usable.
 type sessions struct {
-	mu   sync.Mutex
-	busy chan struct{} // closed when the running session ends; nil if none
+	mu      sync.Mutex
+	peers   map[lpeer.ID]bool // peers with a session running
+	inbound int               // sessions peers started that run
+	ended   chan struct{}     // closed, and replaced, when a session ends
 }
 
-// tryStart claims the node's session slot, or returns the channel that
-// closes when the running session ends.
-func (s *sessions) tryStart() (end func(), wait <-chan struct{}) {
+// start claims a slot for a session with p, inbound if p started it. It
+// waits, at most share, for the sessions running to end; an outbound
+// session also waits, until ctx ends, for a free slot and for p's running
+// session to end, where an inbound one is refused with ErrBusy.
+func (s *sessions) start(ctx context.Context, p lpeer.ID, inbound bool, share time.Duration) (end func(), err error) {
+	alone := time.NewTimer(share)
+	defer alone.Stop()
+	shared := false
+	for {
+		end, full, ended := s.tryStart(p, inbound, shared)
+		switch {
+		case end != nil:
+			return end, nil
+		case full && inbound:
+			return nil, ErrBusy
+		}
+		select {
+		case <-ended:
+		case <-alone.C:
+			shared = true
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// tryStart claims a slot for a session with p if one is free and, unless
+// shared, no other session runs. full reports that no slot for it is free
+// (or p has one); ended closes when a session ends.
+func (s *sessions) tryStart(p lpeer.ID, inbound, shared bool) (end func(), full bool, ended <-chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.busy != nil {
-		return nil, s.busy
+	if s.ended == nil {
+		s.ended = make(chan struct{})
 	}
-	ch := make(chan struct{})
-	s.busy = ch
+	if s.peers[p] || len(s.peers) >= maxSessions || inbound && s.inbound >= maxInbound {
+		return nil, true, s.ended
+	}
+	if len(s.peers) > 0 && !shared {
+		return nil, false, s.ended
+	}
+	if s.peers == nil {
+		s.peers = make(map[lpeer.ID]bool)
+	}
+	s.peers[p] = true
+	if inbound {
+		s.inbound++
+	}
 	return func() {
 		s.mu.Lock()
-		s.busy = nil
-		s.mu.Unlock()
-		close(ch)
-	}, nil
+		defer s.mu.Unlock()
+		delete(s.peers, p)
+		if inbound {
+			s.inbound--
+		}
+		close(s.ended)
+		s.ended = make(chan struct{})
+	}, false, nil
 }
 
-// syncPeer runs a session with p, first waiting out the one running. When
-// both sides start at once, each refuses the other's stream; they retry
-// after a random pause until one gets through.
+// shareAfter is how long a session waits for the others to end.
+func (l SyncLimits) shareAfter() time.Duration { return min(time.Second, l.Idle/3) }
+
+// syncPeer runs a session with p, first waiting for a slot. When both
+// sides start at once, each refuses the other's stream; they retry after
+// a random pause until one gets through, or busyRetries times.
 func (n *Host) syncPeer(ctx context.Context, p lpeer.ID) SyncResult {
 	if !n.member(ctx, p) {
 		return SyncResult{Err: fmt.Errorf("%w: %s", ErrNotMember, p)}
 	}
-	for {
-		end, wait := n.sessions.tryStart()
-		if wait != nil {
-			select {
-			case <-wait:
-				continue
-			case <-ctx.Done():
-				return SyncResult{Err: ctx.Err()}
-			}
+	for busy := 0; ; busy++ {
+		end, err := n.sessions.start(ctx, p, false, n.syncLimits.shareAfter())
+		if err != nil {
+			return SyncResult{Err: err}
 		}
 		res := n.initiate(ctx, p)
 		end()
-		if !errors.Is(res.Err, ErrBusy) {
+		if !errors.Is(res.Err, ErrBusy) || busy == busyRetries {
 			n.members.synced(p, res)
 			return res
 		}
@@ -162,22 +232,56 @@ type stream struct {
 	r     *bufio.Reader
 	w     *bufio.Writer
 	lim   SyncLimits
+
+	idle    *time.Timer // resets s when a frame takes longer than lim.Idle
+	stalled atomic.Bool // idle fired
 }
 
 func newStream(s network.Stream, lim SyncLimits) *stream {
 	c := &countingStream{rw: s}
-	return &stream{s: s, count: c, r: bufio.NewReader(c), w: bufio.NewWriter(c), lim: lim}
+	st := &stream{s: s, count: c, r: bufio.NewReader(c), w: bufio.NewWriter(c), lim: lim}
+	if lim.Idle > 0 {
+		st.idle = time.AfterFunc(time.Hour, func() {
+			st.stalled.Store(true)
+			s.Reset()
+		})
+		st.idle.Stop()
+	}
+	return st
 }
 
-func (s *stream) send(typ byte, payload []byte) error { return writeFrame(s.w, typ, payload) }
+// timed runs op, a frame's read or write, within the idle limit if there
+// is one: a timer rather than the stream's deadlines, which not every
+// stream keeps (mocknet's ignore them).
+func (s *stream) timed(op func() error) error {
+	if s.idle == nil {
+		return op()
+	}
+	s.idle.Reset(s.lim.Idle)
+	err := op()
+	if !s.idle.Stop() && s.stalled.Load() {
+		return fmt.Errorf("%w: %w: no frame for %v", ErrSyncLimit, ErrStalled, s.lim.Idle)
+	}
+	return err
+}
+
+// send writes a frame, which the peer must take within the idle limit.
+func (s *stream) send(typ byte, payload []byte) error {
+	return s.timed(func() error { return writeFrame(s.w, typ, payload) })
+}
 
 // channel names the stream for sealing: its protocol.
 func (s *stream) channel() string { return string(s.s.Protocol()) }
 
-// recv reads the next frame, which must be of one of the types want; an
-// error frame becomes an error.
+// recv reads the next frame, which must come within the idle limit and be
+// of one of the types want; an error frame becomes an error.
 func (s *stream) recv(want ...byte) (byte, []byte, error) {
-	typ, payload, err := readFrame(s.r, maxFrame)
+	var typ byte
+	var payload []byte
+	err := s.timed(func() (err error) {
+		typ, payload, err = readFrame(s.r, maxFrame)
+		return err
+	})
 	if err != nil {
 		return 0, nil, err
 	}
@@ -439,20 +543,20 @@ func (n *Host) handleSync(raw network.Stream) {
 	defer raw.Close()
 	lim := n.syncLimits
 	s := newStream(raw, lim)
-	end, wait := n.sessions.tryStart()
-	if wait != nil {
+	ctx, cancel := context.WithTimeout(n.ctx, lim.Duration)
+	defer cancel()
+	end, err := n.sessions.start(ctx, p, true, lim.shareAfter())
+	if err != nil {
 		s.send(frameError, []byte(ErrBusy.Error()))
 		return
 	}
 	defer end()
-	ctx, cancel := context.WithTimeout(n.ctx, lim.Duration)
-	defer cancel()
 	stop := context.AfterFunc(ctx, func() { raw.Reset() })
 	defer stop()
 
 	res := SyncResult{}
 	start := time.Now()
-	err := n.serve(ctx, s, &res)
+	err = n.serve(ctx, s, &res)
 	res.BytesSent, res.BytesReceived, res.Duration = s.count.written, s.count.read, time.Since(start)
 	if err != nil {
 		res.Err = err
@@ -538,7 +642,13 @@ func (n *Host) syncLoop(ctx context.Context) {
 		case p := <-n.syncNow:
 			n.goLoop(ctx, func(ctx context.Context) { n.syncRequested(ctx, p) })
 		case <-t.C:
-			if peers := n.connectedMembers(); len(peers) > 0 {
+			// A peer whose last session stalled is picked only when every
+			// other one's did too.
+			peers, stalled := n.members.byHealth(n.connectedMembers())
+			if len(peers) == 0 {
+				peers = stalled
+			}
+			if len(peers) > 0 {
 				p := peers[rand.IntN(len(peers))]
 				n.goLoop(ctx, func(ctx context.Context) { n.syncPeer(ctx, p) })
 			}
@@ -627,28 +737,33 @@ func (n *Host) syncLater(p lpeer.ID, after time.Duration) {
 	})
 }
 
-// Sync reconciles with every connected member now, concurrently, and
-// returns each session's result by peer ID.
+// Sync reconciles with every connected member now, concurrently as far as
+// the session slots allow, and returns each session's result by peer ID.
+// Members whose last session stalled go after the others.
 func (n *Host) Sync(ctx context.Context) map[string]SyncResult {
-	peers := n.connectedMembers()
-	results := make(map[string]SyncResult, len(peers))
+	results := make(map[string]SyncResult)
 	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for _, p := range peers {
-		if !n.enter() {
-			results[p.String()] = SyncResult{Err: ErrClosed}
-			continue
+	healthy, stalled := n.members.byHealth(n.connectedMembers())
+	for _, peers := range [][]lpeer.ID{healthy, stalled} {
+		var wg sync.WaitGroup
+		for _, p := range peers {
+			done := func(res SyncResult) {
+				mu.Lock()
+				defer mu.Unlock()
+				results[p.String()] = res
+			}
+			if !n.enter() {
+				done(SyncResult{Err: ErrClosed})
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer n.wg.Done()
+				done(n.syncPeer(ctx, p))
+			}()
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer n.wg.Done()
-			res := n.syncPeer(ctx, p)
-			mu.Lock()
-			results[p.String()] = res
-			mu.Unlock()
-		}()
+		wg.Wait()
 	}
-	wg.Wait()
 	return results
 }

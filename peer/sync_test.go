@@ -288,11 +288,11 @@ func TestSyncSendsLittleBesideTheEvents(t *testing.T) {
 	_, nodes := newCluster(t, 2, clusterOptions{dropGossip: func(int) bool { return true }})
 	meshed(t, nodes)
 	a, b := nodes[0], nodes[1]
-	// Hold a's session slot from before the events exist, so that no
-	// session but the test's moves them.
+	// Hold a's session slot for b from before the events exist, so that
+	// no session but the test's moves them.
 	var end func()
-	eventually(t, 10*time.Second, "node 0's sessions to end", func() bool {
-		end, _ = a.sessions.tryStart()
+	eventually(t, 10*time.Second, "node 0's sessions with node 1 to end", func() bool {
+		end, _, _ = a.sessions.tryStart(b.h.ID(), false, true)
 		return end != nil
 	})
 	defer end()
