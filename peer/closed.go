@@ -285,7 +285,9 @@ func (n *Host) verify(ctx context.Context, p lpeer.ID) {
 	st.member = err == nil
 	close(st.done)
 	switch {
-	case err == nil || n.ctx.Err() != nil:
+	case err == nil:
+		n.admitted(n.members.admit(p))
+	case n.ctx.Err() != nil:
 	case errors.Is(err, ErrNotMember), errors.Is(err, multistream.ErrNotSupported[protocol.ID]{}), ctx.Err() != nil:
 		// A wrong proof, no proof protocol, or no answer in time.
 		n.log.Info("refusing a peer that did not prove cluster membership", "peer", p, "err", err, "for", gateFor)

@@ -16,10 +16,13 @@
 //
 // # What runs
 //
-//   - Membership (members.go): a member is a peer that subscribes to the
-//     cluster's topic, or one registered by Bootstrap or Connect. Members
-//     that drop are re-dialled with backoff; Disconnect refuses a peer
-//     until Connect (gater.go).
+//   - Membership (members.go): a peer that speaks the cluster's protocol
+//     is a candidate; it becomes a member by proving the cluster key
+//     (closed clusters) or completing a sync session (open ones). Members
+//     and peers registered by Bootstrap or Connect are kept, protected from
+//     the connection manager and re-dialled with backoff; what a candidate
+//     costs ends with its connections. Disconnect refuses a peer until
+//     Connect (gater.go).
 //   - Delta replication (gossip.go): a node publishes its own new events in
 //     batches on the cluster's gossipsub topic. A topic validator decodes
 //     and verifies every batch before it is stored or forwarded; a peer

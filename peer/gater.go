@@ -47,11 +47,30 @@ func (g *Gater) refuse(p lpeer.ID) {
 	g.refused[p] = struct{}{}
 }
 
+// maxGated bounds the peers refused for a while: each failed a proof of
+// membership, and a peer can make new identities at will. Past it, the
+// refusal ending soonest is dropped.
+const maxGated = 4096
+
 // refuseFor refuses p for d.
 func (g *Gater) refuseFor(p lpeer.ID, d time.Duration) {
+	now := time.Now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.until[p] = time.Now().Add(d)
+	if _, ok := g.until[p]; !ok && len(g.until) >= maxGated {
+		var soonest lpeer.ID
+		for q, t := range g.until {
+			if now.After(t) {
+				delete(g.until, q)
+			} else if soonest == "" || t.Before(g.until[soonest]) {
+				soonest = q
+			}
+		}
+		if len(g.until) >= maxGated {
+			delete(g.until, soonest)
+		}
+	}
+	g.until[p] = now.Add(d)
 }
 
 func (g *Gater) allowPeer(p lpeer.ID) {

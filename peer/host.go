@@ -344,13 +344,16 @@ func (n *Host) watchProtocols(ctx context.Context) error {
 // formed.
 const meshSettle = 3 * time.Second
 
-// onJoined makes p a member when it subscribes to the cluster topic.
+// onJoined makes p a candidate when it speaks the cluster's protocol or
+// subscribes to its topic, and reconciles with it: a completed session
+// makes it a member (admitted).
 func (n *Host) onJoined(p lpeer.ID) {
+	if n.h.Network().Connectedness(p) != network.Connected {
+		return
+	}
 	if n.members.joined(p) {
-		// Keep members' connections when the connection manager trims.
-		n.h.ConnManager().Protect(p, "scopemesh-member")
-		n.log.Debug("member joined", "peer", p)
-		// The new member may hold events from before it joined: reconcile
+		n.log.Debug("peer joined", "peer", p)
+		// The new peer may hold events from before it joined: reconcile
 		// now. Gossip published before the mesh forms (about a second)
 		// reaches nobody: reconcile again once it has.
 		n.requestSyncOnce(p)
@@ -361,6 +364,22 @@ func (n *Host) onJoined(p lpeer.ID) {
 		})
 	}
 }
+
+// admitted follows up on a membership decision of the member table: a new
+// member's connections are kept when the connection manager trims, and
+// those of the member it evicted, if any, no longer are.
+func (n *Host) admitted(a admission) {
+	if a.admitted != "" {
+		n.h.ConnManager().Protect(a.admitted, memberTag)
+		n.log.Debug("member admitted", "peer", a.admitted)
+	}
+	if a.evicted != "" {
+		n.h.ConnManager().Unprotect(a.evicted, memberTag)
+	}
+}
+
+// memberTag marks the connections of members in the connection manager.
+const memberTag = "scopemesh-member"
 
 // ParseAddr reads a multiaddr that ends in /p2p/<peer ID>.
 func ParseAddr(addr string) (lpeer.AddrInfo, error) {
@@ -380,6 +399,7 @@ func ParseAddr(addr string) (lpeer.AddrInfo, error) {
 func (n *Host) register(ai lpeer.AddrInfo) {
 	n.gater.allowPeer(ai.ID)
 	n.members.want(ai.ID)
+	n.h.ConnManager().Protect(ai.ID, memberTag)
 	n.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.PermanentAddrTTL)
 }
 
@@ -439,7 +459,7 @@ func (n *Host) Disconnect(id string) error {
 	}
 	n.gater.refuse(p)
 	n.members.refuse(p)
-	n.h.ConnManager().Unprotect(p, "scopemesh-member")
+	n.h.ConnManager().Unprotect(p, memberTag)
 	return n.h.Network().ClosePeer(p)
 }
 
@@ -449,7 +469,11 @@ func (n *Host) redialLoop(ctx context.Context) {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	for {
-		for _, p := range n.members.dueForDial() {
+		due, expired := n.members.dueForDial()
+		for _, p := range expired {
+			n.h.ConnManager().Unprotect(p, memberTag)
+		}
+		for _, p := range due {
 			n.goLoop(ctx, func(ctx context.Context) {
 				ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 				defer cancel()
@@ -478,11 +502,19 @@ func (n *Host) Members() (connected, unreachable []lpeer.ID) {
 	return connected, unreachable
 }
 
-// connectedMembers returns the members with an open connection (and, in a
-// closed cluster, a proof of membership).
-func (n *Host) connectedMembers() []lpeer.ID {
+// connectedMembers returns the members and wanted peers with an open
+// connection (and, in a closed cluster, a proof of membership).
+func (n *Host) connectedMembers() []lpeer.ID { return n.connectedOf(n.members.connectedMembers()) }
+
+// syncTargets returns the peers a node syncs with that are connected:
+// members, wanted peers and candidates (which a session admits).
+func (n *Host) syncTargets() []lpeer.ID { return n.connectedOf(n.members.syncTargets()) }
+
+// connectedOf returns those of peers with an open connection that may be
+// served.
+func (n *Host) connectedOf(peers []lpeer.ID) []lpeer.ID {
 	var out []lpeer.ID
-	for _, p := range n.members.connectedMembers() {
+	for _, p := range peers {
 		if n.h.Network().Connectedness(p) == network.Connected && n.member(expired, p) {
 			out = append(out, p)
 		}

@@ -6,6 +6,8 @@ package peer
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
@@ -207,5 +210,139 @@ func resetWithin(s network.Stream, d time.Duration) bool {
 	case <-time.After(d):
 		s.Reset()
 		return false
+	}
+}
+
+// 300 identities that claim the cluster's sync protocol, but never complete
+// a session, connect to a node and leave: they are never members, never
+// protected, and once gone the node keeps nothing of them and dials none.
+func TestHostileFakeMembersLeaveNothing(t *testing.T) {
+	const fakes = 300
+	mn, nodes := newCluster(t, 1, clusterOptions{})
+	victim := nodes[0]
+	proto := namesFor("test").sync
+	var ids []lpeer.ID
+	for range fakes {
+		h, err := mn.GenPeer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.SetStreamHandler(proto, func(s network.Stream) { s.Reset() })
+		ids = append(ids, h.ID())
+	}
+	// Connected once all claim the protocol: identify may answer from a
+	// snapshot of a host's protocols taken just before it registered one.
+	for _, id := range ids {
+		if _, err := mn.LinkPeers(id, victim.h.ID()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := mn.ConnectPeers(id, victim.h.ID()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 20*time.Second, "identify to announce every fake's protocol", func() bool {
+		return len(victim.Peers()) == fakes
+	})
+	// Give their join syncs time to fail: the victim tries those whose
+	// peer ID is larger than its own.
+	eventually(t, 20*time.Second, "the join syncs to fail", func() bool {
+		for _, p := range victim.Peers() {
+			id, _ := lpeer.Decode(p.ID)
+			if victim.h.ID() < id && p.LastSyncResult.Err == nil {
+				return false
+			}
+		}
+		return true
+	})
+	for _, p := range victim.Peers() {
+		if p.Member {
+			t.Fatalf("fake %s became a member", p.ID)
+		}
+	}
+	for _, id := range ids {
+		if victim.h.ConnManager().IsProtected(id, memberTag) {
+			t.Fatalf("fake %s is protected from the connection manager", id)
+		}
+		mn.UnlinkPeers(id, victim.h.ID())
+		mn.DisconnectPeers(id, victim.h.ID())
+	}
+	eventually(t, 10*time.Second, "the fakes' records to go", func() bool {
+		victim.members.mu.Lock()
+		defer victim.members.mu.Unlock()
+		return len(victim.members.peers) == 0
+	})
+	if st := victim.Status(); len(st.Peers) != 0 {
+		t.Fatalf("Status lists %d peers after the fakes left", len(st.Peers))
+	}
+	if due, _ := victim.members.dueForDial(); len(due) != 0 {
+		t.Fatalf("the node would redial %d fakes", len(due))
+	}
+}
+
+func TestMemberTableIsBounded(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	tab := newMemberTable(func() time.Time { return now })
+	var ids []lpeer.ID
+	for i := range 2 * maxMembers {
+		p := lpeer.ID(fmt.Sprintf("peer-%04d", i))
+		ids = append(ids, p)
+		now = now.Add(time.Second)
+		tab.connected(p, "c")
+		tab.joined(p)
+		tab.admit(p)
+		tab.disconnected(p, "c")
+	}
+	if n := len(tab.peers); n != maxMembers {
+		t.Fatalf("%d records after admitting %d members, want %d", n, 2*maxMembers, maxMembers)
+	}
+	if _, ok := tab.peers[ids[len(ids)-1]]; !ok {
+		t.Fatal("the newest member was not kept")
+	}
+	due, _ := tab.dueForDial()
+	if len(due) != maxRedials {
+		t.Fatalf("%d members due for a redial, want the %d seen last", len(due), maxRedials)
+	}
+	now = now.Add(memberExpiry + time.Hour)
+	if _, expired := tab.dueForDial(); len(expired) != maxMembers || len(tab.peers) != 0 {
+		t.Fatalf("%d members expired, %d kept, a day after they left", len(expired), len(tab.peers))
+	}
+}
+
+func TestGaterForgetsOldRefusals(t *testing.T) {
+	g := NewGater()
+	for i := range 2 * maxGated {
+		g.refuseFor(lpeer.ID(fmt.Sprintf("peer-%05d", i)), time.Minute+time.Duration(i)*time.Millisecond)
+	}
+	if len(g.until) != maxGated {
+		t.Fatalf("%d refusals held, want %d", len(g.until), maxGated)
+	}
+	if !g.Refused(lpeer.ID(fmt.Sprintf("peer-%05d", 2*maxGated-1))) || g.Refused("peer-00000") {
+		t.Fatal("the gater dropped the wrong refusals: it should drop those ending soonest")
+	}
+}
+
+// A member of a signing cluster can sign events under any number of fresh
+// identities; the cache of their keys stays bounded.
+func TestOriginKeysAreBounded(t *testing.T) {
+	r := &replica{}
+	for range maxOrigins + 100 {
+		key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := lpeer.IDFromPrivateKey(key)
+		e, err := events.Seal(events.Event{Node: id.String(), Kind: "k"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := key.Raw()
+		if err := r.checkSignature(events.Sign(e, ed25519.PrivateKey(raw))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	r.origins.Range(func(any, any) bool { n++; return true })
+	if n > maxOrigins {
+		t.Fatalf("%d origin keys cached, limit %d", n, maxOrigins)
 	}
 }

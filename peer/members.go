@@ -16,6 +16,7 @@ type PeerInfo struct {
 	ID               string
 	Addrs            []string      // known multiaddrs, without the /p2p part
 	Connected        bool          // a connection is open now
+	Member           bool          // proved the cluster key, or completed a sync session with this node
 	Refused          bool          // disconnected on request: refused until Connect
 	ConnectedSince   time.Time     // start of the current connection; zero if none
 	UnreachableSince time.Time     // when the last connection closed; zero while connected
@@ -45,13 +46,13 @@ type Connection struct {
 // member is the table's record of one peer.
 type member struct {
 	PeerInfo
-	conns    map[string]struct{} // IDs of the open connections
-	joined   bool                // speaks the cluster protocol or subscribed to its topic: a cluster member
-	wanted   bool                // registered by Connect or Bootstrap: re-dialled while unreachable
-	syncOwed bool                // a requested sync failed for want of a connection: see oweSync
-	stalled  time.Time           // when its last session stalled; zero if it did not
-	backoff  time.Duration
-	nextDial time.Time
+	conns     map[string]struct{} // IDs of the open connections
+	candidate bool                // speaks the cluster protocol or subscribed to its topic
+	wanted    bool                // registered by Connect or Bootstrap: re-dialled while unreachable
+	syncOwed  bool                // a requested sync failed for want of a connection: see oweSync
+	stalled   time.Time           // when its last session stalled; zero if it did not
+	backoff   time.Duration
+	nextDial  time.Time
 }
 
 // Redial backoff bounds.
@@ -60,8 +61,20 @@ const (
 	maxRedial = 30 * time.Second
 )
 
-// memberTable tracks the peers of the cluster. It is safe for concurrent
-// use; its methods never block on the network.
+// Membership bounds. A peer becomes a member only by proving itself (see
+// admit), and then costs the node a record, a protected connection and
+// redials: at most maxMembers of them, of which the maxRedials seen last
+// are redialled; a member unreachable for memberExpiry is forgotten.
+const (
+	maxMembers   = 512
+	maxRedials   = 64
+	memberExpiry = 24 * time.Hour
+)
+
+// memberTable tracks the peers of the cluster. It keeps a record of every
+// connected peer and, once a peer disconnects, only of members, wanted and
+// refused peers, so that what a stranger costs ends with its connections.
+// It is safe for concurrent use; its methods never block on the network.
 type memberTable struct {
 	now func() time.Time
 
@@ -85,8 +98,12 @@ func (t *memberTable) getLocked(p lpeer.ID) *member {
 	return m
 }
 
-// listed reports whether m appears among the cluster's peers.
-func (m *member) listed() bool { return m.joined || m.wanted || m.Refused }
+// kept reports whether m's record outlives its connections.
+func (m *member) kept() bool { return m.Member || m.wanted || m.Refused }
+
+// listed reports whether m appears among the cluster's peers: a kept
+// record, or a candidate while it is connected.
+func (m *member) listed() bool { return m.kept() || m.candidate && m.Connected }
 
 // connected records that connection conn with p opened; recording one
 // twice changes nothing. It reports whether p is a member that was
@@ -105,7 +122,7 @@ func (t *memberTable) connected(p lpeer.ID, conn string) (returned, owed bool) {
 	if m.Connected {
 		return false, owed
 	}
-	returned = m.listed() && !m.Refused && !m.UnreachableSince.IsZero()
+	returned = m.kept() && !m.Refused && !m.UnreachableSince.IsZero()
 	if returned {
 		m.Reconnects++
 	}
@@ -120,15 +137,18 @@ func (t *memberTable) connected(p lpeer.ID, conn string) (returned, owed bool) {
 // so the next connection may open while the table still counts the closed
 // one, and p never looks as if it came back. The caller must record the
 // debt before it checks that p is not connected: then either that check
-// sees the next connection, or the next connection sees the debt.
+// sees the next connection, or the next connection sees the debt. The
+// debt of a peer that is not listed goes with its record.
 func (t *memberTable) oweSync(p lpeer.ID) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.getLocked(p).syncOwed = true
+	if m, ok := t.peers[p]; ok {
+		m.syncOwed = true
+	}
 }
 
 // disconnected records that connection conn with p closed. It reports
-// whether it was the last.
+// whether it was the last, and forgets p then unless p is listed.
 func (t *memberTable) disconnected(p lpeer.ID, conn string) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -142,21 +162,78 @@ func (t *memberTable) disconnected(p lpeer.ID, conn string) bool {
 	if delete(m.conns, conn); len(m.conns) > 0 {
 		return false
 	}
+	if !m.kept() {
+		delete(t.peers, p)
+		return true
+	}
 	m.Connected, m.ConnectedSince, m.UnreachableSince = false, time.Time{}, t.now()
 	m.InMesh = false
 	return true
 }
 
-// joined records that p subscribed to the cluster topic. It reports whether
-// p was not known as a member before.
+// joined records that p, which is connected, speaks the cluster protocol
+// or subscribed to its topic. It reports whether p is new to the cluster:
+// neither a candidate nor a member before. (The news may come before the
+// connection's: dueForDial sweeps a record left without connections.)
 func (t *memberTable) joined(p lpeer.ID) (first bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	m := t.getLocked(p)
-	first = !m.joined
-	m.joined = true
+	first = !m.candidate && !m.Member
+	m.candidate = true
 	m.LastSeen = t.now()
 	return first
+}
+
+// An admission is what admit decided: the peer admitted and the member
+// evicted to make room for it, each empty if none.
+type admission struct{ admitted, evicted lpeer.ID }
+
+// admit makes p a member: it proved the cluster key, or completed a sync
+// session. Past maxMembers it first forgets the member unreachable the
+// longest, if there is one that is not wanted; if not, p is not admitted.
+func (t *memberTable) admit(p lpeer.ID) admission {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	m, ok := t.peers[p]
+	if !ok || m.Member || m.Refused {
+		return admission{}
+	}
+	var evicted lpeer.ID
+	if t.membersLocked() >= maxMembers {
+		for q, o := range t.peers {
+			if o.Member && !o.wanted && !o.Connected && (evicted == "" || o.UnreachableSince.Before(t.peers[evicted].UnreachableSince)) {
+				evicted = q
+			}
+		}
+		if evicted == "" {
+			return admission{}
+		}
+		delete(t.peers, evicted)
+	}
+	m.Member = true
+	return admission{admitted: p, evicted: evicted}
+}
+
+// membersLocked counts the members.
+//
+// REQUIRES: t.mu
+func (t *memberTable) membersLocked() int {
+	n := 0
+	for _, m := range t.peers {
+		if m.Member {
+			n++
+		}
+	}
+	return n
+}
+
+// isMember reports whether p is a member and not refused.
+func (t *memberTable) isMember(p lpeer.ID) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	m, ok := t.peers[p]
+	return ok && m.Member && !m.Refused
 }
 
 // want marks p to be re-dialled while unreachable, and no longer refused.
@@ -180,24 +257,32 @@ func (t *memberTable) refuse(p lpeer.ID) {
 func (t *memberTable) delivered(p lpeer.ID, n int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	m := t.getLocked(p)
-	m.EventsReceived += uint64(n)
-	m.LastSeen = t.now()
+	if m, ok := t.peers[p]; ok {
+		m.EventsReceived += uint64(n)
+		m.LastSeen = t.now()
+	}
 }
 
-// synced records the result of a sync session with p.
-func (t *memberTable) synced(p lpeer.ID, res SyncResult) {
+// synced records the result of a sync session with p; a completed one
+// admits p.
+func (t *memberTable) synced(p lpeer.ID, res SyncResult) admission {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	m := t.getLocked(p)
-	m.LastSync, m.LastSyncResult, m.InSync = t.now(), res, res.InSync
-	m.stalled = time.Time{}
-	switch {
-	case res.Err == nil:
-		m.syncOwed = false
-	case errors.Is(res.Err, ErrStalled):
-		m.stalled = m.LastSync
+	m, ok := t.peers[p]
+	if ok {
+		m.LastSync, m.LastSyncResult, m.InSync = t.now(), res, res.InSync
+		m.stalled = time.Time{}
+		switch {
+		case res.Err == nil:
+			m.syncOwed = false
+		case errors.Is(res.Err, ErrStalled):
+			m.stalled = m.LastSync
+		}
 	}
+	t.mu.Unlock()
+	if !ok || res.Err != nil {
+		return admission{}
+	}
+	return t.admit(p)
 }
 
 // stallMemory is how long a peer whose session stalled is tried after the
@@ -226,7 +311,21 @@ func (t *memberTable) known() []lpeer.ID {
 	defer t.mu.Unlock()
 	var out []lpeer.ID
 	for p, m := range t.peers {
-		if (m.joined || m.wanted) && !m.Refused {
+		if (m.Member || m.wanted) && !m.Refused {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// syncTargets returns the peers the table believes connected that a node
+// syncs with: members, wanted peers and candidates, not refused.
+func (t *memberTable) syncTargets() []lpeer.ID {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []lpeer.ID
+	for p, m := range t.peers {
+		if m.Connected && (m.Member || m.wanted || m.candidate) && !m.Refused {
 			out = append(out, p)
 		}
 	}
@@ -240,7 +339,7 @@ func (t *memberTable) connectedMembers() []lpeer.ID {
 	defer t.mu.Unlock()
 	var out []lpeer.ID
 	for p, m := range t.peers {
-		if m.Connected && (m.joined || m.wanted) && !m.Refused {
+		if m.Connected && (m.Member || m.wanted) && !m.Refused {
 			out = append(out, p)
 		}
 	}
@@ -251,7 +350,9 @@ func (t *memberTable) connectedMembers() []lpeer.ID {
 func (t *memberTable) setMesh(p lpeer.ID, in bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.getLocked(p).InMesh = in
+	if m, ok := t.peers[p]; ok {
+		m.InMesh = in
+	}
 }
 
 // setScores records gossipsub's peer scores.
@@ -265,23 +366,52 @@ func (t *memberTable) setScores(scores map[lpeer.ID]float64) {
 	}
 }
 
-// dueForDial returns the listed, unrefused, unconnected peers whose backoff
-// has passed, and pushes their next attempt back.
-func (t *memberTable) dueForDial() []lpeer.ID {
+// dueForDial returns the members and wanted peers, unrefused and
+// unconnected, whose backoff has passed — of the members, only the
+// maxRedials seen last — and pushes their next attempt back. It forgets
+// members unreachable for longer than memberExpiry, and returns them in
+// expired.
+func (t *memberTable) dueForDial() (due, expired []lpeer.ID) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
-	var due []lpeer.ID
+	type candidate struct {
+		p        lpeer.ID
+		lastSeen time.Time
+	}
+	var members []candidate
 	for p, m := range t.peers {
-		if m.Connected || m.Refused || !(m.joined || m.wanted) || now.Before(m.nextDial) {
+		switch {
+		case !m.kept() && len(m.conns) == 0 && now.Sub(m.LastSeen) > time.Minute:
+			delete(t.peers, p) // joined, then left before its connection was counted
 			continue
+		case m.Member && !m.wanted && !m.Connected && now.Sub(m.UnreachableSince) > memberExpiry:
+			delete(t.peers, p)
+			expired = append(expired, p)
+			continue
+		case m.Connected || m.Refused || !(m.Member || m.wanted):
+			continue
+		case m.wanted:
+			due = append(due, p)
+		default:
+			members = append(members, candidate{p, m.LastSeen})
 		}
+	}
+	if len(members) > maxRedials {
+		slices.SortFunc(members, func(a, b candidate) int { return b.lastSeen.Compare(a.lastSeen) })
+		members = members[:maxRedials]
+	}
+	for _, c := range members {
+		due = append(due, c.p)
+	}
+	due = slices.DeleteFunc(due, func(p lpeer.ID) bool { return now.Before(t.peers[p].nextDial) })
+	for _, p := range due {
+		m := t.peers[p]
 		m.backoff = min(max(2*m.backoff, minRedial), maxRedial)
 		// Jitter spreads the redials of a healed partition.
 		m.nextDial = now.Add(m.backoff/2 + rand.N(m.backoff/2+1))
-		due = append(due, p)
 	}
-	return due
+	return due, expired
 }
 
 // list returns the listed peers, sorted by ID, with info filled in by fill.

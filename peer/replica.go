@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -37,8 +38,15 @@ type replica struct {
 	// which peer sent them and how long until they can be merged.
 	retry func(from lpeer.ID, after time.Duration)
 
-	origins sync.Map // Node string → ed25519.PublicKey, once parsed
+	// origins holds the public keys of origins, once parsed from their
+	// peer IDs: at most maxOrigins, as events name their origin, and a
+	// member can sign events under any number of fresh identities.
+	origins     sync.Map // Node string → ed25519.PublicKey
+	originCount atomic.Int64
 }
+
+// maxOrigins bounds replica.origins; past it, the cache starts afresh.
+const maxOrigins = 1024
 
 // encode encodes evs as a batch for channel (a topic or protocol), sealed
 // in a closed cluster.
@@ -100,6 +108,10 @@ func (r *replica) checkSignature(e events.Event) error {
 		pub, err := originKey(e.Node)
 		if err != nil {
 			return err
+		}
+		if r.originCount.Add(1) > maxOrigins {
+			r.origins.Clear()
+			r.originCount.Store(1)
 		}
 		key, _ = r.origins.LoadOrStore(e.Node, pub)
 	}

@@ -216,7 +216,7 @@ func (n *Host) syncPeer(ctx context.Context, p lpeer.ID) SyncResult {
 		res := n.initiate(ctx, p)
 		end()
 		if !errors.Is(res.Err, ErrBusy) || busy == busyRetries {
-			n.members.synced(p, res)
+			n.admitted(n.members.synced(p, res))
 			return res
 		}
 		if !sleep(ctx, time.Duration(20+rand.IntN(200))*time.Millisecond) {
@@ -563,7 +563,7 @@ func (n *Host) handleSync(raw network.Stream) {
 		s.send(frameError, []byte(err.Error()))
 		n.log.Debug("sync session from a peer failed", "peer", p, "err", err)
 	}
-	n.members.synced(p, res)
+	n.admitted(n.members.synced(p, res))
 }
 
 // serve answers an initiator's frames until it ends the session.
@@ -644,7 +644,7 @@ func (n *Host) syncLoop(ctx context.Context) {
 		case <-t.C:
 			// A peer whose last session stalled is picked only when every
 			// other one's did too.
-			peers, stalled := n.members.byHealth(n.connectedMembers())
+			peers, stalled := n.members.byHealth(n.syncTargets())
 			if len(peers) == 0 {
 				peers = stalled
 			}
@@ -714,13 +714,17 @@ type retryTable struct {
 	pending map[lpeer.ID]bool
 }
 
+// maxRetries bounds the syncs scheduled for held-back events; past it the
+// periodic sync fetches them.
+const maxRetries = 256
+
 // syncLater asks for a sync with p once after has passed (plus a margin for
 // the clocks to move), unless one is already scheduled.
 func (n *Host) syncLater(p lpeer.ID, after time.Duration) {
 	t := &n.retries
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.pending[p] {
+	if t.pending[p] || len(t.pending) >= maxRetries {
 		return
 	}
 	if t.pending == nil {
@@ -737,13 +741,14 @@ func (n *Host) syncLater(p lpeer.ID, after time.Duration) {
 	})
 }
 
-// Sync reconciles with every connected member now, concurrently as far as
+// Sync reconciles with every connected member and candidate now,
+// concurrently as far as
 // the session slots allow, and returns each session's result by peer ID.
 // Members whose last session stalled go after the others.
 func (n *Host) Sync(ctx context.Context) map[string]SyncResult {
 	results := make(map[string]SyncResult)
 	var mu sync.Mutex
-	healthy, stalled := n.members.byHealth(n.connectedMembers())
+	healthy, stalled := n.members.byHealth(n.syncTargets())
 	for _, peers := range [][]lpeer.ID{healthy, stalled} {
 		var wg sync.WaitGroup
 		for _, p := range peers {
