@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/subtle"
+	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,7 +24,9 @@ import (
 	"github.com/scopemesh/scopemesh/query"
 )
 
-// The local API: JSON over HTTP, on a unix socket or a loopback port. The
+// The local API: JSON over HTTP, on a unix socket or a loopback port, or
+// over HTTPS on any address (--api-remote). On TCP every request carries
+// the node's token: "Authorization: Bearer TOKEN" (credentials.go). The
 // JSON field names are the Go field names of the library's types
 // (scopemesh.Status, PeerInfo, events.Event, query.Result), except where the
 // views below turn errors and keys into strings.
@@ -120,13 +125,18 @@ type apiHandler struct {
 	// streams ends when the server shuts down: event streams never end by
 	// themselves, and the server waits for every request to end.
 	streams context.Context
+	// token is what every request must carry as a bearer token; nil: none,
+	// on a unix socket, whose file mode says who may connect.
+	token []byte
 	// checkHost refuses requests whose Host header is not a loopback name,
 	// which a web page would send after rebinding its domain to 127.0.0.1.
+	// The token already stops such a page; this is a second wall for a
+	// loopback API. A remote API's clients name it as they like.
 	checkHost bool
 }
 
-func newAPIHandler(streams context.Context, node *scopemesh.Node, log *slog.Logger, checkHost bool) http.Handler {
-	a := &apiHandler{node: node, log: log, streams: streams, checkHost: checkHost}
+func newAPIHandler(streams context.Context, node *scopemesh.Node, log *slog.Logger, token []byte, checkHost bool) http.Handler {
+	a := &apiHandler{node: node, log: log, streams: streams, token: token, checkHost: checkHost}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", a.status)
 	mux.HandleFunc("GET /v1/peers", a.peers)
@@ -138,14 +148,21 @@ func newAPIHandler(streams context.Context, node *scopemesh.Node, log *slog.Logg
 	return a.guard(mux)
 }
 
-// guard refuses requests from web browsers: the API has no authentication
-// beyond who can reach it, and a page open in a browser on this machine can
-// reach a loopback port.
+// guard refuses requests from web browsers, which a page open on this
+// machine could send to a loopback port, and on TCP requests without the
+// token.
 func (a *apiHandler) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Site") == "cross-site" {
 			writeError(w, http.StatusForbidden, errors.New("requests from web pages are refused"))
 			return
+		}
+		if a.token != nil {
+			if err := a.checkToken(r); err != nil {
+				w.Header().Set("WWW-Authenticate", "Bearer")
+				writeError(w, http.StatusUnauthorized, err)
+				return
+			}
 		}
 		if a.checkHost && !loopbackHost(r.Host) {
 			writeError(w, http.StatusForbidden, fmt.Errorf("host %q is not a loopback address", r.Host))
@@ -157,6 +174,22 @@ func (a *apiHandler) guard(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// checkToken reports what is wrong with the request's token, in words
+// that say where to find the right one.
+func (a *apiHandler) checkToken(r *http.Request) error {
+	const where = "the hex in the node's " + apiTokenName + " (scopemesh commands read it from --api-token-file, $" + tokenEnv + " or the default data dir)"
+	bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return errors.New("this API needs the node's token: send the header \"Authorization: Bearer TOKEN\", TOKEN being " + where)
+	}
+	got, _ := hex.DecodeString(strings.TrimSpace(bearer))
+	// In constant time: the time taken tells nothing of the token.
+	if subtle.ConstantTimeCompare(got, a.token) != 1 {
+		return errors.New("the token is not this node's: send " + where)
+	}
+	return nil
 }
 
 // loopbackHost reports whether a Host header names this machine.
@@ -229,7 +262,11 @@ func (a *apiHandler) record(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRecordBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("reading the event: %w", err))
+		code := http.StatusBadRequest
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			code = http.StatusRequestEntityTooLarge
+		}
+		writeError(w, code, fmt.Errorf("reading the event: %w", err))
 		return
 	}
 	e := events.Event{Kind: req.Kind, Attrs: req.Attrs, Payload: req.Payload}
@@ -364,6 +401,8 @@ type apiError struct {
 // statusOf picks the HTTP status for an error of the node.
 func statusOf(err error) int {
 	switch {
+	case errors.Is(err, events.ErrTooLarge):
+		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, query.ErrInvalidFilter), errors.Is(err, events.ErrInvalid):
 		return http.StatusBadRequest
 	case errors.Is(err, scopemesh.ErrClosed):
@@ -495,12 +534,17 @@ type apiServer struct {
 	done chan error // Serve's result
 }
 
-// serveAPI serves node's API on ln, which listens at addr.
-func serveAPI(node *scopemesh.Node, ln net.Listener, addr apiAddr, log *slog.Logger) *apiServer {
+// serveAPI serves node's API on ln, which listens at addr, guarded by
+// creds: zero on a unix socket.
+func serveAPI(node *scopemesh.Node, ln net.Listener, addr apiAddr, creds apiCredentials, log *slog.Logger) *apiServer {
+	if creds.tls != nil {
+		ln = tls.NewListener(ln, creds.tls)
+	}
 	streams, endStreams := context.WithCancel(context.Background())
+	checkHost := addr.network == "tcp" && !addr.tls
 	s := &apiServer{
 		srv: &http.Server{
-			Handler:           newAPIHandler(streams, node, log, addr.network == "tcp"),
+			Handler:           newAPIHandler(streams, node, log, creds.token, checkHost),
 			ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},

@@ -3,14 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -20,22 +23,28 @@ import (
 
 // clientFlags are the flags every command that talks to a node's API has.
 type clientFlags struct {
-	api     string
-	json    bool
-	timeout time.Duration
+	api       string
+	tokenFile string
+	certFile  string
+	json      bool
+	timeout   time.Duration
 }
 
 func (f *clientFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.api, "api", "", "the node's API: a unix socket path or host:port (default: $"+apiEnv+", else the socket of a node with the default data dir)")
+	cmd.Flags().StringVar(&f.api, "api", "", "the node's API: a unix socket path, a loopback host:port, or https://host:port of a node with --api-remote (default: $"+apiEnv+", else the socket of a node with the default data dir)")
+	cmd.Flags().StringVar(&f.tokenFile, "api-token-file", "", "on TCP, send the token in this `file`, the node's "+apiTokenName+" (default: $"+tokenEnv+", else the default data dir's)")
+	cmd.Flags().StringVar(&f.certFile, "api-cert", "", "with https://, trust only the node whose certificate is in this `file`, a copy of its "+apiCertName+" (default: $"+certEnv+", else the default data dir's)")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON, for scripts")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 30*time.Second, "give up on the node after this long")
 }
 
 // apiClient calls a node's local API.
 type apiClient struct {
-	addr    apiAddr
-	http    *http.Client
-	timeout time.Duration // of each call but streams
+	addr      apiAddr
+	http      *http.Client
+	timeout   time.Duration // of each call but streams
+	token     string        // in hex; sent on TCP only
+	tokenFrom string        // where the token came from, for a refusal
 }
 
 // client returns a client of the API f names.
@@ -72,24 +81,113 @@ func (f *clientFlags) client() (*apiClient, error) {
 			return nil, fmt.Errorf("no node API at %s: start a node with `scopemesh node`, or point --api (or $%s) at a running node's API", strings.Join(where, " or "), apiEnv)
 		}
 	}
-	return &apiClient{
-		addr:    addr,
-		timeout: f.timeout,
-		http: &http.Client{Transport: &http.Transport{
-			DialContext:       func(ctx context.Context, _, _ string) (net.Conn, error) { return addr.dial(ctx) },
-			DisableKeepAlives: true, // one call per command
-		}},
-	}, nil
+	transport := &http.Transport{
+		DialContext:       func(ctx context.Context, _, _ string) (net.Conn, error) { return addr.dial(ctx) },
+		DisableKeepAlives: true, // one call per command
+	}
+	c := &apiClient{addr: addr, timeout: f.timeout, http: &http.Client{Transport: transport}}
+	if addr.network != "tcp" {
+		return c, nil
+	}
+	// The token must not cross a network in the clear.
+	if !addr.tls && !loopbackHost(addr.address) {
+		return nil, usagef("the API at %s is not on loopback: a node's remote API serves TLS, reach it as https://%s", addr, addr.address)
+	}
+	token, from, err := f.token()
+	if err != nil {
+		return nil, err
+	}
+	c.token, c.tokenFrom = hex.EncodeToString(token), from
+	if addr.tls {
+		pinned, from, err := f.pinnedCert()
+		if err != nil {
+			return nil, err
+		}
+		transport.TLSClientConfig = pinnedTLS(pinned, from)
+	}
+	return c, nil
+}
+
+// token finds the token of a TCP API: in --api-token-file, else in
+// $SCOPEMESH_API_TOKEN, else in the api.token of the default directories.
+// It returns where it found it.
+func (f *clientFlags) token() ([]byte, string, error) {
+	if f.tokenFile != "" {
+		b, err := os.ReadFile(f.tokenFile)
+		if err != nil {
+			return nil, "", fmt.Errorf("--api-token-file: %w", err)
+		}
+		token, err := parseToken(string(b))
+		if err != nil {
+			return nil, "", fmt.Errorf("--api-token-file %s: %w", f.tokenFile, err)
+		}
+		return token, f.tokenFile, nil
+	}
+	if s := os.Getenv(tokenEnv); s != "" {
+		token, err := parseToken(s)
+		if err != nil {
+			return nil, "", fmt.Errorf("$%s: %w", tokenEnv, err)
+		}
+		return token, "$" + tokenEnv, nil
+	}
+	var looked []string
+	for _, dir := range defaultAPIDirs() {
+		path := filepath.Join(dir, apiTokenName)
+		b, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			looked = append(looked, path)
+			continue
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		token, err := parseToken(string(b))
+		if err != nil {
+			return nil, "", fmt.Errorf("%s: %w", path, err)
+		}
+		return token, path, nil
+	}
+	return nil, "", fmt.Errorf("%w: a TCP API needs the node's %s; pass --api-token-file with (a copy of) it, or set $%s to its contents (looked in %s)",
+		ErrNoAPIToken, apiTokenName, tokenEnv, strings.Join(looked, " and "))
+}
+
+// pinnedCert finds the certificate to pin for a remote API: in --api-cert,
+// else in $SCOPEMESH_API_CERT, else the api.crt of the default
+// directories. It returns where it found it.
+func (f *clientFlags) pinnedCert() ([]byte, string, error) {
+	path := f.certFile
+	if path == "" {
+		path = os.Getenv(certEnv)
+	}
+	if path != "" {
+		der, err := readPinnedCert(path)
+		return der, path, err
+	}
+	var looked []string
+	for _, dir := range defaultAPIDirs() {
+		path := filepath.Join(dir, apiCertName)
+		der, err := readPinnedCert(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			looked = append(looked, path)
+			continue
+		}
+		return der, path, err
+	}
+	return nil, "", fmt.Errorf("%w: copy the node's %s here and pass --api-cert with it, or set $%s to its path (looked in %s)",
+		ErrNoAPICert, apiCertName, certEnv, strings.Join(looked, " and "))
 }
 
 // url returns the URL of path with the query q. A unix socket has no host
 // name; the Host header then says "scopemesh".
 func (c *apiClient) url(path string, q url.Values) string {
-	host := "scopemesh"
+	scheme, host := "http", "scopemesh"
 	if c.addr.network == "tcp" {
 		host = c.addr.address
 	}
-	u := url.URL{Scheme: "http", Host: host, Path: path}
+	if c.addr.tls {
+		scheme = "https"
+	}
+	u := url.URL{Scheme: scheme, Host: host, Path: path}
 	if len(q) > 0 {
 		u.RawQuery = q.Encode()
 	}
@@ -115,13 +213,20 @@ func (c *apiClient) do(ctx context.Context, method, path string, q url.Values, b
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", accept)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, c.explain(err)
 	}
 	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()
-		return nil, readAPIError(resp)
+		err := readAPIError(resp)
+		if resp.StatusCode == http.StatusUnauthorized && c.tokenFrom != "" {
+			err = fmt.Errorf("%w (sent the token from %s)", err, c.tokenFrom)
+		}
+		return nil, err
 	}
 	return resp, nil
 }

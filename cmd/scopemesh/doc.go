@@ -15,6 +15,19 @@
 // are its clients and find it through --api, $SCOPEMESH_API or the default
 // socket. api.go lists the endpoints.
 //
+// The socket has mode 0600: only the node's user may call. On a port, every
+// request needs the token the node makes at its first start in
+// <data-dir>/api.token (0600; an in-memory node keeps it next to its
+// runtime socket), sent as "Authorization: Bearer TOKEN"; the commands read
+// it from --api-token-file, $SCOPEMESH_API_TOKEN or the default data dir.
+// --api-remote lets the API listen on any address, over TLS with a
+// self-signed certificate, <data-dir>/api.crt (key api.key, 0600), whose
+// SHA-256 fingerprint the node prints at start. A client on another machine
+// takes copies of api.crt and api.token, and trusts that certificate
+// exactly:
+//
+//	scopemesh status --api https://HOST:PORT --api-cert api.crt --api-token-file api.token
+//
 // Exit codes: 0 on success, 1 when a command ran and failed, 2 when the
 // command line was wrong and nothing ran.
 //

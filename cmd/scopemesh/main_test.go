@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -48,12 +50,12 @@ func startNode(t *testing.T) *testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := apiAddr{"unix", filepath.Join(dir, apiSocketName)}
+	addr := apiAddr{network: "unix", address: filepath.Join(dir, apiSocketName)}
 	ln, err := listenAPI(addr, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := serveAPI(node, ln, addr, slog.New(slog.DiscardHandler))
+	srv := serveAPI(node, ln, addr, apiCredentials{}, slog.New(slog.DiscardHandler))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -325,6 +327,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"node", "--log-level", "loud"},
 		{"node", "--memory", "--data-dir", "/tmp/x"},
 		{"node", "--memory", "--api", "0.0.0.0:0"},
+		{"node", "--memory", "--api", "https://127.0.0.1:0"}, // TLS comes with --api-remote
+		{"status", "--api", "192.0.2.1:7400"},                // a token must not cross a network in the clear
 		{"node", "--config", "/nonexistent/scopemesh.yaml"},
 		{"version", "extra"},
 	} {
@@ -385,25 +389,30 @@ func TestAPIEnvironmentVariable(t *testing.T) {
 }
 
 func TestAPIOverLoopbackTCP(t *testing.T) {
-	if _, err := listenAPI(apiAddr{"tcp", "0.0.0.0:0"}, false); err == nil {
+	if _, err := listenAPI(apiAddr{network: "tcp", address: "0.0.0.0:0"}, false); err == nil {
 		t.Fatal("the API listened on every interface without --api-remote")
 	}
 	n := startNode(t)
-	addr := apiAddr{"tcp", "127.0.0.1:0"}
+	addr := apiAddr{network: "tcp", address: "127.0.0.1:0"}
 	ln, err := listenAPI(addr, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr.address = ln.Addr().String()
-	srv := serveAPI(n.Node, ln, addr, slog.New(slog.DiscardHandler))
+	creds, err := loadCredentials(t.TempDir(), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := serveAPI(n.Node, ln, addr, creds, slog.New(slog.DiscardHandler))
 	defer srv.Shutdown(context.Background())
 
+	t.Setenv(tokenEnv, hex.EncodeToString(creds.token))
 	var st statusJSON
 	mustJSON(t, &st, "status", "--api", addr.address)
 	if st.ID != n.ID() {
 		t.Fatalf("status over TCP: %+v", st)
 	}
-	// What a web page could send: refused.
+	// What a web page could send, even one that knew the token: refused.
 	for name, set := range map[string]func(*http.Request){
 		"cross-origin": func(r *http.Request) { r.Header.Set("Origin", "http://evil.example") },
 		"rebound host": func(r *http.Request) { r.Host = "evil.example" },
@@ -413,15 +422,17 @@ func TestAPIOverLoopbackTCP(t *testing.T) {
 			r.Header.Set("Content-Type", "text/plain")
 			r.Body = io.NopCloser(strings.NewReader(`{"Kind":"forged"}`))
 		},
+		"none (the control)": func(*http.Request) {},
 	} {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+addr.address+"/v1/status", nil)
+		req.Header.Set("Authorization", "Bearer "+hex.EncodeToString(creds.token))
 		set(req)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode/100 == 2 {
+		if ok := resp.StatusCode/100 == 2; ok != strings.HasPrefix(name, "none") {
 			t.Errorf("%s request: %s", name, resp.Status)
 		}
 	}
@@ -611,21 +622,32 @@ func TestAPISocketDirMustBePrivate(t *testing.T) {
 	open := filepath.Join(t.TempDir(), "open")
 	os.Mkdir(open, 0o777)
 	os.Chmod(open, 0o777) // past the umask
-	if _, err := listenAPI(apiAddr{"unix", filepath.Join(open, apiSocketName)}, false); err == nil || !strings.Contains(err.Error(), "others may write") {
+	if _, err := listenAPI(apiAddr{network: "unix", address: filepath.Join(open, apiSocketName)}, false); err == nil || !strings.Contains(err.Error(), "others may write") {
 		t.Errorf("a socket in a world-writable directory: %v", err)
 	}
+	// Under a umask that restricts nothing, the socket is still private,
+	// and the umask is left as it was.
+	prev := syscall.Umask(0)
+	defer syscall.Umask(prev)
 	private := filepath.Join(t.TempDir(), "private")
-	ln, err := listenAPI(apiAddr{"unix", filepath.Join(private, apiSocketName)}, false)
+	sock := apiAddr{network: "unix", address: filepath.Join(private, apiSocketName)}
+	ln, err := listenAPI(sock, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	fi, err := os.Stat(filepath.Join(private, apiSocketName))
+	if um := syscall.Umask(0); um != 0 {
+		t.Errorf("listenAPI left the umask at %#o", um)
+	}
+	fi, err := os.Stat(sock.address)
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("the socket's mode: %v %v", fi.Mode(), err)
 	}
+	if fi, err := os.Stat(private); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("the socket's directory's mode: %v %v", fi.Mode(), err)
+	}
 	// A second node on the same socket is told so; the first keeps it.
-	if _, err := listenAPI(apiAddr{"unix", filepath.Join(private, apiSocketName)}, false); err == nil || !strings.Contains(err.Error(), "already serves") {
+	if _, err := listenAPI(sock, false); err == nil || !strings.Contains(err.Error(), "already serves") {
 		t.Errorf("a socket in use: %v", err)
 	}
 }

@@ -88,14 +88,33 @@ as the flags) and defaults, in that order of precedence.
 
 A node with a public address can serve nodes behind NAT: give it
 --relay-service --reachability public, and give them --bootstrap and
---relays with its address.`,
+--relays with its address.
+
+The API is a unix socket, <data-dir>/api.sock, that only the node's user may
+open. With --api 127.0.0.1:PORT it is plain HTTP on a loopback port, and
+every request needs the token the node makes at its first start in
+<data-dir>/api.token (mode 0600; an in-memory node keeps it next to its
+runtime socket): "Authorization: Bearer TOKEN". The other commands read it
+from --api-token-file, $SCOPEMESH_API_TOKEN or the default data dir.
+
+--api-remote lets the API listen on any address, over TLS with a
+self-signed certificate made at the first start, <data-dir>/api.crt (its
+key in api.key, mode 0600), whose SHA-256 fingerprint the node prints.
+Copy api.crt and api.token to a client, check the fingerprint
+(openssl x509 -in api.crt -noout -fingerprint -sha256) and run
+  scopemesh status --api https://HOST:PORT --api-cert api.crt --api-token-file api.token
+($SCOPEMESH_API_CERT may name the certificate instead; the client trusts
+that certificate exactly, and no other).`,
 		Example: `  # a public bootstrap and relay node
   scopemesh node --listen /ip4/0.0.0.0/tcp/4001 --listen /ip4/0.0.0.0/udp/4001/quic-v1 \
       --relay-service --reachability public --dht server
 
   # a node behind NAT that joins through it
   scopemesh node --bootstrap /ip4/203.0.113.7/udp/4001/quic-v1/p2p/12D3KooW... \
-      --relays /ip4/203.0.113.7/udp/4001/quic-v1/p2p/12D3KooW...`,
+      --relays /ip4/203.0.113.7/udp/4001/quic-v1/p2p/12D3KooW...
+
+  # an API that other machines reach over TLS
+  scopemesh node --api 0.0.0.0:7400 --api-remote`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			if configFile != "" {
@@ -111,7 +130,7 @@ A node with a public address can serve nodes behind NAT: give it
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&configFile, "config", "", "read settings from this YAML or JSON `file`")
-	fs.StringVar(&s.DataDir, "data-dir", s.DataDir, "keep events, identity and the API socket in this `dir`")
+	fs.StringVar(&s.DataDir, "data-dir", s.DataDir, "keep events, identity and the API's socket, token and certificate in this `dir`")
 	fs.BoolVar(&s.Memory, "memory", false, "keep events in memory only, with a fresh identity: nothing survives exit")
 	fs.BoolVar(&s.SyncWrites, "sync-writes", false, "flush every recorded event to disk before acknowledging it")
 	fs.StringSliceVar(&s.Listen, "listen", nil, "listen on this `multiaddr` (repeat; default: TCP and QUIC on every interface, ports the system picks)")
@@ -128,8 +147,8 @@ A node with a public address can serve nodes behind NAT: give it
 	fs.BoolVar(&s.MDNS, "mdns", s.MDNS, "find members on the local network (--mdns=false to stop)")
 	fs.DurationVar(&s.SyncInterval, "sync-interval", 0, fmt.Sprintf("reconcile with a member this often (default %v)", scopemesh.DefaultSyncInterval))
 	fs.DurationVar(&s.MaxClockOffset, "max-clock-offset", 0, fmt.Sprintf("refuse events whose clock is further ahead than this (default %v)", scopemesh.DefaultMaxClockOffset))
-	fs.StringVar(&s.API, "api", "", "serve the local API on this unix socket `path` or loopback host:port; "+apiOff+" for no API (default: <data-dir>/"+apiSocketName+")")
-	fs.BoolVar(&s.APIRemote, "api-remote", false, "allow --api on a non-loopback address: whoever reaches it controls the node")
+	fs.StringVar(&s.API, "api", "", "serve the local API on this unix socket `path` or loopback host:port (which needs the token in <data-dir>/"+apiTokenName+"); "+apiOff+" for no API (default: <data-dir>/"+apiSocketName+")")
+	fs.BoolVar(&s.APIRemote, "api-remote", false, "allow --api on any address, over TLS with the certificate <data-dir>/"+apiCertName+" and the token: whoever has both controls the node")
 	fs.StringVar(&s.LogLevel, "log-level", s.LogLevel, "log at this level: debug, info, warn or error")
 	fs.StringVar(&s.LogFormat, "log-format", s.LogFormat, "log as text or json")
 	fs.BoolVar(&asJSON, "json", false, "print the start-up report as one JSON line")
@@ -214,8 +233,12 @@ func (s nodeSettings) config() (scopemesh.Config, error) {
 		errs = append(errs, fmt.Errorf("--log-format %q is not text or json", s.LogFormat))
 	}
 	if s.API != "" && s.API != apiOff {
-		if _, err := parseAPIAddr(s.API); err != nil {
+		a, err := parseAPIAddr(s.API)
+		switch {
+		case err != nil:
 			errs = append(errs, fmt.Errorf("--api: %w", err))
+		case a.tls && !s.APIRemote:
+			errs = append(errs, fmt.Errorf("--api %s: only --api-remote serves TLS; a loopback API is plain HTTP with a token", s.API))
 		}
 	}
 	if s.ClusterKeyFile != "" {
@@ -270,18 +293,30 @@ var (
 	}
 )
 
-// apiAddr returns where the API listens, and whether it is on at all.
+// apiAddr returns where the API listens, and whether it is on at all. A
+// remote API on TCP serves TLS.
 func (s nodeSettings) apiAddr() (apiAddr, bool) {
 	switch {
 	case s.API == apiOff:
 		return apiAddr{}, false
 	case s.API != "":
 		a, _ := parseAPIAddr(s.API) // checked by config
+		a.tls = a.network == "tcp" && s.APIRemote
 		return a, true
 	case s.Memory:
-		return apiAddr{"unix", runtimeSocket()}, true
+		return apiAddr{network: "unix", address: runtimeSocket()}, true
 	}
-	return apiAddr{"unix", filepath.Join(s.DataDir, apiSocketName)}, true
+	return apiAddr{network: "unix", address: filepath.Join(s.DataDir, apiSocketName)}, true
+}
+
+// credentialsDir is where the API's credentials are: the data dir, or for
+// an in-memory node the directory of its runtime socket; and the setting
+// that names it.
+func (s nodeSettings) credentialsDir() (dir, setting string) {
+	if s.Memory {
+		return filepath.Dir(runtimeSocket()), "$XDG_RUNTIME_DIR"
+	}
+	return s.DataDir, "--data-dir"
 }
 
 func (s nodeSettings) logger(w io.Writer) *slog.Logger {
@@ -298,6 +333,12 @@ type startReport struct {
 	Cluster string
 	Addrs   []string // dialable multiaddrs, each ending in /p2p/<ID>
 	API     string   `json:",omitempty"` // empty: no API
+	// APITokenFile holds the token a TCP API requires; empty: a unix socket.
+	APITokenFile string `json:",omitempty"`
+	// APICertFile is the certificate the clients of a remote API pin, and
+	// APICertSHA256 its fingerprint, to check their copies against.
+	APICertFile   string `json:",omitempty"`
+	APICertSHA256 string `json:",omitempty"`
 }
 
 // shutdownGrace bounds how long a stopping node waits for API requests in
@@ -318,11 +359,15 @@ func runNode(cmd *cobra.Command, s nodeSettings, asJSON bool) error {
 	// Take the API's address first: a bad or busy one is found before the
 	// node joins its cluster.
 	addr, apiOn := s.apiAddr()
-	var ln net.Listener
+	var (
+		ln    net.Listener
+		creds apiCredentials
+	)
 	if apiOn {
-		if ln, err = listenAPI(addr, s.APIRemote); err != nil {
+		if ln, creds, err = s.listenGuardedAPI(addr); err != nil {
 			return err
 		}
+		addr = boundAPIAddr(addr, ln)
 	}
 	node, err := scopemesh.Open(ctx, cfg)
 	if err != nil {
@@ -334,8 +379,9 @@ func runNode(cmd *cobra.Command, s nodeSettings, asJSON bool) error {
 	report := startReport{ID: node.ID(), Cluster: cfg.Cluster, Addrs: node.Addrs()}
 	var api *apiServer
 	if apiOn {
-		api = serveAPI(node, ln, addr, log)
+		api = serveAPI(node, ln, addr, creds, log)
 		report.API = addr.String()
+		report.APITokenFile, report.APICertFile, report.APICertSHA256 = creds.tokenFile, creds.certFile, creds.certSHA
 	}
 	if err := printStart(cmd.OutOrStdout(), report, asJSON); err != nil {
 		log.Warn("printing the start-up report", "err", err)
@@ -361,6 +407,37 @@ func runNode(cmd *cobra.Command, s nodeSettings, asJSON bool) error {
 	return nil
 }
 
+// boundAPIAddr is addr with the port ln listens on, which the system picks
+// for port 0; the host stays as given, 0.0.0.0 say rather than [::].
+func boundAPIAddr(addr apiAddr, ln net.Listener) apiAddr {
+	if addr.network != "tcp" {
+		return addr
+	}
+	host, _, _ := net.SplitHostPort(addr.address) // checked by parseAPIAddr
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	addr.address = net.JoinHostPort(host, port)
+	return addr
+}
+
+// listenGuardedAPI listens at addr and, on TCP, makes or reads the
+// credentials that guard it.
+func (s nodeSettings) listenGuardedAPI(addr apiAddr) (net.Listener, apiCredentials, error) {
+	ln, err := listenAPI(addr, s.APIRemote)
+	if err != nil || addr.network != "tcp" {
+		return ln, apiCredentials{}, err
+	}
+	dir, setting := s.credentialsDir()
+	var creds apiCredentials
+	if err = makePrivateDir(dir, "the directory of the API's credentials", setting); err == nil {
+		creds, err = loadCredentials(dir, addr)
+	}
+	if err != nil {
+		ln.Close()
+		return nil, apiCredentials{}, err
+	}
+	return ln, creds, nil
+}
+
 func printStart(w io.Writer, r startReport, asJSON bool) error {
 	if asJSON {
 		return writeJSONLine(w, r)
@@ -371,11 +448,29 @@ func printStart(w io.Writer, r startReport, asJSON bool) error {
 	for _, a := range r.Addrs {
 		fmt.Fprintf(&b, "  %s\n", a)
 	}
-	if r.API != "" {
+	switch {
+	case r.APICertFile != "":
+		fmt.Fprintf(&b, "API at %s over TLS; clients need the token in %s and pin the certificate %s\n", r.API, r.APITokenFile, r.APICertFile)
+		fmt.Fprintf(&b, "  certificate SHA-256 %s\n", r.APICertSHA256)
+		fmt.Fprintf(&b, "  copy both to a client, then: scopemesh status --api %s --api-cert %s --api-token-file %s\n",
+			remoteAPIHint(r.API), apiCertName, apiTokenName)
+	case r.APITokenFile != "":
+		fmt.Fprintf(&b, "API at %s; requests need the token in %s (scopemesh status --api %s)\n", r.API, r.APITokenFile, r.API)
+	case r.API != "":
 		fmt.Fprintf(&b, "API at %s (scopemesh status --api %s)\n", r.API, r.API)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// remoteAPIHint is the address a client on another machine gives for the
+// remote API at api: HOST in place of an unspecified IP such as 0.0.0.0.
+func remoteAPIHint(api string) string {
+	host, port, err := net.SplitHostPort(strings.TrimPrefix(api, "https://"))
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsUnspecified() {
+		return api
+	}
+	return "https://" + net.JoinHostPort("HOST", port)
 }
 
 // logAddrChanges logs the node's addresses whenever they change — a node
