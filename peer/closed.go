@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
@@ -22,12 +23,17 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
-// A closed cluster is one whose members share a secret key. The key names
-// the cluster's topic, protocols and DHT rendezvous, so outsiders cannot find
-// them; members prove they hold it to each other when they connect, and
-// only proven members get gossip, sync and query service; and event batches
-// are sealed with an AEAD under a key derived from it, so relays,
-// eavesdroppers and outsiders in the mesh learn nothing from them.
+// A closed cluster is one whose members share a secret key. Members prove
+// they hold it to each other when they connect, and only proven members get
+// gossip, sync, query, DHT and relay service; event batches are sealed with
+// an AEAD under a key derived from it, so relays, eavesdroppers and
+// outsiders in the mesh learn nothing from them.
+//
+// An outsider that connects learns neither the cluster's name nor any name
+// derived from its key: the protocols it sees are the same for every closed
+// cluster (closedNames), the proof answers it gets are unlinkable HMACs,
+// and the topic and DHT records, which derive from the key, reach proven
+// members only (provenHost).
 //
 // A node can hold several keys while the cluster changes keys: it proves
 // with all of them, accepts any, joins the topics of all, and seals with
@@ -44,8 +50,8 @@ var ErrClusterKey = errors.New("peer: a cluster key must be 32 bytes")
 // ErrNotMember reports a peer that did not prove it holds the cluster key.
 var ErrNotMember = errors.New("peer: not a proven member of the cluster")
 
-// keyIDLen is the length of the public key identifier that tells which key
-// sealed a batch or made a proof.
+// keyIDLen is the length of the identifier that tells which key sealed a
+// batch.
 const keyIDLen = 8
 
 // clusterKey holds what one cluster key derives.
@@ -77,7 +83,7 @@ func newKeyring(cluster string, keys [][]byte) (keyring, error) {
 		if err != nil {
 			return nil, err
 		}
-		ck := &clusterKey{names: namesFor(cluster + "/" + hex.EncodeToString(derive("names", 16))), auth: derive("auth", 32), seal: aead}
+		ck := &clusterKey{names: closedNames(hex.EncodeToString(derive("names", 16))), auth: derive("auth", 32), seal: aead}
 		copy(ck.id[:], derive("id", keyIDLen))
 		ring = append(ring, ck)
 	}
@@ -122,23 +128,25 @@ func (r keyring) open(channel string, sealed []byte) ([]byte, error) {
 }
 
 // The membership proof. The verifier sends a fresh 32-byte nonce; the
-// prover answers, for each of its keys, the key's ID and
-// HMAC(auth key, "scopemesh/v1/proof" ‖ nonce ‖ prover ID ‖ verifier ID).
-// The nonce defeats replay; naming prover and verifier in that order
-// defeats reflection (a verifier's own answer names the roles the other way
-// round); libp2p's secure channel authenticates both peer IDs, so a proof
-// cannot be relayed to a third party either.
+// prover answers, for each of its keys,
+// HMAC(auth key, "scopemesh/v1/proof" ‖ nonce ‖ prover ID ‖ verifier ID),
+// and the verifier tries its own keys against each. The nonce defeats
+// replay; naming prover and verifier in that order defeats reflection (a
+// verifier's own answer names the roles the other way round); libp2p's
+// secure channel authenticates both peer IDs, so a proof cannot be relayed
+// to a third party either. The answer names no key, so an outsider that
+// asks for one learns nothing it could match with another member's.
 const (
 	nonceLen     = 32
-	proofTimeout = 10 * time.Second
+	proofTimeout = 5 * time.Second
 	// gateFor is how long a peer that failed to prove membership is
 	// refused.
 	gateFor = time.Minute
 )
 
-func authProtocol(cluster string) protocol.ID {
-	return protocol.ID("/scopemesh/" + cluster + "/auth/1")
-}
+// authProtocol is the protocol of membership proofs, the same for every
+// closed cluster.
+const authProtocol protocol.ID = "/scopemesh/auth/2"
 
 func (k *clusterKey) proof(nonce []byte, prover, verifier lpeer.ID) []byte {
 	m := hmac.New(sha256.New, k.auth)
@@ -159,7 +167,6 @@ func (r keyring) answerProof(s network.Stream) error {
 	self, verifier := s.Conn().LocalPeer(), s.Conn().RemotePeer()
 	var answer []byte
 	for _, k := range r {
-		answer = append(answer, k.id[:]...)
 		answer = append(answer, k.proof(nonce, self, verifier)...)
 	}
 	return writeFrame(bw, frameProof, answer)
@@ -181,9 +188,9 @@ func (r keyring) checkProof(s network.Stream) error {
 	return r.verifyAnswer(answer, nonce, s.Conn().RemotePeer(), s.Conn().LocalPeer())
 }
 
-// A proof answer is up to maxProofKeys entries of key ID ‖ HMAC.
+// A proof answer is up to maxProofKeys HMACs.
 const (
-	proofEntryLen = keyIDLen + sha256.Size
+	proofEntryLen = sha256.Size
 	maxProofKeys  = 16
 )
 
@@ -193,10 +200,12 @@ func (r keyring) verifyAnswer(answer, nonce []byte, prover, verifier lpeer.ID) e
 	if len(answer)%proofEntryLen != 0 {
 		return fmt.Errorf("%w: proof of %d bytes", ErrFrame, len(answer))
 	}
-	for i := 0; i < len(answer); i += proofEntryLen {
-		k := r.find(answer[i : i+keyIDLen])
-		if k != nil && hmac.Equal(answer[i+keyIDLen:i+proofEntryLen], k.proof(nonce, prover, verifier)) {
-			return nil
+	for _, k := range r {
+		want := k.proof(nonce, prover, verifier)
+		for i := 0; i < len(answer); i += proofEntryLen {
+			if hmac.Equal(answer[i:i+proofEntryLen], want) {
+				return nil
+			}
 		}
 	}
 	return ErrNotMember
@@ -263,17 +272,24 @@ func (ps *proofs) proven(ctx context.Context, p lpeer.ID) bool {
 	}
 }
 
-// verify checks p's membership once per connection spell. A peer that
-// fails is disconnected and refused for gateFor.
-func (n *Host) verify(ctx context.Context, p lpeer.ID) {
+// proofCheck returns p's membership check, starting it if none has
+// started since p connected.
+func (n *Host) proofCheck(p lpeer.ID) *proofState {
 	st, mine := n.proofs.start(p)
-	if !mine {
-		return
+	if mine {
+		n.goLoop(n.ctx, func(ctx context.Context) { n.verify(ctx, p, st) })
 	}
+	return st
+}
+
+// verify checks p's membership, once per connection spell, and reports
+// the outcome in st. A peer that fails is disconnected and refused for
+// gateFor.
+func (n *Host) verify(ctx context.Context, p lpeer.ID, st *proofState) {
 	ctx, cancel := context.WithTimeout(ctx, proofTimeout)
 	defer cancel()
 	err := func() error {
-		s, err := n.h.NewStream(network.WithAllowLimitedConn(ctx, "scopemesh-auth"), p, n.auth)
+		s, err := n.h.NewStream(network.WithAllowLimitedConn(ctx, "scopemesh-auth"), p, authProtocol)
 		if err != nil {
 			return err
 		}
@@ -317,6 +333,55 @@ func (n *Host) handleProof(s network.Stream) {
 	}
 }
 
+// provenHost is the libp2p host as a closed cluster's gossipsub and DHT
+// see it: they open streams to, and take streams from, proven members
+// only, waiting for a check under way, so that an outsider learns neither
+// the cluster's topics nor its DHT's records.
+type provenHost struct {
+	host.Host
+	n *Host
+}
+
+// proven waits, at most proofTimeout, for p's membership check.
+func (h provenHost) proven(ctx context.Context, p lpeer.ID) bool {
+	ctx, cancel := context.WithTimeout(ctx, proofTimeout)
+	defer cancel()
+	st := h.n.proofCheck(p)
+	select {
+	case <-st.done:
+		return st.member && !h.n.gater.Refused(p)
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (h provenHost) NewStream(ctx context.Context, p lpeer.ID, pids ...protocol.ID) (network.Stream, error) {
+	if !h.proven(ctx, p) {
+		return nil, fmt.Errorf("%w: %s", ErrNotMember, p)
+	}
+	return h.Host.NewStream(ctx, p, pids...)
+}
+
+func (h provenHost) SetStreamHandler(pid protocol.ID, handler network.StreamHandler) {
+	h.Host.SetStreamHandler(pid, h.gate(handler))
+}
+
+func (h provenHost) SetStreamHandlerMatch(pid protocol.ID, match func(protocol.ID) bool, handler network.StreamHandler) {
+	h.Host.SetStreamHandlerMatch(pid, match, h.gate(handler))
+}
+
+// gate passes the streams of proven members to handler, and resets the
+// others.
+func (h provenHost) gate(handler network.StreamHandler) network.StreamHandler {
+	return func(s network.Stream) {
+		if !h.proven(context.Background(), s.Conn().RemotePeer()) {
+			s.Reset()
+			return
+		}
+		handler(s)
+	}
+}
+
 // expired is a done context: member(expired, p) answers without waiting.
 var expired = func() context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -347,11 +412,22 @@ func (n *Host) keyNames() []names {
 }
 
 // protocols returns one protocol of every key's names, the first key's
-// first, for opening a stream any member understands.
+// first, each once, for opening a stream any member understands.
 func (n *Host) protocols(pick func(names) protocol.ID) []protocol.ID {
 	var out []protocol.ID
 	for _, nm := range n.keyNames() {
-		out = append(out, pick(nm))
+		if p := pick(nm); !slices.Contains(out, p) {
+			out = append(out, p)
+		}
 	}
 	return out
+}
+
+// clusterHost returns the host the cluster's gossipsub and DHT run on:
+// in a closed cluster, one that serves proven members only.
+func (n *Host) clusterHost() host.Host {
+	if n.keys == nil {
+		return n.h
+	}
+	return provenHost{Host: n.h, n: n}
 }

@@ -71,7 +71,8 @@ type clusterOptions struct {
 	syncLimits   SyncLimits
 	dropGossip   func(i int) bool // nodes that ignore all gossip
 	keys         func(i int) [][]byte
-	signEvents   bool // nodes sign their events and require signatures
+	signEvents   bool    // nodes sign their events and require signatures
+	dht          DHTMode // DHTAuto: DHTOff
 }
 
 // newCluster starts n members on a mocknet with every pair linked and
@@ -131,7 +132,11 @@ func addNode(t testing.TB, mn mocknet.Mocknet, i int, opts clusterOptions) *test
 	if opts.keys != nil {
 		keys = opts.keys(i)
 	}
-	host, err := New(h, Config{Cluster: "test", Set: set, Clock: clock, DHT: DHTOff, SyncInterval: interval,
+	dht := opts.dht
+	if dht == DHTAuto {
+		dht = DHTOff
+	}
+	host, err := New(h, Config{Cluster: "test", Set: set, Clock: clock, DHT: dht, SyncInterval: interval,
 		SyncLimits: opts.syncLimits, ClusterKeys: keys, SignEvents: opts.signEvents, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)

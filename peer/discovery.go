@@ -70,9 +70,10 @@ func startDiscovery(ctx context.Context, n *Host, cfg Config) (*discovery, error
 	}
 	mode := map[DHTMode]dht.ModeOpt{DHTAuto: dht.ModeAutoServer, DHTClient: dht.ModeClient, DHTServer: dht.ModeServer}[cfg.DHT]
 	var err error
-	// The DHT itself is the cluster name's, whatever its keys: it stays the
-	// same while the keys change. Only the rendezvous is secret.
-	d.dht, err = dht.New(n.h, dht.Mode(mode), dht.ProtocolPrefix(namesFor(cfg.Cluster).dhtPrefix), dht.BootstrapPeers(cfg.Bootstrap...))
+	// The DHT's protocol is the same for every key of a cluster, so that it
+	// stays while the keys change; in a closed cluster it is the same for
+	// every closed cluster, and serves proven members only.
+	d.dht, err = dht.New(n.clusterHost(), dht.Mode(mode), dht.ProtocolPrefix(n.names.dhtPrefix), dht.BootstrapPeers(cfg.Bootstrap...))
 	if err != nil {
 		return d, fmt.Errorf("peer: starting the DHT: %w", err)
 	}

@@ -68,7 +68,6 @@ type Host struct {
 	names   names   // the names this node uses: of its first cluster key, if closed
 	keys    keyring // nil: an open cluster
 	proofs  proofs  // membership proofs of peers, in a closed cluster
-	auth    protocol.ID
 	log     *slog.Logger
 	gater   *Gater
 	members *memberTable
@@ -118,7 +117,6 @@ func New(h host.Host, cfg Config) (_ *Host, err error) {
 		cfg:     cfg,
 		names:   namesFor(cfg.Cluster),
 		keys:    keys,
-		auth:    authProtocol(cfg.Cluster),
 		log:     cfg.Logger.With("node", h.ID().String()),
 		gater:   cfg.Gater,
 		members: newMemberTable(time.Now),
@@ -137,7 +135,7 @@ func New(h host.Host, cfg Config) (_ *Host, err error) {
 	}()
 	if keys != nil {
 		n.names = keys[0].names
-		h.SetStreamHandler(n.auth, n.handleProof)
+		h.SetStreamHandler(authProtocol, n.handleProof)
 	}
 	n.notify = &network.NotifyBundle{ConnectedF: n.onConnected, DisconnectedF: n.onDisconnected}
 	h.Network().Notify(n.notify)
@@ -155,7 +153,7 @@ func New(h host.Host, cfg Config) (_ *Host, err error) {
 	for _, nm := range n.keyNames() {
 		topics = append(topics, nm.topic)
 	}
-	if err := startGossip(ctx, h, n.gossip, topics); err != nil {
+	if err := startGossip(ctx, n.clusterHost(), n.gossip, topics); err != nil {
 		return nil, fmt.Errorf("peer: starting gossip: %w", err)
 	}
 	if err := n.watchProtocols(ctx); err != nil {
@@ -242,7 +240,9 @@ func (n *Host) Close() error {
 			n.h.RemoveStreamHandler(nm.sync)
 			n.h.RemoveStreamHandler(nm.query)
 		}
-		n.h.RemoveStreamHandler(n.auth)
+		if n.keys != nil {
+			n.h.RemoveStreamHandler(authProtocol)
+		}
 		n.cancel()
 		if n.disc != nil {
 			errs = append(errs, n.disc.close())
@@ -279,7 +279,7 @@ func (n *Host) onConnected(_ network.Network, c network.Conn) {
 		go c.Close()
 	}
 	if n.keys != nil {
-		n.goLoop(n.ctx, func(ctx context.Context) { n.verify(ctx, p) })
+		n.proofCheck(p)
 	}
 	switch returned, owed := n.members.connected(p, c.ID()); {
 	case owed:

@@ -5,6 +5,7 @@ package peer
 // hostile peer gets" names each one.
 
 import (
+	"bufio"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -12,13 +13,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/scopemesh/scopemesh/events"
 	"github.com/scopemesh/scopemesh/hlc"
@@ -345,4 +350,123 @@ func TestOriginKeysAreBounded(t *testing.T) {
 	if n > maxOrigins {
 		t.Fatalf("%d origin keys cached, limit %d", n, maxOrigins)
 	}
+}
+
+// An outsider connects to a member of a closed cluster that serves its
+// DHT. It learns neither the cluster's name ("test") nor any name derived
+// from its key: not from identify, not from gossipsub (no subscription
+// reaches it), not from a proof it asks for (no key ID in it).
+func TestHostileOutsiderLearnsNoNames(t *testing.T) {
+	ctx := context.Background()
+	key := newKey(t)
+	mn, nodes := newCluster(t, 2, clusterOptions{keys: func(int) [][]byte { return [][]byte{key} }, dht: DHTServer})
+	victim := nodes[0]
+	ring, _ := newKeyring("test", [][]byte{key})
+	secrets := []string{"/test/", string(ring[0].id[:])}
+	for _, nm := range []names{ring[0].names, namesFor("test")} {
+		secrets = append(secrets, nm.topic, nm.rendezvous, string(nm.dhtPrefix)+"/")
+	}
+	secrets = slices.DeleteFunc(secrets, func(s string) bool { return strings.HasPrefix("/scopemesh/closed/", s) })
+
+	outsider, err := mn.GenPeer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The outsider proves nothing, and only once it has asked for a proof
+	// of its own: the victim cuts it off then.
+	asked := make(chan struct{})
+	outsider.SetStreamHandler(authProtocol, func(s network.Stream) {
+		defer s.Close()
+		<-asked
+		readFrame(bufio.NewReader(s), nonceLen)
+		writeFrame(bufio.NewWriter(s), frameProof, make([]byte, proofEntryLen))
+	})
+	heard := &subscriptionTracer{}
+	if _, err := pubsub.NewGossipSub(ctx, outsider, append(unsignedMessages(), pubsub.WithRawTracer(heard))...); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mn.LinkPeers(outsider.ID(), victim.h.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mn.ConnectPeers(outsider.ID(), victim.h.ID()); err != nil {
+		t.Fatal(err)
+	}
+	var protos []protocol.ID
+	eventually(t, 10*time.Second, "identify to list the victim's protocols", func() bool {
+		protos, _ = outsider.Peerstore().GetProtocols(victim.h.ID())
+		return slices.Contains(protos, authProtocol)
+	})
+	// The outsider asks for a proof while it can.
+	s, err := outsider.NewStream(ctx, victim.h.ID(), authProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := make([]byte, nonceLen)
+	rand.Read(nonce)
+	bw := bufio.NewWriter(s)
+	if err := writeFrame(bw, frameNonce, nonce); err != nil {
+		t.Fatal(err)
+	}
+	_, answer, err := readFrame(bufio.NewReader(s), maxProofKeys*proofEntryLen)
+	close(asked)
+	if err != nil || len(answer) != proofEntryLen {
+		t.Fatalf("the proof answer: %d bytes, %v", len(answer), err)
+	}
+	eventually(t, 10*time.Second, "the victim to refuse the outsider", func() bool { return victim.gater.Refused(outsider.ID()) })
+
+	seen := append(protos, protocol.ID(answer))
+	for _, sub := range heard.topics() {
+		seen = append(seen, protocol.ID(sub))
+	}
+	for _, p := range seen {
+		for _, secret := range secrets {
+			if strings.Contains(string(p), secret) {
+				t.Errorf("the outsider saw %q, which holds %q", p, secret)
+			}
+		}
+	}
+	if topics := heard.topics(); len(topics) != 0 {
+		t.Errorf("the outsider heard of topics %v", topics)
+	}
+	// The members themselves do find each other's topics.
+	meshed(t, nodes)
+}
+
+// subscriptionTracer collects the topics of the subscriptions a gossipsub
+// instance hears of.
+type subscriptionTracer struct {
+	mu   sync.Mutex
+	subs []string
+}
+
+func (*subscriptionTracer) AddPeer(lpeer.ID, protocol.ID)                         {}
+func (*subscriptionTracer) RemovePeer(lpeer.ID)                                   {}
+func (*subscriptionTracer) Join(string)                                           {}
+func (*subscriptionTracer) Leave(string)                                          {}
+func (*subscriptionTracer) Graft(lpeer.ID, string)                                {}
+func (*subscriptionTracer) Prune(lpeer.ID, string)                                {}
+func (*subscriptionTracer) ValidateMessage(*pubsub.Message)                       {}
+func (*subscriptionTracer) DeliverMessage(*pubsub.Message)                        {}
+func (*subscriptionTracer) RejectMessage(*pubsub.Message, string)                 {}
+func (*subscriptionTracer) DuplicateMessage(*pubsub.Message)                      {}
+func (*subscriptionTracer) ThrottlePeer(lpeer.ID)                                 {}
+func (*subscriptionTracer) SendRPC(*pubsub.RPC, lpeer.ID)                         {}
+func (*subscriptionTracer) DropRPC(*pubsub.RPC, lpeer.ID)                         {}
+func (*subscriptionTracer) UndeliverableMessage(*pubsub.Message)                  {}
+func (*subscriptionTracer) OnNewOutboundStream(lpeer.ID, protocol.ID)             {}
+func (*subscriptionTracer) OnClosedOutboundStream(lpeer.ID)                       {}
+func (*subscriptionTracer) SendRPCCompleted(*pubsub.RPC, lpeer.ID, time.Duration) {}
+
+func (s *subscriptionTracer) RecvRPC(rpc *pubsub.RPC) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sub := range rpc.GetSubscriptions() {
+		s.subs = append(s.subs, sub.GetTopicid())
+	}
+}
+
+func (s *subscriptionTracer) topics() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.subs)
 }

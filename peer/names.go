@@ -7,8 +7,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
-// names are the cluster's network names. Every one includes the cluster,
-// so clusters sharing a network (or the DHT) never exchange events.
+// names are the cluster's network names. In an open cluster every one
+// includes the cluster's name, so clusters sharing a network (or the DHT)
+// never exchange events.
 type names struct {
 	topic      string      // gossipsub topic of event batches
 	sync       protocol.ID // stream protocol of reconciliation
@@ -29,5 +30,21 @@ func namesFor(cluster string) names {
 		dhtPrefix:  protocol.ID(base),
 		rendezvous: base + "/members",
 		mdns:       "_sm-" + hex.EncodeToString(digest[:5]) + "._udp", // DNS-SD service names have at most 15 characters
+	}
+}
+
+// closedNames are the names of a closed cluster's key, whose identifier id
+// derives from the key. Only the topic and the DHT rendezvous, which reach
+// proven members alone, use it: the protocols, the DHT's and the mDNS
+// service are the same for every closed cluster, as an outsider sees them
+// before any proof.
+func closedNames(id string) names {
+	return names{
+		topic:      "/scopemesh/" + id + "/events/2",
+		sync:       "/scopemesh/closed/sync/2",
+		query:      "/scopemesh/closed/query/1",
+		dhtPrefix:  "/scopemesh/closed",
+		rendezvous: "/scopemesh/" + id + "/members",
+		mdns:       "_scopemesh._udp",
 	}
 }
