@@ -73,13 +73,20 @@ type Config struct {
 	Bootstrap []string
 
 	// Cluster names the cluster: nodes replicate only with nodes of the same
-	// cluster. Empty means DefaultCluster.
+	// cluster. A node finds the others by itself (mDNS, the DHT) only in a
+	// cluster it names, here or with a ClusterKey, so that two programs
+	// that name none never merge their events because they share a
+	// network. Empty: the node joins only the peers Bootstrap and Connect
+	// give it, in a cluster named DefaultCluster.
 	Cluster string
 
-	// DisableMDNS turns off discovery of peers on the local network.
+	// DisableMDNS turns off discovery of peers on the local network, which
+	// is on in a named cluster.
 	DisableMDNS bool
 
-	// DHT sets how the node uses the DHT to find peers. Zero is DHTAuto.
+	// DHT sets how the node uses the DHT to find peers. Zero is DHTAuto in
+	// a named cluster, DHTOff otherwise; DHTClient and DHTServer need a
+	// named cluster.
 	DHT DHTMode
 
 	// Relays are multiaddrs of relays that nodes behind NAT reserve slots
@@ -87,7 +94,8 @@ type Config struct {
 	Relays []string
 
 	// RelayService makes the node relay connections between other members,
-	// for nodes behind NAT. Give it to nodes with a public address.
+	// for nodes behind NAT, and for no one else. Give it to nodes with a
+	// public address.
 	RelayService bool
 
 	// Reachability, if not ReachabilityAuto, tells the node whether it is
@@ -178,6 +186,10 @@ func (c Config) withDefaults() (Config, error) {
 			}
 		}
 	}
+	named := c.Cluster != "" || c.ClusterKey != nil
+	if !named && (c.DHT == DHTClient || c.DHT == DHTServer) {
+		errs = append(errs, fmt.Errorf("DHT %v needs a Cluster or a ClusterKey: a node that names no cluster finds no one by itself", c.DHT))
+	}
 	if c.Gater != nil && c.Host == nil {
 		errs = append(errs, errors.New("Gater is for a Host of your own; without one the node installs its own"))
 	}
@@ -196,6 +208,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if len(errs) > 0 {
 		return c, fmt.Errorf("scopemesh: invalid config: %w", errors.Join(errs...))
+	}
+	if !named {
+		c.DisableMDNS, c.DHT = true, DHTOff
 	}
 	if c.Cluster == "" {
 		c.Cluster = DefaultCluster

@@ -13,8 +13,8 @@ import (
 // A request recorded as two events of one trace, then read back.
 func Example() {
 	ctx := context.Background()
-	// An in-memory node that looks for no peers.
-	node, err := scopemesh.Open(ctx, scopemesh.Config{DisableMDNS: true, DHT: scopemesh.DHTOff})
+	// An in-memory node of no named cluster: it looks for no peers.
+	node, err := scopemesh.Open(ctx, scopemesh.Config{})
 	if err != nil {
 		log.Fatal(err)
 	}

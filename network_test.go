@@ -108,13 +108,21 @@ func TestMDNSFindsLocalPeers(t *testing.T) {
 		netns.Run(t)
 		return
 	}
-	var nodes []*Node
+	var nodes, strangers []*Node
 	for range 2 {
 		cfg := isolated(t, Config{})
 		cfg.DisableMDNS = false
 		nodes = append(nodes, open(t, cfg))
+		// Nodes that name no cluster, as a program that sets nothing but
+		// a DataDir opens them, look for no one.
+		strangers = append(strangers, open(t, Config{ListenAddrs: cfg.ListenAddrs}))
 	}
 	eventually(t, 20*time.Second, "the two nodes to find each other", func() bool { return connectedToAll(nodes, nodes, false) })
+	for _, s := range strangers {
+		if st := s.Status(); st.Connected != 0 || len(st.Peers) != 0 {
+			t.Fatalf("a node of no cluster found peers by itself: %+v", st.Peers)
+		}
+	}
 }
 
 func TestPrivateDHTFromOneBootstrapAddress(t *testing.T) {

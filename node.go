@@ -93,9 +93,13 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		allow[i], _ = lpeer.Decode(id) // checked by withDefaults
 	}
 	h, gater := cfg.Host, cfg.Gater
+	var relayACL *peer.RelayACL
 	if h == nil {
 		gater = peer.NewGater(allow...)
-		if h, err = newHost(ctx, cfg, ds, gater); err != nil {
+		if cfg.RelayService {
+			relayACL = peer.NewRelayACL()
+		}
+		if h, err = newHost(ctx, cfg, ds, gater, relayACL); err != nil {
 			return nil, err
 		}
 	}
@@ -128,6 +132,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		ClusterKeys:  keys,
 		AllowPeers:   allow,
 		SignEvents:   cfg.SignEvents,
+		RelayACL:     relayACL,
 	})
 	if err != nil {
 		if cfg.Host == nil {
@@ -139,7 +144,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 }
 
 // newHost builds the node's libp2p host with its persistent identity.
-func newHost(ctx context.Context, cfg Config, ds datastore.Datastore, gater *peer.Gater) (host.Host, error) {
+func newHost(ctx context.Context, cfg Config, ds datastore.Datastore, gater *peer.Gater, relayACL *peer.RelayACL) (host.Host, error) {
 	key, err := loadIdentity(ctx, cfg, ds)
 	if err != nil {
 		return nil, err
@@ -150,6 +155,7 @@ func newHost(ctx context.Context, cfg Config, ds datastore.Datastore, gater *pee
 		ListenAddrs:  cfg.ListenAddrs,
 		Relays:       relays,
 		RelayService: cfg.RelayService,
+		RelayACL:     relayACL,
 		Reachability: cfg.Reachability,
 		Gater:        gater,
 	})

@@ -56,6 +56,9 @@ type Config struct {
 	// SignEvents makes the node accept only events signed by their origin
 	// (events.Sign with the origin's Ed25519 identity).
 	SignEvents bool
+	// RelayACL, if the host relays for others, is the ACL it was built
+	// with (HostOptions.RelayACL): New binds it to the cluster's members.
+	RelayACL *RelayACL
 }
 
 // Host runs a node's part of the cluster on a libp2p host: discovery,
@@ -177,6 +180,9 @@ func New(h host.Host, cfg Config) (_ *Host, err error) {
 	n.goLoop(ctx, n.redialLoop)
 	if n.disc, err = startDiscovery(ctx, n, cfg); err != nil {
 		return nil, err
+	}
+	if cfg.RelayACL != nil {
+		cfg.RelayACL.host.Store(n)
 	}
 	return n, nil
 }
@@ -380,6 +386,12 @@ func (n *Host) admitted(a admission) {
 
 // memberTag marks the connections of members in the connection manager.
 const memberTag = "scopemesh-member"
+
+// identified reports whether identify has told which protocols p speaks.
+func (n *Host) identified(p lpeer.ID) bool {
+	protos, err := n.h.Peerstore().GetProtocols(p)
+	return err == nil && len(protos) > 0
+}
 
 // ParseAddr reads a multiaddr that ends in /p2p/<peer ID>.
 func ParseAddr(addr string) (lpeer.AddrInfo, error) {

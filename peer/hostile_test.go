@@ -24,6 +24,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 
 	"github.com/scopemesh/scopemesh/events"
 	"github.com/scopemesh/scopemesh/hlc"
@@ -469,4 +471,42 @@ func (s *subscriptionTracer) topics() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.subs)
+}
+
+// A node's relay service reserves slots for members only: a stranger that
+// connects and asks is refused, a member that joins is served.
+func TestHostileRelayServesMembersOnly(t *testing.T) {
+	ctx := context.Background()
+	mn, nodes := newCluster(t, 2, clusterOptions{})
+	relayNode, member := nodes[0], nodes[1]
+	acl := NewRelayACL()
+	acl.host.Store(relayNode.Host)
+	r, err := relay.New(relayNode.h, relay.WithInfiniteLimits(), relay.WithACL(acl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	at := lpeer.AddrInfo{ID: relayNode.h.ID(), Addrs: relayNode.h.Addrs()}
+
+	stranger, err := mn.GenPeer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mn.LinkPeers(stranger.ID(), relayNode.h.ID()); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := client.Reserve(ctx, stranger, at); err == nil {
+		t.Fatal("a stranger reserved a slot on a member's relay")
+	}
+	if took := time.Since(start); took > relayWait/2 {
+		t.Errorf("the stranger's refusal took %v: the relay waited for it as for a candidate", took)
+	}
+	eventually(t, 10*time.Second, "the member to be admitted", func() bool { return relayNode.members.isMember(member.h.ID()) })
+	if _, err := client.Reserve(ctx, member.h, at); err != nil {
+		t.Fatalf("a member's reservation: %v", err)
+	}
+	if acl.AllowConnect(stranger.ID(), nil, member.h.ID()) {
+		t.Error("a stranger may open a circuit to a member")
+	}
 }

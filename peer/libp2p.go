@@ -9,6 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
@@ -45,6 +46,7 @@ type HostOptions struct {
 	ListenAddrs  []string         // empty: DefaultListenAddrs
 	Relays       []lpeer.AddrInfo // static relays to reserve a slot on when behind NAT
 	RelayService bool             // relay connections for other members
+	RelayACL     *RelayACL        // who the relay service serves; nil: no one
 	Reachability Reachability
 	Gater        *Gater // refuses disconnected peers; nil: none
 }
@@ -90,13 +92,19 @@ func NewLibp2pHost(o HostOptions) (host.Host, error) {
 		opts = append(opts, libp2p.NATPortMap())
 	}
 	if len(o.Relays) > 0 {
-		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(mergeAddrInfos(o.Relays)))
+		// A relay refuses a node's reservation until the node is a
+		// member there: try again within a minute, not libp2p's hour.
+		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(mergeAddrInfos(o.Relays), autorelay.WithBackoff(time.Minute)))
 	}
 	if o.RelayService {
 		// A cluster's own relay carries replication, not just the hole
 		// punching handshake: lift the default 2 minute / 128 KiB cap on
-		// relayed connections.
-		opts = append(opts, libp2p.EnableRelayService(relay.WithInfiniteLimits()), libp2p.EnableNATService())
+		// relayed connections, for members only.
+		acl := o.RelayACL
+		if acl == nil {
+			acl = NewRelayACL()
+		}
+		opts = append(opts, libp2p.EnableRelayService(relay.WithInfiniteLimits(), relay.WithACL(acl)), libp2p.EnableNATService())
 	}
 	switch o.Reachability {
 	case ReachabilityPublic:

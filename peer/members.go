@@ -236,6 +236,18 @@ func (t *memberTable) isMember(p lpeer.ID) bool {
 	return ok && m.Member && !m.Refused
 }
 
+// standing reports whether p is a member or wanted peer, not refused, and
+// whether it is a candidate.
+func (t *memberTable) standing(p lpeer.ID) (member, candidate bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	m, ok := t.peers[p]
+	if !ok || m.Refused {
+		return false, false
+	}
+	return m.Member || m.wanted, m.candidate
+}
+
 // want marks p to be re-dialled while unreachable, and no longer refused.
 func (t *memberTable) want(p lpeer.ID) {
 	t.mu.Lock()
