@@ -9,37 +9,44 @@ import (
 )
 
 // QueryCluster runs f on the local replica and on every cluster member this
-// node knows of, and merges the answers: each event once, in (HLC, ID)
-// order, f.Limit of them, with the cursor of the next page in Result.Next.
-// Members that are unreachable, slow past ctx's deadline (10s if it has
-// none) or answer badly are listed in Result.Peers with the reason, and
-// Result.Complete is then false; the answer holds what the others know.
+// node knows of, and merges the answers as they arrive: each event once, in
+// (HLC, ID) order, f.Limit of them, with the cursor of the next page in
+// Result.Next. A Limit above query.MaxRemoteLimit is lowered to it: page
+// with Result.Next for more. Members that are unreachable, slow past ctx's
+// deadline (10s if it has none), answer badly or send more than their
+// share of the query's byte budget are listed in Result.Peers with the
+// reason, and Result.Complete is then false; the answer holds what the
+// others know, and what a member cut off sent before.
 func (n *Node) QueryCluster(ctx context.Context, f query.Filter) (query.Result, error) {
 	if err := f.Validate(); err != nil {
 		return query.Result{}, err
 	}
-	local, err := query.Local(ctx, n.set, f)
-	if err != nil {
+	f.Limit = min(f.Limit, query.MaxRemoteLimit)
+	m := query.NewMerger(f)
+	if err := query.Each(ctx, n.set, f, func(e events.Event) bool {
+		m.Add(e)
+		return true
+	}); err != nil {
 		return query.Result{}, fmt.Errorf("scopemesh: querying the local replica: %w", err)
 	}
 	connected, unreachable := n.net.Members()
-	peers, found := n.net.QueryPeers(ctx, f, connected)
-	res := query.Result{Peers: peers, Complete: len(unreachable) == 0}
+	res := query.Result{Peers: n.net.QueryPeers(ctx, f, connected, m), Complete: len(unreachable) == 0}
 	for _, p := range unreachable {
 		res.Peers = append(res.Peers, query.PeerAnswer{ID: p.String(), Err: "unreachable"})
 	}
-	for _, a := range peers {
+	for _, a := range res.Peers {
 		res.Complete = res.Complete && a.Answered
 	}
-	res.Events, res.Next = query.Merge(f, append(found, local)...)
+	res.Events, res.Next = m.Result()
 	return res, nil
 }
 
 // Trace returns every event of trace id the cluster holds, as a causal
 // tree: from the local replica and every member that answers (see
-// QueryCluster). Trace.Complete says whether every member answered.
+// QueryCluster), a page of query.MaxRemoteLimit events at a time.
+// Trace.Complete says whether every member answered every page.
 func (n *Node) Trace(ctx context.Context, id events.TraceID) (query.Trace, error) {
-	f := query.Filter{Correlation: id, Limit: query.MaxLimit}
+	f := query.Filter{Correlation: id, Limit: query.MaxRemoteLimit}
 	var all []events.Event
 	complete := true
 	var peers []query.PeerAnswer

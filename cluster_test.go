@@ -275,3 +275,32 @@ func TestSubscribeDeliversRemoteEvents(t *testing.T) {
 		t.Fatalf("Next = %v, %v; want the remote event %v", got.ID, err, sent.ID)
 	}
 }
+
+// TestClusterQueryPagesAtTheRemoteLimit: a cluster query asks for at most
+// query.MaxRemoteLimit events, however many the filter names, and Trace
+// pages through a trace that holds more.
+func TestClusterQueryPagesAtTheRemoteLimit(t *testing.T) {
+	ctx := events.ContextWithTrace(context.Background(), events.NewTraceID())
+	trace, _ := events.TraceFromContext(ctx)
+	n := open(t, isolated(t, Config{}))
+	const count = query.MaxRemoteLimit + 5
+	for range count {
+		if _, err := n.Record(ctx, events.Event{Kind: "step"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := n.QueryCluster(ctx, query.Filter{Correlation: trace, Limit: query.MaxLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Events) != query.MaxRemoteLimit || res.Next.IsZero() || !res.Complete {
+		t.Fatalf("a cluster query of %d events with Limit %d: %d events, next %v, complete %v", count, query.MaxLimit, len(res.Events), res.Next, res.Complete)
+	}
+	tr, err := n.Trace(ctx, trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tr.Events) != count || !tr.Complete {
+		t.Fatalf("trace of %d events (complete %v), want %d", len(tr.Events), tr.Complete, count)
+	}
+}

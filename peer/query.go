@@ -1,15 +1,18 @@
 package peer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/scopemesh/scopemesh/events"
 	"github.com/scopemesh/scopemesh/query"
@@ -21,22 +24,44 @@ import (
 // side may send a frameError instead.
 const frameQuery byte = 8
 
-// Query service bounds.
+// Query service bounds. Answers are sent as the scan finds their events,
+// so what a query holds does not grow with what it asks for; and what a
+// query receives is bounded whatever its peers send.
 const (
-	queriesPerPeer      = 4                // served at once for one asking peer
-	queriesServed       = 32               // served at once in all
-	maxAnswerBytes      = 64 << 20         // read from one peer for one query
-	defaultQueryTimeout = 10 * time.Second // when the caller's context has no deadline
+	queriesPerPeer      = 4                  // served at once for one asking peer
+	queriesServed       = 32                 // served at once in all
+	maxAnswerBytes      = 16 << 20           // one answer sends, counted by answerCharge
+	answerMemory        = 16 << 20           // the batches all answers build and send at once
+	batchMemory         = 2 * pushBatchBytes // one batch holds: its events, then their encoding
+	queryBudget         = 64 << 20           // one query receives, counted by answerCharge and split evenly among the peers asked
+	defaultQueryTimeout = 10 * time.Second   // when the caller's context has no deadline
+)
+
+// Query deadlines, so that a peer that neither asks nor reads loses its
+// slot within seconds. Variables: tests shorten them.
+var (
+	queryRequestTimeout = 2 * time.Second // for the asker's query to arrive
+	queryWriteTimeout   = 5 * time.Second // for the asker to take each frame of the answer
 )
 
 // ErrQueryBusy reports a peer that serves too many queries to take one more.
 var ErrQueryBusy = errors.New("peer: too many queries in progress")
 
-// queryGate bounds the queries served at once.
+// ErrQueryLimit reports a query whose Limit is above query.MaxRemoteLimit,
+// which peers refuse.
+var ErrQueryLimit = errors.New("peer: query limit above what peers answer")
+
+// ErrAnswerTooLarge reports a query answer cut off at a byte budget: the
+// answering peer's, or the asker's share of its query's.
+var ErrAnswerTooLarge = errors.New("peer: query answer too large")
+
+// queryGate bounds the queries served at once, and the memory their
+// answers hold.
 type queryGate struct {
 	mu     sync.Mutex
 	total  int
 	byPeer map[lpeer.ID]int
+	memory *semaphore.Weighted // set by the first enter; answerMemory bytes
 }
 
 func (g *queryGate) enter(p lpeer.ID) bool {
@@ -44,6 +69,7 @@ func (g *queryGate) enter(p lpeer.ID) bool {
 	defer g.mu.Unlock()
 	if g.byPeer == nil {
 		g.byPeer = make(map[lpeer.ID]int)
+		g.memory = semaphore.NewWeighted(answerMemory)
 	}
 	if g.total >= queriesServed || g.byPeer[p] >= queriesPerPeer {
 		return false
@@ -62,6 +88,26 @@ func (g *queryGate) leave(p lpeer.ID) {
 	}
 }
 
+// within runs op and resets s if op has not returned after d: a deadline
+// that holds on every transport (mocknet ignores SetDeadline).
+func within(s network.Stream, d time.Duration, op func() error) error {
+	t := time.AfterFunc(d, func() { s.Reset() })
+	defer t.Stop()
+	return op()
+}
+
+// answerCharge is what a batch of an answer counts against the byte
+// budgets: the larger of its size on the wire and its events' encoded
+// size, which compression may make larger and which the asker holds once
+// it decodes them. Both sides count the same.
+func answerCharge(batch int, xs []events.Encoded) int {
+	size := 0
+	for _, x := range xs {
+		size += len(x.Wire())
+	}
+	return max(batch, size)
+}
+
 // handleQuery answers a peer's query from the local replica.
 func (n *Host) handleQuery(raw network.Stream) {
 	p, ok := n.accept(raw)
@@ -69,10 +115,9 @@ func (n *Host) handleQuery(raw network.Stream) {
 		return
 	}
 	defer n.wg.Done()
-	defer raw.Close()
 	s := newStream(raw, n.syncLimits)
 	if !n.queries.enter(p) {
-		s.send(frameError, []byte(ErrQueryBusy.Error()))
+		endQuery(raw, s, ErrQueryBusy)
 		return
 	}
 	defer n.queries.leave(p)
@@ -81,28 +126,134 @@ func (n *Host) handleQuery(raw network.Stream) {
 	stop := context.AfterFunc(ctx, func() { raw.Reset() })
 	defer stop()
 
-	_, payload, err := s.recv(frameQuery)
-	var f query.Filter
+	f, err := readQuery(raw, s)
 	if err == nil {
-		f, err = query.UnmarshalFilter(payload)
+		err = n.answer(ctx, raw, s, f)
 	}
-	var found []events.Event
-	if err == nil {
-		found, err = query.Local(ctx, n.cfg.Set, f)
-	}
+	endQuery(raw, s, err)
+}
+
+// readQuery reads the asker's query, which must arrive within
+// queryRequestTimeout.
+func readQuery(raw network.Stream, s *stream) (query.Filter, error) {
+	var typ byte
+	var payload []byte
+	err := within(raw, queryRequestTimeout, func() (err error) {
+		typ, payload, err = readFrame(s.r, query.MaxFilterBytes)
+		return err
+	})
 	if err != nil {
-		s.send(frameError, []byte(err.Error()))
+		return query.Filter{}, err
+	}
+	if typ != frameQuery {
+		return query.Filter{}, fmt.Errorf("%w: type %d, want a query", ErrFrame, typ)
+	}
+	f, err := query.UnmarshalFilter(payload)
+	if err == nil && f.Limit > query.MaxRemoteLimit {
+		err = fmt.Errorf("%w: Limit %d, at most %d: page with Filter.After", ErrQueryLimit, f.Limit, query.MaxRemoteLimit)
+	}
+	return f, err
+}
+
+// endQuery ends an answer with a frameEnd, or with a frameError saying
+// why not, and closes the stream, within the write deadline.
+func endQuery(raw network.Stream, s *stream, err error) {
+	typ, payload := frameEnd, []byte(nil)
+	if err != nil {
+		typ, payload = frameError, []byte(err.Error())
+	}
+	if within(raw, queryWriteTimeout, func() error { return s.send(typ, payload) }) != nil {
+		raw.Reset()
 		return
 	}
-	if err := n.sendBatches(s.channel(), found, func(batch []byte, _ int) error { return s.send(frameEvents, batch) }); err == nil {
-		s.send(frameEnd, nil)
+	within(raw, queryWriteTimeout, raw.Close)
+}
+
+// answer sends the events of the local replica that match f.
+func (n *Host) answer(ctx context.Context, raw network.Stream, s *stream, f query.Filter) error {
+	a := &answerStream{n: n, raw: raw, s: s}
+	defer a.release()
+	var sendErr error
+	err := query.Each(ctx, n.cfg.Set, f, func(e events.Event) bool {
+		sendErr = a.add(ctx, e)
+		return sendErr == nil
+	})
+	if err := cmp.Or(sendErr, err); err != nil {
+		return err
+	}
+	return a.flush()
+}
+
+// answerStream sends an answer as the scan finds its events, in batches of
+// about pushBatchBytes. Each batch takes batchMemory of the node's
+// answerMemory from its first event until it is written, and the asker
+// must take it within queryWriteTimeout. The answer stops at
+// maxAnswerBytes.
+type answerStream struct {
+	n     *Host
+	raw   network.Stream
+	s     *stream
+	batch []events.Encoded
+	size  int  // encoded bytes of batch
+	sent  int  // answerCharge of the batches sent
+	held  bool // batchMemory is taken
+}
+
+func (a *answerStream) add(ctx context.Context, e events.Event) error {
+	if !a.held {
+		if err := a.n.queries.memory.Acquire(ctx, batchMemory); err != nil {
+			return err
+		}
+		a.held = true
+	}
+	x, err := a.n.replica.limits.Encode(e)
+	if err != nil {
+		return err
+	}
+	a.batch = append(a.batch, x)
+	a.size += len(x.Wire())
+	if a.size >= pushBatchBytes || len(a.batch) >= a.n.maxBatchEvents() {
+		return a.flush()
+	}
+	return nil
+}
+
+// flush sends the batch begun, if any.
+func (a *answerStream) flush() error {
+	if len(a.batch) == 0 {
+		return nil
+	}
+	defer a.release()
+	data, err := a.n.replica.encodeEncoded(a.s.channel(), a.batch)
+	charge := answerCharge(len(data), a.batch)
+	clear(a.batch) // the events are in data now
+	a.batch, a.size = a.batch[:0], 0
+	if err != nil {
+		return fmt.Errorf("peer: encoding a batch: %w", err)
+	}
+	if a.sent += charge; a.sent > maxAnswerBytes {
+		return fmt.Errorf("%w: over %d bytes: narrow the filter", ErrAnswerTooLarge, maxAnswerBytes)
+	}
+	return within(a.raw, queryWriteTimeout, func() error { return a.s.send(frameEvents, data) })
+}
+
+func (a *answerStream) release() {
+	if a.held {
+		a.n.queries.memory.Release(batchMemory)
+		a.held = false
 	}
 }
 
-// QueryPeers sends f to each of peers and returns their answers in the
-// same order. A peer that does not answer in time, or answers with garbage
-// or more than it should, has an answer with Err set and no events.
-func (n *Host) QueryPeers(ctx context.Context, f query.Filter, peers []lpeer.ID) ([]query.PeerAnswer, [][]events.Event) {
+// QueryPeers sends f to each of peers, merges their answers into m as
+// their events arrive, and returns how each peer answered, in the order of
+// peers. A peer that does not answer in time, answers with garbage, with
+// events the filter does not match or more than it asked for, or sends
+// more than its share of the query's byte budget (64 MiB, split evenly
+// among peers) is cut off and its answer has Err set; the batches it sent
+// before were checked and stay merged. Peers refuse a Limit above
+// query.MaxRemoteLimit. m must not be used elsewhere until QueryPeers
+// returns.
+func (n *Host) QueryPeers(ctx context.Context, f query.Filter, peers []lpeer.ID, m *query.Merger) []query.PeerAnswer {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, defaultQueryTimeout)
@@ -110,7 +261,15 @@ func (n *Host) QueryPeers(ctx context.Context, f query.Filter, peers []lpeer.ID)
 	}
 	req, err := query.MarshalFilter(f)
 	answers := make([]query.PeerAnswer, len(peers))
-	found := make([][]events.Event, len(peers))
+	var mu sync.Mutex // guards m
+	add := func(evs []events.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range evs {
+			m.Add(e)
+		}
+	}
+	share := queryBudget / max(len(peers), 1)
 	var wg sync.WaitGroup
 	for i, p := range peers {
 		answers[i].ID = p.String()
@@ -122,61 +281,77 @@ func (n *Host) QueryPeers(ctx context.Context, f query.Filter, peers []lpeer.ID)
 		go func() {
 			defer wg.Done()
 			start := time.Now()
-			evs, err := n.askPeer(ctx, p, req, f)
-			answers[i].Latency = time.Since(start)
+			count, err := n.askPeer(ctx, p, req, f, share, add)
+			answers[i].Latency, answers[i].Count = time.Since(start), count
 			if err != nil {
 				answers[i].Err = err.Error()
 				return
 			}
-			answers[i].Answered, answers[i].Count, found[i] = true, len(evs), evs
+			answers[i].Answered = true
 		}()
 	}
 	wg.Wait()
-	return answers, found
+	return answers
 }
 
-// askPeer runs one query on one peer.
-func (n *Host) askPeer(ctx context.Context, p lpeer.ID, req []byte, f query.Filter) ([]events.Event, error) {
+// askPeer runs one query on one peer and hands the events of each batch of
+// its answer to add, once the whole batch is checked. It returns how many
+// events it handed over.
+func (n *Host) askPeer(ctx context.Context, p lpeer.ID, req []byte, f query.Filter, share int, add func([]events.Event)) (count int, err error) {
 	raw, err := n.h.NewStream(network.WithAllowLimitedConn(ctx, "scopemesh-query"), p, n.protocols(func(nm names) protocol.ID { return nm.query })...)
 	if err != nil {
-		return nil, fmt.Errorf("unreachable: %w", err)
+		return 0, fmt.Errorf("unreachable: %w", err)
 	}
-	defer raw.Close()
+	defer func() {
+		if err != nil {
+			raw.Reset() // a peer cut off stops sending at once
+		} else {
+			raw.Close()
+		}
+	}()
 	stop := context.AfterFunc(ctx, func() { raw.Reset() })
 	defer stop()
-	s := newStream(raw, SyncLimits{Bytes: maxAnswerBytes})
+	// share bounds what the answer may bring, not the stream's byte count.
+	s := newStream(raw, SyncLimits{Bytes: math.MaxInt64})
 	if err := s.send(frameQuery, req); err != nil {
-		return nil, err
+		return 0, err
 	}
 	limit := f.Limit
 	if limit == 0 {
 		limit = query.DefaultLimit
 	}
-	var out []events.Event
+	var xs []events.Encoded
+	var evs []events.Event
+	received := 0
 	for {
 		typ, payload, err := s.recv(frameEvents, frameEnd)
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, fmt.Errorf("no answer in time: %w", ctx.Err())
+				return count, fmt.Errorf("no answer in time: %w", ctx.Err())
 			}
-			return nil, err
+			return count, err
 		}
 		if typ == frameEnd {
-			return out, nil
+			return count, nil
 		}
-		xs, err := n.replica.decode(nil, s.channel(), payload, nil)
-		if err != nil {
-			return nil, fmt.Errorf("peer: a query answer: %w", err)
+		if xs, err = n.replica.decode(xs[:0], s.channel(), payload, nil); err != nil {
+			return count, fmt.Errorf("peer: a query answer: %w", err)
 		}
+		if received += answerCharge(len(payload), xs); received > share {
+			return count, fmt.Errorf("%w: cut off over %d bytes, its share of the query's %d", ErrAnswerTooLarge, share, queryBudget)
+		}
+		if count+len(xs) > limit {
+			return count, fmt.Errorf("%w: more than the %d events asked for", ErrFrame, limit)
+		}
+		evs = evs[:0]
 		for _, x := range xs {
 			e := x.Event()
 			if !f.Match(e) {
-				return nil, fmt.Errorf("%w: a query answer holds an event the filter does not match", ErrFrame)
+				return count, fmt.Errorf("%w: a query answer holds an event the filter does not match", ErrFrame)
 			}
-			out = append(out, e)
+			evs = append(evs, e)
 		}
-		if len(out) > limit {
-			return nil, fmt.Errorf("%w: more than the %d events asked for", ErrFrame, limit)
-		}
+		add(evs)
+		count += len(evs)
 	}
 }

@@ -15,6 +15,11 @@ const (
 	DefaultLimit = 1000    // results of a query whose Limit is 0
 	MaxLimit     = 100_000 // the largest Limit accepted
 	MaxValues    = 64      // the most Nodes, Kinds or Attrs a filter may name
+
+	// MaxRemoteLimit is the largest Limit peers answer, and so of a
+	// cluster query (Node.QueryCluster lowers a larger one to it): its
+	// answers cross the network, and the asker merges them in memory.
+	MaxRemoteLimit = 10_000
 )
 
 // ErrInvalidFilter reports a filter that cannot be run; the wrapping error
@@ -30,7 +35,7 @@ type Filter struct {
 	Attrs       map[string]string // every pair must be among the event's Attrs
 	Since       hlc.Timestamp     // events at or after it; zero: no bound
 	Until       hlc.Timestamp     // events before it; zero: no bound
-	Limit       int               // most events returned; 0: DefaultLimit
+	Limit       int               // most events returned; 0: DefaultLimit; at most MaxRemoteLimit from peers
 	After       crdt.Key          // resume after this key in result order; zero: from the start
 	Descending  bool              // newest first
 }

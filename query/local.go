@@ -1,7 +1,10 @@
 package query
 
 import (
+	"cmp"
+	"container/heap"
 	"context"
+	"iter"
 	"slices"
 
 	"github.com/scopemesh/scopemesh/crdt"
@@ -40,51 +43,111 @@ func choosePlan(s *crdt.Set, f Filter, r crdt.Range) plan {
 // Local runs f against the set and returns the matching events in key order
 // (newest first if f.Descending), at most f's limit of them.
 func Local(ctx context.Context, s *crdt.Set, f Filter) ([]events.Event, error) {
-	if err := f.Validate(); err != nil {
+	var out []events.Event
+	if err := Each(ctx, s, f, func(e events.Event) bool {
+		out = append(out, e)
+		return true
+	}); err != nil {
 		return nil, err
 	}
-	r, limit := f.keyRange(), f.limit()
+	return out, nil
+}
+
+// Each calls fn with the events of the set that match f, in key order
+// (newest first if f.Descending), at most f's limit of them, until fn
+// returns false. It reads the set as fn asks for more, so a caller that
+// streams the events on holds one at a time, not the whole answer.
+func Each(ctx context.Context, s *crdt.Set, f Filter, fn func(events.Event) bool) error {
+	if err := f.Validate(); err != nil {
+		return err
+	}
+	r, left := f.keyRange(), f.limit()
+	var ended error // ctx's, if it ended the scan
+	yield := func(e events.Event) bool {
+		if ended = ctx.Err(); ended != nil {
+			return false
+		}
+		if !f.Match(e) {
+			return true
+		}
+		left--
+		return fn(e) && left > 0
+	}
 	p := choosePlan(s, f, r)
 	if p.values == nil {
-		return collect(limit, f, func(fn func(events.Event) bool) error {
-			return s.Scan(ctx, r, f.Descending, fn)
-		})
+		return cmp.Or(s.Scan(ctx, r, f.Descending, yield), ended)
 	}
-	// Each value's scan is in key order; merge them and keep the first
-	// limit.
-	var out []events.Event
-	for _, v := range slices.Compact(slices.Sorted(slices.Values(p.values))) {
-		found, err := collect(limit, f, func(fn func(events.Event) bool) error {
+	// Each value's scan is in key order, and no event is listed under two
+	// values of one index: merging the scans gives the order of the whole.
+	values := slices.Compact(slices.Sorted(slices.Values(p.values)))
+	scans := make([]func(func(events.Event) bool) error, len(values))
+	for i, v := range values {
+		scans[i] = func(fn func(events.Event) bool) error {
 			return s.ScanIndex(ctx, p.index, v, r, f.Descending, fn)
-		})
-		if err != nil {
-			return nil, err
 		}
-		out = append(out, found...)
 	}
-	Sort(out, f.Descending)
-	return out[:min(len(out), limit)], nil
+	return cmp.Or(mergeScans(scans, f.Descending, yield), ended)
 }
 
-// collect runs scan and keeps the first limit events that match f.
-func collect(limit int, f Filter, scan func(func(events.Event) bool) error) ([]events.Event, error) {
-	var out []events.Event
-	err := scan(func(e events.Event) bool {
-		if f.Match(e) {
-			out = append(out, e)
+// mergeScans calls yield with the events of scans, each in key order
+// (reverse order if descending), merged into one such order, until yield
+// returns false or a scan fails. Each scan runs as a coroutine (iter.Pull)
+// one event ahead of the merge.
+func mergeScans(scans []func(func(events.Event) bool) error, descending bool, yield func(events.Event) bool) error {
+	if len(scans) == 1 {
+		return scans[0](yield)
+	}
+	heads := make([]*scanHead, len(scans))
+	for i, scan := range scans {
+		c := &scanHead{}
+		c.next, c.stop = iter.Pull(func(fn func(events.Event) bool) { c.err = scan(fn) })
+		heads[i] = c
+	}
+	defer func() {
+		for _, c := range heads {
+			c.stop()
 		}
-		return len(out) < limit
-	})
-	return out, err
+	}()
+	h := keyHeap[*scanHead]{descending: descending}
+	for _, c := range heads {
+		if c.advance() {
+			h.items = append(h.items, c)
+		} else if c.err != nil {
+			return c.err
+		}
+	}
+	heap.Init(&h)
+	for h.Len() > 0 {
+		c := h.items[0]
+		if !yield(c.e) {
+			return nil
+		}
+		switch {
+		case c.advance():
+			heap.Fix(&h, 0)
+		case c.err != nil:
+			return c.err
+		default:
+			heap.Pop(&h)
+		}
+	}
+	return nil
 }
 
-// Sort orders evs by key, or by reverse key if descending.
-func Sort(evs []events.Event, descending bool) {
-	slices.SortFunc(evs, func(a, b events.Event) int {
-		c := crdt.KeyOf(a).Compare(crdt.KeyOf(b))
-		if descending {
-			return -c
-		}
-		return c
-	})
+// scanHead is a scan paused at its next event.
+type scanHead struct {
+	next func() (events.Event, bool)
+	stop func()
+	e    events.Event
+	key  crdt.Key
+	err  error // the scan's, once next has reported its end
+}
+
+func (c *scanHead) heapKey() crdt.Key { return c.key }
+
+// advance moves c to the scan's next event, or reports false at its end.
+func (c *scanHead) advance() bool {
+	e, ok := c.next()
+	c.e, c.key = e, crdt.KeyOf(e)
+	return ok
 }

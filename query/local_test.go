@@ -64,6 +64,8 @@ func TestLocalMatchesNaive(t *testing.T) {
 		"correlation":               {Correlation: trace},
 		"one node":                  {Nodes: []string{g.Nodes()[2]}, Limit: MaxLimit},
 		"two nodes":                 {Nodes: []string{g.Nodes()[0], g.Nodes()[3]}, Limit: 300},
+		"three nodes descending":    {Nodes: []string{g.Nodes()[0], g.Nodes()[2], g.Nodes()[3]}, Descending: true, Limit: 300},
+		"kinds descending, cursor":  {Kinds: []string{"db.query", "rpc.call"}, Descending: true, After: crdt.KeyOf(sorted[2000]), Limit: 5000},
 		"kinds":                     {Kinds: []string{"db.query", "rpc.call"}, Limit: 5000},
 		"attrs, all must match":     {Attrs: map[string]string{"method": "GET", "status": "500"}, Limit: 5000},
 		"since":                     {Since: late, Limit: 5000},
@@ -176,5 +178,78 @@ func TestInvalidFilters(t *testing.T) {
 		if _, err := Local(context.Background(), s, f); !errors.Is(err, ErrInvalidFilter) {
 			t.Errorf("%s: error %v, want ErrInvalidFilter", name, err)
 		}
+	}
+}
+
+func TestEachStopsWhenAskedOrCancelled(t *testing.T) {
+	g := fixture.New(33, 4)
+	s := newSet(t, g.Batch(2000))
+	f := Filter{Nodes: []string{g.Nodes()[0], g.Nodes()[1]}, Limit: 500}
+	if p := choosePlan(s, f, f.keyRange()); len(p.values) != 2 {
+		t.Fatalf("plan %+v, want a merge of two node scans", p)
+	}
+	all, err := Local(context.Background(), s, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []events.Event
+	if err := Each(context.Background(), s, f, func(e events.Event) bool {
+		got = append(got, e)
+		return len(got) < 7
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(ids(got), ids(all[:7])) {
+		t.Fatalf("stopped after %d events, want the first 7", len(got))
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	seen := 0
+	err = Each(ctx, s, f, func(events.Event) bool {
+		if seen++; seen == 10 {
+			cancel()
+		}
+		return true
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Each after its context ended: %v, want context.Canceled", err)
+	}
+}
+
+// TestMergeScansReportsAFailingScan: a scan that fails ends the merge with
+// its error, before any event that should come after its last.
+func TestMergeScansReportsAFailingScan(t *testing.T) {
+	evs := fixture.New(35, 1).Batch(20)
+	Sort(evs, false)
+	boom := errors.New("boom")
+	scan := func(from []events.Event, err error) func(func(events.Event) bool) error {
+		return func(yield func(events.Event) bool) error {
+			for _, e := range from {
+				if !yield(e) {
+					return nil
+				}
+			}
+			return err
+		}
+	}
+	var odd, even []events.Event
+	for i, e := range evs {
+		if i%2 == 0 {
+			even = append(even, e)
+		} else {
+			odd = append(odd, e)
+		}
+	}
+	var got []events.Event
+	err := mergeScans([]func(func(events.Event) bool) error{scan(even, nil), scan(odd[:3], boom)}, false, func(e events.Event) bool {
+		got = append(got, e)
+		return true
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("merge of a failing scan: %v, want its error", err)
+	}
+	// The failing scan ends after 5: nothing after it is yielded.
+	if !slices.Equal(ids(got), ids(evs[:6])) {
+		t.Fatalf("%d events before the error, want 6", len(got))
 	}
 }

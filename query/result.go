@@ -1,7 +1,7 @@
 package query
 
 import (
-	"slices"
+	"container/heap"
 	"time"
 
 	"github.com/scopemesh/scopemesh/crdt"
@@ -9,7 +9,7 @@ import (
 )
 
 // Result is the answer to a cluster query: the matching events of every
-// replica that answered, merged.
+// replica that answered, and what those cut off sent before, merged.
 type Result struct {
 	// Events are the matching events, without duplicates, in (HLC, ID)
 	// order (newest first for a descending filter), at most the filter's
@@ -29,8 +29,8 @@ type Result struct {
 type PeerAnswer struct {
 	ID       string
 	Answered bool          // the peer answered in full
-	Count    int           // events it returned
-	Err      string        // why it did not answer, if it did not
+	Count    int           // events it returned, before it was cut off if it was
+	Err      string        // why it did not answer in full, if it did not
 	Latency  time.Duration // from asking to its last byte
 }
 
@@ -39,16 +39,68 @@ type PeerAnswer struct {
 // holds. The result lists the first f.Limit events of their union in the
 // same order, each once, and the cursor of the next page.
 func Merge(f Filter, answers ...[]events.Event) ([]events.Event, crdt.Key) {
-	var all []events.Event
+	m := NewMerger(f)
 	for _, a := range answers {
-		all = append(all, a...)
+		for _, e := range a {
+			m.Add(e)
+		}
 	}
-	Sort(all, f.Descending)
-	all = slices.CompactFunc(all, func(a, b events.Event) bool { return a.ID == b.ID })
-	limit := f.limit()
-	if len(all) < limit {
-		return all, crdt.Key{}
-	}
-	all = all[:limit]
-	return all, CursorOf(all[limit-1])
+	return m.Result()
 }
+
+// Merger merges answers to one filter as their events arrive, from any
+// number of replicas and in any order: it keeps the first events of their
+// union in the filter's order, each once, as many as the filter's limit,
+// and forgets the rest. So what it holds is bounded by the limit, however
+// much the answers hold. It is not safe for concurrent use.
+type Merger struct {
+	kept  keyHeap[keyed]         // the last kept on top: the next to drop
+	ids   map[events.ID]struct{} // of the kept events
+	limit int
+}
+
+// NewMerger returns a Merger for answers to f.
+func NewMerger(f Filter) *Merger {
+	return &Merger{kept: keyHeap[keyed]{descending: f.Descending, last: true}, ids: make(map[events.ID]struct{}), limit: f.limit()}
+}
+
+// Add offers e, an event that matches the filter.
+func (m *Merger) Add(e events.Event) {
+	if _, ok := m.ids[e.ID]; ok {
+		return
+	}
+	k := crdt.KeyOf(e)
+	if m.kept.Len() < m.limit {
+		heap.Push(&m.kept, keyed{k, e})
+	} else if before(k, m.kept.items[0].key, m.kept.descending) {
+		delete(m.ids, m.kept.items[0].e.ID)
+		m.kept.items[0] = keyed{k, e}
+		heap.Fix(&m.kept, 0)
+	} else {
+		return
+	}
+	m.ids[e.ID] = struct{}{}
+}
+
+// Result returns the events kept, in the filter's order, and the cursor of
+// the next page: zero when fewer than the limit were kept, so there is
+// nothing more.
+func (m *Merger) Result() ([]events.Event, crdt.Key) {
+	out := make([]events.Event, len(m.kept.items))
+	for i, x := range m.kept.items {
+		out[i] = x.e
+	}
+	Sort(out, m.kept.descending)
+	if len(out) < m.limit {
+		return out, crdt.Key{}
+	}
+	return out, CursorOf(out[len(out)-1])
+}
+
+// keyed is an event and its key.
+type keyed struct {
+	key crdt.Key
+	e   events.Event
+}
+
+func (x keyed) heapKey() crdt.Key { return x.key }

@@ -55,37 +55,23 @@ func causalOrder(evs []events.Event) []events.Event {
 		byID[e.ID] = e
 	}
 	children := make(map[events.ID][]events.Event)
-	ready := &keyHeap{}
+	ready := &keyHeap[keyed]{}
 	for _, e := range byID {
 		if _, ok := byID[e.Parent]; ok && !e.Parent.IsZero() {
 			children[e.Parent] = append(children[e.Parent], e)
 		} else {
-			heap.Push(ready, e)
+			heap.Push(ready, keyed{crdt.KeyOf(e), e})
 		}
 	}
 	out := make([]events.Event, 0, len(byID))
 	for ready.Len() > 0 {
-		e := heap.Pop(ready).(events.Event)
+		e := heap.Pop(ready).(keyed).e
 		out = append(out, e)
 		for _, c := range children[e.ID] {
-			heap.Push(ready, c)
+			heap.Push(ready, keyed{crdt.KeyOf(c), c})
 		}
 	}
 	return out
-}
-
-// keyHeap is a min-heap of events by key.
-type keyHeap []events.Event
-
-func (h keyHeap) Len() int           { return len(h) }
-func (h keyHeap) Less(i, j int) bool { return crdt.KeyOf(h[i]).Compare(crdt.KeyOf(h[j])) < 0 }
-func (h keyHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *keyHeap) Push(x any)        { *h = append(*h, x.(events.Event)) }
-func (h *keyHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return e
 }
 
 // Has reports whether the trace holds the event id.
