@@ -399,6 +399,18 @@ func (n *Host) member(ctx context.Context, p lpeer.ID) bool {
 	return n.keys == nil || n.proofs.proven(ctx, p)
 }
 
+// trusted reports whether p may ask for what only members get — queries,
+// relaying: in a closed cluster a member that proved the key, as member
+// says; in an open one a member admitted by a completed sync session, or
+// a peer registered by Bootstrap or Connect.
+func (n *Host) trusted(ctx context.Context, p lpeer.ID) bool {
+	if !n.member(ctx, p) {
+		return false
+	}
+	member, _ := n.members.standing(p)
+	return n.keys != nil || member
+}
+
 // keyNames returns the names of every key, or the open cluster's.
 func (n *Host) keyNames() []names {
 	if n.keys == nil {

@@ -152,6 +152,22 @@ func addNode(t testing.TB, mn mocknet.Mocknet, i int, opts clusterOptions) *test
 // quiet discards the logs of test nodes.
 var quiet = slog.New(slog.DiscardHandler)
 
+// admitted waits until every node trusts every other: their first sync
+// sessions have completed.
+func admitted(t testing.TB, nodes []*testNode) {
+	t.Helper()
+	eventually(t, 10*time.Second, "the nodes to admit each other", func() bool {
+		for _, a := range nodes {
+			for _, b := range nodes {
+				if a != b && !a.trusted(expired, b.h.ID()) {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
+
 // eventually polls cond until it holds or the deadline passes.
 var eventually = poll.Until
 

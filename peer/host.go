@@ -200,15 +200,15 @@ func (n *Host) goLoop(ctx context.Context, loop func(context.Context)) {
 
 // accept starts serving a stream a peer opened and returns the peer. It
 // resets the stream and reports false once Close has begun, or if the peer
-// may not be served (refused, or not a proven member of a closed cluster).
+// may not be served, as may says (n.member or n.trusted).
 // A true result must be paired with n.wg.Done.
-func (n *Host) accept(s network.Stream) (lpeer.ID, bool) {
+func (n *Host) accept(s network.Stream, may func(context.Context, lpeer.ID) bool) (lpeer.ID, bool) {
 	p := s.Conn().RemotePeer()
 	if !n.enter() {
 		s.Reset()
 		return p, false
 	}
-	if !n.member(n.ctx, p) {
+	if !may(n.ctx, p) {
 		n.wg.Done()
 		s.Reset()
 		return p, false

@@ -53,6 +53,17 @@ func bigEvents(t testing.TB, n, size int, node, kind string, wall int64) []event
 	return out
 }
 
+// admitAll makes members of hosts, which are connected to n, as each
+// would become one by completing a sync session: all an open cluster asks.
+func admitAll(t testing.TB, n *testNode, hosts []host.Host) {
+	t.Helper()
+	for _, h := range hosts {
+		eventually(t, 10*time.Second, "the node to count the host's connection", func() bool {
+			return n.members.admit(h.ID()).admitted != "" || n.trusted(expired, h.ID())
+		})
+	}
+}
+
 // askRaw opens a query stream from h to p and sends f, as an asker that
 // then does what it likes with the stream.
 func askRaw(t testing.TB, h host.Host, p lpeer.ID, f query.Filter) network.Stream {
@@ -71,14 +82,15 @@ func askRaw(t testing.TB, h host.Host, p lpeer.ID, f query.Filter) network.Strea
 	return s
 }
 
-// TestSilentAskersLoseTheirSlots: eight hosts open four query streams
-// each to a member and send nothing, which takes every query slot it has.
+// TestSilentAskersLoseTheirSlots: eight members open four query streams
+// each to another and send nothing, which takes every query slot it has.
 // Another member's query is refused while they hold them, and answered
 // once the request deadline has freed them (without it, after the 10 s a
 // query may last); the silent streams are reset.
 func TestSilentAskersLoseTheirSlots(t *testing.T) {
 	ctx := context.Background()
 	mn, nodes := newCluster(t, 2, clusterOptions{dropGossip: func(int) bool { return true }})
+	admitted(t, nodes)
 	victim, honest := nodes[0], nodes[1]
 	for range 3 {
 		victim.record(t, "wanted")
@@ -92,6 +104,11 @@ func TestSilentAskersLoseTheirSlots(t *testing.T) {
 		attackers = append(attackers, h)
 	}
 	connectAll(t, mn)
+	// A stranger's query is refused at once; members' take slots.
+	if _, err := io.ReadAll(askRaw(t, attackers[0], victim.h.ID(), query.Filter{})); !errors.Is(err, network.ErrReset) {
+		t.Fatalf("a stranger's query ended with %v, want a reset", err)
+	}
+	admitAll(t, victim, attackers)
 
 	reads := make(chan error, 8*queriesPerPeer)
 	for _, h := range attackers {
@@ -126,7 +143,7 @@ func TestSilentAskersLoseTheirSlots(t *testing.T) {
 	}
 }
 
-// TestUnreadAnswersHoldLittleMemory: sixteen queries (four attackers, four
+// TestUnreadAnswersHoldLittleMemory: sixteen queries (four members, four
 // each) ask a member for all of its 5,000 events of 4 KiB and read only
 // the first byte of each answer. The member's live heap must grow by less
 // than 48 MiB while it serves them; collecting each answer whole before
@@ -150,6 +167,7 @@ func TestUnreadAnswersHoldLittleMemory(t *testing.T) {
 		attackers = append(attackers, h)
 	}
 	connectAll(t, mn)
+	admitAll(t, victim, attackers)
 
 	before := liveHeap()
 	var started atomic.Int32
@@ -177,6 +195,7 @@ func TestUnreadAnswersHoldLittleMemory(t *testing.T) {
 // maxAnswerBytes stops there and tells the asker to narrow the filter.
 func TestOversizedAnswerStopsAtItsBudget(t *testing.T) {
 	_, nodes := newCluster(t, 2, clusterOptions{dropGossip: func(int) bool { return true }})
+	admitted(t, nodes)
 	asker, big := nodes[0], nodes[1]
 	const count = 2 * maxAnswerBytes / (60 << 10)
 	if _, err := big.set.Merge(context.Background(), bigEvents(t, count, 60<<10, "elsewhere", "big", 1)); err != nil {
@@ -200,6 +219,7 @@ func TestOversizedAnswerStopsAtItsBudget(t *testing.T) {
 // cut off. Collecting the answers whole grew it by 360 MiB here.
 func TestFakeMembersCannotFloodAnAsker(t *testing.T) {
 	_, nodes := newCluster(t, 8, clusterOptions{dropGossip: func(int) bool { return true }})
+	admitted(t, nodes)
 	asker, honest, fakes := nodes[0], nodes[1], nodes[2:]
 	var want []events.ID
 	for range 5 {

@@ -88,14 +88,6 @@ func (g *queryGate) leave(p lpeer.ID) {
 	}
 }
 
-// within runs op and resets s if op has not returned after d: a deadline
-// that holds on every transport (mocknet ignores SetDeadline).
-func within(s network.Stream, d time.Duration, op func() error) error {
-	t := time.AfterFunc(d, func() { s.Reset() })
-	defer t.Stop()
-	return op()
-}
-
 // answerCharge is what a batch of an answer counts against the byte
 // budgets: the larger of its size on the wire and its events' encoded
 // size, which compression may make larger and which the asker holds once
@@ -108,14 +100,15 @@ func answerCharge(batch int, xs []events.Encoded) int {
 	return max(batch, size)
 }
 
-// handleQuery answers a peer's query from the local replica.
+// handleQuery answers a member's query from the local replica.
 func (n *Host) handleQuery(raw network.Stream) {
-	p, ok := n.accept(raw)
+	p, ok := n.accept(raw, n.trusted)
 	if !ok {
 		return
 	}
 	defer n.wg.Done()
-	s := newStream(raw, n.syncLimits)
+	// Each frame of the answer must be taken within queryWriteTimeout.
+	s := newStream(raw, SyncLimits{Idle: queryWriteTimeout})
 	if !n.queries.enter(p) {
 		endQuery(raw, s, ErrQueryBusy)
 		return
@@ -126,19 +119,19 @@ func (n *Host) handleQuery(raw network.Stream) {
 	stop := context.AfterFunc(ctx, func() { raw.Reset() })
 	defer stop()
 
-	f, err := readQuery(raw, s)
+	f, err := readQuery(s)
 	if err == nil {
-		err = n.answer(ctx, raw, s, f)
+		err = n.answer(ctx, s, f)
 	}
 	endQuery(raw, s, err)
 }
 
 // readQuery reads the asker's query, which must arrive within
 // queryRequestTimeout.
-func readQuery(raw network.Stream, s *stream) (query.Filter, error) {
+func readQuery(s *stream) (query.Filter, error) {
 	var typ byte
 	var payload []byte
-	err := within(raw, queryRequestTimeout, func() (err error) {
+	err := s.within(queryRequestTimeout, func() (err error) {
 		typ, payload, err = readFrame(s.r, query.MaxFilterBytes)
 		return err
 	})
@@ -162,16 +155,16 @@ func endQuery(raw network.Stream, s *stream, err error) {
 	if err != nil {
 		typ, payload = frameError, []byte(err.Error())
 	}
-	if within(raw, queryWriteTimeout, func() error { return s.send(typ, payload) }) != nil {
+	if s.send(typ, payload) != nil {
 		raw.Reset()
 		return
 	}
-	within(raw, queryWriteTimeout, raw.Close)
+	s.within(queryWriteTimeout, raw.Close)
 }
 
 // answer sends the events of the local replica that match f.
-func (n *Host) answer(ctx context.Context, raw network.Stream, s *stream, f query.Filter) error {
-	a := &answerStream{n: n, raw: raw, s: s}
+func (n *Host) answer(ctx context.Context, s *stream, f query.Filter) error {
+	a := &answerStream{n: n, s: s}
 	defer a.release()
 	var sendErr error
 	err := query.Each(ctx, n.cfg.Set, f, func(e events.Event) bool {
@@ -191,7 +184,6 @@ func (n *Host) answer(ctx context.Context, raw network.Stream, s *stream, f quer
 // maxAnswerBytes.
 type answerStream struct {
 	n     *Host
-	raw   network.Stream
 	s     *stream
 	batch []events.Encoded
 	size  int  // encoded bytes of batch
@@ -234,7 +226,7 @@ func (a *answerStream) flush() error {
 	if a.sent += charge; a.sent > maxAnswerBytes {
 		return fmt.Errorf("%w: over %d bytes: narrow the filter", ErrAnswerTooLarge, maxAnswerBytes)
 	}
-	return within(a.raw, queryWriteTimeout, func() error { return a.s.send(frameEvents, data) })
+	return a.s.send(frameEvents, data)
 }
 
 func (a *answerStream) release() {

@@ -21,6 +21,7 @@ func TestQueryPeers(t *testing.T) {
 	ctx := context.Background()
 	mn, nodes := newCluster(t, 2, clusterOptions{dropGossip: func(int) bool { return true }})
 	a, b := nodes[0], nodes[1]
+	admitted(t, nodes)
 	for range 5 {
 		b.record(t, "wanted")
 		b.record(t, "other")

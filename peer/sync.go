@@ -90,8 +90,8 @@ const (
 // ErrSyncLimit reports a session cut off because the peer exceeded a limit.
 var ErrSyncLimit = errors.New("peer: sync session limit exceeded")
 
-// ErrStalled reports a session whose peer sent nothing, or took nothing,
-// for longer than SyncLimits.Idle. It comes wrapped in ErrSyncLimit.
+// ErrStalled reports a session or query whose peer sent nothing, or took
+// nothing, for longer than it may: SyncLimits.Idle in a sync session.
 var ErrStalled = errors.New("peer: the peer stalled")
 
 // ErrBusy reports that the peer was running another sync session.
@@ -233,41 +233,41 @@ type stream struct {
 	w     *bufio.Writer
 	lim   SyncLimits
 
-	idle    *time.Timer // resets s when a frame takes longer than lim.Idle
-	stalled atomic.Bool // idle fired
+	timer   *time.Timer // resets s when an operation overruns its time
+	stalled atomic.Bool // timer fired
 }
 
 func newStream(s network.Stream, lim SyncLimits) *stream {
 	c := &countingStream{rw: s}
-	st := &stream{s: s, count: c, r: bufio.NewReader(c), w: bufio.NewWriter(c), lim: lim}
-	if lim.Idle > 0 {
-		st.idle = time.AfterFunc(time.Hour, func() {
-			st.stalled.Store(true)
-			s.Reset()
-		})
-		st.idle.Stop()
-	}
-	return st
+	return &stream{s: s, count: c, r: bufio.NewReader(c), w: bufio.NewWriter(c), lim: lim}
 }
 
-// timed runs op, a frame's read or write, within the idle limit if there
-// is one: a timer rather than the stream's deadlines, which not every
-// stream keeps (mocknet's ignore them).
-func (s *stream) timed(op func() error) error {
-	if s.idle == nil {
+// within runs op, a read or write of the stream, and resets the stream if
+// op has not returned after d (no limit if d is not positive): a timer
+// rather than the stream's deadlines, which not every stream keeps
+// (mocknet's ignore them).
+func (s *stream) within(d time.Duration, op func() error) error {
+	if d <= 0 {
 		return op()
 	}
-	s.idle.Reset(s.lim.Idle)
+	if s.timer == nil {
+		s.timer = time.AfterFunc(d, func() {
+			s.stalled.Store(true)
+			s.s.Reset()
+		})
+	} else {
+		s.timer.Reset(d)
+	}
 	err := op()
-	if !s.idle.Stop() && s.stalled.Load() {
-		return fmt.Errorf("%w: %w: no frame for %v", ErrSyncLimit, ErrStalled, s.lim.Idle)
+	if !s.timer.Stop() && s.stalled.Load() {
+		return fmt.Errorf("%w: nothing for %v", ErrStalled, d)
 	}
 	return err
 }
 
 // send writes a frame, which the peer must take within the idle limit.
 func (s *stream) send(typ byte, payload []byte) error {
-	return s.timed(func() error { return writeFrame(s.w, typ, payload) })
+	return s.within(s.lim.Idle, func() error { return writeFrame(s.w, typ, payload) })
 }
 
 // channel names the stream for sealing: its protocol.
@@ -278,7 +278,7 @@ func (s *stream) channel() string { return string(s.s.Protocol()) }
 func (s *stream) recv(want ...byte) (byte, []byte, error) {
 	var typ byte
 	var payload []byte
-	err := s.timed(func() (err error) {
+	err := s.within(s.lim.Idle, func() (err error) {
 		typ, payload, err = readFrame(s.r, maxFrame)
 		return err
 	})
@@ -535,7 +535,7 @@ func (n *Host) mergeBatch(ctx context.Context, s *stream, payload []byte) (added
 
 // handleSync serves a session a peer started.
 func (n *Host) handleSync(raw network.Stream) {
-	p, ok := n.accept(raw)
+	p, ok := n.accept(raw, n.member)
 	if !ok {
 		return
 	}
