@@ -434,32 +434,43 @@ func (n *Host) Connect(ctx context.Context, addr string) error {
 	return nil
 }
 
-// quickFailure is how soon a failed dial must fail for dial to try again.
-const quickFailure = time.Second
+// Redials of a dial that failed at once: how soon a failed dial must fail
+// to be tried again, and how often it is.
+const (
+	quickFailure = 3 * time.Second
+	quickRedials = 3
+)
 
 // dial connects to ai. Two peers dialling each other's listening TCP ports
 // at the same moment make one connection (TCP simultaneous open, as both
 // dial from their listening port), on which both handshakes fail at once;
-// so a dial that fails quickly is tried once more after a random pause,
-// with the swarm's backoff for the peer cleared. Two peers dialling each
-// other can also fail one handshake while the other's succeeds: a dial
-// after which the peer is connected succeeded.
+// so a dial that fails quickly is tried again, with the swarm's backoff
+// for the peer cleared, after a pause that the peer IDs break the tie of:
+// the smaller waits tens of milliseconds, the larger a few hundred, so
+// that the smaller's dial has connected them by then. Two peers dialling
+// each other can also fail one handshake while the other's succeeds: a
+// dial after which the peer is connected succeeded.
 func (n *Host) dial(ctx context.Context, ai lpeer.AddrInfo) error {
-	start := time.Now()
-	err := n.h.Connect(ctx, ai)
-	if err == nil || n.h.Network().Connectedness(ai.ID) == network.Connected {
-		return nil
+	pause := func() time.Duration { return time.Duration(10+rand.IntN(40)) * time.Millisecond }
+	if n.h.ID() > ai.ID {
+		pause = func() time.Duration { return time.Duration(200+rand.IntN(200)) * time.Millisecond }
 	}
-	if time.Since(start) > quickFailure || !sleep(ctx, time.Duration(10+rand.IntN(90))*time.Millisecond) {
-		return err
+	for redials := 0; ; redials++ {
+		start := time.Now()
+		err := n.h.Connect(ctx, ai)
+		if err == nil || n.h.Network().Connectedness(ai.ID) == network.Connected {
+			return nil
+		}
+		if redials == quickRedials || time.Since(start) > quickFailure || !sleep(ctx, pause()) {
+			return err
+		}
+		if n.h.Network().Connectedness(ai.ID) == network.Connected {
+			return nil
+		}
+		if sw, ok := n.h.Network().(*swarm.Swarm); ok {
+			sw.Backoff().Clear(ai.ID)
+		}
 	}
-	if sw, ok := n.h.Network().(*swarm.Swarm); ok {
-		sw.Backoff().Clear(ai.ID)
-	}
-	if err := n.h.Connect(ctx, ai); err != nil && n.h.Network().Connectedness(ai.ID) != network.Connected {
-		return err
-	}
-	return nil
 }
 
 // Disconnect closes every connection with the peer id and refuses it —
