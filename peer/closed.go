@@ -407,7 +407,7 @@ func (n *Host) trusted(ctx context.Context, p lpeer.ID) bool {
 	if !n.member(ctx, p) {
 		return false
 	}
-	member, _ := n.members.standing(p)
+	member, _, _ := n.members.standing(p)
 	return n.keys != nil || member
 }
 

@@ -113,35 +113,44 @@ func advertiseLoop(ctx context.Context, n *Host, rd *drouting.RoutingDiscovery) 
 	}
 }
 
-// findLoop connects to the members the DHT knows of.
+// findLoop connects to the members the DHT knows of. It looks less often
+// as time goes on, but soon again while it finds a member it cannot dial:
+// one that has just reserved a relay slot may not have its relayed address
+// on the DHT yet.
 func findLoop(ctx context.Context, n *Host, rd *drouting.RoutingDiscovery) {
 	wait := findFirst
 	for sleep(ctx, wait) {
+		missed := false
 		for _, nm := range n.keyNames() {
 			found, err := rd.FindPeers(ctx, nm.rendezvous)
 			if err != nil {
 				continue
 			}
 			for ai := range found {
-				n.found(ctx, ai)
+				missed = !n.found(ctx, ai) || missed
 			}
 		}
 		wait = min(2*wait, findEvery)
+		if missed {
+			wait = findFirst / 2
+		}
 	}
 }
 
 // found dials a member a discovery mechanism found, unless it is this node,
-// refused, or already connected.
-func (n *Host) found(ctx context.Context, ai lpeer.AddrInfo) {
+// refused, or already connected. It reports false if the dial failed.
+func (n *Host) found(ctx context.Context, ai lpeer.AddrInfo) bool {
 	if ai.ID == n.h.ID() || n.gater.Refused(ai.ID) || len(ai.Addrs) == 0 || n.h.Network().Connectedness(ai.ID) == network.Connected {
-		return
+		return true
 	}
 	n.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := n.dial(ctx, ai); err != nil {
 		n.log.Debug("dialling a discovered peer failed", "peer", ai.ID, "err", err)
+		return false
 	}
+	return true
 }
 
 // foundNotifee receives mDNS results, in mDNS's goroutines.

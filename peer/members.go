@@ -78,12 +78,13 @@ const (
 type memberTable struct {
 	now func() time.Time
 
-	mu    sync.Mutex
-	peers map[lpeer.ID]*member
+	mu       sync.Mutex
+	peers    map[lpeer.ID]*member
+	admitted chan struct{} // closed, and replaced, when a member is admitted
 }
 
 func newMemberTable(now func() time.Time) *memberTable {
-	return &memberTable{now: now, peers: make(map[lpeer.ID]*member)}
+	return &memberTable{now: now, peers: make(map[lpeer.ID]*member), admitted: make(chan struct{})}
 }
 
 // getLocked returns p's record, creating it.
@@ -212,6 +213,8 @@ func (t *memberTable) admit(p lpeer.ID) admission {
 		delete(t.peers, evicted)
 	}
 	m.Member = true
+	close(t.admitted)
+	t.admitted = make(chan struct{})
 	return admission{admitted: p, evicted: evicted}
 }
 
@@ -237,15 +240,16 @@ func (t *memberTable) isMember(p lpeer.ID) bool {
 }
 
 // standing reports whether p is a member or wanted peer, not refused, and
-// whether it is a candidate.
-func (t *memberTable) standing(p lpeer.ID) (member, candidate bool) {
+// whether it is a candidate; and returns a channel that closes when a
+// member is next admitted.
+func (t *memberTable) standing(p lpeer.ID) (member, candidate bool, admitted <-chan struct{}) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	m, ok := t.peers[p]
 	if !ok || m.Refused {
-		return false, false
+		return false, false, t.admitted
 	}
-	return m.Member || m.wanted, m.candidate
+	return m.Member || m.wanted, m.candidate, t.admitted
 }
 
 // want marks p to be re-dialled while unreachable, and no longer refused.

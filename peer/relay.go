@@ -52,16 +52,20 @@ func (a *RelayACL) admits(p lpeer.ID) bool {
 	if n.keys != nil {
 		return provenHost{Host: n.h, n: n}.proven(ctx, p)
 	}
+	// Identify makes a peer a candidate without news: look again now and
+	// then.
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	for !n.gater.Refused(p) {
-		switch member, candidate := n.members.standing(p); {
+		member, candidate, admitted := n.members.standing(p)
+		switch {
 		case member:
 			return true
 		case !candidate && n.identified(p):
 			return false // a stranger: it does not speak the cluster's protocol
 		}
 		select {
+		case <-admitted:
 		case <-t.C:
 		case <-ctx.Done():
 			return false
