@@ -56,7 +56,6 @@ type nodeSettings struct {
 func defaultNodeSettings() nodeSettings {
 	return nodeSettings{
 		DataDir:   defaultDataDir(),
-		Cluster:   scopemesh.DefaultCluster,
 		DHT:       "auto",
 		MDNS:      true,
 		LogLevel:  "info",
@@ -135,7 +134,7 @@ that certificate exactly, and no other).`,
 	fs.BoolVar(&s.SyncWrites, "sync-writes", false, "flush every recorded event to disk before acknowledging it")
 	fs.StringSliceVar(&s.Listen, "listen", nil, "listen on this `multiaddr` (repeat; default: TCP and QUIC on every interface, ports the system picks)")
 	fs.StringSliceVar(&s.Bootstrap, "bootstrap", nil, "dial this `multiaddr` ending in /p2p/<peer ID> at start, and whenever it is lost (repeat)")
-	fs.StringVar(&s.Cluster, "cluster", s.Cluster, "replicate with nodes of the cluster of this `name`")
+	fs.StringVar(&s.Cluster, "cluster", s.Cluster, "replicate with nodes of the cluster of this `name`; without one (or --cluster-key-file) the node finds no one by itself: it joins only --bootstrap peers and those connected to it")
 	fs.StringSliceVar(&s.Relays, "relays", nil, "reserve a slot on this relay, a `multiaddr` ending in /p2p/<peer ID>, when behind NAT (repeat)")
 	fs.BoolVar(&s.RelayService, "relay-service", false, "relay connections between members behind NAT (for nodes with a public address)")
 	fs.StringVar(&s.ClusterKeyFile, "cluster-key-file", "", "close the cluster with the key in this `file`: 32 random bytes, raw or as 64 hex digits, that every member holds")
@@ -219,6 +218,9 @@ func (s nodeSettings) config() (scopemesh.Config, error) {
 				errs = append(errs, fmt.Errorf("%s: %w", list.flag, err))
 			}
 		}
+	}
+	if s.Cluster == "" && s.ClusterKeyFile == "" && (s.DHT == "client" || s.DHT == "server") {
+		errs = append(errs, fmt.Errorf("--dht %s needs --cluster or --cluster-key-file: a node that names no cluster finds no one by itself", s.DHT))
 	}
 	if s.SyncInterval < 0 {
 		errs = append(errs, fmt.Errorf("--sync-interval %v is negative", s.SyncInterval))
@@ -330,7 +332,8 @@ func (s nodeSettings) logger(w io.Writer) *slog.Logger {
 // startReport is what a node prints when it has started.
 type startReport struct {
 	ID      string
-	Cluster string
+	Cluster string   // empty: none named
+	Closed  bool     `json:",omitempty"` // a cluster key closes the cluster
 	Addrs   []string // dialable multiaddrs, each ending in /p2p/<ID>
 	API     string   `json:",omitempty"` // empty: no API
 	// APITokenFile holds the token a TCP API requires; empty: a unix socket.
@@ -376,7 +379,7 @@ func runNode(cmd *cobra.Command, s nodeSettings, asJSON bool) error {
 		}
 		return err
 	}
-	report := startReport{ID: node.ID(), Cluster: cfg.Cluster, Addrs: node.Addrs()}
+	report := startReport{ID: node.ID(), Cluster: cfg.Cluster, Closed: cfg.ClusterKey != nil, Addrs: node.Addrs()}
 	var api *apiServer
 	if apiOn {
 		api = serveAPI(node, ln, addr, creds, log)
@@ -443,7 +446,14 @@ func printStart(w io.Writer, r startReport, asJSON bool) error {
 		return writeJSONLine(w, r)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "node %s, cluster %q\n", r.ID, r.Cluster)
+	switch {
+	case r.Cluster == "" && r.Closed:
+		fmt.Fprintf(&b, "node %s, of a closed cluster\n", r.ID)
+	case r.Cluster == "":
+		fmt.Fprintf(&b, "node %s, of no named cluster: it finds no one by itself (mDNS and the DHT are off); peers join it through --bootstrap and connections\n", r.ID)
+	default:
+		fmt.Fprintf(&b, "node %s, cluster %q\n", r.ID, r.Cluster)
+	}
 	b.WriteString("dialable at:\n")
 	for _, a := range r.Addrs {
 		fmt.Fprintf(&b, "  %s\n", a)
