@@ -38,7 +38,7 @@ func (f *filterFlags) register(cmd *cobra.Command, paged bool) {
 	}
 	fs.StringVar(&f.since, "since", "", "only events at or after `TIME`: a duration ago (5m), RFC 3339, or an HLC timestamp (wall.logical)")
 	fs.StringVar(&f.until, "until", "", "only events before `TIME`, in the forms --since takes")
-	fs.IntVar(&f.limit, "limit", 0, fmt.Sprintf("at most `N` events (default %d, at most %d)", query.DefaultLimit, query.MaxLimit))
+	fs.IntVar(&f.limit, "limit", 0, fmt.Sprintf("at most `N` events (default %d, at most %d; with --cluster, at most %d a page)", query.DefaultLimit, query.MaxLimit, query.MaxRemoteLimit))
 	fs.StringVar(&f.after, "after", "", "resume after this `cursor`, which a query with more events to list prints")
 	fs.BoolVar(&f.desc, "desc", false, "newest first")
 }
