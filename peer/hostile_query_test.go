@@ -82,12 +82,12 @@ func askRaw(t testing.TB, h host.Host, p lpeer.ID, f query.Filter) network.Strea
 	return s
 }
 
-// TestSilentAskersLoseTheirSlots: eight members open four query streams
+// TestHostileSilentAskersLoseTheirSlots: eight members open four query streams
 // each to another and send nothing, which takes every query slot it has.
 // Another member's query is refused while they hold them, and answered
 // once the request deadline has freed them (without it, after the 10 s a
 // query may last); the silent streams are reset.
-func TestSilentAskersLoseTheirSlots(t *testing.T) {
+func TestHostileSilentAskersLoseTheirSlots(t *testing.T) {
 	ctx := context.Background()
 	mn, nodes := newCluster(t, 2, clusterOptions{dropGossip: func(int) bool { return true }})
 	admitted(t, nodes)
@@ -143,13 +143,13 @@ func TestSilentAskersLoseTheirSlots(t *testing.T) {
 	}
 }
 
-// TestUnreadAnswersHoldLittleMemory: sixteen queries (four members, four
+// TestHostileUnreadAnswersHoldLittleMemory: sixteen queries (four members, four
 // each) ask a member for all of its 5,000 events of 4 KiB and read only
 // the first byte of each answer. The member's live heap must grow by less
 // than 48 MiB while it serves them; collecting each answer whole before
 // sending it grew it by 356 MiB here. Then the write deadline frees their
 // slots.
-func TestUnreadAnswersHoldLittleMemory(t *testing.T) {
+func TestHostileUnreadAnswersHoldLittleMemory(t *testing.T) {
 	mn, nodes := newCluster(t, 1, clusterOptions{})
 	victim := nodes[0]
 	const count, size = 5000, 4 << 10
@@ -191,9 +191,9 @@ func TestUnreadAnswersHoldLittleMemory(t *testing.T) {
 	eventually(t, 3*queryWriteTimeout, "the unread answers to lose their slots", func() bool { return inProgress(victim) == 0 })
 }
 
-// TestOversizedAnswerStopsAtItsBudget: an answer that would send more than
+// TestHostileOversizedAnswerStopsAtItsBudget: an answer that would send more than
 // maxAnswerBytes stops there and tells the asker to narrow the filter.
-func TestOversizedAnswerStopsAtItsBudget(t *testing.T) {
+func TestHostileOversizedAnswerStopsAtItsBudget(t *testing.T) {
 	_, nodes := newCluster(t, 2, clusterOptions{dropGossip: func(int) bool { return true }})
 	admitted(t, nodes)
 	asker, big := nodes[0], nodes[1]
@@ -212,12 +212,12 @@ func TestOversizedAnswerStopsAtItsBudget(t *testing.T) {
 	}
 }
 
-// TestFakeMembersCannotFloodAnAsker: six members of the cluster answer a
+// TestHostileFakeMembersCannotFloodAnAsker: six members of the cluster answer a
 // query with 58 MiB each of matching events, the seventh honestly. The
 // asker's live heap grows by less than the query's budget and a few
 // frames, it returns the honest member's events, and it lists the six as
 // cut off. Collecting the answers whole grew it by 360 MiB here.
-func TestFakeMembersCannotFloodAnAsker(t *testing.T) {
+func TestHostileFakeMembersCannotFloodAnAsker(t *testing.T) {
 	_, nodes := newCluster(t, 8, clusterOptions{dropGossip: func(int) bool { return true }})
 	admitted(t, nodes)
 	asker, honest, fakes := nodes[0], nodes[1], nodes[2:]
