@@ -54,7 +54,7 @@ func FuzzProofAnswer(f *testing.F) {
 		f.Fatal(err)
 	}
 	nonce := bytes.Repeat([]byte{1}, nonceLen)
-	good := append(ring[0].id[:], ring[0].proof(nonce, "prover", "verifier")...)
+	good := ring[0].proof(nonce, "prover", "verifier")
 	f.Add(good)
 	f.Add(good[:10])
 	f.Fuzz(func(t *testing.T, answer []byte) {
