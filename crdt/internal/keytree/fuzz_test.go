@@ -22,8 +22,8 @@ func fuzzKey(wall uint64, id byte) Key {
 // operations, runs them on a Tree and on the model, and compares every
 // answer. The first two bytes pick tiny node capacities, so a short script
 // builds a deep tree. Each operation is a byte whose value mod 8 picks
-// insert, append, Has and Rank, At, Sum, Ascend or Descend, or a rebuild,
-// followed by its arguments.
+// insert, append, Has and Rank, At, Sum, Ascend or Descend, or a rebuild
+// or (with bit 5 set) a DropBelow, followed by its arguments.
 func FuzzTree(f *testing.F) {
 	r := rand.New(rand.NewPCG(1, 1))
 	for _, n := range []int{0, 10, 100, 1000} {
@@ -102,6 +102,16 @@ func runScript(t *testing.T, data []byte) {
 				checkDescend(t, tr, m.keys(), from, limit)
 			}
 		case 7:
+			if op&32 != 0 {
+				k := fuzzKey(uint64(next()%32)+clock*uint64(op>>7), next())
+				if got, want := tr.DropBelow(k), m.dropBelow(k); got != want {
+					t.Fatalf("DropBelow(%x) = %d, want %d", k, got, want)
+				}
+				if err := checkTree(tr); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
 			// Rebuild from the model's keys, unsorted and with
 			// duplicates when op says so.
 			keys := slices.Clone(m.keys())

@@ -28,6 +28,18 @@ func (m *model) insert(k Key) bool {
 	return true
 }
 
+func (m *model) dropBelow(k Key) int {
+	n := 0
+	for x := range m.set {
+		if x.Compare(&k) < 0 {
+			delete(m.set, x)
+			n++
+		}
+	}
+	m.dirty = m.dirty || n > 0
+	return n
+}
+
 func (m *model) keys() []Key {
 	if m.dirty || len(m.sorted) != len(m.set) {
 		m.sorted = m.sorted[:0]

@@ -185,6 +185,41 @@ func TestInsertAgainstModel(t *testing.T) {
 	}
 }
 
+// TestDropBelowAgainstModel drops ever later prefixes of trees, between
+// runs of inserts, as a retention horizon does, down to nothing.
+func TestDropBelowAgainstModel(t *testing.T) {
+	for _, shape := range [][2]int{{leafCap, innerCap}, {2, 2}, {3, 4}, {7, 5}} {
+		t.Run(fmt.Sprintf("leaf%d/inner%d", shape[0], shape[1]), func(t *testing.T) {
+			g := newKeyGen(uint64(shape[0]*100 + shape[1]))
+			tr, m := newTree(shape[0], shape[1]), newModel()
+			for round := range 8 {
+				insertMix(t, tr, m, g, 2000)
+				keys := m.keys()
+				cut := keys[len(keys)*(round+1)/9]
+				if got, want := tr.DropBelow(cut), m.dropBelow(cut); got != want {
+					t.Fatalf("round %d: DropBelow = %d, want %d", round, got, want)
+				}
+				if err := checkTree(tr); err != nil {
+					t.Fatalf("round %d: %v", round, err)
+				}
+				compare(t, tr, m, g.r)
+			}
+			var past Key
+			for i := range past {
+				past[i] = 0xff
+			}
+			if got, want := tr.DropBelow(past), m.dropBelow(past); got != want || tr.Len() != 0 {
+				t.Fatalf("dropping everything: %d, want %d; %d left", got, want, tr.Len())
+			}
+			if err := checkTree(tr); err != nil {
+				t.Fatal(err)
+			}
+			insertMix(t, tr, m, g, 100)
+			compare(t, tr, m, g.r)
+		})
+	}
+}
+
 // TestSmallNodes checks trees whose nodes hold a handful of entries, so a
 // few thousand keys make them deep and exercise every split path.
 func TestSmallNodes(t *testing.T) {
