@@ -22,6 +22,10 @@ func Marshal(e Event) ([]byte, error) { return DefaultLimits.Marshal(e) }
 // Limits.Unmarshal.
 func Unmarshal(b []byte) (Event, error) { return DefaultLimits.Unmarshal(b) }
 
+// UnmarshalHeader reads the header of the wire form of one event under
+// DefaultLimits. See Limits.UnmarshalHeader.
+func UnmarshalHeader(b []byte) (Event, error) { return DefaultLimits.UnmarshalHeader(b) }
+
 // Seal validates e and returns it with ID set to the SHA-256 of the
 // canonical encoding of all its other fields. Equal content gives an equal
 // ID whatever the order in which Attrs was filled.
@@ -156,4 +160,26 @@ func putBuffer(bp *[]byte) {
 		return
 	}
 	buffers.Put(bp)
+}
+
+// UnmarshalHeader reads the header of the wire form of one event, which
+// must fill b: every field but Attrs and Payload, which it leaves nil. It
+// checks the encoding and the limits but not the ID, so it is for reading
+// back what a store holds, whose events were checked when they were
+// stored; it hashes nothing and allocates only Node and Kind.
+func (l Limits) UnmarshalHeader(b []byte) (Event, error) {
+	l, err := l.resolve()
+	if err != nil {
+		return Event{}, err
+	}
+	d := decoder{lim: l}
+	e, f, n, err := d.scanEvent(b, false)
+	if err != nil {
+		return Event{}, err
+	}
+	if n != len(b) {
+		return Event{}, fmt.Errorf("%w: %d bytes after the event", ErrInvalid, len(b)-n)
+	}
+	e.Node, e.Kind = string(b[f.node.start:f.node.end]), string(b[f.kind.start:f.kind.end])
+	return e, nil
 }

@@ -293,3 +293,28 @@ func TestIDText(t *testing.T) {
 		}
 	}
 }
+
+func TestUnmarshalHeader(t *testing.T) {
+	e := mustSeal(t, typicalEvent())
+	b := mustMarshal(t, e)
+	h, err := UnmarshalHeader(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := e
+	want.Attrs, want.Payload = nil, nil
+	if !reflect.DeepEqual(h, want) {
+		t.Fatalf("header %+v, want %+v", h, want)
+	}
+	// It does not check the ID: what a store holds was checked on the way in.
+	b[len(b)-3] ^= 1
+	if _, err := UnmarshalHeader(b); err != nil {
+		t.Fatalf("a header with a changed payload byte: %v", err)
+	}
+	if _, err := UnmarshalHeader(append(b, 0)); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("trailing bytes: %v, want ErrInvalid", err)
+	}
+	if _, err := UnmarshalHeader(b[:len(b)/2]); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a truncated event: %v, want ErrInvalid", err)
+	}
+}

@@ -43,6 +43,9 @@ func FuzzDecodeBatch(f *testing.F) {
 			if wire, err := Marshal(x.Event()); err != nil || !bytes.Equal(wire, x.Wire()) {
 				t.Fatalf("event %d: the wire form decoded with it is not its encoding (%v)", i, err)
 			}
+			if h, err := UnmarshalHeader(x.Wire()); err != nil || !reflect.DeepEqual(h, x.Header()) {
+				t.Fatalf("event %d: its header reads back as %+v, %v; want %+v", i, h, err, x.Header())
+			}
 		}
 		if err != nil {
 			if !isSentinel(err) {
