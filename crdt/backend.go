@@ -36,6 +36,15 @@ type backend interface {
 	// after. Keys that share value's digest come too: the caller checks
 	// each event with indexed.
 	list(ctx context.Context, i Index, value string, r Range, descending bool, fn func(Key) bool) error
+	// expire deletes every event below before, with its index entries,
+	// in atomic steps, and reports what it deleted. The Set bounds how
+	// many that is.
+	expire(ctx context.Context, before Key) (expiry, error)
+	// saveHorizon keeps h as the set's horizon, durably if the backend is.
+	saveHorizon(ctx context.Context, h Key) error
+	// bytes returns roughly how many bytes the backend holds: on disk, or
+	// in memory.
+	bytes(ctx context.Context) (int64, error)
 }
 
 // record is an event on its way into the store: x.Event(), stored as

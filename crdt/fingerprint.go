@@ -32,6 +32,7 @@ func fingerprintOf(sum keytree.Sum, count int) Fingerprint {
 // Fingerprint returns the fingerprint of the IDs of the events whose keys lie
 // in r. It costs O(log n).
 func (s *Set) Fingerprint(r Range) Fingerprint {
+	r = s.aboveHorizon(r)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	lo, hi := s.ranksLocked(r)

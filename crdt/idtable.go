@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"hash/maphash"
 	"math/bits"
+	"unsafe"
 
 	"github.com/scopemesh/scopemesh/events"
 	"github.com/scopemesh/scopemesh/hlc"
@@ -257,14 +258,63 @@ func (s *idSlots) grow() {
 	}
 }
 
+// compact files, afresh in the main table, the entries id reports live
+// and drops the others, moving entries. Every origin's entries are taken
+// to be in the main table from then on: the table stays correct, if a
+// little slower for the events of the next moments.
+func (t *idTable[E]) compact(id func(*E) (events.ID, bool)) {
+	t.moveOn()
+	t.moveOn()
+	old, n := t.entries, t.n
+	t.entries, t.n = nil, 0
+	for i := range t.parts {
+		t.parts[i] = newIDSlots(idTablePartBits)
+	}
+	for place := range n {
+		e := &old[place/entryChunk][place%entryChunk]
+		eid, live := id(e)
+		if !live {
+			continue
+		}
+		if t.n%entryChunk == 0 {
+			t.entries = append(t.entries, make([]E, entryChunk))
+		}
+		*t.entry(t.n) = *e
+		tag := t.tagOf(eid)
+		t.partOf(tag).file(tag<<32 | uint64(t.n+1))
+		t.n++
+	}
+}
+
+// bytes returns roughly how many bytes the table holds, with entries of
+// entrySize bytes.
+func (t *idTable[E]) bytes(entrySize int64) int64 {
+	n := int64(len(t.entries)*entryChunk) * entrySize
+	for _, s := range append([]*idSlots{&t.recent, &t.previous}, t.partsList()...) {
+		n += int64(len(s.slots)) * 8
+	}
+	return n
+}
+
+func (t *idTable[E]) partsList() []*idSlots {
+	out := make([]*idSlots, len(t.parts))
+	for i := range t.parts {
+		out[i] = &t.parts[i]
+	}
+	return out
+}
+
 func (t *idTable[E]) entry(place uint32) *E {
 	return &t.entries[place/entryChunk][place%entryChunk]
 }
 
 // eventTable finds a memory set's events by ID.
-type eventTable struct{ idTable[memoryEvent] }
+type eventTable struct {
+	idTable[memoryEvent]
+	dead uint32 // entries of expired events, with a zero key
+}
 
-func newEventTable() eventTable { return eventTable{newIDTable[memoryEvent]()} }
+func newEventTable() eventTable { return eventTable{idTable: newIDTable[memoryEvent]()} }
 
 // get returns the entry of the event with ID id.
 func (t *eventTable) get(id events.ID) (memoryEvent, bool) {
@@ -286,6 +336,36 @@ func (t *eventTable) add(k Key, origin uint64) *memoryEvent {
 	}
 	e.key = k
 	return e
+}
+
+// drop marks the entry of the event with ID id dead, so that no lookup
+// finds it, and returns what it held; nil if there is none.
+func (t *eventTable) drop(id events.ID) *memoryEvent {
+	e := t.find(id, hasID(id))
+	if e == nil {
+		return nil
+	}
+	held := *e
+	e.key = Key{}
+	t.dead++
+	return &held
+}
+
+// compact refiles the live entries afresh, without the dead ones, once
+// these are as many: entries never move otherwise, and expired events
+// would keep their entries and slots for good.
+func (t *eventTable) compact() {
+	if t.dead <= entryChunk || 2*t.dead < t.n {
+		return
+	}
+	live := func(e *memoryEvent) (events.ID, bool) { return e.key.ID(), e.key != Key{} }
+	t.idTable.compact(live)
+	t.dead = 0
+}
+
+// bytes returns roughly how many bytes the table holds.
+func (t *eventTable) bytes() int64 {
+	return t.idTable.bytes(int64(unsafe.Sizeof(memoryEvent{})))
 }
 
 // hasID returns the match for find of the entry of the event with ID id.

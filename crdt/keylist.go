@@ -3,6 +3,7 @@ package crdt
 import (
 	"slices"
 	"sort"
+	"unsafe"
 )
 
 // keyListChunk is the most keys a chunk of a keyList holds: a chunk is 5.5
@@ -121,4 +122,43 @@ func (l *keyList) descend(before Key, fn func(Key) bool) {
 			}
 		}
 	}
+}
+
+// dropBelow removes the keys below before, calling fn with each, in order,
+// and reports how many it removed. Chunks wholly below go at once; the
+// chunk before goes on holding the memory of its removed keys until it
+// goes too.
+func (l *keyList) dropBelow(before Key, fn func(Key)) int {
+	i := l.chunkOf(before)
+	n := 0
+	for _, c := range l.chunks[:i] {
+		for _, k := range c {
+			fn(k)
+		}
+		n += len(c)
+	}
+	clear(l.chunks[:i])
+	l.chunks = l.chunks[i:]
+	if len(l.chunks) > 0 {
+		c := l.chunks[0]
+		j, _ := slices.BinarySearchFunc(c, before, Key.Compare)
+		for _, k := range c[:j] {
+			fn(k)
+		}
+		l.chunks[0] = c[j:]
+		n += j
+	}
+	return n
+}
+
+// empty reports whether the list holds no keys.
+func (l *keyList) empty() bool { return len(l.chunks) == 0 }
+
+// bytes returns roughly how many bytes the list holds.
+func (l *keyList) bytes() int64 {
+	n := int64(cap(l.chunks)) * int64(unsafe.Sizeof([]Key{}))
+	for _, c := range l.chunks {
+		n += int64(cap(c)) * KeyLen
+	}
+	return n
 }

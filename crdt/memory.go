@@ -30,8 +30,11 @@ type memoryBackend struct {
 		events eventTable
 		// slabs hold the events' encodings back to back, each slab
 		// slabSize bytes or, for an event larger than that, the event
-		// alone. Slabs only grow, and a stored encoding never changes.
+		// alone. Slabs only grow, and a stored encoding never changes;
+		// a slab whose events have all expired is dropped (nil).
 		slabs [][]byte
+		// live counts the unexpired events in each slab.
+		live []int32
 		// spareAsked is set once a writer has been asked to make the
 		// spare slab, and cleared when the spare is taken.
 		spareAsked bool
@@ -175,12 +178,14 @@ func (b *memoryBackend) storeLocked(r *record) (slab, off, length uint32) {
 	n := len(b.mu.slabs)
 	if n == 0 || len(b.mu.slabs[n-1])+size > cap(b.mu.slabs[n-1]) {
 		b.mu.slabs = append(b.mu.slabs, b.newSlabLocked(size))
+		b.mu.live = append(b.mu.live, 0)
 		n++
 	}
 	s := &b.mu.slabs[n-1]
 	at := len(*s)
 	*s = r.x.MoveTo(*s)
 	r.shared = false
+	b.mu.live[n-1]++
 	return uint32(n - 1), uint32(at), uint32(size)
 }
 
@@ -301,4 +306,85 @@ func (b *memoryBackend) list(ctx context.Context, i Index, value string, r Range
 			return ctx.Err()
 		}
 	}
+}
+
+// expire drops the events below before from the node and kind lists, which
+// count them by digest, the event table and the slabs, then from their
+// traces' lists, whose traces it reads from the events.
+func (b *memoryBackend) expire(_ context.Context, before Key) (expiry, error) {
+	gone := newExpiry()
+	traces := make(map[events.TraceID]struct{})
+	var bad error
+	b.mu.lockSpinning(b.spin)
+	dropLists(&b.mu.byNode.runMap, before, gone.nodes, func(k Key) {
+		ev := b.mu.events.drop(k.ID())
+		if ev == nil {
+			return
+		}
+		if e, err := storedLimits.UnmarshalHeader(b.mu.slabs[ev.slab][ev.off : ev.off+ev.len]); err != nil {
+			bad = fmt.Errorf("%w: event %v: %v", ErrCorrupt, k.ID(), err)
+		} else if !e.Correlation.IsZero() {
+			traces[e.Correlation] = struct{}{}
+		}
+		if b.mu.live[ev.slab]--; b.mu.live[ev.slab] == 0 && int(ev.slab) < len(b.mu.slabs)-1 {
+			b.mu.slabs[ev.slab] = nil
+		}
+		gone.n++
+	})
+	dropLists(&b.mu.byKind.runMap, before, gone.kinds, func(Key) {})
+	b.mu.events.compact()
+	b.mu.unlockSpinning()
+	for t := range traces {
+		shard := b.traceShard(t)
+		shard.Lock()
+		if l := shard.entries[indexValue(t)]; l != nil {
+			if l.dropBelow(before, func(Key) {}); l.empty() {
+				shard.delete(indexValue(t))
+			}
+		}
+		shard.Unlock()
+	}
+	return gone, bad
+}
+
+// dropLists drops the keys below before from lists, calling fn with each,
+// counts them by the digest the list's value holds, into counts if it is
+// not nil, and forgets the lists left empty.
+func dropLists(lists *runMap[indexValue, keyList], before Key, counts map[uint64]int, fn func(Key)) {
+	for v, l := range lists.entries {
+		n := l.dropBelow(before, fn)
+		if counts != nil && n > 0 {
+			counts[binary.BigEndian.Uint64(v[:8])] += n
+		}
+		if l.empty() {
+			lists.delete(v)
+		}
+	}
+}
+
+func (b *memoryBackend) saveHorizon(context.Context, Key) error { return nil }
+
+// bytes adds up the slabs in use, the event table and the keys of the
+// index lists.
+func (b *memoryBackend) bytes(context.Context) (int64, error) {
+	b.mu.RLock()
+	n := b.mu.events.bytes()
+	for _, s := range b.mu.slabs {
+		n += int64(cap(s))
+	}
+	for _, lists := range []*valueLists{&b.mu.byNode, &b.mu.byKind} {
+		for _, l := range lists.entries {
+			n += l.bytes()
+		}
+	}
+	b.mu.RUnlock()
+	for i := range b.traces {
+		shard := &b.traces[i]
+		shard.RLock()
+		for _, l := range shard.entries {
+			n += l.bytes()
+		}
+		shard.RUnlock()
+	}
+	return n, nil
 }

@@ -33,7 +33,7 @@ func (s *Set) Scan(ctx context.Context, r Range, descending bool, fn func(events
 		return err
 	}
 	defer s.inUse.Done()
-	cursor := r
+	cursor := s.aboveHorizon(r)
 	for {
 		keys, err := s.nextKeys(cursor, descending)
 		if err != nil || len(keys) == 0 {
@@ -108,6 +108,7 @@ func (k Key) Successor() Key {
 
 // Count returns the number of events whose keys lie in r.
 func (s *Set) Count(r Range) int {
+	r = s.aboveHorizon(r)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	lo, hi := s.ranksLocked(r)
@@ -115,7 +116,8 @@ func (s *Set) Count(r Range) int {
 }
 
 // IndexCount returns the number of events index i lists under value (a
-// bound: values sharing a digest count together), or -1 if the set keeps no
+// bound: values sharing a digest count together, and events below the
+// horizon count until Expire has deleted them), or -1 if the set keeps no
 // count for that index (ByCorrelation).
 func (s *Set) IndexCount(i Index, value string) int {
 	s.mu.RLock()
@@ -137,6 +139,7 @@ func (s *Set) ScanIndex(ctx context.Context, i Index, value string, r Range, des
 		return err
 	}
 	defer s.inUse.Done()
+	r = s.aboveHorizon(r)
 	// visit handles one index entry; it reports whether to go on.
 	var failed error
 	visit := func(k Key) bool {

@@ -39,10 +39,20 @@ type Set struct {
 
 	mu struct {
 		spinLock
-		tree  *keytree.Tree
-		nodes valueCounts // events per origin node, by digest
-		kinds valueCounts // events per kind, by digest
+		tree    *keytree.Tree
+		nodes   valueCounts // events per origin node, by digest
+		kinds   valueCounts // events per kind, by digest
 	}
+	// horizon is the key below which the set keeps nothing (expire.go),
+	// read without a lock on every write; nil is MinKey.
+	horizon atomic.Pointer[Key]
+	// commits is held for reading by each commit to a datastore, from its
+	// write to its index update, and for writing while the backend's ID
+	// table is refiled from the ordered index, which then holds exactly
+	// what the store does.
+	commits          sync.RWMutex
+	expiring         sync.Mutex // Expire calls run one at a time
+	expired, refused atomic.Uint64
 
 	watches watchList
 	inUse   sync.WaitGroup // calls under way that use the store
@@ -58,11 +68,17 @@ func New(ctx context.Context, ds datastore.Batching, opts Options) (*Set, error)
 	if err := b.upgradeLayout(ctx); err != nil {
 		return nil, err
 	}
+	horizon, err := b.loadHorizon(ctx)
+	if err != nil {
+		return nil, err
+	}
 	keys, nodes, kinds, err := b.load(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return withBackend(b, opts, keys, nodes, kinds), nil
+	s := withBackend(b, opts, keys, nodes, kinds)
+	s.horizon.Store(&horizon)
+	return s, nil
 }
 
 // withBackend returns a set over store holding keys, with the given counts.
@@ -134,6 +150,9 @@ func (s *Set) add(ctx context.Context, x events.Encoded, shared bool) (bool, err
 	if err != nil {
 		return false, fmt.Errorf("crdt: %w", err)
 	}
+	if rec.key.Compare(s.Horizon()) < 0 {
+		return false, fmt.Errorf("%w: %v", ErrExpired, rec.key)
+	}
 	rec.shared = shared
 	if last == nil || last.value != nodes.value {
 		// A copy of the name: x's may share memory its caller reuses.
@@ -157,7 +176,8 @@ var singles = sync.Pool{New: func() any { return new([1]record) }}
 // Merge adds a batch of events in one datastore batch and returns those that
 // were new, in key order. It verifies every event first: if any is invalid
 // or its ID does not match its content, Merge returns an error and writes
-// nothing. Merge returns only after the batch is committed.
+// nothing. It leaves out events below the horizon (Expire). Merge returns
+// only after the batch is committed.
 func (s *Set) Merge(ctx context.Context, batch []events.Event) ([]events.Event, error) {
 	xs := make([]events.Encoded, len(batch))
 	for i, e := range batch {
@@ -206,7 +226,10 @@ func (s *Set) mergeEncoded(ctx context.Context, batch []events.Encoded, shared b
 		rec.shared = shared
 		(*recs)[i] = rec
 	}
-	fresh, err := s.commit(ctx, *recs)
+	horizon := s.Horizon()
+	kept := keepRecords(*recs, func(r *record) bool { return r.key.Compare(horizon) >= 0 })
+	s.refused.Add(uint64(len(*recs) - len(kept)))
+	fresh, err := s.commit(ctx, kept)
 	if err != nil {
 		return err
 	}
@@ -277,6 +300,8 @@ func (s *Set) commitToStore(ctx context.Context, recs []record) ([]record, error
 		return nil, err
 	}
 	defer s.inUse.Done()
+	s.commits.RLock()
+	defer s.commits.RUnlock()
 	fresh := s.unseen(recs)
 	if len(fresh) == 0 {
 		return nil, nil
@@ -373,11 +398,14 @@ func (s *Set) indexLocked(written []record) []record {
 func (s *Set) Len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.mu.tree.Len()
+	return s.mu.tree.Len() - s.mu.tree.Rank(keytree.Key(s.Horizon()))
 }
 
 // Has reports whether the set holds the event with key k.
 func (s *Set) Has(k Key) bool {
+	if k.Compare(s.Horizon()) < 0 {
+		return false
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.mu.tree.Has(keytree.Key(k))
@@ -390,11 +418,11 @@ func (s *Set) HasID(ctx context.Context, id events.ID) (bool, error) {
 		return false, err
 	}
 	defer s.inUse.Done()
-	_, err := s.store.keyOf(ctx, id)
+	k, err := s.store.keyOf(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return false, nil
 	}
-	return err == nil, err
+	return err == nil && k.Compare(s.Horizon()) >= 0, err
 }
 
 // Get returns the event with ID id, or an error matching ErrNotFound.
@@ -406,6 +434,9 @@ func (s *Set) Get(ctx context.Context, id events.ID) (events.Event, error) {
 	k, err := s.store.keyOf(ctx, id)
 	if err != nil {
 		return events.Event{}, err
+	}
+	if k.Compare(s.Horizon()) < 0 {
+		return events.Event{}, fmt.Errorf("%w: %v", ErrNotFound, id)
 	}
 	return s.getKey(ctx, k)
 }

@@ -99,7 +99,8 @@ type datastoreBackend struct {
 	// the datastore tells which one is stored.
 	ids struct {
 		sync.RWMutex
-		t idTable[[hlc.EncodedLen]byte]
+		t     idTable[[hlc.EncodedLen]byte]
+		stale int // entries of expired events in t
 	}
 }
 
@@ -462,4 +463,180 @@ func (b *datastoreBackend) listKeys(ctx context.Context, prefix string, descendi
 		}
 	}
 	return nil
+}
+
+// horizonKey holds a datastore set's horizon (expire.go).
+var horizonKey = datastore.RawKey("/horizon")
+
+func (b *datastoreBackend) loadHorizon(ctx context.Context) (Key, error) {
+	v, err := b.ds.Get(ctx, horizonKey)
+	switch {
+	case errors.Is(err, datastore.ErrNotFound):
+		return MinKey, nil
+	case err != nil:
+		return Key{}, fmt.Errorf("crdt: reading the horizon: %w", err)
+	case len(v) != KeyLen:
+		return Key{}, fmt.Errorf("%w: a horizon of %d bytes", ErrCorrupt, len(v))
+	}
+	return Key(v), nil
+}
+
+func (b *datastoreBackend) saveHorizon(ctx context.Context, h Key) error {
+	if err := b.ds.Put(ctx, horizonKey, h[:]); err != nil {
+		return err
+	}
+	return b.ds.Sync(ctx, horizonKey)
+}
+
+// expire reads the events below before, for the index entries each has,
+// and deletes them all in one batch: through a Pruner, the events and the
+// node and kind entries as ranges, whose tombstones a later listing skips
+// at once, where one per key would each be read again until compacted.
+func (b *datastoreBackend) expire(ctx context.Context, before Key) (expiry, error) {
+	gone := newExpiry()
+	type dead struct {
+		key   Key
+		trace events.TraceID
+	}
+	var all []dead
+	end := appendEventKey(nil, before)
+	var bad error
+	err := b.listRange(ctx, []byte(eventPrefix), end, func(key, value []byte) bool {
+		k, err := parseKeyText(string(key[len(eventPrefix):]))
+		if err != nil {
+			bad = fmt.Errorf("%w: event key %q: %v", ErrCorrupt, key, err)
+			return false
+		}
+		e, err := storedLimits.UnmarshalHeader(value)
+		if err != nil {
+			bad = fmt.Errorf("%w: event %v: %v", ErrCorrupt, k.ID(), err)
+			return false
+		}
+		gone.nodes[digest(e.Node)]++
+		gone.kinds[digest(e.Kind)]++
+		all = append(all, dead{k, e.Correlation})
+		return true
+	})
+	if err = errors.Join(err, bad); err != nil || len(all) == 0 {
+		return gone, err
+	}
+	gone.n = len(all)
+	prune := func(del func(key []byte) error, delRange func(start, end []byte) error) error {
+		var buf []byte
+		for _, d := range all {
+			if d.trace.IsZero() {
+				continue
+			}
+			buf = keyText.AppendEncode(appendTracePrefix(buf[:0], d.trace), d.key[:])
+			if err := del(buf); err != nil {
+				return err
+			}
+		}
+		for prefix, digests := range map[string]map[uint64]int{nodePrefix: gone.nodes, kindPrefix: gone.kinds} {
+			for d := range digests {
+				start := appendDigestPrefix(nil, prefix, d)
+				if err := delRange(start, keyText.AppendEncode(slices.Clone(start), before[:])); err != nil {
+					return err
+				}
+			}
+		}
+		return delRange([]byte(eventPrefix), end)
+	}
+	if p, ok := b.ds.(Pruner); ok {
+		err = p.PruneBatch(ctx, prune)
+	} else {
+		err = b.pruneBatch(ctx, prune)
+	}
+	if err != nil {
+		return gone, err
+	}
+	b.ids.Lock()
+	b.ids.stale += gone.n
+	b.ids.Unlock()
+	return gone, nil
+}
+
+// listRange calls fn with the keys in [start, end) and their values, in
+// order, until fn returns false: through Pruner if the datastore has it,
+// else with a go-datastore query over start's prefix up to the first key
+// past the range. start must be a prefix of every key in the range.
+func (b *datastoreBackend) listRange(ctx context.Context, start, end []byte, fn func(key, value []byte) bool) error {
+	if p, ok := b.ds.(Pruner); ok {
+		return p.ListRange(ctx, start, end, fn)
+	}
+	res, err := b.ds.Query(ctx, dsq.Query{Prefix: string(start), Orders: []dsq.Order{dsq.OrderByKey{}}})
+	if err != nil {
+		return err
+	}
+	defer res.Close()
+	for entry, ok := res.NextSync(); ok; entry, ok = res.NextSync() {
+		if entry.Error != nil {
+			return entry.Error
+		}
+		if entry.Key >= string(end) || !fn([]byte(entry.Key), entry.Value) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// pruneBatch runs prune through a go-datastore batch, listing each range
+// to delete its keys one by one.
+func (b *datastoreBackend) pruneBatch(ctx context.Context, prune func(del func(key []byte) error, delRange func(start, end []byte) error) error) error {
+	batch, err := b.ds.Batch(ctx)
+	if err != nil {
+		return err
+	}
+	del := func(key []byte) error { return batch.Delete(ctx, datastore.RawKey(string(key))) }
+	delRange := func(start, end []byte) error {
+		var keys []string
+		// A range to delete lies under the prefix that ends at its last '/'.
+		prefix := string(start[:bytes.LastIndexByte(start, '/')+1])
+		err := b.listKeys(ctx, prefix, false, func(k string) bool {
+			if k >= string(end) {
+				return false
+			}
+			if k >= string(start) {
+				keys = append(keys, k)
+			}
+			return true
+		})
+		for _, k := range keys {
+			err = errors.Join(err, batch.Delete(ctx, datastore.RawKey(k)))
+		}
+		return err
+	}
+	if err := prune(del, delRange); err != nil {
+		return err
+	}
+	return batch.Commit(ctx)
+}
+
+func (b *datastoreBackend) bytes(ctx context.Context) (int64, error) {
+	if d, ok := b.ds.(datastore.PersistentDatastore); ok {
+		n, err := d.DiskUsage(ctx)
+		return int64(n), err
+	}
+	return 0, nil
+}
+
+func (b *datastoreBackend) stale() int {
+	b.ids.RLock()
+	defer b.ids.RUnlock()
+	return b.ids.stale
+}
+
+// refile files keys in a new ID table, which replaces the one that files
+// expired events too.
+func (b *datastoreBackend) refile(keys func(yield func(Key) bool)) {
+	t := newIDTable[[hlc.EncodedLen]byte]()
+	for k := range keys {
+		id, at := k.ID(), [hlc.EncodedLen]byte(k[:hlc.EncodedLen])
+		if filed, added := t.add(id, at, 0, func(f *[hlc.EncodedLen]byte) bool { return *f == at }); added {
+			*filed = at
+		}
+	}
+	b.ids.Lock()
+	defer b.ids.Unlock()
+	b.ids.t, b.ids.stale = t, 0
 }

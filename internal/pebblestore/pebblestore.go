@@ -255,3 +255,38 @@ func prefixEnd(prefix string) []byte {
 	}
 	return nil
 }
+
+// ListRange calls fn with each key in [start, end) and its value, in
+// order, straight from a Pebble iterator (crdt.Pruner).
+func (s *Store) ListRange(ctx context.Context, start, end []byte, fn func(key, value []byte) bool) error {
+	it, err := s.DB.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: start, UpperBound: end})
+	if err != nil {
+		return err
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return err
+		}
+		if !fn(it.Key(), v) {
+			break
+		}
+	}
+	return errors.Join(it.Error(), it.Close())
+}
+
+// PruneBatch commits the deletions fill passes in one Pebble batch
+// (crdt.Pruner): a range deletion is one tombstone, which iterators skip
+// at once, where a key-by-key one leaves a tombstone a key that each
+// later listing reads until a compaction drops it.
+func (s *Store) PruneBatch(ctx context.Context, fill func(del func(key []byte) error, delRange func(start, end []byte) error) error) error {
+	b := s.DB.NewBatch()
+	defer b.Close()
+	del := func(key []byte) error { return b.Delete(key, nil) }
+	delRange := func(start, end []byte) error { return b.DeleteRange(start, end, nil) }
+	if err := fill(del, delRange); err != nil {
+		return err
+	}
+	return b.Commit(writeOptions)
+}
