@@ -39,9 +39,9 @@ type Set struct {
 
 	mu struct {
 		spinLock
-		tree    *keytree.Tree
-		nodes   valueCounts // events per origin node, by digest
-		kinds   valueCounts // events per kind, by digest
+		tree  *keytree.Tree
+		nodes valueCounts // events per origin node, by digest
+		kinds valueCounts // events per kind, by digest
 	}
 	// horizon is the key below which the set keeps nothing (expire.go),
 	// read without a lock on every write; nil is MinKey.

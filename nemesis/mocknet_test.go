@@ -141,10 +141,20 @@ func (m *mockNetwork) join(ctx context.Context, a, b *incarnation) error {
 			return err
 		}
 	}
-	// Connect now, as the redial loop would after its backoff.
-	_, err := m.mn.ConnectPeers(ha.ID(), hb.ID())
-	return err
+	// Each names the other, as an operator's bootstrap list would, so that
+	// each redials the other when the link flaps: a node that restarts
+	// knows no member until a sync with it completes. Connect dials now,
+	// as the redial loop would after its backoff; one dial suffices.
+	errA := a.node.Connect(ctx, mockAddr(hb))
+	errB := b.node.Connect(ctx, mockAddr(ha))
+	if errA != nil && errB != nil {
+		return errors.Join(errA, errB)
+	}
+	return nil
 }
+
+// mockAddr returns h's address with its peer ID, for Connect.
+func mockAddr(h host.Host) string { return h.Addrs()[0].String() + "/p2p/" + h.ID().String() }
 
 func (m *mockNetwork) split(a, b *incarnation) error {
 	ha, hb := hostOf(a), hostOf(b)
