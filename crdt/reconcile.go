@@ -77,6 +77,11 @@ type ReconcileOptions struct {
 	// they are scattered). A session that runs out has still learned
 	// something: fetch and send that, and start another.
 	MaxRounds int
+	// From is where an initiator's session starts: keys below it are
+	// compared by neither side. Peers whose horizons differ reconcile
+	// from the higher one, as what lies below it one of them no longer
+	// keeps (Set.Expire). Zero is MinKey.
+	From Key
 }
 
 // resolve returns o with defaults filled in, or every problem with it.
@@ -170,6 +175,9 @@ type sentList struct {
 // NewReconciler returns a Reconciler over s, or an error matching
 // ErrReconcileOptions.
 func (s *Set) NewReconciler(opts ReconcileOptions) (*Reconciler, error) {
+	if h := s.Horizon(); opts.From.Compare(h) < 0 {
+		opts.From = h // what lies below is no longer here to compare
+	}
 	return newReconciler(s.readKeys, opts)
 }
 
@@ -239,8 +247,13 @@ func (r *Reconciler) Initiate() ([]byte, error) {
 	var msg []byte
 	err := r.read(func(keys rankedKeys) error {
 		st := newStep(keys, &r.opts)
-		if !st.answerAsInitiator(MinKey, MaxKey, 0, keys.Len(), false) {
-			st.cut(0)
+		from, lo := r.opts.From, 0
+		if from != MinKey {
+			st.w.skipRange(from)
+			lo = keys.Rank(from)
+		}
+		if from != MaxKey && !st.answerAsInitiator(from, MaxKey, lo, keys.Len(), false) {
+			st.cut(lo)
 		}
 		msg = st.w.finish(Fingerprint{})
 		r.lists = st.lists

@@ -440,6 +440,25 @@ func TestReconcilePartitionRounds(t *testing.T) {
 	}
 }
 
+// TestReconcileFrom: sides that differ below From as well as above find
+// only the differences above it, however much lies below.
+func TestReconcileFrom(t *testing.T) {
+	universe := newKeyGen(77).keys(20_000)
+	for _, cut := range []int{0, 1, 5_000, 19_990, 20_000} {
+		rng := rand.New(rand.NewPCG(uint64(cut), 2))
+		a, b := split(universe, func(int) int { return rng.IntN(8) % 3 })
+		from := MaxKey
+		if cut < len(universe) {
+			from = universe[cut]
+		}
+		above := func(keys []Key) []Key {
+			return slices.DeleteFunc(slices.Clone(keys), func(k Key) bool { return k.Compare(from) < 0 })
+		}
+		s := run(t, newSliceKeys(a).reconciler(t, ReconcileOptions{From: from}), newSliceKeys(b).reconciler(t, ReconcileOptions{}), nil)
+		checkExact(t, s, above(a), above(b))
+	}
+}
+
 // TestReconcilePrefixCollision makes IDs share their leading bytes, so the
 // initiator's ID prefixes match IDs they are not: the check must catch it,
 // and the answer must still be exact. (IDs sharing all but their last few
