@@ -156,6 +156,10 @@ type Reconciler struct {
 	listed        int                    // IDs the replies listed
 }
 
+// From returns where the initiator's session starts: ReconcileOptions.From,
+// or the set's horizon if it is higher.
+func (r *Reconciler) From() Key { return r.opts.From }
+
 // needRange is a range where the initiator learned of events it lacks: their
 // numbers in Need lie in [from, to), the numbers of the IDs the reply listed
 // there.

@@ -25,7 +25,7 @@ func namesFor(cluster string) names {
 	digest := sha256.Sum256([]byte(cluster))
 	return names{
 		topic:      base + "/events/2",
-		sync:       protocol.ID(base + "/sync/2"),
+		sync:       protocol.ID(base + "/sync/3"),
 		query:      protocol.ID(base + "/query/1"),
 		dhtPrefix:  protocol.ID(base),
 		rendezvous: base + "/members",
@@ -41,7 +41,7 @@ func namesFor(cluster string) names {
 func closedNames(id string) names {
 	return names{
 		topic:      "/scopemesh/" + id + "/events/2",
-		sync:       "/scopemesh/closed/sync/2",
+		sync:       "/scopemesh/closed/sync/3",
 		query:      "/scopemesh/closed/query/1",
 		dhtPrefix:  "/scopemesh/closed",
 		rendezvous: "/scopemesh/" + id + "/members",

@@ -19,6 +19,7 @@ import (
 
 	"github.com/scopemesh/scopemesh/crdt"
 	"github.com/scopemesh/scopemesh/events"
+	"github.com/scopemesh/scopemesh/hlc"
 )
 
 // The sync protocol. A session runs passes. In each, the initiator
@@ -26,6 +27,12 @@ import (
 // lacks and pushes those the responder lacks, in bounded batches; the last
 // pass finds the sets equal, or that they changed meanwhile. One stream
 // carries one session; every frame answers the previous.
+//
+// A pass compares only what lies above both sides' horizons (retention):
+// the initiator starts from its own, and a responder whose horizon is
+// higher says so instead of answering, and the pass starts again from
+// there. So expired events are never compared, fetched or pushed, and a
+// heal costs what is above the horizons, not what was ever recorded.
 //
 // The responder's answers do not spell out most of the IDs of the events
 // the initiator lacks, they count them (crdt.Reconciler.Need). So the
@@ -39,7 +46,8 @@ const (
 	frameAck        byte = 5 // responder: uvarint count of pushed events merged
 	frameEnd        byte = 6 // responder: end of the events answering a Want; initiator: end of session
 	frameError      byte = 7 // either: a reason; the session ends
-	frameInitiate   byte = 8 // initiator: the first reconciliation message of a pass
+	frameInitiate   byte = 8 // initiator: where the pass starts (a 12-byte HLC time), then its first reconciliation message
+	frameHorizon    byte = 9 // responder: its horizon, above where the pass was to start: start the pass again from there
 )
 
 // SyncLimits bound one sync session, on both sides. A peer that exceeds
@@ -235,6 +243,10 @@ type stream struct {
 
 	timer   *time.Timer // resets s when an operation overruns its time
 	stalled atomic.Bool // timer fired
+
+	// from is where the initiator's passes start: the responder's
+	// horizon, once it has said it is higher than the initiator's.
+	from crdt.Key
 }
 
 func newStream(s network.Stream, lim SyncLimits) *stream {
@@ -364,39 +376,63 @@ func (n *Host) initiate(ctx context.Context, p lpeer.ID) (res SyncResult) {
 // have and need hold what was learned. need numbers the IDs the responder
 // listed in this pass.
 func (n *Host) reconcile(s *stream, res *SyncResult, p lpeer.ID) (have []events.ID, need []int, complete bool, err error) {
-	rec, err := n.cfg.Set.NewReconciler(crdt.ReconcileOptions{})
-	if err != nil {
-		return nil, nil, false, err
-	}
-	msg, err := rec.Initiate()
-	typ := frameInitiate
-	for done := false; err == nil && !done; typ = frameReconcile {
-		if rec.Listed() >= maxListed {
+	for {
+		rec, err := n.cfg.Set.NewReconciler(crdt.ReconcileOptions{From: s.from})
+		if err != nil {
+			return nil, nil, false, err
+		}
+		msg, err := rec.Initiate()
+		msg = append(rec.From().Time().AppendBinary(nil), msg...)
+		typ, rebased := frameInitiate, false
+		for done := false; err == nil && !done; typ = frameReconcile {
+			if rec.Listed() >= maxListed {
+				return rec.Have(), rec.Need(), false, nil
+			}
+			if res.Rounds++; res.Rounds > s.lim.Rounds {
+				return nil, nil, false, fmt.Errorf("%w: more than %d rounds", ErrSyncLimit, s.lim.Rounds)
+			}
+			sent := time.Now()
+			if err = s.send(typ, msg); err != nil {
+				break
+			}
+			var got byte
+			var reply []byte
+			if got, reply, err = s.recv(frameReconciled, frameHorizon); err != nil {
+				break
+			}
+			if res.Rounds == 1 {
+				n.h.Peerstore().RecordLatency(p, time.Since(sent))
+			}
+			if got == frameHorizon {
+				err = s.rebase(typ, reply, rec.From())
+				rebased = err == nil
+				break
+			}
+			msg, done, err = rec.Reconcile(reply)
+		}
+		if rebased {
+			continue
+		}
+		if errors.Is(err, crdt.ErrReconcileRounds) {
 			return rec.Have(), rec.Need(), false, nil
 		}
-		if res.Rounds++; res.Rounds > s.lim.Rounds {
-			return nil, nil, false, fmt.Errorf("%w: more than %d rounds", ErrSyncLimit, s.lim.Rounds)
+		if err != nil {
+			return nil, nil, false, err
 		}
-		sent := time.Now()
-		if err = s.send(typ, msg); err != nil {
-			break
-		}
-		var reply []byte
-		if _, reply, err = s.recv(frameReconciled); err != nil {
-			break
-		}
-		if res.Rounds == 1 {
-			n.h.Peerstore().RecordLatency(p, time.Since(sent))
-		}
-		msg, done, err = rec.Reconcile(reply)
+		return rec.Have(), rec.Need(), true, nil
 	}
-	if errors.Is(err, crdt.ErrReconcileRounds) {
-		return rec.Have(), rec.Need(), false, nil
+}
+
+// rebase takes a responder's horizon, its answer to a pass that started
+// below it (typ frameInitiate, from), as where the session's passes start
+// from then on.
+func (s *stream) rebase(typ byte, payload []byte, from crdt.Key) error {
+	h, err := hlc.DecodeTimestamp(payload)
+	if err != nil || typ != frameInitiate || crdt.TimeKey(h).Compare(from) <= 0 {
+		return fmt.Errorf("%w: a horizon of %d bytes, in answer to frame %d starting at %v", ErrFrame, len(payload), typ, from)
 	}
-	if err != nil {
-		return nil, nil, false, err
-	}
-	return rec.Have(), rec.Need(), true, nil
+	s.from = crdt.TimeKey(h)
+	return nil
 }
 
 // fetch asks for the events the initiator lacks, by their numbers among
@@ -587,6 +623,19 @@ func (n *Host) serve(ctx context.Context, s *stream, res *SyncResult) error {
 			}
 			if typ == frameInitiate {
 				listed = listed[:0]
+				from, err := hlc.DecodeTimestamp(payload[:min(len(payload), hlc.EncodedLen)])
+				if err != nil {
+					return fmt.Errorf("%w: a pass's start: %v", ErrFrame, err)
+				}
+				payload = payload[hlc.EncodedLen:]
+				if h := n.cfg.Set.Horizon(); crdt.TimeKey(from).Compare(h) < 0 {
+					// What lies below is gone here: the initiator
+					// starts again from the horizon.
+					if err := s.send(frameHorizon, h.Time().AppendBinary(nil)); err != nil {
+						return err
+					}
+					continue
+				}
 			} else if len(listed) >= maxListed {
 				return fmt.Errorf("%w: a pass went on after listing %d IDs", ErrSyncLimit, len(listed))
 			}

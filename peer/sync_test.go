@@ -15,6 +15,7 @@ import (
 
 	"github.com/scopemesh/scopemesh/crdt"
 	"github.com/scopemesh/scopemesh/events"
+	"github.com/scopemesh/scopemesh/hlc"
 	"github.com/scopemesh/scopemesh/internal/memstore"
 )
 
@@ -361,10 +362,16 @@ func TestServeNumbersListedIDsPerPass(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A pass's first message says where it starts: at the beginning.
+	initiate := append(hlc.Timestamp{}.AppendBinary(nil), msg...)
 	var s *stream
 	exchange := func(typ byte) {
 		t.Helper()
-		if err := s.send(typ, msg); err != nil {
+		payload := msg
+		if typ == frameInitiate {
+			payload = initiate
+		}
+		if err := s.send(typ, payload); err != nil {
 			t.Fatal(err)
 		}
 		if _, _, err := s.recv(frameReconciled); err != nil {
@@ -377,7 +384,7 @@ func TestServeNumbersListedIDsPerPass(t *testing.T) {
 			t.Fatal(err)
 		}
 		s = newStream(raw, a.syncLimits)
-		if err := s.send(frameInitiate, msg); err != nil {
+		if err := s.send(frameInitiate, initiate); err != nil {
 			t.Fatal(err)
 		}
 		if _, _, err := s.recv(frameReconciled); err != nil {
@@ -470,5 +477,48 @@ func TestWant(t *testing.T) {
 		if ids, err := wantedIDs(bad, listed); !errors.Is(err, ErrFrame) {
 			t.Errorf("want %08b of 10 listed IDs: %d IDs, %v; want ErrFrame", bad, len(ids), err)
 		}
+	}
+}
+
+// TestSyncAboveTheHigherHorizon: a node that keeps less and one that keeps
+// more reconcile, each way, only what lies above the higher horizon: the
+// one that keeps less is offered none of the older events, the one that
+// keeps more keeps them, and above the horizon they end equal.
+func TestSyncAboveTheHigherHorizon(t *testing.T) {
+	ctx := context.Background()
+	_, nodes := newCluster(t, 2, clusterOptions{dropGossip: func(int) bool { return true }})
+	meshed(t, nodes)
+	short, long := nodes[0], nodes[1]
+	var old []events.Event
+	for range 50 {
+		old = append(old, long.record(t, "old"))
+	}
+	horizon := crdt.TimeKey(long.clock.Now())
+	if _, _, err := short.set.Expire(ctx, horizon, 0); err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		long.record(t, "new")
+		short.record(t, "new")
+	}
+	for _, pair := range [][2]*testNode{{long, short}, {short, long}} {
+		for range 5 {
+			long.record(t, "newer")
+		}
+		res := pair[0].syncPeer(ctx, pair[1].h.ID())
+		if res.Err != nil || !res.InSync {
+			t.Fatalf("a session from %s: %+v", pair[0].h.ID(), res)
+		}
+	}
+	if _, refused := short.set.Expired(); refused != 0 {
+		t.Fatalf("the node that keeps less was offered %d expired events", refused)
+	}
+	for _, e := range old {
+		if short.set.Has(crdt.KeyOf(e)) || !long.set.Has(crdt.KeyOf(e)) {
+			t.Fatal("an old event moved, or the node that keeps more lost it")
+		}
+	}
+	if short.set.Fingerprint(crdt.Range{From: horizon, To: crdt.MaxKey}) != long.set.Fingerprint(crdt.Range{From: horizon, To: crdt.MaxKey}) {
+		t.Fatal("the two differ above the horizon")
 	}
 }
