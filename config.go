@@ -43,7 +43,12 @@ const (
 	DefaultCluster        = "default"
 	DefaultSyncInterval   = 30 * time.Second
 	DefaultMaxClockOffset = 500 * time.Millisecond
+	DefaultRetention      = 7 * 24 * time.Hour
 )
+
+// MinRetention is the shortest Retention a node takes: a few horizon
+// steps, so that no event is expired on arrival by a clock a little ahead.
+const MinRetention = 10 * time.Minute
 
 // Config configures a Node. The zero value runs an in-memory node with the
 // default cluster settings. Open does not modify the Config it is given.
@@ -158,6 +163,18 @@ type Config struct {
 	// Limits bound the events the node records and accepts. Zero fields mean
 	// events.DefaultLimits.
 	Limits events.Limits
+
+	// Retention is how long the node keeps events: those whose HLC time
+	// lies more than Retention before now (rounded down to the minute, so
+	// that nodes with one setting agree without talking) expire — deleted
+	// here, and never taken back from a peer. Zero means
+	// DefaultRetention; negative keeps everything. At least MinRetention.
+	Retention time.Duration
+
+	// MaxBytes caps the bytes the node's events take (Status.StoreBytes):
+	// over it, the node lets its oldest events expire, whatever Retention
+	// says, until it is under. Zero means no cap.
+	MaxBytes int64
 }
 
 // withDefaults returns a copy of c with zero fields set to their defaults,
@@ -169,6 +186,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxClockOffset < 0 {
 		errs = append(errs, fmt.Errorf("MaxClockOffset %v is negative", c.MaxClockOffset))
+	}
+	if c.Retention > 0 && c.Retention < MinRetention {
+		errs = append(errs, fmt.Errorf("Retention %v is under the minimum, %v", c.Retention, MinRetention))
+	}
+	if c.MaxBytes < 0 {
+		errs = append(errs, fmt.Errorf("MaxBytes %d is negative", c.MaxBytes))
 	}
 	if !c.DHT.Valid() {
 		errs = append(errs, fmt.Errorf("DHT mode %d is unknown", int(c.DHT)))
@@ -220,6 +243,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxClockOffset == 0 {
 		c.MaxClockOffset = DefaultMaxClockOffset
+	}
+	if c.Retention == 0 {
+		c.Retention = DefaultRetention
 	}
 	return c, nil
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 
 	"github.com/ipfs/go-datastore"
@@ -43,6 +44,10 @@ type Node struct {
 	net   *peer.Host
 
 	signer ed25519.PrivateKey // signs recorded events, if Config.SignEvents
+
+	retain     *retainer
+	stopRetain context.CancelFunc // ends retain's loop
+	retaining  sync.WaitGroup
 
 	closeStore func() error
 	closeOnce  sync.Once
@@ -87,6 +92,18 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	} else if n.set, err = crdt.New(ctx, ds, setOpts); err != nil {
 		return nil, fmt.Errorf("scopemesh: opening the event set: %w", err)
 	}
+
+	// Expire what fell below the horizon while the node was down before
+	// it talks to anyone; the loop goes on from there.
+	n.retain = &retainer{set: n.set, clock: n.clock, retention: cfg.Retention, maxBytes: cfg.MaxBytes, log: slog.Default()}
+	n.retain.expire(ctx)
+	retainCtx, stop := context.WithCancel(context.Background())
+	n.stopRetain = stop
+	n.retaining.Add(1)
+	go func() {
+		defer n.retaining.Done()
+		n.retain.loop(retainCtx)
+	}()
 
 	allow := make([]lpeer.ID, len(cfg.AllowPeers))
 	for i, id := range cfg.AllowPeers {
@@ -198,6 +215,10 @@ func (n *Node) Close() error {
 		var errs []error
 		if n.net != nil {
 			errs = append(errs, n.net.Close())
+		}
+		if n.stopRetain != nil {
+			n.stopRetain()
+			n.retaining.Wait()
 		}
 		if n.set != nil {
 			errs = append(errs, n.set.Close())
@@ -317,4 +338,8 @@ func (n *Node) Sync(ctx context.Context) (map[string]SyncResult, error) {
 }
 
 // Status returns the cluster as this node sees it.
-func (n *Node) Status() Status { return n.net.Status() }
+func (n *Node) Status() Status {
+	st := n.net.Status()
+	st.Retention, st.MaxBytes = n.cfg.Retention, n.cfg.MaxBytes
+	return st
+}

@@ -173,6 +173,7 @@ func queryLocal(ctx context.Context, p queryParams) ([]queryResult, error) {
 	node, err := scopemesh.Open(ctx, scopemesh.Config{
 		Cluster: "bench-query-local", Datastore: store,
 		ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, DisableMDNS: true, DHT: scopemesh.DHTOff,
+		Retention: -1, // the fixture's events are from long ago
 	})
 	if err != nil {
 		return nil, err

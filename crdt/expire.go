@@ -64,6 +64,36 @@ func (s *Set) Expired() (deleted, refused uint64) {
 	return s.expired.Load(), s.refused.Load()
 }
 
+// Bytes returns roughly how many bytes the set's events take: on disk for
+// a datastore that tells (go-datastore's PersistentDatastore), in memory
+// for a memory set; 0 if unknown.
+func (s *Set) Bytes(ctx context.Context) (int64, error) {
+	if err := s.use(); err != nil {
+		return 0, err
+	}
+	defer s.inUse.Done()
+	n, err := s.store.bytes(ctx)
+	if _, ok := s.store.(*memoryBackend); ok {
+		s.mu.RLock()
+		n += int64(s.mu.tree.Bytes())
+		s.mu.RUnlock()
+	}
+	return n, err
+}
+
+// KeyAt returns the key of the event of rank i among those at or above
+// the horizon, counting from the oldest, and false if there is none.
+func (s *Set) KeyAt(i int) (Key, bool) {
+	h := keytree.Key(s.Horizon())
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	i += s.mu.tree.Rank(h)
+	if i < 0 || i >= s.mu.tree.Len() {
+		return Key{}, false
+	}
+	return Key(s.mu.tree.At(i)), true
+}
+
 // Expire raises the set's horizon to before, if it lies above it, and
 // deletes events below the horizon, oldest first: at most limit of them
 // (every one if limit is 0), each with its index entries. It returns how

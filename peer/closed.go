@@ -304,15 +304,17 @@ func (n *Host) verify(ctx context.Context, p lpeer.ID, st *proofState) {
 	case err == nil:
 		n.admitted(n.members.admit(p))
 	case n.ctx.Err() != nil:
-	case errors.Is(err, ErrNotMember), errors.Is(err, multistream.ErrNotSupported[protocol.ID]{}), ctx.Err() != nil:
-		// A wrong proof, no proof protocol, or no answer in time.
+	case errors.Is(err, ErrNotMember), errors.Is(err, multistream.ErrNotSupported[protocol.ID]{}):
+		// A wrong proof, or no proof protocol.
 		n.log.Info("refusing a peer that did not prove cluster membership", "peer", p, "err", err, "for", gateFor)
 		n.gater.refuseFor(p, gateFor)
 		n.proofs.forget(p)
 		n.h.Network().ClosePeer(p)
 	default:
-		// The stream broke (the peer restarted, the link dropped): drop
-		// the connection and check again on the next one.
+		// No answer in time, or the stream broke (the peer restarted,
+		// the link dropped): drop the connection and check again on the
+		// next one. A member on a loaded machine can be slow to answer,
+		// and costs a reconnection, not a minute refused.
 		n.log.Debug("membership check interrupted", "peer", p, "err", err)
 		n.proofs.forget(p)
 		n.h.Network().ClosePeer(p)

@@ -28,6 +28,13 @@ type Status struct {
 	Gossip    GossipStats   // delta replication counters
 	ClockSkew []ClockSkew   // origins whose clocks ran too far ahead, by origin
 	Uptime    time.Duration // since the node started
+
+	// Retention: what the node keeps, and what it has let go.
+	Horizon    hlc.Timestamp // events before it have expired here; zero if none has
+	StoreBytes int64         // bytes its events take, on disk or in memory
+	Expired    uint64        // events deleted below the horizon since the node started
+	Retention  time.Duration // how long it keeps events; negative: for good (the Node's setting)
+	MaxBytes   int64         // the cap on StoreBytes; 0: none (the Node's setting)
 }
 
 // Bounds of the clock-skew table. Its keys are the origins that events

@@ -141,6 +141,7 @@ func openMember(ctx context.Context, opts Options, i int) (*Member, error) {
 		DHT:          scopemesh.DHTOff,
 		Host:         h,
 		SyncInterval: opts.SyncInterval,
+		Retention:    -1, // stores given in Options may hold events from long ago
 	}
 	if i < len(opts.Stores) {
 		cfg.Datastore = opts.Stores[i]
