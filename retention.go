@@ -17,8 +17,8 @@ import (
 //     rounded down to retentionStep, the same on every node with the same
 //     setting;
 //   - over MaxBytes, a horizon of the node's own, past enough of its
-//     oldest events to bring it a tenth under the cap, which it then
-//     leaves the store time to reclaim before it looks again.
+//     oldest events to bring it a tenth under the cap; it then leaves the
+//     store time to reclaim the space before it expires more.
 //
 // The higher wins. The set keeps it (crdt.Set.Expire), so a restart goes
 // on from where the last run stopped, and expires at once what lay below
@@ -31,9 +31,10 @@ const retentionStep = time.Minute
 // lock, and a datastore commits one batch, for that many.
 const expireBatch = 4096
 
-// capSettle is how long a node waits after expiring events to get under
-// MaxBytes before it measures again: a store reclaims deleted space as it
-// compacts, not at once.
+// capSettle is how long a node waits, after expiring events to get under
+// MaxBytes, for its size to fall before it expires more: a store on disk
+// reclaims deleted space as it compacts, not at once, where a memory set
+// frees it at once.
 const capSettle = 30 * time.Second
 
 // retentionHorizon returns the horizon of retention r at wall time now.
@@ -51,7 +52,11 @@ type retainer struct {
 	maxBytes  int64         // 0: no cap
 	log       *slog.Logger
 
-	settled time.Time // when the store may have reclaimed the last size expiry
+	// After a size expiry, capped is the store's size then, and settled
+	// when the store may have reclaimed what it freed: until then, a size
+	// no smaller than capped is space not yet reclaimed, not new data.
+	capped  int64
+	settled time.Time
 }
 
 // loop runs until ctx ends.
@@ -94,11 +99,11 @@ func (r *retainer) expire(ctx context.Context) {
 // capHorizon returns the horizon that brings the store a tenth under
 // MaxBytes, if it is over, estimating bytes per event from the whole.
 func (r *retainer) capHorizon(ctx context.Context) (crdt.Key, bool) {
-	if r.maxBytes <= 0 || time.Now().Before(r.settled) {
+	if r.maxBytes <= 0 {
 		return crdt.Key{}, false
 	}
 	bytes, err := r.set.Bytes(ctx)
-	if err != nil || bytes <= r.maxBytes {
+	if err != nil || bytes <= r.maxBytes || bytes >= r.capped && time.Now().Before(r.settled) {
 		return crdt.Key{}, false
 	}
 	n := r.set.Len()
@@ -107,7 +112,7 @@ func (r *retainer) capHorizon(ctx context.Context) (crdt.Key, bool) {
 	if !ok {
 		return crdt.Key{}, false
 	}
-	r.settled = time.Now().Add(capSettle)
+	r.capped, r.settled = bytes, time.Now().Add(capSettle)
 	// A time-only key, as every horizon: peers exchange horizons by time.
 	t := k.Time()
 	t.Logical++

@@ -26,6 +26,11 @@ const (
 // says why.
 var ErrInvalidFilter = errors.New("query: invalid filter")
 
+// ErrExpiredCursor reports a cursor (Filter.After) below the replica's
+// retention horizon: the events after it that the listing was at have
+// expired, and a listing from the horizon goes on with what is left.
+var ErrExpiredCursor = errors.New("query: the cursor has expired")
+
 // Filter selects events. Empty fields select everything: an event matches
 // when it matches every field that is set.
 type Filter struct {

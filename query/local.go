@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"container/heap"
 	"context"
+	"fmt"
 	"iter"
 	"slices"
 
@@ -60,6 +61,9 @@ func Local(ctx context.Context, s *crdt.Set, f Filter) ([]events.Event, error) {
 func Each(ctx context.Context, s *crdt.Set, f Filter, fn func(events.Event) bool) error {
 	if err := f.Validate(); err != nil {
 		return err
+	}
+	if h := s.Horizon(); !f.After.IsZero() && f.After.Compare(h) < 0 {
+		return fmt.Errorf("%w: the cursor lies at %v, below the horizon %v: the events there have expired; query from the horizon", ErrExpiredCursor, f.After.Time(), h.Time())
 	}
 	r, left := f.keyRange(), f.limit()
 	var ended error // ctx's, if it ended the scan
