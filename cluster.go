@@ -67,5 +67,6 @@ func (n *Node) Trace(ctx context.Context, id events.TraceID) (query.Trace, error
 	}
 	t := query.NewTrace(id, all)
 	t.Complete, t.Peers = complete, peers
+	t.SetHorizon(n.set.Horizon().Time())
 	return *t, nil
 }

@@ -20,10 +20,18 @@ const DefaultWatchBuffer = 4096
 type GapError struct {
 	From    Key // the smallest key among the dropped events
 	Dropped int // how many events were dropped
+	// Expired is set when From lies below the set's horizon by the time
+	// the reader learns of the gap: some dropped events have expired, and
+	// a query from From gets only those at or above the horizon.
+	Expired bool
 }
 
 func (e *GapError) Error() string {
-	return fmt.Sprintf("crdt: watch fell behind: %d events dropped, all at or after key %v", e.Dropped, e.From)
+	msg := fmt.Sprintf("crdt: watch fell behind: %d events dropped, all at or after key %v", e.Dropped, e.From)
+	if e.Expired {
+		msg += "; some have expired since"
+	}
+	return msg
 }
 
 // Is makes errors.Is(err, ErrGap) true for a *GapError.
@@ -139,6 +147,7 @@ func (w *Watch) Available(dst []events.Encoded, max int) ([]events.Encoded, erro
 	case w.mu.gap != nil:
 		gap := w.mu.gap
 		w.mu.gap = nil
+		gap.Expired = gap.From.Compare(w.set.Horizon()) < 0
 		return dst, gap
 	case w.mu.closed:
 		return dst, ErrClosed

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -335,4 +336,33 @@ func marshal(t *testing.T, e events.Event) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// TestGapBelowTheHorizonSaysSo: a gap whose dropped events have begun to
+// expire by the time the reader learns of it says so.
+func TestGapBelowTheHorizonSaysSo(t *testing.T) {
+	ctx := context.Background()
+	s := newMemorySet(t)
+	w := s.Watch(2)
+	defer w.Close()
+	g := fixture.New(12, 1)
+	all := g.Batch(6)
+	for _, e := range all {
+		if _, err := s.Add(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := s.Expire(ctx, KeyOf(all[4]), 0); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := w.Next(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := w.Next(ctx)
+	var gap *GapError
+	if !errors.As(err, &gap) || !gap.Expired || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("a gap reaching below the horizon: %v, want one that says some expired", err)
+	}
 }

@@ -50,6 +50,10 @@ func (t *Trace) Render(w io.Writer, opts RenderOptions) error {
 	if len(t.Gaps) > 0 {
 		fmt.Fprintf(&b, "  %d parent events are missing from every replica asked (marked ?)\n", len(t.Gaps))
 	}
+	if len(t.Expired) > 0 {
+		fmt.Fprintf(&b, "  %d parent events expired with the part of the trace before %s (marked ?)\n",
+			len(t.Expired), time.Unix(0, t.Horizon.Wall).UTC().Format(time.RFC3339))
+	}
 
 	// A lane is drawn as a line between its node's first and last event.
 	first, last := map[int]int{}, map[int]int{}

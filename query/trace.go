@@ -3,9 +3,11 @@ package query
 import (
 	"container/heap"
 	"slices"
+	"time"
 
 	"github.com/scopemesh/scopemesh/crdt"
 	"github.com/scopemesh/scopemesh/events"
+	"github.com/scopemesh/scopemesh/hlc"
 )
 
 // Trace is one trace's events across the cluster, arranged by the causal
@@ -15,8 +17,16 @@ type Trace struct {
 	// Events are the trace's events in causal order: every event after its
 	// parent, and otherwise in (HLC, ID) order.
 	Events []events.Event
-	// Gaps are parents that events name but that no replica asked holds.
+	// Gaps are parents that events name but that no replica asked holds,
+	// and that cannot have expired (see Expired).
 	Gaps []events.ID
+	// Horizon is the retention horizon of the replica that asked: events
+	// before it have expired there, and likely everywhere.
+	Horizon hlc.Timestamp
+	// Expired are parents that no replica asked holds, of events recorded
+	// within expiredWindow after the horizon: the older part of the trace,
+	// gone with retention rather than missing.
+	Expired []events.ID
 	// Complete and Peers say which replicas answered, as in Result.
 	Complete bool
 	Peers    []PeerAnswer
@@ -43,6 +53,40 @@ func NewTrace(id events.TraceID, evs []events.Event) *Trace {
 		}
 	}
 	return t
+}
+
+// expiredWindow is how long after the horizon an event may have been
+// recorded for its missing parent to count as expired rather than missing:
+// the hops of a request's trace follow each other within seconds or
+// minutes.
+const expiredWindow = 10 * time.Minute
+
+// SetHorizon records the asking replica's retention horizon and moves to
+// Expired the gaps whose children were recorded within expiredWindow of
+// it.
+func (t *Trace) SetHorizon(h hlc.Timestamp) {
+	t.Horizon = h
+	if h.IsZero() {
+		return
+	}
+	limit := h.Wall + int64(expiredWindow)
+	recent := func(parent events.ID) bool {
+		for _, e := range t.Events {
+			if e.Parent == parent && e.Time.Wall < limit {
+				return true
+			}
+		}
+		return false
+	}
+	gaps := t.Gaps[:0]
+	for _, p := range t.Gaps {
+		if recent(p) {
+			t.Expired = append(t.Expired, p)
+		} else {
+			gaps = append(gaps, p)
+		}
+	}
+	t.Gaps = gaps
 }
 
 // causalOrder sorts evs so that every event follows its parent, breaking

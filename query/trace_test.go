@@ -92,3 +92,24 @@ func TestTraceCausality(t *testing.T) {
 		}
 	}
 }
+
+// TestTraceHorizonTellsExpiredFromMissing: a parent missing from an event
+// recorded just after the horizon expired with the trace's older part; one
+// missing from an event recorded long after is a gap.
+func TestTraceHorizonTellsExpiredFromMissing(t *testing.T) {
+	tr := events.NewTraceID()
+	const minute = int64(60_000_000_000)
+	var lost, never events.ID
+	lost[0], never[0] = 1, 2
+	early := span(t, tr, "svc", "rpc.reply", 100*minute+1, lost)
+	late := span(t, tr, "svc", "retry", 200*minute, never)
+	trace := NewTrace(tr, []events.Event{early, late})
+	trace.SetHorizon(hlc.Timestamp{Wall: 100 * minute})
+	if len(trace.Expired) != 1 || trace.Expired[0] != lost || len(trace.Gaps) != 1 || trace.Gaps[0] != never {
+		t.Fatalf("expired %v, gaps %v; want the early event's parent expired and the late one's missing", trace.Expired, trace.Gaps)
+	}
+	var b bytes.Buffer
+	if err := trace.Render(&b, RenderOptions{}); err != nil || !strings.Contains(b.String(), "expired with the part of the trace before") {
+		t.Fatalf("rendering:\n%s", b.String())
+	}
+}
