@@ -95,6 +95,15 @@ func writeStatus(w io.Writer, st statusJSON, now time.Time) error {
 	fmt.Fprintf(tw, "node\t%s\n", st.ID)
 	fmt.Fprintf(tw, "uptime\t%v\n", st.Uptime.Round(time.Second))
 	fmt.Fprintf(tw, "events\t%d\n", st.Events)
+	fmt.Fprintf(tw, "retention\t%s\n", retentionText(st.Status))
+	store := "size unknown"
+	if st.StoreBytes > 0 {
+		store = byteSize(st.StoreBytes).String()
+	}
+	if st.MaxBytes > 0 {
+		store += " of a " + byteSize(st.MaxBytes).String() + " cap"
+	}
+	fmt.Fprintf(tw, "store\t%s\n", store)
 	fmt.Fprintf(tw, "peers\t%d connected, %d known\n", st.Connected, len(st.Peers))
 	g := st.Gossip
 	fmt.Fprintf(tw, "gossip\tsent %d events in %d batches; received %d batches, %d new events; %d rejected\n",
@@ -214,4 +223,17 @@ func writeSyncResults(w io.Writer, res map[string]syncResultJSON) error {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%v\t%s\n", id, r.Sent, r.Received, r.Rounds, r.Duration.Round(time.Millisecond), result)
 	}
 	return tw.Flush()
+}
+
+// retentionText says how long a node keeps events and what has expired.
+func retentionText(st scopemesh.Status) string {
+	keeps := "keeps everything"
+	if st.Retention > 0 {
+		keeps = "keeps " + st.Retention.String()
+	}
+	if st.Horizon.IsZero() {
+		return keeps + "; nothing has expired"
+	}
+	return fmt.Sprintf("%s; events before %s have expired (%d since the node started)",
+		keeps, time.Unix(0, st.Horizon.Wall).UTC().Format(time.RFC3339), st.Expired)
 }

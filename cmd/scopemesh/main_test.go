@@ -170,7 +170,8 @@ func TestClusterCommands(t *testing.T) {
 	if st.ID != a.ID() || st.Connected != 1 || len(st.Peers) != 1 || st.Peers[0].ID != b.ID() {
 		t.Fatalf("status: %+v", st)
 	}
-	if out := mustCLI(t, "status", "--api", a.api); !strings.Contains(out, a.ID()) || !strings.Contains(out, "1 connected") {
+	if out := mustCLI(t, "status", "--api", a.api); !strings.Contains(out, a.ID()) || !strings.Contains(out, "1 connected") ||
+		!strings.Contains(out, "keeps 168h0m0s; nothing has expired") {
 		t.Errorf("status printed:\n%s", out)
 	}
 
@@ -330,6 +331,10 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"node", "--memory", "--api", "https://127.0.0.1:0"}, // TLS comes with --api-remote
 		{"status", "--api", "192.0.2.1:7400"},                // a token must not cross a network in the clear
 		{"node", "--config", "/nonexistent/scopemesh.yaml"},
+		{"node", "--retention", "5m"},
+		{"node", "--max-bytes", "lots"},
+		{"node", "--max-bytes", "20XB"},
+		{"node", "--dht", "server"}, // no cluster named
 		{"version", "extra"},
 	} {
 		if args[0] != "node" && args[0] != "bogus" && !slices.Contains(args, "--api") {
@@ -680,5 +685,23 @@ func TestStreamAsServerSentEvents(t *testing.T) {
 	}
 	if got := recordedLine(*line.Event); got+"\n" != want {
 		t.Errorf("streamed %q, recorded %q", got, want)
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "1048576": 1 << 20, "20GiB": 20 << 30, "500MB": 500e6, "1.5KiB": 1536, "2 tb": 2e12} {
+		var b byteSize
+		if err := b.Set(in); err != nil || int64(b) != want {
+			t.Errorf("%q = %d, %v; want %d", in, b, err, want)
+		}
+	}
+	for _, in := range []string{"", "GiB", "-1", "1.5.2MB", "5 parsecs"} {
+		var b byteSize
+		if err := b.Set(in); err == nil {
+			t.Errorf("%q was taken as %d bytes", in, b)
+		}
+	}
+	if got := byteSize(20 << 30).String(); got != "20GiB" {
+		t.Errorf("20 GiB prints as %q", got)
 	}
 }

@@ -47,6 +47,8 @@ type nodeSettings struct {
 	MDNS           bool          `yaml:"mdns"`
 	SyncInterval   time.Duration `yaml:"sync-interval"`
 	MaxClockOffset time.Duration `yaml:"max-clock-offset"`
+	Retention      time.Duration `yaml:"retention"`
+	MaxBytes       byteSize      `yaml:"max-bytes"`
 	API            string        `yaml:"api"`
 	APIRemote      bool          `yaml:"api-remote"`
 	LogLevel       string        `yaml:"log-level"`
@@ -146,6 +148,8 @@ that certificate exactly, and no other).`,
 	fs.BoolVar(&s.MDNS, "mdns", s.MDNS, "find members on the local network (--mdns=false to stop)")
 	fs.DurationVar(&s.SyncInterval, "sync-interval", 0, fmt.Sprintf("reconcile with a member this often (default %v)", scopemesh.DefaultSyncInterval))
 	fs.DurationVar(&s.MaxClockOffset, "max-clock-offset", 0, fmt.Sprintf("refuse events whose clock is further ahead than this (default %v)", scopemesh.DefaultMaxClockOffset))
+	fs.DurationVar(&s.Retention, "retention", 0, fmt.Sprintf("keep events this long, then let them expire; negative keeps everything (default %v)", scopemesh.DefaultRetention))
+	fs.Var(&s.MaxBytes, "max-bytes", "let the oldest events expire to keep the store under this `size` (20GiB, 500MB, bytes; default: no cap)")
 	fs.StringVar(&s.API, "api", "", "serve the local API on this unix socket `path` or loopback host:port (which needs the token in <data-dir>/"+apiTokenName+"); "+apiOff+" for no API (default: <data-dir>/"+apiSocketName+")")
 	fs.BoolVar(&s.APIRemote, "api-remote", false, "allow --api on any address, over TLS with the certificate <data-dir>/"+apiCertName+" and the token: whoever has both controls the node")
 	fs.StringVar(&s.LogLevel, "log-level", s.LogLevel, "log at this level: debug, info, warn or error")
@@ -189,6 +193,8 @@ func (s nodeSettings) config() (scopemesh.Config, error) {
 		SignEvents:     s.SignEvents,
 		SyncInterval:   s.SyncInterval,
 		MaxClockOffset: s.MaxClockOffset,
+		Retention:      s.Retention,
+		MaxBytes:       int64(s.MaxBytes),
 	}
 	if !s.Memory {
 		cfg.DataDir = s.DataDir
@@ -227,6 +233,9 @@ func (s nodeSettings) config() (scopemesh.Config, error) {
 	}
 	if s.MaxClockOffset < 0 {
 		errs = append(errs, fmt.Errorf("--max-clock-offset %v is negative", s.MaxClockOffset))
+	}
+	if s.Retention > 0 && s.Retention < scopemesh.MinRetention {
+		errs = append(errs, fmt.Errorf("--retention %v is under the minimum, %v", s.Retention, scopemesh.MinRetention))
 	}
 	if _, ok := logLevels[s.LogLevel]; !ok {
 		errs = append(errs, fmt.Errorf("--log-level %q is not debug, info, warn or error", s.LogLevel))
