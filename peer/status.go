@@ -30,7 +30,7 @@ type Status struct {
 	Uptime    time.Duration // since the node started
 
 	// Retention: what the node keeps, and what it has let go.
-	Horizon    hlc.Timestamp // events before it have expired here; zero if none has
+	Horizon    hlc.Timestamp // the node keeps no events from before it; zero if it keeps everything
 	StoreBytes int64         // bytes its events take, on disk or in memory
 	Expired    uint64        // events deleted below the horizon since the node started
 	Retention  time.Duration // how long it keeps events; negative: for good (the Node's setting)

@@ -232,8 +232,8 @@ func retentionText(st scopemesh.Status) string {
 		keeps = "keeps " + st.Retention.String()
 	}
 	if st.Horizon.IsZero() {
-		return keeps + "; nothing has expired"
+		return keeps
 	}
-	return fmt.Sprintf("%s; events before %s have expired (%d since the node started)",
+	return fmt.Sprintf("%s; none from before %s (%d expired since the node started)",
 		keeps, time.Unix(0, st.Horizon.Wall).UTC().Format(time.RFC3339), st.Expired)
 }

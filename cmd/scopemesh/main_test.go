@@ -171,7 +171,7 @@ func TestClusterCommands(t *testing.T) {
 		t.Fatalf("status: %+v", st)
 	}
 	if out := mustCLI(t, "status", "--api", a.api); !strings.Contains(out, a.ID()) || !strings.Contains(out, "1 connected") ||
-		!strings.Contains(out, "keeps 168h0m0s; nothing has expired") {
+		!strings.Contains(out, "keeps 168h0m0s; none from before") {
 		t.Errorf("status printed:\n%s", out)
 	}
 
