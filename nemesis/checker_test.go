@@ -68,7 +68,8 @@ type checkOptions struct {
 // check verifies what the cluster must guarantee once healed and synced:
 //
 //   - every acknowledged event is on every node, and nothing else is but
-//     indeterminate events (recorded as a crash struck);
+//     indeterminate events (recorded as a crash struck), above the
+//     retention horizon the nodes agree on; nothing is below it;
 //   - no node lists an event twice or out of (HLC, ID) order, and every
 //     event verifies against its ID;
 //   - every node lists the identical sequence;
@@ -90,6 +91,11 @@ func (c *cluster) check(ctx context.Context, opts checkOptions) *verdict {
 	if len(nodes) != len(c.slots) {
 		v.add("nodes down", "%d of %d nodes are up after the heal", len(nodes), len(c.slots))
 		return v
+	}
+	// What lies below the horizon has expired: nowhere, and not lost.
+	horizon, agreed := horizonOf(nodes)
+	if !agreed {
+		v.add("horizons", "the nodes disagree on the retention horizon")
 	}
 	logs := make([][]events.Event, len(nodes))
 	for i, n := range nodes {
@@ -115,10 +121,13 @@ func (c *cluster) check(ctx context.Context, opts checkOptions) *verdict {
 			if _, _, ok := h.known(e.ID); !ok {
 				v.add("phantom", "n%d holds %v (%s), which no Record returned", i, e.ID, describe(e))
 			}
+			if e.Time.Less(horizon) {
+				v.add("expired kept", "n%d holds %v (%v), below the horizon %v", i, e.ID, e.Time, horizon)
+			}
 		}
 		h.mu.Lock()
 		for id, r := range h.acked {
-			if !held[id] {
+			if !held[id] && !r.time.Less(horizon) {
 				v.add("lost", "n%d lacks acknowledged %v (%v)", i, id, r)
 			}
 		}
@@ -135,7 +144,7 @@ func (c *cluster) check(ctx context.Context, opts checkOptions) *verdict {
 		v.add("membership", "%v", err)
 	}
 	c.checkClocks(v, logs[0])
-	c.checkTraces(ctx, v, logs, opts.maxTraces)
+	c.checkTraces(ctx, v, logs, opts.maxTraces, horizon)
 
 	c.stats.mu.Lock()
 	for _, l := range c.stats.restartLead {
@@ -253,7 +262,7 @@ func maxTime(a, b hlc.Timestamp) hlc.Timestamp {
 // only at parents that were never acknowledged. At most maxTraces traces
 // go through the cluster path, the ones listed first; all go through the
 // local one.
-func (c *cluster) checkTraces(ctx context.Context, v *verdict, logs [][]events.Event, maxTraces int) {
+func (c *cluster) checkTraces(ctx context.Context, v *verdict, logs [][]events.Event, maxTraces int, horizon hlc.Timestamp) {
 	nodes := c.nodes()
 	byTrace := make([]map[events.TraceID][]events.Event, len(logs))
 	for i, log := range logs {
@@ -272,7 +281,7 @@ func (c *cluster) checkTraces(ctx context.Context, v *verdict, logs [][]events.E
 		for i := range nodes {
 			local := query.NewTrace(id, byTrace[i][id])
 			got := traceIDs(local)
-			c.checkTrace(v, i, local)
+			c.checkTrace(v, i, local, horizon)
 			if i == 0 {
 				want = got
 			} else if !slices.Equal(got, want) {
@@ -305,7 +314,7 @@ func traceIDs(t *query.Trace) []events.ID {
 }
 
 // checkTrace checks one node's reconstruction of one trace.
-func (c *cluster) checkTrace(v *verdict, node int, t *query.Trace) {
+func (c *cluster) checkTrace(v *verdict, node int, t *query.Trace, horizon hlc.Timestamp) {
 	for i, e := range t.Events {
 		if e.Parent.IsZero() {
 			continue
@@ -316,8 +325,8 @@ func (c *cluster) checkTrace(v *verdict, node int, t *query.Trace) {
 			}
 		}
 	}
-	for _, gap := range t.Gaps {
-		if r, acked, ok := c.hist.known(gap); ok && acked {
+	for _, gap := range append(t.Gaps, t.Expired...) {
+		if r, acked, ok := c.hist.known(gap); ok && acked && !r.time.Less(horizon) {
 			v.add("trace gap", "trace %v on n%d lacks acknowledged %v (%v)", t.ID, node, gap, r)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/scopemesh/scopemesh"
 	"github.com/scopemesh/scopemesh/events"
+	"github.com/scopemesh/scopemesh/hlc"
 	"github.com/scopemesh/scopemesh/query"
 )
 
@@ -47,9 +48,17 @@ type network interface {
 
 // skewedClock is a node's physical clock: the system clock moved by an
 // offset that the nemesis changes.
-type skewedClock struct{ offset atomic.Int64 }
+// skewedClock is a node's physical clock: the system's, skewed by an
+// offset of its own, and aged, with every other node's, by the time the
+// ageClocks faults made pass.
+type skewedClock struct {
+	offset atomic.Int64
+	aged   *atomic.Int64
+}
 
-func (c *skewedClock) Now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *skewedClock) Now() time.Time {
+	return time.Now().Add(time.Duration(c.offset.Load() + c.aged.Load()))
+}
 
 func (c *skewedClock) set(d time.Duration) { c.offset.Store(int64(d)) }
 
@@ -92,6 +101,7 @@ type clusterConfig struct {
 	syncInterval time.Duration
 	maxOffset    time.Duration
 	stepDuration time.Duration // a step lasts at least this long
+	retention    time.Duration // the nodes' Retention; 0: the default
 }
 
 // cluster runs the nodes of a nemesis test and the faults of its plan.
@@ -99,6 +109,7 @@ type cluster struct {
 	cfg  clusterConfig
 	net  network
 	hist *history
+	aged atomic.Int64 // how far ageClocks faults moved every clock
 
 	slots []*slot
 
@@ -207,7 +218,7 @@ func newCluster(cfg clusterConfig, net network, stores []any) *cluster {
 		cut: map[[2]int]int{}, latency: map[[2]int]time.Duration{}, links: map[[2]int]linkState{},
 	}
 	for i := range cfg.nodes {
-		c.slots = append(c.slots, &slot{index: i, clock: &skewedClock{}, store: stores[i]})
+		c.slots = append(c.slots, &slot{index: i, clock: &skewedClock{aged: &c.aged}, store: stores[i]})
 	}
 	return c
 }
@@ -222,6 +233,7 @@ func (c *cluster) nodeConfig(s *slot) scopemesh.Config {
 		SyncInterval:   c.cfg.syncInterval,
 		MaxClockOffset: c.cfg.maxOffset,
 		WallClock:      s.clock,
+		Retention:      c.cfg.retention,
 	}
 }
 
@@ -409,6 +421,9 @@ func (c *cluster) apply(ctx context.Context, f fault, i int) error {
 	switch f.kind {
 	case skewClock:
 		c.slots[f.node].clock.set(f.delay)
+		return nil
+	case ageClocks:
+		c.aged.Add(int64(f.delay))
 		return nil
 	case flapLink:
 		p := orderedPair(f.node, f.peer)
@@ -772,9 +787,14 @@ func (c *cluster) waitConnected(ctx context.Context, timeout time.Duration) erro
 func (c *cluster) converge(ctx context.Context, timeout time.Duration) (time.Duration, error) {
 	began := time.Now()
 	nodes := c.nodes()
-	acked, _ := c.hist.counts()
+	// Nodes expire on ticks of their own: until they agree on the horizon,
+	// what they hold differs below it.
+	converged := func() bool {
+		h, agreed := horizonOf(nodes)
+		return agreed && sameEvents(ctx, nodes, c.hist.ackedFrom(h))
+	}
 	err := poll(ctx, timeout, "every node to hold the same events", func() bool {
-		if sameEvents(ctx, nodes, acked) {
+		if converged() {
 			return true
 		}
 		var wg sync.WaitGroup
@@ -786,9 +806,24 @@ func (c *cluster) converge(ctx context.Context, timeout time.Duration) (time.Dur
 			})
 		}
 		wg.Wait()
-		return sameEvents(ctx, nodes, acked)
+		return converged()
 	})
 	return time.Since(began), err
+}
+
+// horizonOf returns the highest retention horizon of the nodes, and
+// whether they all have it.
+func horizonOf(nodes []*scopemesh.Node) (hlc.Timestamp, bool) {
+	var highest hlc.Timestamp
+	agreed := true
+	for i, n := range nodes {
+		h := n.Status().Horizon
+		agreed = agreed && (i == 0 || h == highest)
+		if highest.Less(h) {
+			highest = h
+		}
+	}
+	return highest, agreed
 }
 
 // sameEvents reports whether every node lists the same events in the same

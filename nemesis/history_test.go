@@ -136,6 +136,20 @@ func (h *history) counts() (acked, maybe int) {
 	return len(h.acked), len(h.maybe)
 }
 
+// ackedFrom returns how many acknowledged events lie at or after h: those
+// retention has not let go.
+func (h *history) ackedFrom(horizon hlc.Timestamp) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, r := range h.acked {
+		if !r.time.Less(horizon) {
+			n++
+		}
+	}
+	return n
+}
+
 // ackedSince returns the events acknowledged after the first mark ones,
 // and the mark to pass next time.
 func (h *history) ackedSince(mark int) ([]stamp, int) {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scopemesh/scopemesh"
 	"github.com/scopemesh/scopemesh/hlc"
 )
 
@@ -68,6 +69,7 @@ func TestNemesis(t *testing.T) {
 		maxRecords: 8,
 		minUp:      2,
 		maxLatency: 80 * time.Millisecond,
+		retention:  scopemesh.MinRetention,
 	}
 	for k := range numFaultKinds {
 		shape.kinds[k] = true
@@ -82,6 +84,7 @@ func TestNemesis(t *testing.T) {
 		syncInterval: time.Second,
 		maxOffset:    maxOffset,
 		stepDuration: 60 * time.Millisecond,
+		retention:    shape.retention,
 	}, net, stores)
 	runAndCheck(t, c, p, func() error { return net.close() })
 }

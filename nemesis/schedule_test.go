@@ -23,12 +23,14 @@ const (
 	killNode                    // the process dies: the store keeps every write it made
 	powerLoss                   // the machine dies: the store keeps its synced writes and part of the rest
 	bounceNode                  // crash loop: killed and reopened at once, one to three times in a row
+	ageClocks                   // time passes: every node's wall clock jumps ahead past the retention
 	numFaultKinds
 )
 
 var faultNames = [numFaultKinds]string{
 	partition: "partition", cutLink: "cut", flapLink: "flap", delayLink: "delay", slowNode: "slow",
 	skewClock: "skew", stopNode: "stop", killNode: "kill", powerLoss: "power-loss", bounceNode: "bounce",
+	ageClocks: "age",
 }
 
 func (k faultKind) String() string { return faultNames[k] }
@@ -45,7 +47,7 @@ type fault struct {
 	node   int           // the node; for a link, one end
 	peer   int           // a link's other end
 	groups [][]int       // partition: the sides
-	delay  time.Duration // delayLink, slowNode: added latency; skewClock: the new clock offset
+	delay  time.Duration // delayLink, slowNode: added latency; skewClock: the new clock offset; ageClocks: the jump
 	after  int           // node-down faults: events the node records in the step first
 	steps  int           // steps the fault lasts (a node stays down); 0 for instant faults
 	keep   int           // powerLoss: percent of the unsynced writes that survive
@@ -73,6 +75,8 @@ func (f fault) String() string {
 		fmt.Fprintf(&b, " n%d +%v", f.node, f.delay)
 	case skewClock:
 		fmt.Fprintf(&b, " n%d to %+v", f.node, f.delay)
+	case ageClocks:
+		fmt.Fprintf(&b, " every clock by %v", f.delay)
 	default:
 		fmt.Fprintf(&b, " n%d after %d events", f.node, f.after)
 		if f.kind == bounceNode {
@@ -146,11 +150,13 @@ type planShape struct {
 	weights    [numFaultKinds]int  // relative frequency of each kind; 0 means the default
 	minUp      int                 // nodes that stay up, at least
 	maxLatency time.Duration       // slowest link
+	retention  time.Duration       // the nodes' Retention: ageClocks jumps past it
 }
 
 var defaultWeights = [numFaultKinds]int{
 	partition: 5, cutLink: 3, flapLink: 3, delayLink: 2, slowNode: 2,
 	skewClock: 3, stopNode: 2, killNode: 2, powerLoss: 2, bounceNode: 1,
+	ageClocks: 1,
 }
 
 // newPlan draws a plan from seed. It simulates which nodes are up, so it
@@ -213,6 +219,10 @@ func newPlan(seed int64, shape planShape) *plan {
 			case skewClock:
 				f.node = rng.IntN(shape.nodes)
 				f.delay = time.Duration(rng.Int64N(2*int64(shape.maxOffset)+1)) - shape.maxOffset
+			case ageClocks:
+				// Past the retention and a step or two: what came
+				// before expires.
+				f.delay = shape.retention + time.Duration(1+rng.IntN(3))*time.Minute
 			default: // node-down faults
 				candidates := slices.DeleteFunc(slices.Clone(upNodes), func(n int) bool { return struck[n] })
 				if len(upNodes)-len(downThisStep) <= shape.minUp || len(candidates) == 0 {

@@ -126,9 +126,10 @@ type SyncResult struct {
 // Sessions in a row move less than sessions side by side: after a
 // partition heals, the first brings in what one peer's side recorded, and
 // the next, with another peer of that side, finds it already here instead
-// of moving it again. So a session waits for those running to end, but
-// for at most a second (SyncLimits.Idle/3 if less): a peer that stalls
-// delays the others by that much, and keeps none of them waiting longer.
+// of moving it again. So a session waits for those running to end, or is
+// refused for a moment (start), but for at most a second
+// (SyncLimits.Idle/3 if less): a peer that stalls delays the others by
+// that much, and keeps none of them waiting longer.
 const (
 	maxSessions = 4
 	maxInbound  = maxSessions - 1
@@ -146,20 +147,25 @@ type sessions struct {
 	ended   chan struct{}     // closed, and replaced, when a session ends
 }
 
-// start claims a slot for a session with p, inbound if p started it. It
-// waits, at most share, for the sessions running to end; an outbound
-// session also waits, until ctx ends, for a free slot and for p's running
-// session to end, where an inbound one is refused with ErrBusy.
+// start claims a slot for a session with p, inbound if p started it. An
+// outbound session waits, at most share, for the sessions running to end,
+// and then, until ctx ends, for a free slot and for p's running session to
+// end. An inbound one is refused with ErrBusy, for its initiator to try
+// again in a moment, if no slot is free or one of this node's own sessions
+// runs; otherwise it waits, at most share, for the other inbound ones,
+// which are all under way. Had it waited for this node's own sessions,
+// which wait for their peers' in turn, nodes syncing with each other all
+// at once would each have waited the whole of share.
 func (s *sessions) start(ctx context.Context, p lpeer.ID, inbound bool, share time.Duration) (end func(), err error) {
 	alone := time.NewTimer(share)
 	defer alone.Stop()
 	shared := false
 	for {
-		end, full, ended := s.tryStart(p, inbound, shared)
+		end, busy, ended := s.tryStart(p, inbound, shared)
 		switch {
 		case end != nil:
 			return end, nil
-		case full && inbound:
+		case busy && inbound:
 			return nil, ErrBusy
 		}
 		select {
@@ -173,18 +179,20 @@ func (s *sessions) start(ctx context.Context, p lpeer.ID, inbound bool, share ti
 }
 
 // tryStart claims a slot for a session with p if one is free and, unless
-// shared, no other session runs. full reports that no slot for it is free
-// (or p has one); ended closes when a session ends.
-func (s *sessions) tryStart(p lpeer.ID, inbound, shared bool) (end func(), full bool, ended <-chan struct{}) {
+// shared, no other session it waits for runs (start). busy reports that
+// no slot for it is free (or p has one), or, for an inbound session, that
+// one of this node's own runs; ended closes when a session ends.
+func (s *sessions) tryStart(p lpeer.ID, inbound, shared bool) (end func(), busy bool, ended <-chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended == nil {
 		s.ended = make(chan struct{})
 	}
-	if s.peers[p] || len(s.peers) >= maxSessions || inbound && s.inbound >= maxInbound {
+	own := len(s.peers) - s.inbound
+	if s.peers[p] || len(s.peers) >= maxSessions || inbound && (s.inbound >= maxInbound || own > 0) {
 		return nil, true, s.ended
 	}
-	if len(s.peers) > 0 && !shared {
+	if !shared && (s.inbound > 0 || !inbound && own > 0) {
 		return nil, false, s.ended
 	}
 	if s.peers == nil {
@@ -324,10 +332,10 @@ func (n *Host) initiate(ctx context.Context, p lpeer.ID) (res SyncResult) {
 	if err != nil {
 		return SyncResult{Err: fmt.Errorf("peer: opening a sync stream: %w", err), Duration: time.Since(start)}
 	}
-	defer raw.Close()
+	s := newStream(raw, lim)
+	defer s.within(lim.Idle, raw.Close)
 	stop := context.AfterFunc(ctx, func() { raw.Reset() })
 	defer stop()
-	s := newStream(raw, lim)
 	defer func() {
 		res.BytesSent, res.BytesReceived, res.Duration = s.count.written, s.count.read, time.Since(start)
 		if res.Err != nil && ctx.Err() != nil {
@@ -576,9 +584,11 @@ func (n *Host) handleSync(raw network.Stream) {
 		return
 	}
 	defer n.wg.Done()
-	defer raw.Close()
 	lim := n.syncLimits
 	s := newStream(raw, lim)
+	// A peer that takes nothing more would hold Close up (mocknet's waits
+	// for it to read): it gets the idle limit to, like every frame.
+	defer s.within(lim.Idle, raw.Close)
 	ctx, cancel := context.WithTimeout(n.ctx, lim.Duration)
 	defer cancel()
 	end, err := n.sessions.start(ctx, p, true, lim.shareAfter())
