@@ -85,6 +85,11 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("scopemesh: starting the clock: %w", err)
 	}
 	setOpts := crdt.Options{Limits: cfg.Limits}
+	if cfg.Retention > 0 {
+		// Buckets an eighth of the retention keep a trace lookup to
+		// nine or so, and expired entries to an eighth of the index.
+		setOpts.TraceBucket = cfg.Retention / 8
+	}
 	if cfg.DataDir == "" && cfg.Datastore == nil {
 		// Nothing to persist: the set keeps its events itself, several
 		// times faster than through a datastore.

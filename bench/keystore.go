@@ -14,7 +14,7 @@ import (
 
 // keyStore is a read-only datastore that holds a set's ordered index and
 // nothing else: it lists the keys it was given as the set's node index
-// (/n/<node>/<key>, in layout 2 as crdt/store.go documents it), which is
+// (/n/<node>/<key>, in layout 3 as crdt/store.go documents it), which is
 // all crdt.New reads to rebuild the index and all the reconciler reads. It lets
 // the harness reconcile sets of ten million events through the exported
 // API without sealing and storing ten million events (minutes, and about
@@ -57,7 +57,7 @@ func (s *keyStore) Query(_ context.Context, q dsq.Query) (dsq.Results, error) {
 
 func (s *keyStore) Get(_ context.Context, k datastore.Key) ([]byte, error) {
 	if k == layoutKey {
-		return []byte("2"), nil
+		return []byte("3"), nil
 	}
 	return nil, datastore.ErrNotFound
 }

@@ -27,6 +27,7 @@ var scenarios = map[string]scenario{
 	"replicate": {"P loopback nodes: throughput to every node, record-to-visible latency, gossip drops", runReplicate},
 	"heal":      {"split P nodes in two, write on both sides, heal: time, bytes vs the missing events, rounds", runHeal},
 	"reconcile": {"the reconciler alone, n up to 10,000,000, chosen d, clustered and scattered", runReconcile},
+	"retain":    {"recording on Pebble with retention as simulated days pass: store size, throughput, expiry cost", runRetain},
 	"query":     {"trace and filter queries at n up to 1,000,000, on one node and across a cluster", runQuery},
 	"plot":      {"render the JSON results as PNG charts", runPlot},
 }

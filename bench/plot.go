@@ -29,6 +29,7 @@ var charts = []chart{
 	{"replicate-throughput.png", "replicate", drawThroughput},
 	{"heal-bytes.png", "heal", drawHealBytes},
 	{"reconcile-bytes.png", "reconcile", drawReconcileBytes},
+	{"retain-bytes.png", "retain", drawRetainBytes},
 }
 
 func runPlot(ctx context.Context, e *env, args []string) error {
@@ -241,4 +242,38 @@ func drawReconcileBytes(saved []report.Saved) (*plot.Plot, bool, error) {
 // at the top, clears the lines.
 func headroom(p *plot.Plot, factor float64) {
 	p.Y.Max *= factor
+}
+
+// drawRetainBytes plots the store's size against simulated time, with
+// retention and without, from the newest run's first round.
+func drawRetainBytes(saved []report.Saved) (*plot.Plot, bool, error) {
+	all, from, err := runsOf[retainResult](saved)
+	if err != nil || len(all) == 0 {
+		return nil, false, err
+	}
+	var lines []any
+	for _, r := range all[len(all)-1] {
+		if r.Round != 0 {
+			continue
+		}
+		var pts plotter.XYs
+		for _, s := range r.Samples {
+			pts = append(pts, plotter.XY{X: s.Hours, Y: mib(s.StoreBytes)})
+		}
+		name := "without retention"
+		if r.Mode == "retain" {
+			name = "with retention"
+		}
+		lines = append(lines, name, pts)
+	}
+	var params retainParams
+	if err := json.Unmarshal(from[len(from)-1].Params, &params); err != nil {
+		return nil, false, err
+	}
+	p := newPlot(fmt.Sprintf("retention: Pebble store size, %s events over %v, retention %v", report.Int(int64(params.Events)), params.Span, params.Retention),
+		"simulated hours", "MiB on disk", from[len(from)-1])
+	err = plotutil.AddLines(p, lines...)
+	p.Y.Min = 0
+	headroom(p, 1.3)
+	return p, len(lines) > 0, err
 }

@@ -3,8 +3,13 @@ package crdt
 import (
 	"context"
 	"errors"
+	"maps"
+	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/ipfs/go-datastore"
 
 	"github.com/scopemesh/scopemesh/events"
 	"github.com/scopemesh/scopemesh/internal/fixture"
@@ -37,11 +42,13 @@ func checkAboveHorizon(t *testing.T, s *Set, all []events.Event, before Key, set
 	ctx := context.Background()
 	m := model{}
 	nodes, kinds := map[string]int{}, map[string]int{}
+	traces := map[events.TraceID]int{}
 	for _, e := range all {
 		if KeyOf(e).Compare(before) >= 0 {
 			m[e.ID] = e
 			nodes[e.Node]++
 			kinds[e.Kind]++
+			traces[e.Correlation]++
 		}
 	}
 	want := m.sorted()
@@ -95,9 +102,91 @@ func checkAboveHorizon(t *testing.T, s *Set, all []events.Event, before Key, set
 			traced++
 			return true
 		})
-		if err != nil {
-			t.Fatal(err)
+		if err != nil || traced != traces[e.Correlation] {
+			t.Fatalf("ScanIndex(trace %v): %d events, %v; want %d", e.Correlation, traced, err, traces[e.Correlation])
 		}
+	}
+}
+
+// TestExpireDropsTraceBuckets: a datastore set deletes a bucket of its
+// correlation index once the horizon passes its end, and keeps the others,
+// whose expired entries readers skip; with everything expired, nothing of
+// the events is left in the store.
+func TestExpireDropsTraceBuckets(t *testing.T) {
+	stores := map[string]func(testing.TB) datastore.Batching{
+		"map": func(testing.TB) datastore.Batching { return newMapStore() },
+		"pebble": func(t testing.TB) datastore.Batching {
+			ds, err := pebblestore.Open(t.TempDir(), pebblestore.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ds.Close() })
+			return ds
+		},
+	}
+	for name, open := range stores {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			ds := open(t)
+			s, err := New(ctx, ds, Options{TraceBucket: time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			all := fixture.New(17, 3).Batch(3000) // some 7.5 ms
+			if _, err := s.Merge(ctx, all); err != nil {
+				t.Fatal(err)
+			}
+			sorted := model(maps.Collect(func(yield func(events.ID, events.Event) bool) {
+				for _, e := range all {
+					yield(e.ID, e)
+				}
+			})).sorted()
+			before := KeyOf(sorted[1500])
+			buckets := func() (ended, left int) {
+				for k := range records(t, ds) {
+					if strings.HasPrefix(k, bucketPrefix) {
+						b, err := parseBucket(k[len(bucketPrefix):])
+						if err != nil {
+							t.Fatal(err)
+						}
+						if b.end <= before.Time().Wall {
+							ended++
+						} else {
+							left++
+						}
+					}
+				}
+				return ended, left
+			}
+			if ended, left := buckets(); ended < 2 || left < 2 {
+				t.Fatalf("%d buckets end before the horizon to be, %d after; want several of each", ended, left)
+			}
+			if _, _, err := s.Expire(ctx, before, 0); err != nil {
+				t.Fatal(err)
+			}
+			if ended, left := buckets(); ended != 0 || left < 2 {
+				t.Fatalf("after expiry, %d buckets end before the horizon, %d after; want none and several", ended, left)
+			}
+			for k := range records(t, ds) {
+				if !strings.HasPrefix(k, correlationPrefix) {
+					continue
+				}
+				if b, err := parseBucket(strings.Split(k, "/")[2]); err != nil || b.end <= before.Time().Wall {
+					t.Fatalf("the store keeps trace index entry %q of an ended bucket (%v)", k, err)
+				}
+			}
+			checkAboveHorizon(t, s, all, before, true)
+
+			if _, _, err := s.Expire(ctx, MaxKey, 0); err != nil {
+				t.Fatal(err)
+			}
+			for k := range records(t, ds) {
+				if k != layoutKey.String() && k != horizonKey.String() {
+					t.Fatalf("with every event expired, the store holds %q", k)
+				}
+			}
+		})
 	}
 }
 

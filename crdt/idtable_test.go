@@ -116,7 +116,7 @@ func TestEventTableMovesRecentEntries(t *testing.T) {
 func TestDatastoreIDCollisions(t *testing.T) {
 	ctx := context.Background()
 	ds := newMapStore()
-	b := newDatastoreBackend(ds)
+	b := newDatastoreBackend(ds, DefaultTraceBucket)
 	var id events.ID
 	id[0], id[31] = 7, 1
 	key := func(i int) Key { return MakeKey(hlc.Timestamp{Wall: int64(1000 + i)}, id) }

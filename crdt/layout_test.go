@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-datastore"
 	dsq "github.com/ipfs/go-datastore/query"
@@ -37,11 +39,11 @@ func TestOpenMigratesLayout1(t *testing.T) {
 			if cut {
 				// As if the process died in the middle of the index by
 				// kind, the events and the index by node moved already.
-				b := newDatastoreBackend(ds)
-				if err := b.migrate(ctx, eventPrefix); err != nil {
+				b := newDatastoreBackend(ds, DefaultTraceBucket)
+				if err := b.migrate(ctx, eventPrefix, inLayout1, layout1Key); err != nil {
 					t.Fatal(err)
 				}
-				if err := b.migrate(ctx, nodePrefix); err != nil {
+				if err := b.migrate(ctx, nodePrefix, inLayout1, layout1Key); err != nil {
 					t.Fatal(err)
 				}
 				var kinds []string
@@ -50,7 +52,7 @@ func TestOpenMigratesLayout1(t *testing.T) {
 						kinds = append(kinds, k)
 					}
 				}
-				if err := b.migrateBatch(ctx, kindPrefix, kinds[:migrateBatch]); err != nil {
+				if err := b.migrateBatch(ctx, kindPrefix, kinds[:migrateBatch], layout1Key); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -70,18 +72,121 @@ func TestOpenMigratesLayout1(t *testing.T) {
 	}
 }
 
+// TestOpenMigratesLayout2: a store in layout 2, its correlation index
+// filed by trace alone, opens holding what a store written in this layout
+// holds, and finds every trace, whether its migration runs whole or goes
+// on after one cut short.
+func TestOpenMigratesLayout2(t *testing.T) {
+	ctx := context.Background()
+	evs := fixture.New(11, 3).Batch(3*migrateBatch + 100)
+	opts := Options{TraceBucket: time.Millisecond} // the events span some 8 ms
+	written := newMapStore()
+	s, err := New(ctx, written, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Merge(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	want := records(t, written)
+	var buckets int
+	for k := range want {
+		if strings.HasPrefix(k, bucketPrefix) {
+			buckets++
+		}
+	}
+	if buckets < 4 {
+		t.Fatalf("the store written in this layout has %d trace index buckets, want several", buckets)
+	}
+
+	for _, cut := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cut short %v", cut), func(t *testing.T) {
+			ds := newMapStore()
+			writeLayout2(t, ds, want)
+			if cut {
+				// As if the process died once the buckets were recorded
+				// and a batch of entries moved.
+				b := newDatastoreBackend(ds, time.Millisecond)
+				var old []string
+				for k, v := range want {
+					if strings.HasPrefix(k, bucketPrefix) {
+						if err := ds.Put(ctx, datastore.RawKey(k), v); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				for k := range records(t, ds) {
+					if strings.HasPrefix(k, correlationPrefix) {
+						old = append(old, k)
+					}
+				}
+				if err := b.migrateBatch(ctx, correlationPrefix, old[:migrateBatch], b.layout2Key); err != nil {
+					t.Fatal(err)
+				}
+			}
+			m, err := New(ctx, ds, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			if got := records(t, ds); !maps.EqualFunc(got, want, bytes.Equal) {
+				t.Fatalf("the migrated store holds %d records, a store written in this layout %d, or others", len(got), len(want))
+			}
+			for _, e := range evs[:50] {
+				var got, wantIDs []events.ID
+				trace := e.Correlation.String()
+				for _, ev := range evs {
+					if ev.Correlation == e.Correlation {
+						wantIDs = append(wantIDs, ev.ID)
+					}
+				}
+				err := m.ScanIndex(ctx, ByCorrelation, trace, All, false, func(ev events.Event) bool {
+					got = append(got, ev.ID)
+					return true
+				})
+				if err != nil || !slices.Equal(got, wantIDs) {
+					t.Fatalf("trace %s: %d events, %v; want %d", trace, len(got), err, len(wantIDs))
+				}
+			}
+		})
+	}
+}
+
+// writeLayout2 writes to ds the records of a store in this layout, recs,
+// as layout 2 had them: the correlation index by trace alone, and no
+// buckets.
+func writeLayout2(t *testing.T, ds datastore.Batching, recs map[string][]byte) {
+	t.Helper()
+	ctx := context.Background()
+	for k, v := range recs {
+		switch {
+		case k == layoutKey.String():
+			v = []byte("2")
+		case strings.HasPrefix(k, bucketPrefix):
+			continue
+		case strings.HasPrefix(k, correlationPrefix):
+			parts := strings.Split(k[len(correlationPrefix):], "/") // bucket, trace, key
+			k = correlationPrefix + parts[1] + "/" + parts[2]
+		}
+		if err := ds.Put(ctx, datastore.RawKey(k), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestOpenRefusesUnknownLayout: a store in a layout this package does not
 // know is an error, and is left as it is.
 func TestOpenRefusesUnknownLayout(t *testing.T) {
 	ctx := context.Background()
 	ds := newMapStore()
-	if err := ds.Put(ctx, layoutKey, []byte("3")); err != nil {
+	if err := ds.Put(ctx, layoutKey, []byte("4")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := New(ctx, ds, Options{}); err == nil || !strings.Contains(err.Error(), `layout "3"`) {
-		t.Fatalf("New of a store in layout 3 = %v", err)
+	if _, err := New(ctx, ds, Options{}); err == nil || !strings.Contains(err.Error(), `layout "4"`) {
+		t.Fatalf("New of a store in layout 4 = %v", err)
 	}
-	if v, err := ds.Get(ctx, layoutKey); err != nil || string(v) != "3" {
+	if v, err := ds.Get(ctx, layoutKey); err != nil || string(v) != "4" {
 		t.Fatalf("the store's layout is %q, %v after New", v, err)
 	}
 }

@@ -1,6 +1,7 @@
 package crdt
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ipfs/go-datastore"
 
@@ -20,6 +22,14 @@ type Options struct {
 	// Limits bound the events the set accepts. Zero fields mean
 	// events.DefaultLimits.
 	Limits events.Limits
+	// TraceBucket is the span of wall time whose events a datastore set
+	// files together in its correlation index, which expires a bucket at
+	// a time (buckets.go); zero means DefaultTraceBucket. About an eighth
+	// of the retention suits: shorter buckets make trace lookups read
+	// more of them, longer ones keep expired entries longer. A set opened
+	// with another span reads the buckets it has and files new events in
+	// the new ones.
+	TraceBucket time.Duration
 }
 
 // Set is a grow-only set of events persisted in a go-datastore (New) or held
@@ -64,8 +74,14 @@ type Set struct {
 
 // New opens the set stored in ds, rebuilding the ordered index from it.
 func New(ctx context.Context, ds datastore.Batching, opts Options) (*Set, error) {
-	b := newDatastoreBackend(ds)
+	if opts.TraceBucket < 0 {
+		return nil, fmt.Errorf("crdt: trace index buckets of %v", opts.TraceBucket)
+	}
+	b := newDatastoreBackend(ds, cmp.Or(opts.TraceBucket, DefaultTraceBucket))
 	if err := b.upgradeLayout(ctx); err != nil {
+		return nil, err
+	}
+	if err := b.loadBuckets(ctx); err != nil {
 		return nil, err
 	}
 	horizon, err := b.loadHorizon(ctx)

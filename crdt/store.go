@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"math"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ipfs/go-datastore"
 	dsq "github.com/ipfs/go-datastore/query"
@@ -21,33 +23,37 @@ import (
 	"github.com/scopemesh/scopemesh/hlc"
 )
 
-// The datastore layout, version 2. Every event has one record and up to
+// The datastore layout, version 3. Every event has one record and up to
 // three index entries, all written in one batch:
 //
-//	/e/<key>             the event, events.Marshal encoding
-//	/n/<node>/<key>      by origin node (every event: rebuilds the ordered index)
-//	/k/<kind>/<key>      by kind
-//	/c/<trace>/<key>     by correlation, for events that have one
-//	/layout              "2", the layout's version (layout.go)
+//	/e/<key>                   the event, events.Marshal encoding
+//	/n/<node>/<key>            by origin node (every event: rebuilds the ordered index)
+//	/k/<kind>/<key>            by kind
+//	/c/<bucket>/<trace>/<key>  by correlation, for events that have one (buckets.go)
+//	/b/<bucket>                a bucket of the correlation index
+//	/horizon                   the key below which nothing is kept (expire.go)
+//	/layout                    "3", the layout's version (layout.go)
 //
 // Events are stored under their key, not their ID, so that events close in
 // time — a trace's, a time range's — share storage blocks: a trace read
-// touches a block or two rather than one per event. An event is found by
+// touches a block or two rather than one per event; and so that the
+// oldest, which expire first, go by range deletion. An event is found by
 // its ID through a table in memory, rebuilt at open with the ordered index.
 // Stores written before kept an ID-to-key record, /i/<id>, besides: it
 // cost a quarter of the write work (a key in random order, which every
 // compaction rewrites), and it is no longer written or read. Versions that
 // read it cannot find, by ID, events written without it.
 //
-// <key> and <trace> are in keyText, and so are <node> and <kind>, the
-// 64-bit digests of the values: short keys compare fast, and no value can
-// put a '/' in a key. keyText is base 64 in an alphabet in ASCII order,
-// without padding, so that values of one length keep their byte order in
-// text and an index prefix lists its events in key order. Layout 1 had
-// lowercase hex in its place: keys half as long again, which took 15 % more
-// of the CPU of recording on Pebble, 20.3 against 17.6 µs an event (`go
-// run ./bench record -stores pebble -callers 8`, 8 runs of each
-// alternating), and more room on disk.
+// <key>, <bucket> and <trace> are in keyText, and so are <node> and
+// <kind>, the 64-bit digests of the values: short keys compare fast, and no
+// value can put a '/' in a key. keyText is base 64 in an alphabet in ASCII
+// order, without padding, so that values of one length keep their byte
+// order in text and an index prefix lists its events in key order. Layout
+// 1 had lowercase hex in its place: keys half as long again, which took 15
+// % more of the CPU of recording on Pebble, 20.3 against 17.6 µs an event
+// (`go run ./bench record -stores pebble -callers 8`, 8 runs of each
+// alternating), and more room on disk. Layout 2 filed the correlation
+// index by trace alone, /c/<trace>/<key>.
 const (
 	eventPrefix       = "/e/"
 	nodePrefix        = "/n/"
@@ -91,8 +97,9 @@ func decodeKeyText(dst []byte, s string) error {
 
 // datastoreBackend keeps a set in a go-datastore, in the layout above.
 type datastoreBackend struct {
-	ds    datastore.Batching
-	group groupCommit // concurrent writes share a commit
+	ds      datastore.Batching
+	group   groupCommit // concurrent writes share a commit
+	buckets bucketTable // of the correlation index
 
 	// ids files the time of each event by its ID: with the ID, that is
 	// its key. It finds the candidates filed under the ID's 32-bit tag, and
@@ -106,8 +113,9 @@ type datastoreBackend struct {
 
 var _ backend = (*datastoreBackend)(nil)
 
-func newDatastoreBackend(ds datastore.Batching) *datastoreBackend {
+func newDatastoreBackend(ds datastore.Batching, traceBucket time.Duration) *datastoreBackend {
 	b := &datastoreBackend{ds: ds}
+	b.buckets.width = int64(traceBucket)
 	b.ids.t = newIDTable[[hlc.EncodedLen]byte]()
 	return b
 }
@@ -160,22 +168,11 @@ func appendDigestPrefix(dst []byte, prefix string, d uint64) []byte {
 	return append(keyText.AppendEncode(append(dst, prefix...), b[:]), '/')
 }
 
-// appendTracePrefix appends the prefix, with its trailing '/', under which
-// the correlation index lists trace t.
-func appendTracePrefix(dst []byte, t events.TraceID) []byte {
-	return append(keyText.AppendEncode(append(dst, correlationPrefix...), t[:]), '/')
-}
-
 // indexPrefix returns the datastore prefix, with its trailing '/', under
-// which index i lists the keys of events whose field equals value.
+// which index i, the node or kind index, lists the keys of events whose
+// field equals value.
 func indexPrefix(i Index, value string) (string, error) {
 	switch i {
-	case ByCorrelation:
-		t, err := events.ParseTraceID(value)
-		if err != nil {
-			return "", err
-		}
-		return string(appendTracePrefix(nil, t)), nil
 	case ByNode:
 		return string(appendDigestPrefix(nil, nodePrefix, digest(value))), nil
 	case ByKind:
@@ -185,13 +182,14 @@ func indexPrefix(i Index, value string) (string, error) {
 }
 
 // appendEntries passes put the datastore records of each of recs, the
-// event's and its index entries', building every key in one buffer. Each
-// kind of record goes in key order — the correlation entries by trace,
-// the kind and node entries by value, then the events — because Pebble
-// inserts a batch's keys into its memtable one after another, and a key
-// just after the last one skips most of the search from the top. It
-// leaves recs sorted by key.
-func appendEntries(recs []record, put func(key, value []byte) error) error {
+// event's and its index entries', building every key in one buffer, and
+// the records of the correlation index's new buckets, which it returns.
+// Each kind of record goes in key order — the correlation entries by
+// bucket and trace, the kind and node entries by value, then the events —
+// because Pebble inserts a batch's keys into its memtable one after
+// another, and a key just after the last one skips most of the search from
+// the top. It leaves recs sorted by key.
+func appendEntries(recs []record, buckets *bucketTable, put func(key, value []byte) error) ([]bucket, error) {
 	var buf []byte
 	// entries writes the index entry of each of recs under the prefix
 	// that prefix appends, if it files the record.
@@ -209,31 +207,44 @@ func appendEntries(recs []record, put func(key, value []byte) error) error {
 		}
 		return nil
 	}
+	bucketOf := func(r *record) bucket { return buckets.of(r.key.Time().Wall) }
+	var used []bucket
+	for i := range recs {
+		if !recs[i].trace.IsZero() {
+			used = append(used, bucketOf(&recs[i]))
+		}
+	}
+	added := buckets.missing(used)
+	for _, b := range added {
+		if err := put(appendBucket([]byte(bucketPrefix), b), nil); err != nil {
+			return nil, fmt.Errorf("writing a trace index bucket: %w", err)
+		}
+	}
 	slices.SortFunc(recs, func(a, b record) int {
-		return cmp.Or(bytes.Compare(a.trace[:], b.trace[:]), a.key.Compare(b.key))
+		return cmp.Or(cmpBucket(bucketOf(&a), bucketOf(&b)), bytes.Compare(a.trace[:], b.trace[:]), a.key.Compare(b.key))
 	})
 	err := entries(func(dst []byte, r *record) ([]byte, bool) {
-		return appendTracePrefix(dst, r.trace), !r.trace.IsZero()
+		return appendBucketTracePrefix(dst, bucketOf(r), r.trace), !r.trace.IsZero()
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	slices.SortFunc(recs, func(a, b record) int { return cmp.Or(cmp.Compare(a.kind, b.kind), a.key.Compare(b.key)) })
 	if err := entries(func(dst []byte, r *record) ([]byte, bool) { return appendDigestPrefix(dst, kindPrefix, r.kind), true }); err != nil {
-		return err
+		return nil, err
 	}
 	slices.SortFunc(recs, func(a, b record) int { return cmp.Or(cmp.Compare(a.node, b.node), a.key.Compare(b.key)) })
 	if err := entries(func(dst []byte, r *record) ([]byte, bool) { return appendDigestPrefix(dst, nodePrefix, r.node), true }); err != nil {
-		return err
+		return nil, err
 	}
 	slices.SortFunc(recs, func(a, b record) int { return a.key.Compare(b.key) })
 	for _, r := range recs {
 		buf = appendEventKey(buf[:0], r.key)
 		if err := put(buf, r.x.Wire()); err != nil {
-			return fmt.Errorf("writing event %v: %w", r.x.Header().ID, err)
+			return nil, fmt.Errorf("writing event %v: %w", r.x.Header().ID, err)
 		}
 	}
-	return nil
+	return added, nil
 }
 
 // parseIndexEntry splits an index key into its value segment (a digest or
@@ -350,17 +361,22 @@ func (b *datastoreBackend) write(ctx context.Context, recs []record) error {
 	// records ride in it.
 	ctx = context.WithoutCancel(ctx)
 	return b.group.write(recs, func(recs []record) error {
+		var added []bucket
 		var err error
 		if w, ok := b.ds.(BatchWriter); ok {
 			err = w.WriteBatch(ctx, func(put func(key, value []byte) error) error {
-				return appendEntries(recs, put)
+				added, err = appendEntries(recs, &b.buckets, put)
+				return err
 			})
 		} else {
-			err = b.writeBatch(ctx, recs)
+			added, err = b.writeBatch(ctx, recs)
 		}
 		if err != nil {
 			return fmt.Errorf("crdt: committing %d events: %w", len(recs), err)
 		}
+		// Before the ordered index has the events: a reader that finds
+		// one finds its trace's bucket.
+		b.buckets.add(added)
 		b.fileIDs(func(yield func(Key) bool) {
 			for _, r := range recs {
 				if !yield(r.key) {
@@ -373,18 +389,18 @@ func (b *datastoreBackend) write(ctx context.Context, recs []record) error {
 }
 
 // writeBatch writes recs through a go-datastore batch.
-func (b *datastoreBackend) writeBatch(ctx context.Context, recs []record) error {
+func (b *datastoreBackend) writeBatch(ctx context.Context, recs []record) ([]bucket, error) {
 	batch, err := b.ds.Batch(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	err = appendEntries(recs, func(key, value []byte) error {
+	added, err := appendEntries(recs, &b.buckets, func(key, value []byte) error {
 		return batch.Put(ctx, datastore.RawKey(string(key)), value)
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return batch.Commit(ctx)
+	return added, batch.Commit(ctx)
 }
 
 func (b *datastoreBackend) event(ctx context.Context, k Key) ([]byte, error) {
@@ -420,8 +436,12 @@ func (b *datastoreBackend) keyOf(ctx context.Context, id events.ID) (Key, error)
 }
 
 // list reads the whole index prefix, from its start or its end: a
-// go-datastore listing cannot seek to r.
-func (b *datastoreBackend) list(ctx context.Context, i Index, value string, _ Range, descending bool, fn func(Key) bool) error {
+// go-datastore listing cannot seek to r. A trace's entries it reads from
+// every bucket that may hold some of r.
+func (b *datastoreBackend) list(ctx context.Context, i Index, value string, r Range, descending bool, fn func(Key) bool) error {
+	if i == ByCorrelation {
+		return b.listTrace(ctx, value, r, descending, fn)
+	}
 	prefix, err := indexPrefix(i, value)
 	if err != nil {
 		return err
@@ -436,6 +456,48 @@ func (b *datastoreBackend) list(ctx context.Context, i Index, value string, _ Ra
 		return fn(k)
 	})
 	return errors.Join(err, bad)
+}
+
+// listTrace lists trace value's keys from the buckets that may hold some of
+// r. Buckets of different widths, after the set's changed, may overlap:
+// the keys are sorted before they are handed on. A trace is short; its
+// keys fit in memory.
+func (b *datastoreBackend) listTrace(ctx context.Context, value string, r Range, descending bool, fn func(Key) bool) error {
+	t, err := events.ParseTraceID(value)
+	if err != nil {
+		return err
+	}
+	until := r.To.Time().Wall
+	if r.To == MaxKey {
+		until = math.MaxInt64
+	}
+	var keys []Key
+	var bad error
+	for _, bk := range b.buckets.overlapping(r.From.Time().Wall, until) {
+		prefix := string(appendBucketTracePrefix(nil, bk, t))
+		err := b.listKeys(ctx, prefix, false, func(entry string) bool {
+			k, err := parseKeyText(entry[len(prefix):])
+			if err != nil {
+				bad = fmt.Errorf("%w: correlation index entry %q: %v", ErrCorrupt, entry, err)
+				return false
+			}
+			keys = append(keys, k)
+			return true
+		})
+		if err = errors.Join(err, bad); err != nil {
+			return err
+		}
+	}
+	slices.SortFunc(keys, Key.Compare)
+	if descending {
+		slices.Reverse(keys)
+	}
+	for _, k := range keys {
+		if !fn(k) {
+			return nil
+		}
+	}
+	return nil
 }
 
 // listKeys calls fn with the keys under prefix, in order (reverse order if
@@ -488,47 +550,41 @@ func (b *datastoreBackend) saveHorizon(ctx context.Context, h Key) error {
 	return b.ds.Sync(ctx, horizonKey)
 }
 
-// expire reads the events below before, for the index entries each has,
-// and deletes them all in one batch: through a Pruner, the events and the
-// node and kind entries as ranges, whose tombstones a later listing skips
-// at once, where one per key would each be read again until compacted.
+// expire reads the events below before, for what each is filed under,
+// and deletes them all in one batch: through a Pruner, as ranges, whose
+// tombstones a later listing skips at once, where one per key would each
+// be read again until compacted. The correlation index goes a bucket at a
+// time, once before has passed the bucket's end; until then readers skip
+// its expired entries.
 func (b *datastoreBackend) expire(ctx context.Context, before Key) (expiry, error) {
 	gone := newExpiry()
-	type dead struct {
-		key   Key
-		trace events.TraceID
-	}
-	var all []dead
 	end := appendEventKey(nil, before)
 	var bad error
 	err := b.listRange(ctx, []byte(eventPrefix), end, func(key, value []byte) bool {
-		k, err := parseKeyText(string(key[len(eventPrefix):]))
-		if err != nil {
-			bad = fmt.Errorf("%w: event key %q: %v", ErrCorrupt, key, err)
-			return false
-		}
 		e, err := storedLimits.UnmarshalHeader(value)
 		if err != nil {
-			bad = fmt.Errorf("%w: event %v: %v", ErrCorrupt, k.ID(), err)
+			bad = fmt.Errorf("%w: event %q: %v", ErrCorrupt, key, err)
 			return false
 		}
 		gone.nodes[digest(e.Node)]++
 		gone.kinds[digest(e.Kind)]++
-		all = append(all, dead{k, e.Correlation})
+		gone.n++
 		return true
 	})
-	if err = errors.Join(err, bad); err != nil || len(all) == 0 {
+	if err = errors.Join(err, bad); err != nil {
 		return gone, err
 	}
-	gone.n = len(all)
+	ended := b.buckets.endedBy(before.Time().Wall)
+	if gone.n == 0 && len(ended) == 0 {
+		return gone, nil
+	}
 	prune := func(del func(key []byte) error, delRange func(start, end []byte) error) error {
-		var buf []byte
-		for _, d := range all {
-			if d.trace.IsZero() {
-				continue
+		for _, bk := range ended {
+			prefix := append(appendBucket([]byte(correlationPrefix), bk), '/')
+			if err := delRange(prefix, prefixEnd(prefix)); err != nil {
+				return err
 			}
-			buf = keyText.AppendEncode(appendTracePrefix(buf[:0], d.trace), d.key[:])
-			if err := del(buf); err != nil {
+			if err := del(appendBucket([]byte(bucketPrefix), bk)); err != nil {
 				return err
 			}
 		}
@@ -550,6 +606,7 @@ func (b *datastoreBackend) expire(ctx context.Context, before Key) (expiry, erro
 	if err != nil {
 		return gone, err
 	}
+	b.buckets.remove(ended)
 	b.ids.Lock()
 	b.ids.stale += gone.n
 	b.ids.Unlock()
@@ -575,6 +632,19 @@ func (b *datastoreBackend) listRange(ctx context.Context, start, end []byte, fn 
 		}
 		if entry.Key >= string(end) || !fn([]byte(entry.Key), entry.Value) {
 			return nil
+		}
+	}
+	return nil
+}
+
+// prefixEnd returns the smallest key after every key that starts with
+// prefix.
+func prefixEnd(prefix []byte) []byte {
+	end := slices.Clone(prefix)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
 		}
 	}
 	return nil

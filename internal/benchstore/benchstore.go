@@ -26,7 +26,7 @@ func Build(tb testing.TB, n int) Store {
 	tb.Helper()
 	// The name carries the store's layout version: a store written by an
 	// older layout is not reused.
-	dir := filepath.Join(os.TempDir(), fmt.Sprintf("scopemesh-bench-v4-%d", n))
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("scopemesh-bench-v5-%d", n))
 	done := filepath.Join(dir, "complete")
 	st := Store{Dir: filepath.Join(dir, "store")}
 	if _, err := os.Stat(done); err != nil {
