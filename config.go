@@ -46,6 +46,11 @@ const (
 	DefaultRetention      = 7 * 24 * time.Hour
 )
 
+// MinDiskBytes is the smallest MaxBytes a node with a DataDir takes: the
+// store's log and memtables take some 256 MiB whatever it holds, and a cap
+// near that would leave the events next to nothing.
+const MinDiskBytes = 1 << 30
+
 // MinRetention is the shortest Retention a node takes: a few horizon
 // steps, so that no event is expired on arrival by a clock a little ahead.
 const MinRetention = 10 * time.Minute
@@ -171,9 +176,12 @@ type Config struct {
 	// DefaultRetention; negative keeps everything. At least MinRetention.
 	Retention time.Duration
 
-	// MaxBytes caps the bytes the node's events take (Status.StoreBytes):
-	// over it, the node lets its oldest events expire, whatever Retention
-	// says, until it is under. Zero means no cap.
+	// MaxBytes caps the bytes the node's events take: its store's size
+	// less the space of deleted events that the store has yet to compact
+	// away (Status.StoreBytes less Status.Reclaimable). Over it, the node
+	// lets its oldest events expire, whatever Retention says, until it is
+	// a tenth under. Zero means no cap. With a DataDir, at least
+	// MinDiskBytes.
 	MaxBytes int64
 }
 
@@ -192,6 +200,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxBytes < 0 {
 		errs = append(errs, fmt.Errorf("MaxBytes %d is negative", c.MaxBytes))
+	}
+	if c.MaxBytes > 0 && c.MaxBytes < MinDiskBytes && c.DataDir != "" && c.Datastore == nil {
+		errs = append(errs, fmt.Errorf("MaxBytes %d is under the minimum for a store on disk, %d: Pebble's log and memtables alone take some 256 MiB", c.MaxBytes, MinDiskBytes))
 	}
 	if !c.DHT.Valid() {
 		errs = append(errs, fmt.Errorf("DHT mode %d is unknown", int(c.DHT)))

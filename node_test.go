@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
@@ -129,8 +130,9 @@ func TestBringYourOwnDatastore(t *testing.T) {
 }
 
 func TestConfigErrorsAllReported(t *testing.T) {
-	_, err := Open(context.Background(), Config{SyncInterval: -1, MaxClockOffset: -1, DHT: 99, Bootstrap: []string{"/ip4/1.2.3.4/tcp/1"}})
-	for _, want := range []string{"SyncInterval", "MaxClockOffset", "DHT", "Bootstrap"} {
+	_, err := Open(context.Background(), Config{SyncInterval: -1, MaxClockOffset: -1, DHT: 99, Bootstrap: []string{"/ip4/1.2.3.4/tcp/1"},
+		Retention: time.Minute, DataDir: t.TempDir(), MaxBytes: 64 << 20})
+	for _, want := range []string{"SyncInterval", "MaxClockOffset", "DHT", "Bootstrap", "Retention", "MaxBytes"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not mention %s", err, want)
 		}

@@ -17,8 +17,8 @@ import (
 //     rounded down to retentionStep, the same on every node with the same
 //     setting;
 //   - over MaxBytes, a horizon of the node's own, past enough of its
-//     oldest events to bring it a tenth under the cap; it then leaves the
-//     store time to reclaim the space before it expires more.
+//     oldest events to bring it a tenth under the cap, which holds it to
+//     that many events while the store reclaims the space.
 //
 // The higher wins. The set keeps it (crdt.Set.Expire), so a restart goes
 // on from where the last run stopped, and expires at once what lay below
@@ -31,10 +31,10 @@ const retentionStep = time.Minute
 // lock, and a datastore commits one batch, for that many.
 const expireBatch = 4096
 
-// capSettle is how long a node waits, after expiring events to get under
-// MaxBytes, for its size to fall before it expires more: a store on disk
-// reclaims deleted space as it compacts, not at once, where a memory set
-// frees it at once.
+// capSettle is how long a node over MaxBytes holds to the events it
+// found would fit before it measures again: a store on disk reclaims
+// deleted space as it compacts, not at once, where a memory set frees it
+// at once.
 const capSettle = 30 * time.Second
 
 // retentionHorizon returns the horizon of retention r at wall time now.
@@ -52,11 +52,12 @@ type retainer struct {
 	maxBytes  int64         // 0: no cap
 	log       *slog.Logger
 
-	// After a size expiry, capped is the store's size then, and settled
-	// when the store may have reclaimed what it freed: until then, a size
-	// no smaller than capped is space not yet reclaimed, not new data.
-	capped  int64
-	settled time.Time
+	// Once the events take more than MaxBytes, capEvents is how many fit
+	// under it, worked out when they took capped bytes; until settled,
+	// or until they take fewer, that count holds.
+	capEvents int
+	capped    int64
+	settled   time.Time
 }
 
 // loop runs until ctx ends.
@@ -96,23 +97,36 @@ func (r *retainer) expire(ctx context.Context) {
 	}
 }
 
-// capHorizon returns the horizon that brings the store a tenth under
-// MaxBytes, if it is over, estimating bytes per event from the whole.
+// capHorizon returns the horizon that holds the node to the events that
+// fit a tenth under MaxBytes, once its events take more. How many fit it
+// works out from the bytes per event when it finds them over the cap, and
+// again once those bytes fall or after capSettle: a store on disk finds
+// out only as it compacts how much space a deletion freed, so it counts
+// deleted data for a while, and meanwhile the count alone bounds it.
 func (r *retainer) capHorizon(ctx context.Context) (crdt.Key, bool) {
 	if r.maxBytes <= 0 {
 		return crdt.Key{}, false
 	}
-	bytes, err := r.set.Bytes(ctx)
-	if err != nil || bytes <= r.maxBytes || bytes >= r.capped && time.Now().Before(r.settled) {
+	total, reclaimable, err := r.set.Bytes(ctx)
+	if err != nil {
 		return crdt.Key{}, false
 	}
-	n := r.set.Len()
-	drop := int(float64(n) * float64(bytes-r.maxBytes*9/10) / float64(bytes))
-	k, ok := r.set.KeyAt(min(drop, n-1))
+	n, held := r.set.Len(), total-reclaimable
+	if held <= r.maxBytes {
+		r.capEvents = 0
+		return crdt.Key{}, false
+	}
+	if now := time.Now(); r.capEvents == 0 || held < r.capped || !now.Before(r.settled) {
+		r.capEvents = max(int(float64(n)*float64(r.maxBytes*9/10)/float64(held)), 1)
+		r.capped, r.settled = held, now.Add(capSettle)
+	}
+	if n <= r.capEvents {
+		return crdt.Key{}, false
+	}
+	k, ok := r.set.KeyAt(n - r.capEvents - 1)
 	if !ok {
 		return crdt.Key{}, false
 	}
-	r.capped, r.settled = bytes, time.Now().Add(capSettle)
 	// A time-only key, as every horizon: peers exchange horizons by time.
 	t := k.Time()
 	t.Logical++

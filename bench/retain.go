@@ -23,6 +23,8 @@ type retainParams struct {
 	Repeat    int           `json:"repeat"`
 	Samples   int           `json:"samples"`
 	Modes     []string      `json:"modes"`
+	MaxBytes  int64         `json:"max_bytes"`
+	Rate      int           `json:"rate"` // events/s offered; 0: as fast as Record goes
 }
 
 // retainSample is the store's state at one point of a run.
@@ -30,11 +32,12 @@ type retainSample struct {
 	Recorded   int     `json:"recorded"`
 	Hours      float64 `json:"hours"` // simulated time since the start
 	StoreBytes int64   `json:"store_bytes"`
+	Reclaim    int64   `json:"reclaimable_bytes"` // of StoreBytes, deleted data not yet compacted away
 	Held       int     `json:"held"`
 }
 
 type retainResult struct {
-	Mode         string         `json:"mode"` // "retain" or "keep"
+	Mode         string         `json:"mode"` // "retain", "keep" or "cap"
 	Round        int            `json:"round"`
 	Events       int            `json:"events"`
 	Seconds      float64        `json:"seconds"`
@@ -45,7 +48,7 @@ type retainResult struct {
 }
 
 func runRetain(ctx context.Context, e *env, args []string) error {
-	p := retainParams{Events: 2_000_000, Callers: 8, Retention: 4 * time.Hour, Span: 12 * time.Hour, Repeat: 1, Samples: 60}
+	p := retainParams{Events: 2_000_000, Callers: 8, Retention: 4 * time.Hour, Span: 12 * time.Hour, Repeat: 1, Samples: 60, MaxBytes: 256 << 20}
 	fs := e.flags("retain")
 	fs.IntVar(&p.Events, "events", p.Events, "events recorded per run")
 	fs.IntVar(&p.Callers, "callers", p.Callers, "concurrent Record callers")
@@ -53,8 +56,10 @@ func runRetain(ctx context.Context, e *env, args []string) error {
 	fs.DurationVar(&p.Span, "span", p.Span, "simulated time the run's events cover, by a manual clock")
 	fs.IntVar(&p.Repeat, "repeat", p.Repeat, "rounds; each runs with retention and without, the order alternating")
 	fs.IntVar(&p.Samples, "samples", p.Samples, "store measurements per run")
-	modes := words{list: []string{"retain", "keep"}, allowed: []string{"retain", "keep"}}
-	fs.Var(&modes, "modes", "runs with retention (retain) and without (keep)")
+	modes := words{list: []string{"retain", "keep"}, allowed: []string{"retain", "keep", "cap"}}
+	fs.Var(&modes, "modes", "runs with retention (retain), without (keep), and keeping everything under -max-bytes (cap)")
+	fs.Int64Var(&p.MaxBytes, "max-bytes", p.MaxBytes, "Config.MaxBytes of the cap runs")
+	fs.IntVar(&p.Rate, "rate", p.Rate, "events/s offered, over all callers; 0: as fast as they go")
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
@@ -82,12 +87,20 @@ func runRetain(ctx context.Context, e *env, args []string) error {
 	}
 	t.Print(os.Stdout)
 	sum := summariseRetain(results, p)
+	if sum.capped > 0 {
+		fmt.Printf("under a cap of %s, the store peaked at %.2f × the cap once it first reached it, and took %.2f × on average over the last fifth of the runs\n",
+			report.Bytes(p.MaxBytes), sum.capPeak, sum.capLevel)
+	}
+	if sum.throughput == 0 {
+		return e.finish(run, results, nil)
+	}
 	fmt.Printf("\nthroughput with retention / without: %.3f (CPU µs/event %.2f / %.2f); expiry costs %.2f µs of CPU per expired event\n",
 		sum.throughput, sum.cpuRetain, sum.cpuKeep, sum.expiryCPU)
 	fmt.Printf("over the last fifth of the runs with retention, the node held %.2f × the events the retention implies (the retainer ticks each second, %v of simulated time), and its store took %.2f × the bytes of one holding as many events without retention\n",
 		sum.held, time.Duration(float64(p.Span)/(float64(p.Events)/sum.eventsPerSec)).Round(time.Minute), sum.level)
 	return e.finish(run, results, []target{
 		atLeast("Record throughput with retention / without", sum.throughput, 0.9, "×"),
+		atMost("events held / what the retention implies", sum.held, 1.25, "×"),
 		atMost("store with retention / one holding as many events", sum.level, 1.25, "×"),
 	})
 }
@@ -100,6 +113,8 @@ type retainSummary struct {
 	expiryCPU          float64 // µs per expired event
 	held               float64 // events held late in the runs with retention, over those the retention implies
 	level              float64 // store bytes late in the runs with retention, over those of a store holding as many events
+	capped             int     // cap runs
+	capPeak, capLevel  float64 // store bytes over MaxBytes: the most once first reached, and late in the run
 }
 
 func summariseRetain(rs []retainResult, p retainParams) retainSummary {
@@ -116,6 +131,15 @@ func summariseRetain(rs []retainResult, p retainParams) retainSummary {
 	}
 	implied := float64(p.Events) * float64(p.Retention) / float64(p.Span)
 	for _, r := range rs {
+		if r.Mode == "cap" {
+			s.capped++
+			s.capPeak = max(s.capPeak, capPeak(r.Samples, p.MaxBytes))
+			var tail []float64
+			for _, x := range r.Samples[len(r.Samples)*4/5:] {
+				tail = append(tail, float64(x.StoreBytes)/float64(p.MaxBytes))
+			}
+			s.capLevel += mean(tail)
+		}
 		if r.Mode != "retain" {
 			continue
 		}
@@ -141,7 +165,24 @@ func summariseRetain(rs []retainResult, p retainParams) retainSummary {
 		s.expiryCPU = (s.cpuRetain - s.cpuKeep) * float64(p.Events) / n
 	}
 	s.level, s.held = mean(levels), mean(held)
+	s.capLevel /= float64(max(s.capped, 1))
+	if len(epsK) == 0 || len(epsR) == 0 {
+		s.throughput = 0
+	}
 	return s
+}
+
+// capPeak returns the largest store size over limit, once the store first
+// reached limit.
+func capPeak(samples []retainSample, limit int64) float64 {
+	var peak int64
+	reached := false
+	for _, x := range samples {
+		if reached = reached || x.StoreBytes >= limit; reached {
+			peak = max(peak, x.StoreBytes)
+		}
+	}
+	return float64(peak) / float64(limit)
 }
 
 // bytesAt returns the store's size when it held held events, interpolated
@@ -183,8 +224,11 @@ func retainOnce(ctx context.Context, mode string, round int, p retainParams) (re
 		DataDir: dir, WallClock: wall, Retention: -1,
 		ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, DisableMDNS: true, DHT: scopemesh.DHTOff,
 	}
-	if mode == "retain" {
+	switch mode {
+	case "retain":
 		cfg.Retention = p.Retention
+	case "cap":
+		cfg.MaxBytes = p.MaxBytes
 	}
 	n, err := scopemesh.Open(ctx, cfg)
 	if err != nil {
@@ -213,10 +257,13 @@ func retainOnce(ctx context.Context, mode string, round int, p retainParams) (re
 				}
 				wall.Advance(step)
 				c := count.Add(1)
+				if p.Rate > 0 {
+					time.Sleep(time.Until(began.Add(time.Duration(c) * time.Second / time.Duration(p.Rate))))
+				}
 				if c%int64(every) == 0 {
 					st := n.Status()
 					mu.Lock()
-					res.Samples = append(res.Samples, retainSample{Recorded: int(c), Hours: wall.Now().Sub(start).Hours(), StoreBytes: st.StoreBytes, Held: st.Events})
+					res.Samples = append(res.Samples, retainSample{Recorded: int(c), Hours: wall.Now().Sub(start).Hours(), StoreBytes: st.StoreBytes, Reclaim: st.Reclaimable, Held: st.Events})
 					mu.Unlock()
 				}
 				if c%1024 == 0 {
@@ -237,6 +284,6 @@ func retainOnce(ctx context.Context, mode string, round int, p retainParams) (re
 	st := n.Status()
 	res.Expired = st.Expired
 	slices.SortFunc(res.Samples, func(a, b retainSample) int { return a.Recorded - b.Recorded })
-	res.Samples = append(res.Samples, retainSample{Recorded: p.Events, Hours: wall.Now().Sub(start).Hours(), StoreBytes: st.StoreBytes, Held: st.Events})
+	res.Samples = append(res.Samples, retainSample{Recorded: p.Events, Hours: wall.Now().Sub(start).Hours(), StoreBytes: st.StoreBytes, Reclaim: st.Reclaimable, Held: st.Events})
 	return res, nil
 }

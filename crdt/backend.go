@@ -44,7 +44,7 @@ type backend interface {
 	saveHorizon(ctx context.Context, h Key) error
 	// bytes returns roughly how many bytes the backend holds: on disk, or
 	// in memory.
-	bytes(ctx context.Context) (int64, error)
+	bytes(ctx context.Context) (total, reclaimable int64, err error)
 }
 
 // record is an event on its way into the store: x.Event(), stored as

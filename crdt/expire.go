@@ -32,6 +32,12 @@ type Pruner interface {
 	PruneBatch(ctx context.Context, fill func(del func(key []byte) error, delRange func(start, end []byte) error) error) error
 }
 
+// Reclaimer is implemented by datastores that tell how much of their disk
+// usage is data already deleted, which they hand back as they compact.
+type Reclaimer interface {
+	ReclaimableBytes(ctx context.Context) (uint64, error)
+}
+
 // storedLimits read back the events a store holds: they were checked
 // against the set's limits, whatever those were, when they were stored.
 var storedLimits = events.Limits{MaxEventBytes: 1 << 30, MaxNodeBytes: 1 << 30, MaxKindBytes: 1 << 30,
@@ -64,21 +70,22 @@ func (s *Set) Expired() (deleted, refused uint64) {
 	return s.expired.Load(), s.refused.Load()
 }
 
-// Bytes returns roughly how many bytes the set's events take: on disk for
-// a datastore that tells (go-datastore's PersistentDatastore), in memory
-// for a memory set; 0 if unknown.
-func (s *Set) Bytes(ctx context.Context) (int64, error) {
+// Bytes returns roughly how many bytes the set takes: on disk for a
+// datastore that tells (go-datastore's PersistentDatastore), in memory for
+// a memory set; 0 if unknown. Of those, reclaimable are held by deleted
+// events until the datastore compacts them away, if it tells (Reclaimer).
+func (s *Set) Bytes(ctx context.Context) (total, reclaimable int64, err error) {
 	if err := s.use(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer s.inUse.Done()
-	n, err := s.store.bytes(ctx)
+	total, reclaimable, err = s.store.bytes(ctx)
 	if _, ok := s.store.(*memoryBackend); ok {
 		s.mu.RLock()
-		n += int64(s.mu.tree.Bytes())
+		total += int64(s.mu.tree.Bytes())
 		s.mu.RUnlock()
 	}
-	return n, err
+	return total, min(reclaimable, total), err
 }
 
 // KeyAt returns the key of the event of rank i among those at or above

@@ -338,7 +338,7 @@ func TestMemoryExpiryFreesMemory(t *testing.T) {
 	if _, err := s.Merge(ctx, all); err != nil {
 		t.Fatal(err)
 	}
-	full, _ := mem.bytes(ctx)
+	full, _, _ := mem.bytes(ctx)
 	model := model{}
 	for _, e := range all {
 		model[e.ID] = e
@@ -347,7 +347,7 @@ func TestMemoryExpiryFreesMemory(t *testing.T) {
 	if _, _, err := s.Expire(ctx, KeyOf(sorted[19_000]), 0); err != nil {
 		t.Fatal(err)
 	}
-	left, _ := mem.bytes(ctx)
+	left, _, _ := mem.bytes(ctx)
 	if left > full/4 {
 		t.Fatalf("the memory set holds %d bytes of %d after 95 %% of its events expired", left, full)
 	}

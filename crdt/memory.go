@@ -366,7 +366,7 @@ func (b *memoryBackend) saveHorizon(context.Context, Key) error { return nil }
 
 // bytes adds up the slabs in use, the event table and the keys of the
 // index lists.
-func (b *memoryBackend) bytes(context.Context) (int64, error) {
+func (b *memoryBackend) bytes(context.Context) (total, reclaimable int64, err error) {
 	b.mu.RLock()
 	n := b.mu.events.bytes()
 	for _, s := range b.mu.slabs {
@@ -386,5 +386,5 @@ func (b *memoryBackend) bytes(context.Context) (int64, error) {
 		}
 		shard.RUnlock()
 	}
-	return n, nil
+	return n, 0, nil
 }

@@ -682,12 +682,20 @@ func (b *datastoreBackend) pruneBatch(ctx context.Context, prune func(del func(k
 	return batch.Commit(ctx)
 }
 
-func (b *datastoreBackend) bytes(ctx context.Context) (int64, error) {
-	if d, ok := b.ds.(datastore.PersistentDatastore); ok {
-		n, err := d.DiskUsage(ctx)
-		return int64(n), err
+func (b *datastoreBackend) bytes(ctx context.Context) (total, reclaimable int64, err error) {
+	d, ok := b.ds.(datastore.PersistentDatastore)
+	if !ok {
+		return 0, 0, nil
 	}
-	return 0, nil
+	n, err := d.DiskUsage(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	if r, ok := b.ds.(Reclaimer); ok {
+		dead, err := r.ReclaimableBytes(ctx)
+		return int64(n), int64(dead), err
+	}
+	return int64(n), 0, nil
 }
 
 func (b *datastoreBackend) stale() int {

@@ -567,19 +567,20 @@ func (n *Host) Status() Status {
 		}
 	}
 	deleted, _ := n.cfg.Set.Expired()
-	bytes, _ := n.cfg.Set.Bytes(n.ctx) // 0 if unknown
+	bytes, reclaimable, _ := n.cfg.Set.Bytes(n.ctx) // 0 if unknown
 	return Status{
-		ID:         n.h.ID().String(),
-		Addrs:      n.Addrs(),
-		Events:     n.cfg.Set.Len(),
-		Peers:      peers,
-		Connected:  connected,
-		Gossip:     n.gossip.counts.snapshot(),
-		ClockSkew:  n.replica.skew.list(),
-		Uptime:     time.Since(n.started),
-		Horizon:    n.cfg.Set.Horizon().Time(),
-		StoreBytes: bytes,
-		Expired:    deleted,
+		ID:          n.h.ID().String(),
+		Addrs:       n.Addrs(),
+		Events:      n.cfg.Set.Len(),
+		Peers:       peers,
+		Connected:   connected,
+		Gossip:      n.gossip.counts.snapshot(),
+		ClockSkew:   n.replica.skew.list(),
+		Uptime:      time.Since(n.started),
+		Horizon:     n.cfg.Set.Horizon().Time(),
+		StoreBytes:  bytes,
+		Reclaimable: reclaimable,
+		Expired:     deleted,
 	}
 }
 

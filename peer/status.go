@@ -30,11 +30,12 @@ type Status struct {
 	Uptime    time.Duration // since the node started
 
 	// Retention: what the node keeps, and what it has let go.
-	Horizon    hlc.Timestamp // the node keeps no events from before it; zero if it keeps everything
-	StoreBytes int64         // bytes its events take, on disk or in memory
-	Expired    uint64        // events deleted below the horizon since the node started
-	Retention  time.Duration // how long it keeps events; negative: for good (the Node's setting)
-	MaxBytes   int64         // the cap on StoreBytes; 0: none (the Node's setting)
+	Horizon     hlc.Timestamp // the node keeps no events from before it; zero if it keeps everything
+	StoreBytes  int64         // bytes its store takes, on disk or in memory
+	Reclaimable int64         // of StoreBytes, held by deleted events until the store compacts them away
+	Expired     uint64        // events deleted below the horizon since the node started
+	Retention   time.Duration // how long it keeps events; negative: for good (the Node's setting)
+	MaxBytes    int64         // the cap on StoreBytes less Reclaimable; 0: none (the Node's setting)
 }
 
 // Bounds of the clock-skew table. Its keys are the origins that events

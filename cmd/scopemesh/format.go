@@ -100,6 +100,9 @@ func writeStatus(w io.Writer, st statusJSON, now time.Time) error {
 	if st.StoreBytes > 0 {
 		store = byteSize(st.StoreBytes).String()
 	}
+	if st.Reclaimable > 0 {
+		store += " (" + byteSize(st.Reclaimable).String() + " of it deleted, to be compacted away)"
+	}
 	if st.MaxBytes > 0 {
 		store += " of a " + byteSize(st.MaxBytes).String() + " cap"
 	}

@@ -30,6 +30,7 @@ var small = map[string][]string{
 	"./bench heal":         {"-nodes", "3", "-history", "500", "-per-side", "500"},
 	"./bench reconcile":    {"-n", "10000", "-d", "1,100", "-repeat", "1"},
 	"./bench query":        {"-n", "2000", "-cluster-n", "2000", "-nodes", "3", "-samples", "20"},
+	"./bench retain":       {"-events", "20000", "-samples", "10"},
 	"./bench plot":         nil, // charts from the runs above
 	"./examples/cluster":   {"-requests", "50"},
 	"./examples/httptrace": nil,

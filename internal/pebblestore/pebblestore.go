@@ -290,3 +290,11 @@ func (s *Store) PruneBatch(ctx context.Context, fill func(del func(key []byte) e
 	}
 	return b.Commit(writeOptions)
 }
+
+// ReclaimableBytes returns how much of the store's disk usage is deleted
+// data that compactions have yet to drop, by Pebble's estimate, and tables
+// about to go (crdt.Reclaimer). Logs kept for reuse are not: they stay.
+func (s *Store) ReclaimableBytes(context.Context) (uint64, error) {
+	t := s.DB.Metrics().Table
+	return t.Garbage.PointDeletionsBytesEstimate + t.Garbage.RangeDeletionsBytesEstimate + t.Local.ObsoleteSize + t.Local.ZombieSize, nil
+}
