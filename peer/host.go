@@ -144,6 +144,12 @@ func New(h host.Host, cfg Config) (_ *Host, err error) {
 		n.names = keys[0].names
 		h.SetStreamHandler(authProtocol, n.handleProof)
 	}
+	if len(cfg.Name) > MaxNameBytes {
+		return nil, fmt.Errorf("peer: a node name of %d bytes, at most %d", len(cfg.Name), MaxNameBytes)
+	}
+	if n.view, err = newView(n, cfg.Name); err != nil {
+		return nil, err
+	}
 	n.notify = &network.NotifyBundle{ConnectedF: n.onConnected, DisconnectedF: n.onDisconnected}
 	h.Network().Notify(n.notify)
 	// Connections a host of the caller's had before the notifee was in
@@ -162,12 +168,6 @@ func New(h host.Host, cfg Config) (_ *Host, err error) {
 	}
 	if err := startGossip(ctx, n.clusterHost(), n.gossip, topics, viewTopics); err != nil {
 		return nil, fmt.Errorf("peer: starting gossip: %w", err)
-	}
-	if len(cfg.Name) > MaxNameBytes {
-		return nil, fmt.Errorf("peer: a node name of %d bytes, at most %d", len(cfg.Name), MaxNameBytes)
-	}
-	if n.view, err = newView(n, cfg.Name); err != nil {
-		return nil, err
 	}
 	if err := n.view.start(ctx, n.gossip.ps); err != nil {
 		return nil, fmt.Errorf("peer: starting the member view: %w", err)
@@ -308,6 +308,7 @@ func (n *Host) onConnected(_ network.Network, c network.Conn) {
 	if n.keys != nil {
 		n.proofCheck(p)
 	}
+	n.view.nudge()
 	switch returned, owed := n.members.connected(p, c.ID()); {
 	case owed:
 		// A sync this node asked for failed for want of a connection.
@@ -321,6 +322,7 @@ func (n *Host) onConnected(_ network.Network, c network.Conn) {
 }
 
 func (n *Host) onDisconnected(_ network.Network, c network.Conn) {
+	n.view.nudge()
 	if n.members.disconnected(c.RemotePeer(), c.ID()) {
 		// Its next connection is checked again.
 		n.proofs.forget(c.RemotePeer())

@@ -321,29 +321,31 @@ func (t *memberTable) makeRoomLocked() (lpeer.ID, bool) {
 
 // learn takes r, the record p signed, as env, if it is newer than what
 // the table holds of p and p was not forgotten since. It reports whether
-// it took it — news, to pass on — and returns a member it forgot to make
-// room, if any.
-func (t *memberTable) learn(p lpeer.ID, r *memberRecord, env []byte) (news bool, evicted lpeer.ID) {
+// it took it, and whether r is the first record of p's incarnation the
+// table holds — a member new to it, or started anew — and returns a member
+// it forgot to make room, if any.
+func (t *memberTable) learn(p lpeer.ID, r *memberRecord, env []byte) (news, fresh bool, evicted lpeer.ID) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if f, ok := t.forgotten[p]; ok && r.Incarnation <= f.incarnation {
-		return false, ""
+		return false, false, ""
 	}
 	m, ok := t.peers[p]
 	if ok && m.record != nil && !r.newer(m.record) {
-		return false, ""
+		return false, false, ""
 	}
 	if !ok || !m.inView() {
 		var room bool
 		if evicted, room = t.makeRoomLocked(); !room {
-			return false, ""
+			return false, false, ""
 		}
 		m = t.getLocked(p)
 	}
+	fresh = m.record == nil || m.record.Incarnation != r.Incarnation
 	delete(t.forgotten, p)
 	m.record, m.envelope, m.heard = r, env, t.now()
 	m.Name, m.Clock = r.Name, r.clock()
-	return true, evicted
+	return true, fresh, evicted
 }
 
 // forget drops p from the table, unless it is connected now, and keeps
@@ -439,9 +441,10 @@ func (t *memberTable) isMember(p lpeer.ID) bool {
 	return ok && m.Member && !m.Refused
 }
 
-// standing reports whether p is a member or wanted peer, not refused, and
-// whether it is a candidate; and returns a channel that closes when a
-// member is next admitted.
+// standing reports whether p is a member — admitted, or in the view by
+// its record — or a wanted peer, not refused, and whether it is a
+// candidate; and returns a channel that closes when a member is next
+// admitted.
 func (t *memberTable) standing(p lpeer.ID) (member, candidate bool, admitted <-chan struct{}) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -449,7 +452,7 @@ func (t *memberTable) standing(p lpeer.ID) (member, candidate bool, admitted <-c
 	if !ok || m.Refused {
 		return false, false, t.admitted
 	}
-	return m.Member || m.wanted, m.candidate, t.admitted
+	return m.inView() || m.wanted, m.candidate, t.admitted
 }
 
 // want marks p to be re-dialled while unreachable, and no longer refused.

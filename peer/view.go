@@ -48,6 +48,7 @@ const (
 	viewTimeout               = 5 * time.Second // a whole exchange
 	viewExchangesServed       = 8               // at once, one per peer
 	viewExchangeInterval      = 30 * time.Second
+	minRecordGap              = 500 * time.Millisecond // between records a node signs early
 	leaveTimeout              = time.Second // for the members to take a closing node's last record
 )
 
@@ -68,6 +69,10 @@ type view struct {
 	topics []*pubsub.Topic // topics[0] is the one this node publishes on
 	subs   []*pubsub.Subscription
 	served map[lpeer.ID]bool // peers whose exchange is being served
+	// changed wakes the beat loop when this node's connections to members
+	// change, which its record lists: it signs and publishes a new one
+	// within minRecordGap.
+	changed chan struct{}
 
 	// joined closes once the node holds a member's list, or has no one
 	// to join (no bootstrap peers, no discovery).
@@ -82,7 +87,7 @@ func newView(n *Host, name string) (*view, error) {
 		return nil, errors.New("peer: the host has no private key to sign its member record with")
 	}
 	return &view{n: n, key: key, name: name, incarnation: uint64(time.Now().UnixNano()),
-		served: make(map[lpeer.ID]bool), joined: make(chan struct{})}, nil
+		served: make(map[lpeer.ID]bool), changed: make(chan struct{}, 1), joined: make(chan struct{})}, nil
 }
 
 // start joins the view topics and serves the view protocol.
@@ -195,8 +200,18 @@ func (v *view) publish(ctx context.Context, env []byte) error {
 	return v.topics[0].Publish(ctx, data)
 }
 
-// beatLoop publishes a new record of this node every memberBeat, and
-// swaps lists with a member picked at random every viewExchangeInterval.
+// nudge has the beat loop publish a new record soon: this node's
+// connections changed. It never blocks.
+func (v *view) nudge() {
+	select {
+	case v.changed <- struct{}{}:
+	default:
+	}
+}
+
+// beatLoop publishes a new record of this node every memberBeat, and soon
+// after its connections change, and swaps lists with a member picked at
+// random every viewExchangeInterval.
 func (v *view) beatLoop(ctx context.Context) {
 	beat := time.NewTicker(memberBeat)
 	defer beat.Stop()
@@ -212,6 +227,10 @@ func (v *view) beatLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-beat.C:
+		case <-v.changed:
+			if !sleep(ctx, minRecordGap) { // the changes of a moment share a record
+				return
+			}
 		case <-swap.C:
 			if peers := v.n.connectedMembers(); len(peers) > 0 {
 				p := peers[rand.IntN(len(peers))]
@@ -227,7 +246,7 @@ func (v *view) validate(_ context.Context, from lpeer.ID, msg *pubsub.Message) p
 	if from == v.n.h.ID() {
 		return pubsub.ValidationAccept
 	}
-	if !v.n.member(expired, from) {
+	if !v.n.trusted(expired, from) {
 		return pubsub.ValidationIgnore
 	}
 	env := msg.Data
@@ -268,16 +287,17 @@ func (v *view) receiveLoop(ctx context.Context, sub *pubsub.Subscription) {
 	}
 }
 
-// take adds o to the member table if it is news. A record that says its
-// member left, news here, is published again if it came by an exchange:
-// the leaving member handed it only to the members it had connections
-// to.
-func (v *view) take(ctx context.Context, o openedRecord, republish bool) {
+// take adds o to the member table if it is news. A record its member
+// handed over in an exchange (byItself), news of a member new here,
+// started anew or leaving, is published on: the member handed it to this
+// node alone, or to the members it has connections to, and the others
+// should know at once.
+func (v *view) take(ctx context.Context, o openedRecord, byItself bool) {
 	n := v.n
 	if o.id == n.h.ID() {
 		return
 	}
-	news, evicted := n.members.learn(o.id, o.r, o.env)
+	news, fresh, evicted := n.members.learn(o.id, o.r, o.env)
 	if evicted != "" {
 		n.h.ConnManager().Unprotect(evicted, memberTag)
 	}
@@ -286,30 +306,30 @@ func (v *view) take(ctx context.Context, o openedRecord, republish bool) {
 	}
 	if !o.r.Left {
 		n.h.Peerstore().AddAddrs(o.id, o.r.addrs(), peerstore.AddressTTL)
-	} else if republish {
+	}
+	if byItself && (fresh || o.r.Left) {
 		if err := v.publish(ctx, o.env); err != nil && ctx.Err() == nil {
-			n.log.Debug("passing on a member's last record", "member", o.id, "err", err)
+			n.log.Debug("passing on a member record", "member", o.id, "err", err)
 		}
 	}
 }
 
-// takeAll opens and takes the records of an exchange's frame, and
-// reports how many were refused.
-func (v *view) takeAll(ctx context.Context, payload []byte) (refused int, err error) {
+// takeAll opens and takes the records of an exchange's frame, which from
+// sent. Records that do not open are counted and skipped.
+func (v *view) takeAll(ctx context.Context, from lpeer.ID, payload []byte) error {
 	envs, err := splitRecords(payload)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	for _, env := range envs {
 		p, r, err := openRecord(env, v.n.keys)
 		if err != nil {
-			refused++
+			v.rejected.Add(1)
 			continue
 		}
-		v.take(ctx, openedRecord{p, r, slices.Clone(env)}, true)
+		v.take(ctx, openedRecord{p, r, slices.Clone(env)}, p == from)
 	}
-	v.rejected.Add(uint64(refused))
-	return refused, nil
+	return nil
 }
 
 // joinRecords writes envs, uvarint-length-prefixed, after own.
@@ -367,17 +387,18 @@ func (v *view) exchange(ctx context.Context, p lpeer.ID) error {
 		return fmt.Errorf("peer: a member list exchange with %s: %w", p, err)
 	}
 	raw.Close()
-	if _, err := v.takeAll(ctx, payload); err != nil {
+	if err := v.takeAll(ctx, p, payload); err != nil {
 		return fmt.Errorf("peer: a member list from %s: %w", p, err)
 	}
 	v.markJoined()
 	return nil
 }
 
-// handleExchange serves an exchange a member started.
+// handleExchange serves an exchange a member started: only members may
+// add records to the view, or read it.
 func (v *view) handleExchange(raw network.Stream) {
 	n := v.n
-	p, ok := n.accept(raw, n.member)
+	p, ok := n.accept(raw, n.trusted)
 	if !ok {
 		return
 	}
@@ -400,7 +421,7 @@ func (v *view) handleExchange(raw network.Stream) {
 	}
 	// Taken before answering: the answer then holds what p's list
 	// lacked that this node's has, and p's own record.
-	if _, err := v.takeAll(ctx, payload); err != nil {
+	if err := v.takeAll(ctx, p, payload); err != nil {
 		s.send(frameError, []byte(err.Error()))
 		raw.Reset()
 		return
@@ -435,6 +456,9 @@ func (v *view) done(p lpeer.ID) {
 // leave signs this node's last record, publishes it and hands it to the
 // members it has connections to, waiting at most leaveTimeout for them.
 func (v *view) leave() {
+	if len(v.topics) == 0 {
+		return // it never started
+	}
 	env, err := v.sign(true)
 	if err != nil {
 		return
