@@ -49,7 +49,7 @@ const (
 	viewExchangesServed       = 8               // at once, one per peer
 	viewExchangeInterval      = 30 * time.Second
 	minRecordGap              = 500 * time.Millisecond // between records a node signs early
-	leaveTimeout              = time.Second // for the members to take a closing node's last record
+	leaveTimeout              = time.Second            // for the members to take a closing node's last record
 )
 
 // ErrViewBusy reports a peer that swaps member lists with too many others
