@@ -66,6 +66,18 @@ func (n *Node) Trace(ctx context.Context, id events.TraceID) (query.Trace, error
 	}
 	t := query.NewTrace(id, all)
 	t.Complete, t.Peers = complete, peers
+	t.Names = n.names()
 	t.SetHorizon(n.set.Horizon().Time())
 	return *t, nil
+}
+
+// names returns the names of this node and the members it knows, by ID.
+func (n *Node) names() map[string]string {
+	out := map[string]string{n.id: n.cfg.Name}
+	for _, p := range n.Peers() {
+		if p.Name != "" {
+			out[p.ID] = p.Name
+		}
+	}
+	return out
 }

@@ -54,6 +54,10 @@ const (
 // near that would leave the events next to nothing.
 const MinDiskBytes = 1 << 30
 
+// DefaultForgetAfter is how long a member may be unreachable before a
+// node drops it from its view, when Config.ForgetAfter is zero.
+const DefaultForgetAfter = peer.DefaultForgetAfter
+
 // MinRetention is the shortest Retention a node takes: a few horizon
 // steps, so that no event is expired on arrival by a clock a little ahead.
 const MinRetention = 10 * time.Minute

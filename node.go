@@ -23,8 +23,26 @@ import (
 // ErrClosed reports use of a Node after Close.
 var ErrClosed = errors.New("scopemesh: node closed")
 
+// Errors of Connect, Disconnect, Join and Forget.
+var (
+	ErrInvalidPeer   = peer.ErrInvalidPeer   // an address or peer ID that does not parse
+	ErrUnknownMember = peer.ErrUnknownMember // no member has that ID or name
+)
+
 // PeerInfo is what a node knows of one member of its cluster.
 type PeerInfo = peer.PeerInfo
+
+// MemberState says how a node last heard from a member (PeerInfo.State).
+type MemberState = peer.MemberState
+
+// The states of a member, as one node sees it.
+const (
+	StateConnected   = peer.StateConnected   // a connection to it is open
+	StateReachable   = peer.StateReachable   // its records reach this node through others
+	StateSuspect     = peer.StateSuspect     // none for three of its beats (30 s)
+	StateUnreachable = peer.StateUnreachable // none for six (a minute)
+	StateLeft        = peer.StateLeft        // it said goodbye when it closed
+)
 
 // Status is the cluster as one node sees it; Status.Events counts the events
 // held here.
