@@ -42,9 +42,9 @@ type MemberState string
 
 const (
 	StateConnected   MemberState = "connected"   // a connection to it is open
-	StateReachable   MemberState = "reachable"   // its records reach this node through others
-	StateSuspect     MemberState = "suspect"     // no record from it for suspectAfter
-	StateUnreachable MemberState = "unreachable" // none for unreachableAfter
+	StateReachable   MemberState = "reachable"   // a member this node reaches has a connection to it, or its record just came
+	StateSuspect     MemberState = "suspect"     // neither, for suspectAfter
+	StateUnreachable MemberState = "unreachable" // neither, for unreachableAfter
 	StateLeft        MemberState = "left"        // it said goodbye when it closed
 )
 
@@ -64,7 +64,8 @@ type member struct {
 	PeerInfo
 	record    *memberRecord       // the newest record it signed; nil if none came
 	envelope  []byte              // that record as signed, to pass on
-	heard     time.Time           // when a record newer than the one before came
+	digest    uint64              // linkDigest of its ID, as records list it
+	heard     time.Time           // when there was last news of it: a new record, or a member reached linking it
 	conns     map[string]struct{} // IDs of the open connections
 	candidate bool                // speaks the cluster protocol or subscribed to its topic
 	wanted    bool                // registered by Connect or Bootstrap: re-dialled while unreachable
@@ -94,12 +95,12 @@ const (
 	leftExpiry         = time.Hour
 )
 
-// How long without a newer record a member not connected is suspect,
-// then unreachable: three and six beats. Variables: tests shorten them
-// with memberBeat.
+// How long a member not connected, with no news of it, is suspect, then
+// unreachable: half a beat and two. Variables: tests shorten them with
+// memberBeat.
 var (
-	suspectAfter     = 3 * memberBeat
-	unreachableAfter = 6 * memberBeat
+	suspectAfter     = memberBeat / 2
+	unreachableAfter = 2 * memberBeat
 )
 
 // memberTable tracks the peers of the cluster. It keeps a record of every
@@ -135,10 +136,45 @@ func newMemberTable(now func() time.Time, expiry time.Duration) *memberTable {
 func (t *memberTable) getLocked(p lpeer.ID) *member {
 	m, ok := t.peers[p]
 	if !ok {
-		m = &member{PeerInfo: PeerInfo{ID: p.String()}}
+		m = &member{PeerInfo: PeerInfo{ID: p.String()}, digest: linkDigest(p)}
 		t.peers[p] = m
 	}
 	return m
+}
+
+// reachedLocked marks as heard from now the members this node reaches:
+// those a member it has a connection to lists a connection to, and so on.
+// A member's records come once a beat, but its neighbours' connections to
+// it say, for as long as they last, that it is alive.
+//
+// REQUIRES: t.mu
+func (t *memberTable) reachedLocked(now time.Time) {
+	byDigest := make(map[uint64]*member, len(t.peers))
+	var frontier []*member
+	for _, m := range t.peers {
+		byDigest[m.digest] = m
+		if m.Connected && !m.Refused {
+			frontier = append(frontier, m)
+		}
+	}
+	reached := make(map[*member]bool, len(frontier))
+	for _, m := range frontier {
+		reached[m] = true
+	}
+	for len(frontier) > 0 {
+		m := frontier[len(frontier)-1]
+		frontier = frontier[:len(frontier)-1]
+		if m.record == nil || m.left() {
+			continue
+		}
+		for _, d := range m.record.Links {
+			if o := byDigest[d]; o != nil && !reached[o] {
+				reached[o] = true
+				o.heard = now
+				frontier = append(frontier, o)
+			}
+		}
+	}
 }
 
 // kept reports whether m's record outlives its connections.
@@ -596,6 +632,7 @@ func (t *memberTable) dueForDial() (due, expired []lpeer.ID) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
+	t.reachedLocked(now)
 	type candidate struct {
 		p     lpeer.ID
 		heard time.Time

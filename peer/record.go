@@ -23,8 +23,7 @@ import (
 // whoever passes a record on cannot change it; and (Incarnation, Beat)
 // orders its records, so that a newer one replaces an older one wherever
 // it arrives, in whatever order. A member signs a record with a new Beat
-// every memberBeat: a record newer than the last one seen is news that
-// the member is alive, however it came.
+// whenever its connections change and every memberBeat.
 
 // Member record bounds, checked before anything is decoded.
 const (

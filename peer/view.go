@@ -23,21 +23,28 @@ import (
 // The cluster view: every member's signed record (record.go), at every
 // member. Records spread two ways, as member lists do in SWIM or Serf: a
 // node that gains a member swaps whole lists with it (push-pull, on the
-// view protocol), and every member publishes its own record, with a new
-// beat, on the view topic every memberBeat, which gossipsub carries to
-// every member; a node also swaps lists with a member picked at random
-// every viewExchangeInterval, which repairs what gossip lost. A node that
-// closes publishes a last record that says it left, and hands it to the
-// members it has connections to.
+// view protocol), and every member publishes its own record on the view
+// topic, which gossipsub carries to every member, when its connections
+// change and every memberBeat; a node also swaps lists with a member
+// picked at random every viewExchangeInterval, which repairs what gossip
+// lost. A node that closes publishes a last record that says it left, and
+// hands it to the members it has connections to.
+//
+// A node has news that a member is alive when its record comes, and for
+// as long as a member the node reaches lists a connection to it
+// (memberTable.reachedLocked): the records of a stable cluster stay the
+// same, and come once a beat, a minute, each no more than a few hundred
+// bytes, so that what a member costs the others stays small next to the
+// events it replicates.
 
-// memberBeat is how often a member signs and publishes a new record.
-// A variable: tests shorten it, and suspectAfter and unreachableAfter
-// with it (setMemberBeat).
-var memberBeat = 10 * time.Second
+// memberBeat is how often a member signs and publishes a new record when
+// nothing about it has changed. A variable: tests shorten it, and
+// suspectAfter and unreachableAfter with it (setMemberBeat).
+var memberBeat = time.Minute
 
 // setMemberBeat sets memberBeat and the states' timeouts that follow it.
 func setMemberBeat(d time.Duration) {
-	memberBeat, suspectAfter, unreachableAfter = d, 3*d, 6*d
+	memberBeat, suspectAfter, unreachableAfter = d, d/2, 2*d
 }
 
 // View exchange bounds. Each side sends one frame, of at most every record
