@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"io"
 	"testing"
 	"time"
 
@@ -43,7 +44,13 @@ func pushList(t testing.TB, h host.Host, p lpeer.ID, payload []byte) error {
 		return err
 	}
 	st := newStream(s, SyncLimits{Idle: 5 * time.Second, Bytes: maxViewFrame + 64})
-	_, _, err = st.recvMax(maxViewFrame, frameRecords)
+	if _, _, err = st.recvMax(maxViewFrame, frameRecords); err != nil {
+		return err
+	}
+	// The node closes once it has freed the exchange: the next push from
+	// h is then never refused as busy.
+	s.CloseWrite()
+	_, err = io.Copy(io.Discard, s)
 	return err
 }
 

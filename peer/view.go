@@ -416,30 +416,37 @@ func (v *view) handleExchange(raw network.Stream) {
 		s.within(viewTimeout, raw.Close)
 		return
 	}
-	defer v.done(p)
-	ctx, cancel := context.WithTimeout(n.ctx, viewTimeout)
-	defer cancel()
-	stop := context.AfterFunc(ctx, func() { raw.Reset() })
-	defer stop()
-	_, payload, err := s.recvMax(maxViewFrame, frameRecords)
+	err := v.answer(p, raw, s)
+	v.done(p) // before closing, so a peer that saw the close may swap again
 	if err != nil {
-		raw.Reset()
-		return
-	}
-	// Taken before answering: the answer then holds what p's list
-	// lacked that this node's has, and p's own record.
-	if err := v.takeAll(ctx, p, payload); err != nil {
-		s.send(frameError, []byte(err.Error()))
-		raw.Reset()
-		return
-	}
-	own, err := v.ownRecord()
-	if err != nil || s.send(frameRecords, joinRecords(own, n.members.envelopes())) != nil {
 		raw.Reset()
 		return
 	}
 	s.within(viewTimeout, raw.Close)
 	v.markJoined()
+}
+
+// answer takes p's list and sends back this node's.
+func (v *view) answer(p lpeer.ID, raw network.Stream, s *stream) error {
+	ctx, cancel := context.WithTimeout(v.n.ctx, viewTimeout)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { raw.Reset() })
+	defer stop()
+	_, payload, err := s.recvMax(maxViewFrame, frameRecords)
+	if err != nil {
+		return err
+	}
+	// Taken before answering: the answer then holds what p's list
+	// lacked that this node's has, and p's own record.
+	if err := v.takeAll(ctx, p, payload); err != nil {
+		s.send(frameError, []byte(err.Error()))
+		return err
+	}
+	own, err := v.ownRecord()
+	if err != nil {
+		return err
+	}
+	return s.send(frameRecords, joinRecords(own, v.n.members.envelopes()))
 }
 
 // serve claims one of the exchanges served at once for p, if p has none
