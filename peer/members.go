@@ -424,6 +424,19 @@ func (t *memberTable) byName(name string) []lpeer.ID {
 	return out
 }
 
+// size counts the members in the view.
+func (t *memberTable) size() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, m := range t.peers {
+		if m.inView() {
+			n++
+		}
+	}
+	return n
+}
+
 // envelopes returns the signed records the table holds, for a member
 // that joins.
 func (t *memberTable) envelopes() [][]byte {

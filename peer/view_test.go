@@ -273,3 +273,16 @@ func TestJoinCountsMembersAndWaits(t *testing.T) {
 		t.Fatal("Join of a peer that is not there succeeded")
 	}
 }
+
+// TestExchangeIntervalGrowsWithTheView: small views swap lists every
+// viewExchangeInterval, larger ones less often, by the doublings past 32.
+func TestExchangeIntervalGrowsWithTheView(t *testing.T) {
+	for _, tc := range []struct {
+		size  int
+		times time.Duration
+	}{{0, 1}, {32, 1}, {33, 2}, {64, 2}, {65, 3}, {512, 5}} {
+		if got, want := exchangeInterval(tc.size), tc.times*viewExchangeInterval; got != want {
+			t.Errorf("exchangeInterval(%d) = %v, want %v", tc.size, got, want)
+		}
+	}
+}
