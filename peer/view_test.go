@@ -197,9 +197,11 @@ func TestViewKilledMemberUntilForgotten(t *testing.T) {
 	if _, err := nodes[0].Forget(nodes[1].h.ID().String()); err == nil {
 		t.Fatal("Forget dropped a connected member")
 	}
-	// Node 1 still passes on the killed member's last records; they stay
-	// out.
-	time.Sleep(3 * memberBeat) // a negative check: give the records time to come back
+	// Node 1 still holds the killed member's last record and hands it
+	// over in an exchange; it stays out.
+	if err := nodes[0].view.exchange(context.Background(), nodes[1].h.ID()); err != nil {
+		t.Fatal(err)
+	}
 	if _, _, complete := askAll(t, nodes[0], query.Filter{}); !complete || state(nodes[0]) != "" {
 		t.Fatalf("after Forget: complete %v, state %q", complete, state(nodes[0]))
 	}
