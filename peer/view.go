@@ -347,13 +347,17 @@ func (v *view) take(ctx context.Context, o openedRecord, byItself bool) {
 }
 
 // takeAll opens and takes the records of an exchange's frame, which from
-// sent. Records that do not open are counted and skipped.
+// sent. Records that do not open are counted and skipped, and those the
+// table holds already are not opened again.
 func (v *view) takeAll(ctx context.Context, from lpeer.ID, payload []byte) error {
 	envs, err := splitRecords(payload)
 	if err != nil {
 		return err
 	}
 	for _, env := range envs {
+		if v.n.members.holds(env) {
+			continue // most of a list, in a settled cluster
+		}
 		p, r, err := openRecord(env, v.n.keys)
 		if err != nil {
 			v.rejected.Add(1)
