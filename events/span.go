@@ -50,7 +50,8 @@ const (
 // SpanOf returns the span e stands for: AttrSpanID if it holds one, else
 // e.ID.Span(), by which traceparent names the event.
 func SpanOf(e Event) SpanID {
-	if s, err := ParseSpanID(e.Attrs[AttrSpanID]); err == nil && !s.IsZero() {
+	var s SpanID
+	if v, ok := e.Attrs[AttrSpanID]; ok && decodeLowerHex(s[:], v) && !s.IsZero() {
 		return s
 	}
 	return e.ID.Span()
@@ -59,12 +60,9 @@ func SpanOf(e Event) SpanID {
 // ParentSpanOf returns the span AttrParentSpanID names as e's cause, and
 // whether it holds a valid one.
 func ParentSpanOf(e Event) (SpanID, bool) {
+	var s SpanID
 	v, ok := e.Attrs[AttrParentSpanID]
-	if !ok {
-		return SpanID{}, false
-	}
-	s, err := ParseSpanID(v)
-	return s, err == nil && !s.IsZero()
+	return s, ok && decodeLowerHex(s[:], v) && !s.IsZero()
 }
 
 // Interval returns when the operation e stands for began and how long it

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/scopemesh/scopemesh/events"
 )
 
 // RenderOptions shape a trace's text rendering.
@@ -18,13 +20,15 @@ type RenderOptions struct {
 
 // Render writes the trace for a terminal: one lane per node, events in
 // causal order, each with its wall-clock offset from the trace's first
-// event, and an arrow from its parent when that ran on another node.
+// event — from when it began, for an event that stands for a span — and
+// its duration if it has one, and an arrow from its parent when that ran
+// on another node.
 //
 //	trace 4fdedb0a…: 5 events on 3 nodes, complete
 //	  A = node-3   B = node-5   C = node-2
 //	   +0.000ms  ●        A http.request path=/cart/1
 //	   +0.018ms  ╰─▶●     B rpc.call method=Cart.Get
-//	   +0.034ms     ╰─▶●  C db.query table=carts
+//	   +0.034ms     ╰─▶●  C db.query [1.2ms] table=carts
 //	   +0.053ms     ●◀─╯  B rpc.reply status=OK
 func (t *Trace) Render(w io.Writer, opts RenderOptions) error {
 	width := opts.Width
@@ -66,7 +70,7 @@ func (t *Trace) Render(w io.Writer, opts RenderOptions) error {
 	}
 	var start int64
 	if len(t.Events) > 0 {
-		start = t.Events[0].Time.Wall
+		start = begin(t.Events[0])
 	}
 	for row, e := range t.Events {
 		cells := make([]rune, 3*len(lanes))
@@ -81,7 +85,7 @@ func (t *Trace) Render(w io.Writer, opts RenderOptions) error {
 		at := 3 * lane[e.Node]
 		cells[at] = '●'
 		mark := ""
-		if parent, ok := t.Event(e.Parent); ok && parent.Node != e.Node {
+		if parent, ok := t.Parent(e.ID); ok && parent.Node != e.Node {
 			from := 3 * lane[parent.Node]
 			if from < at {
 				cells[from] = '╰'
@@ -99,10 +103,14 @@ func (t *Trace) Render(w io.Writer, opts RenderOptions) error {
 		} else if !e.Parent.IsZero() && !ok {
 			mark = "? "
 		}
-		offset := time.Duration(e.Time.Wall - start)
+		offset := time.Duration(begin(e) - start)
+		kind := e.Kind
+		if _, d, ok := events.Interval(e); ok {
+			kind += " [" + d.String() + "]"
+		}
 		line := fmt.Sprintf("  %+9.3fms  %s  %c %s%s %s", float64(offset)/float64(time.Millisecond),
 			string(cells),
-			letter(lane[e.Node]), mark, e.Kind, attrsText(e.Attrs))
+			letter(lane[e.Node]), mark, kind, attrsText(e.Attrs))
 		b.WriteString(strings.TrimRight(line, " "))
 		b.WriteByte('\n')
 	}
@@ -139,10 +147,15 @@ func shortName(node string, names map[string]string) string {
 	return node
 }
 
-// attrsText lists attributes as k=v in key order.
+// attrsText lists attributes as k=v in key order, but those of a span's
+// identity and interval, which the lanes and the duration show.
 func attrsText(attrs map[string]string) string {
 	var parts []string
 	for _, k := range slices.Sorted(maps.Keys(attrs)) {
+		switch k {
+		case events.AttrSpanID, events.AttrParentSpanID, events.AttrStart, events.AttrDuration:
+			continue
+		}
 		parts = append(parts, k+"="+attrs[k])
 	}
 	return strings.Join(parts, " ")
