@@ -84,6 +84,16 @@ func Interval(e Event) (start time.Time, d time.Duration, ok bool) {
 	return start, d, true
 }
 
+// Extent returns the wall-clock interval e covers, in Unix nanoseconds:
+// the start and end of the operation it stands for (Interval), or, for an
+// event of a moment, its HLC wall time twice.
+func Extent(e Event) (start, end int64) {
+	if s, d, ok := Interval(e); ok {
+		return s.UnixNano(), s.Add(d).UnixNano()
+	}
+	return e.Time.Wall, e.Time.Wall
+}
+
 // IntervalAttrs returns the values of AttrStart and AttrDuration for an
 // operation that began at start and took d, the forms Interval reads.
 func IntervalAttrs(start time.Time, d time.Duration) (startAttr, durationAttr string) {

@@ -70,7 +70,7 @@ func (t *Trace) Render(w io.Writer, opts RenderOptions) error {
 	}
 	var start int64
 	if len(t.Events) > 0 {
-		start = begin(t.Events[0])
+		start, _ = events.Extent(t.Events[0])
 	}
 	for row, e := range t.Events {
 		cells := make([]rune, 3*len(lanes))
@@ -103,7 +103,8 @@ func (t *Trace) Render(w io.Writer, opts RenderOptions) error {
 		} else if !e.Parent.IsZero() && !ok {
 			mark = "? "
 		}
-		offset := time.Duration(begin(e) - start)
+		began, _ := events.Extent(e)
+		offset := time.Duration(began - start)
 		kind := e.Kind
 		if _, d, ok := events.Interval(e); ok {
 			kind += " [" + d.String() + "]"

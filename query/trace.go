@@ -246,15 +246,6 @@ func hasEvent(byID map[events.ID]events.Event, id events.ID) bool {
 	return ok
 }
 
-// begin returns when e began, in wall nanoseconds: the start of the
-// operation it stands for, or its HLC wall time.
-func begin(e events.Event) int64 {
-	if start, _, ok := events.Interval(e); ok {
-		return start.UnixNano()
-	}
-	return e.Time.Wall
-}
-
 // startedEvent is an event with the keys it is ordered by.
 type startedEvent struct {
 	begin int64
@@ -262,7 +253,10 @@ type startedEvent struct {
 	e     events.Event
 }
 
-func started(e events.Event) startedEvent { return startedEvent{begin(e), crdt.KeyOf(e), e} }
+func started(e events.Event) startedEvent {
+	begin, _ := events.Extent(e)
+	return startedEvent{begin, crdt.KeyOf(e), e}
+}
 
 // startHeap is a container/heap of events, the earliest begin, then key,
 // on top.

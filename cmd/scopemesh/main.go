@@ -115,6 +115,7 @@ events, and whole traces across the cluster.`,
 		newTraceCommand(),
 		newRecordCommand(),
 		newSyncCommand(),
+		newMCPCommand(),
 		newVersionCommand(),
 	)
 	return root
