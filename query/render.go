@@ -107,7 +107,7 @@ func (t *Trace) Render(w io.Writer, opts RenderOptions) error {
 		offset := time.Duration(began - start)
 		kind := e.Kind
 		if _, d, ok := events.Interval(e); ok {
-			kind += " [" + d.String() + "]"
+			kind += " [" + roundDuration(d).String() + "]"
 		}
 		line := fmt.Sprintf("  %+9.3fms  %s  %c %s%s %s", float64(offset)/float64(time.Millisecond),
 			string(cells),
@@ -125,6 +125,19 @@ func (t *Trace) Render(w io.Writer, opts RenderOptions) error {
 	}
 	_, err := io.WriteString(w, out.String())
 	return err
+}
+
+// roundDuration keeps the digits of d that matter when reading a trace:
+// microseconds of a duration over a millisecond, milliseconds of one over
+// a second.
+func roundDuration(d time.Duration) time.Duration {
+	switch {
+	case d >= time.Second:
+		return d.Round(time.Millisecond)
+	case d >= time.Millisecond:
+		return d.Round(time.Microsecond)
+	}
+	return d
 }
 
 // letter names lane i: A, B, ... Z, then a, b, ...

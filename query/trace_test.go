@@ -231,3 +231,16 @@ func TestTraceSpanLoopsAndDuplicates(t *testing.T) {
 		t.Fatalf("joined to %v, want the first of the span's events", trace.Joined)
 	}
 }
+
+func TestRoundDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		1234567890 * time.Nanosecond: "1.235s",
+		2029039 * time.Nanosecond:    "2.029ms",
+		800331 * time.Nanosecond:     "800.331µs",
+		37 * time.Nanosecond:         "37ns",
+	} {
+		if got := roundDuration(d).String(); got != want {
+			t.Errorf("%v rounds to %s, want %s", d, got, want)
+		}
+	}
+}
