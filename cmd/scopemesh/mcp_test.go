@@ -10,6 +10,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -279,7 +280,8 @@ func TestMCPRecordsOnlyWhenAllowed(t *testing.T) {
 	}
 }
 
-// `scopemesh mcp` serves over stdin and stdout until the client leaves.
+// `scopemesh mcp` serves over stdin and stdout until the client leaves,
+// and leaves nothing running.
 func TestMCPCommandOverStdio(t *testing.T) {
 	n := startNode(t)
 	inR, inW := io.Pipe()
@@ -309,6 +311,19 @@ func TestMCPCommandOverStdio(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the MCP server did not stop when its client left")
 	}
+	noMCPGoroutines(t)
+}
+
+// noMCPGoroutines waits until no goroutine runs the MCP SDK's code: the
+// node's own may run on, but the server's must all have stopped.
+func noMCPGoroutines(t *testing.T) {
+	t.Helper()
+	var stacks []byte
+	eventually(t, 5*time.Second, "the MCP server's goroutines to stop", func() bool {
+		stacks = make([]byte, 1<<20)
+		stacks = stacks[:runtime.Stack(stacks, true)]
+		return !bytes.Contains(stacks, []byte("modelcontextprotocol/go-sdk"))
+	})
 }
 
 // bearer adds a token to every request.
@@ -368,6 +383,7 @@ func TestMCPCommandOverHTTP(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the MCP server did not stop")
 	}
+	noMCPGoroutines(t)
 
 	for _, args := range [][]string{
 		{"mcp", "--http", "0.0.0.0:7401", "--api", api},
