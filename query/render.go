@@ -156,7 +156,7 @@ func letter(i int) rune {
 }
 
 func shortName(node string, names map[string]string) string {
-	if n, ok := names[node]; ok {
+	if n := names[node]; n != "" {
 		return n
 	}
 	if len(node) > 6 {

@@ -81,11 +81,12 @@ func TestTraceCausality(t *testing.T) {
 	}
 
 	var out bytes.Buffer
-	if err := trace.Render(&out, RenderOptions{Names: map[string]string{"edge": "edge-1"}}); err != nil {
+	// A node named "" (Config.Name unset) is shown by its ID.
+	if err := trace.Render(&out, RenderOptions{Names: map[string]string{"edge": "edge-1", "svc": ""}}); err != nil {
 		t.Fatal(err)
 	}
 	text := out.String()
-	for _, want := range []string{"6 events on 4 nodes", "A = edge-1", "╰─▶●", "◀─╯", "? retry", "missing"} {
+	for _, want := range []string{"6 events on 4 nodes", "A = edge-1", "B = svc", "╰─▶●", "◀─╯", "? retry", "missing"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("rendering lacks %q:\n%s", want, text)
 		}
