@@ -18,6 +18,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/scopemesh/scopemesh"
 	"github.com/scopemesh/scopemesh/events"
 )
 
@@ -79,8 +80,8 @@ func callTool(t *testing.T, cs *mcp.ClientSession, name string, args map[string]
 	return text.String()
 }
 
-// mcpFixture records, on two connected nodes, three traces: one that
-// fails, one with a slow span, one neither.
+// mcpFixture records, on two connected nodes named alpha and bravo, three
+// traces: one that fails, one with a slow span, one neither.
 type mcpFixture struct {
 	a, b                 *testNode
 	failing, slow, plain events.TraceID
@@ -88,7 +89,7 @@ type mcpFixture struct {
 }
 
 func newMCPFixture(t *testing.T) mcpFixture {
-	a, b := startNode(t), startNode(t)
+	a, b := startNamed(t, "alpha"), startNamed(t, "bravo")
 	connectNodes(t, a, b)
 	f := mcpFixture{a: a, b: b, failing: events.NewTraceID(), slow: events.NewTraceID(), plain: events.NewTraceID()}
 	ctx := context.Background()
@@ -112,6 +113,10 @@ func newMCPFixture(t *testing.T) mcpFixture {
 	record(a, f.plain, events.ID{}, "http.request", map[string]string{"path": "/cart"})
 	record(a, events.TraceID{}, events.ID{}, "deploy.done", nil) // in no trace
 	eventually(t, 10*time.Second, "b's events to reach a", func() bool { return a.Status().Events == 8 })
+	// b's member record, which carries its name, follows the connection.
+	eventually(t, 10*time.Second, "a to know b's name", func() bool {
+		return slices.ContainsFunc(a.Peers(), func(p scopemesh.PeerInfo) bool { return p.Name == "bravo" })
+	})
 	return f
 }
 
@@ -137,7 +142,8 @@ func TestMCPTools(t *testing.T) {
 	t.Run("cluster_status", func(t *testing.T) {
 		var st statusOut
 		callTool(t, cs, "cluster_status", nil, &st, false)
-		if st.Node != f.a.ID() || st.Events != 8 || st.Members != 1 || st.Connected != 1 || !strings.Contains(st.Summary, "holds 8 events; 1 of 1 known members connected") {
+		if st.Node != f.a.ID() || st.Name != "alpha" || st.Events != 8 || st.Members != 1 || st.Connected != 1 ||
+			!strings.HasPrefix(st.Summary, "node alpha (…") || !strings.Contains(st.Summary, "holds 8 events; 1 of 1 known members connected") {
 			t.Fatalf("%+v", st)
 		}
 	})
@@ -145,7 +151,12 @@ func TestMCPTools(t *testing.T) {
 	t.Run("list_members", func(t *testing.T) {
 		var m listMembersOut
 		callTool(t, cs, "list_members", nil, &m, false)
-		if len(m.Members) != 1 || m.Members[0].ID != f.b.ID() || !strings.HasPrefix(m.Members[0].State, "connected") || !strings.HasPrefix(m.Members[0].Via, "direct") || m.NextCursor != "" {
+		if len(m.Members) != 1 {
+			t.Fatalf("%+v", m)
+		}
+		bravo := m.Members[0]
+		if bravo.ID != f.b.ID() || bravo.Name != "bravo" || bravo.State != "connected" || !strings.HasSuffix(bravo.Since, " ago") || !strings.HasPrefix(bravo.Via, "direct") ||
+			m.Summary != "1 members known: 1 connected" || m.NextCursor != "" {
 			t.Fatalf("%+v", m)
 		}
 		callTool(t, cs, "list_members", map[string]any{"cursor": "x"}, nil, true)
@@ -156,6 +167,10 @@ func TestMCPTools(t *testing.T) {
 		callTool(t, cs, "query_events", map[string]any{"kinds": []string{"db.query", "rpc.call"}, "cluster": true}, &q, false)
 		if len(q.Events) != 2 || !q.Complete || q.Events[0].Kind != "rpc.call" || q.Events[0].Node != f.b.ID() || !strings.HasPrefix(q.Summary, "2 events from the cluster (1 members asked, 0 did not answer)") {
 			t.Fatalf("%+v", q)
+		}
+		callTool(t, cs, "query_events", map[string]any{"nodes": []string{"bravo"}}, &q, false)
+		if len(q.Events) != 3 || q.Events[0].Node != f.b.ID() || q.Events[2].Node != f.b.ID() {
+			t.Fatalf("bravo's events, by name: %+v", q)
 		}
 		if long := q.Events[1].Attrs["long"]; len(long) > maxValueBytes+len("…") || !strings.HasSuffix(long, "…") {
 			t.Fatalf("a long value came back %d bytes long", len(long))
@@ -196,20 +211,22 @@ func TestMCPTools(t *testing.T) {
 	t.Run("get_trace", func(t *testing.T) {
 		var tr getTraceOut
 		callTool(t, cs, "get_trace", map[string]any{"trace": f.failing.String()}, &tr, false)
-		if tr.Events != 4 || len(tr.Tree) != 4 || !tr.Complete || len(tr.Nodes) != 2 || tr.Nodes[0] != f.a.ID() || tr.NextCursor != "" {
+		if tr.Events != 4 || len(tr.Tree) != 4 || !tr.Complete || tr.NextCursor != "" ||
+			!slices.Equal(tr.Nodes, []traceNode{{f.a.ID(), "alpha"}, {f.b.ID(), "bravo"}}) {
 			t.Fatalf("%+v", tr)
 		}
 		depths := map[string]int{}
 		for _, e := range tr.Tree {
 			depths[e.Kind] = e.Depth
 		}
-		if !maps.Equal(depths, map[string]int{"http.request": 0, "rpc.call": 1, "db.query": 2, "http.response": 1}) || tr.Tree[1].Cause != f.failingRoot.ID.String() {
+		if !maps.Equal(depths, map[string]int{"http.request": 0, "rpc.call": 1, "db.query": 2, "http.response": 1}) || tr.Tree[1].Cause != f.failingRoot.ID.String() ||
+			tr.Tree[0].NodeName != "alpha" || tr.Tree[1].NodeName != "bravo" {
 			t.Fatalf("tree %+v", tr.Tree)
 		}
-		if !tr.Tree[2].Failed || !strings.Contains(tr.Summary, "http.request on ") || !strings.Contains(tr.Summary, "4 events on 2 nodes") || !strings.Contains(tr.Summary, "2 failed") {
+		if !tr.Tree[2].Failed || !strings.Contains(tr.Summary, "http.request on alpha (…") || !strings.Contains(tr.Summary, "4 events on 2 nodes") || !strings.Contains(tr.Summary, "2 failed") {
 			t.Fatalf("summary %q, tree %+v", tr.Summary, tr.Tree)
 		}
-		if !strings.Contains(tr.Rendering, "4 events on 2 nodes, complete") || !strings.Contains(tr.Rendering, "╰─▶●") {
+		if !strings.Contains(tr.Rendering, "4 events on 2 nodes, complete") || !strings.Contains(tr.Rendering, "A = alpha   B = bravo") || !strings.Contains(tr.Rendering, "╰─▶●") {
 			t.Fatalf("rendering:\n%s", tr.Rendering)
 		}
 		// A page of the tree at a time.
@@ -256,6 +273,38 @@ func TestMCPTools(t *testing.T) {
 		}
 		callTool(t, cs, "find_traces", map[string]any{"min_duration": "soon"}, nil, true)
 	})
+}
+
+// list_members puts the named members first and says each one's state in
+// a word, and how many are in each in its summary.
+func TestMemberViews(t *testing.T) {
+	now := time.Now()
+	peers := []peerJSON{
+		{PeerInfo: scopemesh.PeerInfo{ID: "12D3KooWa", State: scopemesh.StateSuspect, UnreachableSince: now.Add(-40 * time.Second)}},
+		{PeerInfo: scopemesh.PeerInfo{ID: "12D3KooWb", Name: "zulu", State: scopemesh.StateLeft, UnreachableSince: now.Add(-time.Minute)}},
+		{PeerInfo: scopemesh.PeerInfo{ID: "12D3KooWc", Name: "echo", State: scopemesh.StateConnected, Connected: true, ConnectedSince: now.Add(-time.Hour)}},
+		{PeerInfo: scopemesh.PeerInfo{ID: "12D3KooWd", Name: "kilo", State: scopemesh.StateReachable, Refused: true}},
+		{PeerInfo: scopemesh.PeerInfo{ID: "12D3KooWe", Name: "echo", State: scopemesh.StateReachable}},
+	}
+	sortMembers(peers)
+	var got []string
+	for _, p := range peers {
+		v := memberOf(p, now)
+		got = append(got, strings.TrimSpace(v.Name+" "+v.ID+" "+v.State+" "+v.Since))
+	}
+	want := []string{
+		"echo 12D3KooWc connected 1h0m0s ago",
+		"echo 12D3KooWe reachable",
+		"kilo 12D3KooWd refused",
+		"zulu 12D3KooWb left 1m0s ago",
+		"12D3KooWa suspect 40s ago",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("members:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if line, want := membersLine(peers), "5 members known: 1 connected, 1 reachable, 1 suspect, 1 left, 1 refused"; line != want {
+		t.Errorf("summary %q, want %q", line, want)
+	}
 }
 
 func TestMCPRecordsOnlyWhenAllowed(t *testing.T) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/scopemesh/scopemesh"
 	"github.com/scopemesh/scopemesh/crdt"
 	"github.com/scopemesh/scopemesh/events"
 	"github.com/scopemesh/scopemesh/peer"
@@ -69,8 +71,9 @@ func newMCPServer(api *apiClient, allowRecord bool) *mcp.Server {
 		Annotations: readOnly,
 	}, t.clusterStatus)
 	mcp.AddTool(s, &mcp.Tool{
-		Name:        "list_members",
-		Description: "The cluster members the node knows: for each, whether it is connected (directly or through a relay), its round-trip time, its last reconciliation and how many events it delivered. A member that is not connected does not answer cluster-wide queries.",
+		Name: "list_members",
+		Description: "The cluster members the node knows, those it is connected to and those it knows of through the others: for each, its name, its state (connected, reachable through other members, suspect, unreachable or left) and since when, how its connections run (directly or through a relay), its round-trip time, its last reconciliation and how many events it delivered. " +
+			"A member this node is not connected to does not answer cluster-wide queries.",
 		Annotations: readOnly,
 	}, t.listMembers)
 	mcp.AddTool(s, &mcp.Tool{
@@ -81,7 +84,7 @@ func newMCPServer(api *apiClient, allowRecord bool) *mcp.Server {
 	}, t.queryEvents)
 	mcp.AddTool(s, &mcp.Tool{
 		Name: "get_trace",
-		Description: "One trace (one request) from every cluster member, as a causal tree: each event with its parent, depth, node, start offset and duration (for spans), and a text rendering with one lane per node. " +
+		Description: "One trace (one request) from every cluster member, as a causal tree: each event with its parent, depth, node (and its name), start offset and duration (for spans), and a text rendering with one lane per node. " +
 			"Says whether every member answered and which parent events are missing or expired. Long traces come in pages: pass next_cursor back as cursor.",
 		Annotations: readOnly,
 	}, t.getTrace)
@@ -158,7 +161,8 @@ type statusIn struct{}
 
 type statusOut struct {
 	Summary    string           `json:"summary"`
-	Node       string           `json:"node"`
+	Node       string           `json:"node" jsonschema:"the node's peer ID"`
+	Name       string           `json:"name,omitempty" jsonschema:"the node's name (scopemesh node --name), if it has one"`
 	Uptime     string           `json:"uptime"`
 	Events     int              `json:"events" jsonschema:"events the node's replica holds"`
 	Retention  string           `json:"retention"`
@@ -178,6 +182,7 @@ func (t *mcpTools) clusterStatus(ctx context.Context, _ *mcp.CallToolRequest, _ 
 	}
 	out := statusOut{
 		Node:       st.ID,
+		Name:       clip(st.Name),
 		Uptime:     st.Uptime.Round(time.Second).String(),
 		Events:     st.Events,
 		Retention:  retentionText(st.Status),
@@ -189,11 +194,20 @@ func (t *mcpTools) clusterStatus(ctx context.Context, _ *mcp.CallToolRequest, _ 
 		StoreBytes: st.StoreBytes,
 		MaxBytes:   st.MaxBytes,
 	}
-	out.Summary = fmt.Sprintf("node %s holds %d events; %d of %d known members connected; up %s", shortID(st.ID), st.Events, st.Connected, len(st.Peers), out.Uptime)
+	out.Summary = fmt.Sprintf("node %s holds %d events; %d of %d known members connected; up %s", nodeLabel(st.ID, st.Name), st.Events, st.Connected, len(st.Peers), out.Uptime)
 	if g := st.Gossip; g.BatchesRejected > 0 || len(st.ClockSkew) > 0 {
 		out.Summary += fmt.Sprintf("; %d gossip batches rejected, %d origins with clocks ahead", g.BatchesRejected, len(st.ClockSkew))
 	}
 	return answer(out), out, nil
+}
+
+// nodeLabel names a node in a summary: by its name and the end of its ID,
+// or by the end of its ID alone.
+func nodeLabel(id, name string) string {
+	if name == "" {
+		return shortID(id)
+	}
+	return clip(name) + " (" + shortID(id) + ")"
 }
 
 // ----- list_members
@@ -211,10 +225,12 @@ type listMembersOut struct {
 
 // memberView is what list_members says of one member.
 type memberView struct {
-	ID             string `json:"id"`
-	State          string `json:"state" jsonschema:"connected (since when), unreachable (since when), not connected, or refused"`
+	Name           string `json:"name,omitempty" jsonschema:"the name it gives itself (scopemesh node --name); absent if it has none or its record has not arrived"`
+	ID             string `json:"id" jsonschema:"its peer ID"`
+	State          string `json:"state" jsonschema:"connected (a connection is open), reachable (members it is connected to reach it), suspect or unreachable (not heard of for a while, then longer), left (it said goodbye when it closed), or refused (disconnected on request)"`
+	Since          string `json:"since,omitempty" jsonschema:"how long it has been connected, or how long ago its last connection closed"`
 	Member         bool   `json:"member" jsonschema:"proved the cluster key or completed a sync: it is asked in cluster queries"`
-	Via            string `json:"via" jsonschema:"how the connections run: direct (and over which transport) or relayed"`
+	Via            string `json:"via,omitempty" jsonschema:"how the connections run: direct (and over which transport) or relayed"`
 	RTT            string `json:"rtt,omitempty"`
 	LastSync       string `json:"last_sync" jsonschema:"the last reconciliation with it: never, in sync, partial or failed, and how long ago"`
 	EventsReceived uint64 `json:"events_received" jsonschema:"events new to this node it delivered by gossip"`
@@ -224,17 +240,37 @@ type memberView struct {
 // gains fields.
 func memberOf(p peerJSON, now time.Time) memberView {
 	v := memberView{
+		Name:           clip(p.Name),
 		ID:             p.ID,
-		State:          peerState(p.PeerInfo, now),
+		State:          memberState(p.PeerInfo),
 		Member:         p.Member,
 		Via:            via(p.Connections),
 		LastSync:       lastSync(p, now),
 		EventsReceived: p.EventsReceived,
 	}
+	switch {
+	case p.Connected:
+		v.Since = ago(now, p.ConnectedSince)
+	case !p.UnreachableSince.IsZero():
+		v.Since = ago(now, p.UnreachableSince)
+	}
 	if p.RTT > 0 {
 		v.RTT = p.RTT.Round(10 * time.Microsecond).String()
 	}
 	return v
+}
+
+// memberState is a member's state in one word.
+func memberState(p scopemesh.PeerInfo) string {
+	switch {
+	case p.Refused:
+		return "refused"
+	case p.Connected:
+		return string(scopemesh.StateConnected)
+	case p.State != "":
+		return string(p.State)
+	}
+	return string(scopemesh.StateUnreachable)
 }
 
 func (t *mcpTools) listMembers(ctx context.Context, _ *mcp.CallToolRequest, in listMembersIn) (*mcp.CallToolResult, listMembersOut, error) {
@@ -250,14 +286,8 @@ func (t *mcpTools) listMembers(ctx context.Context, _ *mcp.CallToolRequest, in l
 	if err := t.api.call(ctx, http.MethodGet, "/v1/peers", nil, nil, &peers); err != nil {
 		return nil, listMembersOut{}, err
 	}
-	connected := 0
-	for _, p := range peers {
-		if p.Connected {
-			connected++
-		}
-	}
-	slices.SortFunc(peers, func(a, b peerJSON) int { return strings.Compare(a.ID, b.ID) })
-	out := listMembersOut{Summary: fmt.Sprintf("%d members known, %d connected", len(peers), connected), Members: []memberView{}}
+	sortMembers(peers)
+	out := listMembersOut{Summary: membersLine(peers), Members: []memberView{}}
 	now := t.now()
 	for i := offset; i < len(peers) && len(out.Members) < limit; i++ {
 		out.Members = append(out.Members, memberOf(peers[i], now))
@@ -266,6 +296,40 @@ func (t *mcpTools) listMembers(ctx context.Context, _ *mcp.CallToolRequest, in l
 		}
 	}
 	return answer(out), out, nil
+}
+
+// sortMembers sorts the named members first, by name, then by ID, which
+// is unique: pages follow one another in a stable order.
+func sortMembers(peers []peerJSON) {
+	unnamed := func(p peerJSON) int {
+		if p.Name == "" {
+			return 1
+		}
+		return 0
+	}
+	slices.SortFunc(peers, func(a, b peerJSON) int {
+		return cmp.Or(unnamed(a)-unnamed(b), strings.Compare(a.Name, b.Name), strings.Compare(a.ID, b.ID))
+	})
+}
+
+// membersLine summarises the members in one line: how many, and how many
+// in each state, e.g. "4 members known: 2 connected, 1 reachable, 1 left".
+func membersLine(peers []peerJSON) string {
+	count := map[string]int{}
+	for _, p := range peers {
+		count[memberState(p.PeerInfo)]++
+	}
+	var parts []string
+	for _, st := range []string{"connected", "reachable", "suspect", "unreachable", "left", "refused"} {
+		if count[st] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", count[st], st))
+		}
+	}
+	s := fmt.Sprintf("%d members known", len(peers))
+	if len(parts) > 0 {
+		s += ": " + strings.Join(parts, ", ")
+	}
+	return s
 }
 
 // offsetCursor reads a cursor that is a position in a list.
@@ -284,7 +348,7 @@ func offsetCursor(cursor string) (int, error) {
 
 type queryEventsIn struct {
 	Trace       string            `json:"trace,omitempty" jsonschema:"only events of this trace: its ID, 32 hex digits"`
-	Nodes       []string          `json:"nodes,omitempty" jsonschema:"only events recorded on these nodes (peer IDs), any of them"`
+	Nodes       []string          `json:"nodes,omitempty" jsonschema:"only events recorded on these nodes, any of them: peer IDs or member names"`
 	Kinds       []string          `json:"kinds,omitempty" jsonschema:"only events of these kinds (e.g. http.request), any of them"`
 	Attrs       map[string]string `json:"attrs,omitempty" jsonschema:"only events that have all these attributes with these values, e.g. {\"path\": \"/cart\"}"`
 	Since       string            `json:"since,omitempty" jsonschema:"only events at or after this time: a duration ago (10m, 2h), an RFC 3339 time, or an HLC timestamp (wall.logical)"`
@@ -324,6 +388,7 @@ type eventView struct {
 	ID           string            `json:"id"`
 	Time         string            `json:"time"`
 	Node         string            `json:"node"`
+	NodeName     string            `json:"node_name,omitempty" jsonschema:"the name of the node, if the node asked knows it"`
 	Kind         string            `json:"kind"`
 	Duration     string            `json:"duration,omitempty" jsonschema:"how long the operation took, for an event that stands for one (a span)"`
 	Attrs        map[string]string `json:"attrs,omitempty"`
@@ -423,13 +488,19 @@ type getTraceOut struct {
 	Complete  bool           `json:"complete" jsonschema:"every member answered"`
 	NotAnswer []memberAnswer `json:"members_not_answering,omitempty"`
 	Events    int            `json:"events" jsonschema:"events in the whole trace"`
-	Nodes     []string       `json:"nodes" jsonschema:"the nodes the trace crossed, in the order the rendering letters them A, B, C, ..."`
+	Nodes     []traceNode    `json:"nodes" jsonschema:"the nodes the trace crossed, in the order the rendering letters them A, B, C, ..."`
 	Missing   []string       `json:"missing_parents,omitempty" jsonschema:"parent events no member holds"`
 	Expired   []string       `json:"expired_parents,omitempty" jsonschema:"parent events gone with the retention"`
 	Tree      []treeEvent    `json:"tree" jsonschema:"events in causal order: each after its parent, siblings by start"`
 	Rendering string         `json:"rendering" jsonschema:"the trace drawn for a terminal, one lane per node"`
 	// NextCursor continues the tree; the rest of the answer is the same.
 	NextCursor string `json:"next_cursor,omitempty" jsonschema:"more of the tree: pass it as cursor"`
+}
+
+// traceNode is a node a trace crossed.
+type traceNode struct {
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
 }
 
 // treeEvent is one event of a trace's causal tree.
@@ -463,7 +534,7 @@ func (t *mcpTools) getTrace(ctx context.Context, _ *mcp.CallToolRequest, in getT
 	}
 	out := getTraceOut{Complete: tr.Complete, NotAnswer: notAnswering(tr.Peers), Events: len(tr.Events), Tree: []treeEvent{}}
 	for _, l := range tr.Lanes() {
-		out.Nodes = append(out.Nodes, l.Node)
+		out.Nodes = append(out.Nodes, traceNode{ID: l.Node, Name: clip(tr.Names[l.Node])})
 	}
 	for _, g := range tr.Gaps {
 		out.Missing = append(out.Missing, g.String())
@@ -477,6 +548,7 @@ func (t *mcpTools) getTrace(ctx context.Context, _ *mcp.CallToolRequest, in getT
 	for i, e := range tr.Events {
 		began, _ := events.Extent(e)
 		te := treeEvent{eventView: viewOf(e), StartMs: float64(began-start) / float64(time.Millisecond), Failed: failed(e)}
+		te.NodeName = clip(tr.Names[e.Node])
 		if p, ok := tr.Parent(e.ID); ok {
 			depth[e.ID] = depth[p.ID] + 1
 			te.Cause = p.ID.String()
@@ -516,7 +588,7 @@ func (t *mcpTools) trace(ctx context.Context, id events.TraceID) (*query.Trace, 
 	}
 	// The decoded trace lacks its index: arrange the events again.
 	tr := query.NewTrace(id, got.Events)
-	tr.Complete, tr.Peers = got.Complete, got.Peers
+	tr.Complete, tr.Peers, tr.Names = got.Complete, got.Peers, got.Names
 	tr.SetHorizon(got.Horizon)
 	return tr, nil
 }
@@ -571,7 +643,7 @@ func traceLine(tr *query.Trace, start, end int64) string {
 			failures++
 		}
 	}
-	s := fmt.Sprintf("trace %v: %s on %s at %s, %d events on %d nodes, %v", tr.ID, clip(first.Kind), shortID(first.Node),
+	s := fmt.Sprintf("trace %v: %s on %s at %s, %d events on %d nodes, %v", tr.ID, clip(first.Kind), nodeLabel(first.Node, tr.Names[first.Node]),
 		wallTime(start), len(tr.Events), nodes, time.Duration(end-start))
 	if failures > 0 {
 		s += fmt.Sprintf(", %d failed", failures)
@@ -587,7 +659,7 @@ func traceLine(tr *query.Trace, start, end int64) string {
 type findTracesIn struct {
 	Kinds       []string          `json:"kinds,omitempty" jsonschema:"only traces with an event of these kinds, any of them"`
 	Attrs       map[string]string `json:"attrs,omitempty" jsonschema:"only traces with an event that has all these attributes, e.g. {\"path\": \"/cart\"}"`
-	Nodes       []string          `json:"nodes,omitempty" jsonschema:"only traces with such an event recorded on these nodes (peer IDs)"`
+	Nodes       []string          `json:"nodes,omitempty" jsonschema:"only traces with such an event recorded on these nodes: peer IDs or member names"`
 	ErrorsOnly  bool              `json:"errors_only,omitempty" jsonschema:"only traces with a failure: an OpenTelemetry error status, an exception, an error attribute or an HTTP status of 500 or more"`
 	MinDuration string            `json:"min_duration,omitempty" jsonschema:"only traces with an operation (a span) that took at least this long, e.g. 500ms"`
 	Since       string            `json:"since,omitempty" jsonschema:"search back to this time: a duration ago (default 1h), an RFC 3339 time or an HLC timestamp"`
