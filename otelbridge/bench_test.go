@@ -31,7 +31,7 @@ func (discard) Record(_ context.Context, e events.Event) (events.Event, error) {
 // before the timer stops, so every span is exported within the time
 // measured.
 func BenchmarkSpan(b *testing.B) {
-	node := openNode(b) // in memory
+	node := openNode(b, "cart") // in memory
 	batched := func(x sdktrace.SpanExporter) sdktrace.TracerProviderOption {
 		return sdktrace.WithBatcher(x, sdktrace.WithBlocking())
 	}

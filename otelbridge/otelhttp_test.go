@@ -26,11 +26,12 @@ import (
 
 var _ otelbridge.Recorder = (*scopemesh.Node)(nil)
 
-// openNode opens a node on loopback, in the test's own cluster, that finds
-// no peers by itself.
-func openNode(t testing.TB) *scopemesh.Node {
+// openNode opens a node named name on loopback, in the test's own
+// cluster, that finds no peers by itself.
+func openNode(t testing.TB, name string) *scopemesh.Node {
 	t.Helper()
 	n, err := scopemesh.Open(context.Background(), scopemesh.Config{
+		Name:        name,
 		Cluster:     t.Name(),
 		ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
 		DisableMDNS: true,
@@ -54,7 +55,7 @@ type service struct {
 }
 
 func newService(t *testing.T, name string, spans *tracetest.SpanRecorder) *service {
-	node := openNode(t)
+	node := openNode(t, name)
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithBatcher(otelbridge.New(node, otelbridge.Config{})),
 		sdktrace.WithSpanProcessor(spans),
@@ -174,9 +175,12 @@ func TestThreeServicesOneTrace(t *testing.T) {
 		var tr query.Trace
 		poll.Until(t, 20*time.Second, s.name+"'s node to hold every span", func() bool {
 			tr, err = s.node.Trace(context.Background(), traceID)
-			return err == nil && len(tr.Events) == len(ended)
+			// The members' names come with their records, which
+			// follow the connections.
+			return err == nil && len(tr.Events) == len(ended) && len(tr.Names) == len(svcs)
 		})
 		tree := query.NewTrace(traceID, tr.Events) // as a client of the JSON would
+		tree.Complete, tree.Names = tr.Complete, tr.Names
 		var order []string
 		children := map[string][]string{}
 		for _, e := range tree.Events {
@@ -208,7 +212,7 @@ func TestThreeServicesOneTrace(t *testing.T) {
 		}
 		var text strings.Builder
 		tree.Render(&text, query.RenderOptions{Width: 200})
-		if !strings.Contains(text.String(), "7 events on 3 nodes") || strings.Count(text.String(), "─▶●") < 3 || !strings.Contains(text.String(), "s]") {
+		if !strings.Contains(text.String(), "7 events on 3 nodes") || !strings.Contains(text.String(), "A = frontend   B = cart   C = stock") || strings.Count(text.String(), "─▶●") < 3 || !strings.Contains(text.String(), "s]") {
 			t.Errorf("%s renders:\n%s", s.name, text.String())
 		}
 	}
