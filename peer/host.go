@@ -78,6 +78,7 @@ type Host struct {
 	gossip  *gossip
 	disc    *discovery
 	started time.Time
+	stats   hostStats
 
 	sessions   sessions
 	retries    retryTable
@@ -581,6 +582,11 @@ func (n *Host) Status() Status {
 		StoreBytes:  bytes,
 		Reclaimable: reclaimable,
 		Expired:     deleted,
+
+		SyncInitiated: n.stats.syncInitiated.snapshot(),
+		SyncServed:    n.stats.syncServed.snapshot(),
+		QueriesServed: n.stats.queriesServed.snapshot(),
+		QueriesAsked:  n.stats.queriesAsked.snapshot(),
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -119,10 +120,12 @@ func (n *Host) handleQuery(raw network.Stream) {
 	stop := context.AfterFunc(ctx, func() { raw.Reset() })
 	defer stop()
 
+	start := time.Now()
 	f, err := readQuery(s)
 	if err == nil {
 		err = n.answer(ctx, s, f)
 	}
+	n.stats.queriesServed.ended(time.Since(start), err != nil)
 	endQuery(raw, s, err)
 }
 
@@ -251,6 +254,7 @@ func (n *Host) QueryPeers(ctx context.Context, f query.Filter, peers []lpeer.ID,
 		ctx, cancel = context.WithTimeout(ctx, defaultQueryTimeout)
 		defer cancel()
 	}
+	start := time.Now()
 	req, err := query.MarshalFilter(f)
 	answers := make([]query.PeerAnswer, len(peers))
 	var mu sync.Mutex // guards m
@@ -283,6 +287,7 @@ func (n *Host) QueryPeers(ctx context.Context, f query.Filter, peers []lpeer.ID,
 		}()
 	}
 	wg.Wait()
+	n.stats.queriesAsked.ended(time.Since(start), slices.ContainsFunc(answers, func(a query.PeerAnswer) bool { return !a.Answered }))
 	return answers
 }
 
