@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -20,7 +19,7 @@ import (
 	"github.com/scopemesh/scopemesh"
 	"github.com/scopemesh/scopemesh/crdt"
 	"github.com/scopemesh/scopemesh/events"
-	"github.com/scopemesh/scopemesh/hlc"
+	"github.com/scopemesh/scopemesh/internal/httpquery"
 	"github.com/scopemesh/scopemesh/query"
 )
 
@@ -216,12 +215,12 @@ func (a *apiHandler) peers(w http.ResponseWriter, _ *http.Request) {
 
 func (a *apiHandler) query(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f, err := parseFilter(q)
+	f, err := httpquery.Parse(q)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	cluster, err := boolParam(q, "cluster")
+	cluster, err := httpquery.Bool(q, "cluster")
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
 		return
@@ -230,31 +229,13 @@ func (a *apiHandler) query(w http.ResponseWriter, r *http.Request) {
 	if cluster {
 		res, err = a.node.QueryCluster(r.Context(), f)
 	} else {
-		res, err = localResult(r.Context(), a.node, f)
+		res, err = httpquery.Local(r.Context(), a.node, f)
 	}
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
 	}
 	writeJSONResponse(w, resultView(res))
-}
-
-// localResult answers f from the node's own replica, in the form of a
-// cluster query's answer.
-func localResult(ctx context.Context, node *scopemesh.Node, f query.Filter) (query.Result, error) {
-	evs, err := node.Query(ctx, f)
-	if err != nil {
-		return query.Result{}, err
-	}
-	res := query.Result{Events: evs, Complete: true}
-	limit := f.Limit
-	if limit == 0 {
-		limit = query.DefaultLimit
-	}
-	if len(evs) == limit {
-		res.Next = query.CursorOf(evs[len(evs)-1])
-	}
-	return res, nil
 }
 
 func (a *apiHandler) record(w http.ResponseWriter, r *http.Request) {
@@ -294,7 +275,7 @@ func (a *apiHandler) record(w http.ResponseWriter, r *http.Request) {
 // stream sends the events matching the filter as they reach the node, until
 // the client goes away or the server shuts down.
 func (a *apiHandler) stream(w http.ResponseWriter, r *http.Request) {
-	f, err := parseFilter(r.URL.Query())
+	f, err := httpquery.Parse(r.URL.Query())
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
 		return
@@ -427,105 +408,6 @@ func writeJSONResponse(w http.ResponseWriter, v any) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(append(b, '\n'))
-}
-
-// parseFilter reads a filter from query parameters; see the API comment.
-func parseFilter(q url.Values) (query.Filter, error) {
-	var f query.Filter
-	var errs []error
-	if s := q.Get("trace"); s != "" {
-		id, err := events.ParseTraceID(s)
-		errs = append(errs, err)
-		f.Correlation = id
-	}
-	f.Nodes = q["node"]
-	f.Kinds = q["kind"]
-	for _, kv := range q["attr"] {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok {
-			errs = append(errs, fmt.Errorf("attr %q is not key=value", kv))
-			continue
-		}
-		if f.Attrs == nil {
-			f.Attrs = make(map[string]string)
-		}
-		f.Attrs[k] = v
-	}
-	for _, p := range []struct {
-		name string
-		dst  *hlc.Timestamp
-	}{{"since", &f.Since}, {"until", &f.Until}} {
-		if s := q.Get(p.name); s != "" {
-			ts, err := hlc.Parse(s)
-			errs = append(errs, err)
-			*p.dst = ts
-		}
-	}
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			err = fmt.Errorf("limit %q is not a number", s)
-		}
-		errs = append(errs, err)
-		f.Limit = n
-	}
-	if s := q.Get("after"); s != "" {
-		k, err := crdt.ParseKey(s)
-		errs = append(errs, err)
-		f.After = k
-	}
-	desc, err := boolParam(q, "desc")
-	errs = append(errs, err)
-	f.Descending = desc
-	if err := errors.Join(errs...); err != nil {
-		return f, fmt.Errorf("%w: %w", query.ErrInvalidFilter, err)
-	}
-	return f, f.Validate()
-}
-
-// filterValues is the inverse of parseFilter.
-func filterValues(f query.Filter) url.Values {
-	q := url.Values{}
-	if !f.Correlation.IsZero() {
-		q.Set("trace", f.Correlation.String())
-	}
-	for _, n := range f.Nodes {
-		q.Add("node", n)
-	}
-	for _, k := range f.Kinds {
-		q.Add("kind", k)
-	}
-	for k, v := range f.Attrs {
-		q.Add("attr", k+"="+v)
-	}
-	if !f.Since.IsZero() {
-		q.Set("since", f.Since.String())
-	}
-	if !f.Until.IsZero() {
-		q.Set("until", f.Until.String())
-	}
-	if f.Limit != 0 {
-		q.Set("limit", strconv.Itoa(f.Limit))
-	}
-	if !f.After.IsZero() {
-		q.Set("after", f.After.String())
-	}
-	if f.Descending {
-		q.Set("desc", "true")
-	}
-	return q
-}
-
-func boolParam(q url.Values, name string) (bool, error) {
-	s := q.Get(name)
-	if s == "" {
-		return false, nil
-	}
-	b, err := strconv.ParseBool(s)
-	if err != nil {
-		return false, fmt.Errorf("%s %q is not true or false", name, s)
-	}
-	return b, nil
 }
 
 // apiServer serves the API on one listener until Shutdown.
