@@ -114,7 +114,7 @@ type statusView struct {
 	StoreBytes  int64
 	Reclaimable int64
 	Expired     uint64
-	Horizon     string `json:",omitempty"` // RFC 3339; empty: nothing expired
+	Horizon     string  `json:",omitempty"` // RFC 3339; empty: nothing expired
 	Retention   float64 // seconds; negative: kept for good
 	MaxBytes    int64
 	Gossip      peer.GossipStats
@@ -188,10 +188,10 @@ type eventView struct {
 	ID     string
 	Node   string
 	Kind   string
-	Time   string // the HLC timestamp, "wall.logical"
-	At     string // its wall time, RFC 3339 in milliseconds, UTC
-	Trace  string `json:",omitempty"`
-	Parent string `json:",omitempty"`
+	Time   string            // the HLC timestamp, "wall.logical"
+	At     string            // its wall time, RFC 3339 in milliseconds, UTC
+	Trace  string            `json:",omitempty"`
+	Parent string            `json:",omitempty"`
 	Attrs  map[string]string `json:",omitempty"`
 	// Payload is the payload as text if it is UTF-8, else in base64
 	// (PayloadBase64).
