@@ -183,12 +183,17 @@ func (a *apiHandler) checkToken(r *http.Request) error {
 	if !ok {
 		return errors.New("this API needs the node's token: send the header \"Authorization: Bearer TOKEN\", TOKEN being " + where)
 	}
-	got, _ := hex.DecodeString(strings.TrimSpace(bearer))
-	// In constant time: the time taken tells nothing of the token.
-	if subtle.ConstantTimeCompare(got, a.token) != 1 {
+	if !tokenMatches(bearer, a.token) {
 		return errors.New("the token is not this node's: send " + where)
 	}
 	return nil
+}
+
+// tokenMatches reports whether given, in hex, is token. It compares in
+// constant time: the time taken tells nothing of the token.
+func tokenMatches(given string, token []byte) bool {
+	got, _ := hex.DecodeString(strings.TrimSpace(given))
+	return subtle.ConstantTimeCompare(got, token) == 1
 }
 
 // loopbackHost reports whether a Host header names this machine.
@@ -410,23 +415,34 @@ func writeJSONResponse(w http.ResponseWriter, v any) {
 	w.Write(append(b, '\n'))
 }
 
-// apiServer serves the API on one listener until Shutdown.
-type apiServer struct {
+// httpServer serves HTTP on one listener until Shutdown.
+type httpServer struct {
 	srv  *http.Server
 	done chan error // Serve's result
 }
 
 // serveAPI serves node's API on ln, which listens at addr, guarded by
 // creds: zero on a unix socket.
-func serveAPI(node *scopemesh.Node, ln net.Listener, addr apiAddr, creds apiCredentials, log *slog.Logger) *apiServer {
+func serveAPI(node *scopemesh.Node, ln net.Listener, addr apiAddr, creds apiCredentials, log *slog.Logger) *httpServer {
 	if creds.tls != nil {
 		ln = tls.NewListener(ln, creds.tls)
 	}
-	streams, endStreams := context.WithCancel(context.Background())
 	checkHost := addr.network == "tcp" && !addr.tls
-	s := &apiServer{
+	return serveHTTP(ln, log, func(streams context.Context) http.Handler {
+		return newAPIHandler(streams, node, log, creds.token, checkHost)
+	})
+}
+
+// serveHTTP serves the handler newHandler makes on ln. The context
+// newHandler gets, which every request's context also derives from, ends
+// when Shutdown begins: requests that never end by themselves, event
+// streams, end then.
+func serveHTTP(ln net.Listener, log *slog.Logger, newHandler func(streams context.Context) http.Handler) *httpServer {
+	streams, endStreams := context.WithCancel(context.Background())
+	s := &httpServer{
 		srv: &http.Server{
-			Handler:           newAPIHandler(streams, node, log, creds.token, checkHost),
+			Handler:           newHandler(streams),
+			BaseContext:       func(net.Listener) context.Context { return streams },
 			ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
@@ -440,7 +456,7 @@ func serveAPI(node *scopemesh.Node, ln net.Listener, addr apiAddr, creds apiCred
 // Shutdown stops accepting requests, ends the event streams, and waits for
 // the other requests — records among them — to finish, or for ctx. It
 // closes the listener, which removes a unix socket.
-func (s *apiServer) Shutdown(ctx context.Context) error {
+func (s *httpServer) Shutdown(ctx context.Context) error {
 	err := s.srv.Shutdown(ctx)
 	if serveErr := <-s.done; !errors.Is(serveErr, http.ErrServerClosed) {
 		err = errors.Join(err, serveErr)
