@@ -2,9 +2,12 @@ package metrics_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -177,5 +180,34 @@ func TestMetricsFollowPrometheusConventions(t *testing.T) {
 	}
 	for _, p := range problems {
 		t.Errorf("%s: %s", p.Metric, p.Text)
+	}
+}
+
+// TestGrafanaDashboardNamesExportedMetrics keeps examples/grafana from
+// rotting: every scopemesh_ metric its queries name is one the collector
+// exports (a histogram's by its _bucket series).
+func TestGrafanaDashboardNamesExportedMetrics(t *testing.T) {
+	dashboard, err := os.ReadFile("../examples/grafana/scopemesh.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parsed map[string]any
+	if err := json.Unmarshal(dashboard, &parsed); err != nil {
+		t.Fatalf("the dashboard is not JSON: %v", err)
+	}
+	nodes := testcluster.Start(t, 1)
+	families := serve(t, nodes[0]).scrape()
+	named := regexp.MustCompile(`scopemesh_[a-z_]+`).FindAllString(string(dashboard), -1)
+	if len(named) < 10 {
+		t.Fatalf("the dashboard names only %d metrics: %q", len(named), named)
+	}
+	for _, name := range named {
+		base := name
+		if b, ok := strings.CutSuffix(name, "_bucket"); ok && families[b].GetType() == dto.MetricType_HISTOGRAM {
+			base = b
+		}
+		if _, ok := families[base]; !ok {
+			t.Errorf("the dashboard names %s, which the collector does not export", name)
+		}
 	}
 }
