@@ -8,15 +8,20 @@ import (
 	"github.com/scopemesh/scopemesh/query"
 )
 
-// QueryCluster runs f on the local replica and on every cluster member this
-// node knows of, and merges the answers as they arrive: each event once, in
-// (HLC, ID) order, f.Limit of them, with the cursor of the next page in
-// Result.Next. A Limit above query.MaxRemoteLimit is lowered to it: page
-// with Result.Next for more. Members that are unreachable, slow past ctx's
+// QueryCluster runs f on the local replica and on every member of the
+// cluster this node knows of — connected, or known through the others'
+// member lists, and not gone (Peers) — and merges the answers as they
+// arrive: each event once, in (HLC, ID) order, f.Limit of them, with the
+// cursor of the next page in Result.Next. A Limit above
+// query.MaxRemoteLimit is lowered to it: page with Result.Next for more.
+// A member the node has no connection to is dialled, or asked through a
+// member that has one. Members that are unreachable, slow past ctx's
 // deadline (10s if it has none), answer badly or send more than their
 // share of the query's byte budget are listed in Result.Peers with the
-// reason, and Result.Complete is then false; the answer holds what the
-// others know, and what a member cut off sent before.
+// reason, and Result.Complete is then false, as it is until the node has
+// joined (Join); the answer holds what the others know, and what a member
+// cut off sent before. Members that left, or that were forgotten, are
+// not asked.
 func (n *Node) QueryCluster(ctx context.Context, f query.Filter) (query.Result, error) {
 	if err := f.Validate(); err != nil {
 		return query.Result{}, err
@@ -29,14 +34,8 @@ func (n *Node) QueryCluster(ctx context.Context, f query.Filter) (query.Result, 
 	}); err != nil {
 		return query.Result{}, fmt.Errorf("scopemesh: querying the local replica: %w", err)
 	}
-	connected, unreachable := n.net.Members()
-	res := query.Result{Peers: n.net.QueryPeers(ctx, f, connected, m), Complete: len(unreachable) == 0}
-	for _, p := range unreachable {
-		res.Peers = append(res.Peers, query.PeerAnswer{ID: p.String(), Err: "unreachable"})
-	}
-	for _, a := range res.Peers {
-		res.Complete = res.Complete && a.Answered
-	}
+	var res query.Result
+	res.Peers, res.Complete = n.net.QueryMembers(ctx, f, m)
 	res.Events, res.Next = m.Result()
 	return res, nil
 }
@@ -67,6 +66,18 @@ func (n *Node) Trace(ctx context.Context, id events.TraceID) (query.Trace, error
 	}
 	t := query.NewTrace(id, all)
 	t.Complete, t.Peers = complete, peers
+	t.Names = n.names()
 	t.SetHorizon(n.set.Horizon().Time())
 	return *t, nil
+}
+
+// names returns the names of this node and the members it knows, by ID.
+func (n *Node) names() map[string]string {
+	out := map[string]string{n.id: n.cfg.Name}
+	for _, p := range n.Peers() {
+		if p.Name != "" {
+			out[p.ID] = p.Name
+		}
+	}
+	return out
 }

@@ -3,7 +3,10 @@ package scopemesh
 import (
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ipfs/go-datastore"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -51,6 +54,10 @@ const (
 // near that would leave the events next to nothing.
 const MinDiskBytes = 1 << 30
 
+// DefaultForgetAfter is how long a member may be unreachable before a
+// node drops it from its view, when Config.ForgetAfter is zero.
+const DefaultForgetAfter = peer.DefaultForgetAfter
+
 // MinRetention is the shortest Retention a node takes: a few horizon
 // steps, so that no event is expired on arrival by a clock a little ahead.
 const MinRetention = 10 * time.Minute
@@ -58,6 +65,11 @@ const MinRetention = 10 * time.Minute
 // Config configures a Node. The zero value runs an in-memory node with the
 // default cluster settings. Open does not modify the Config it is given.
 type Config struct {
+	// Name names the node to people: in other members' Peers, in traces,
+	// in the CLI, in query filters by node. At most 64 bytes. Empty means
+	// the host name. Names need not be unique; peer IDs are.
+	Name string
+
 	// DataDir is where the node keeps its events, clock bound and identity
 	// key. Empty means an in-memory store and a fresh identity: nothing
 	// survives Close.
@@ -131,6 +143,12 @@ type Config struct {
 	// Zero means DefaultSyncInterval.
 	SyncInterval time.Duration
 
+	// ForgetAfter is how long a member may stay unreachable before the
+	// node drops it from its view of the cluster, and cluster queries no
+	// longer wait for it (Node.Forget drops one at once). Zero means
+	// DefaultForgetAfter, a day.
+	ForgetAfter time.Duration
+
 	// MaxClockOffset is how far ahead of local time a remote event's clock
 	// may be before it is refused. Zero means DefaultMaxClockOffset.
 	MaxClockOffset time.Duration
@@ -192,6 +210,12 @@ func (c Config) withDefaults() (Config, error) {
 	if c.SyncInterval < 0 {
 		errs = append(errs, fmt.Errorf("SyncInterval %v is negative", c.SyncInterval))
 	}
+	if c.ForgetAfter < 0 {
+		errs = append(errs, fmt.Errorf("ForgetAfter %v is negative", c.ForgetAfter))
+	}
+	if len(c.Name) > peer.MaxNameBytes || !utf8.ValidString(c.Name) {
+		errs = append(errs, fmt.Errorf("Name %q: at most %d bytes of UTF-8", c.Name, peer.MaxNameBytes))
+	}
 	if c.MaxClockOffset < 0 {
 		errs = append(errs, fmt.Errorf("MaxClockOffset %v is negative", c.MaxClockOffset))
 	}
@@ -249,6 +273,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Cluster == "" {
 		c.Cluster = DefaultCluster
 	}
+	if c.Name == "" {
+		c.Name = hostName()
+	}
 	if c.SyncInterval == 0 {
 		c.SyncInterval = DefaultSyncInterval
 	}
@@ -259,4 +286,13 @@ func (c Config) withDefaults() (Config, error) {
 		c.Retention = DefaultRetention
 	}
 	return c, nil
+}
+
+// hostName is the default node name: the host's, cut to fit.
+func hostName() string {
+	name, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	return strings.ToValidUTF8(name[:min(len(name), peer.MaxNameBytes)], "")
 }

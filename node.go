@@ -23,8 +23,26 @@ import (
 // ErrClosed reports use of a Node after Close.
 var ErrClosed = errors.New("scopemesh: node closed")
 
+// Errors of Connect, Disconnect, Join and Forget.
+var (
+	ErrInvalidPeer   = peer.ErrInvalidPeer   // an address or peer ID that does not parse
+	ErrUnknownMember = peer.ErrUnknownMember // no member has that ID or name
+)
+
 // PeerInfo is what a node knows of one member of its cluster.
 type PeerInfo = peer.PeerInfo
+
+// MemberState says how a node last heard from a member (PeerInfo.State).
+type MemberState = peer.MemberState
+
+// The states of a member, as one node sees it.
+const (
+	StateConnected   = peer.StateConnected   // a connection to it is open
+	StateReachable   = peer.StateReachable   // its records reach this node through others
+	StateSuspect     = peer.StateSuspect     // none for three of its beats (30 s)
+	StateUnreachable = peer.StateUnreachable // none for six (a minute)
+	StateLeft        = peer.StateLeft        // it said goodbye when it closed
+)
 
 // Status is the cluster as one node sees it; Status.Events counts the events
 // held here.
@@ -141,6 +159,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	bootstrap, _ := parseAddrs(cfg.Bootstrap) // checked by withDefaults
 	n.net, err = peer.New(h, peer.Config{
 		Cluster:   cfg.Cluster,
+		Name:      cfg.Name,
 		Set:       n.set,
 		Clock:     n.clock,
 		Limits:    cfg.Limits,
@@ -151,6 +170,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		OwnsHost:  cfg.Host == nil,
 
 		SyncInterval: cfg.SyncInterval,
+		ForgetAfter:  cfg.ForgetAfter,
 		ClusterKeys:  keys,
 		AllowPeers:   allow,
 		SignEvents:   cfg.SignEvents,
@@ -327,8 +347,27 @@ func (n *Node) Connect(ctx context.Context, addr string) error { return n.net.Co
 // gossip and sync — until Connect is called for it again.
 func (n *Node) Disconnect(id string) error { return n.net.Disconnect(id) }
 
-// Peers returns the cluster members this node knows of, with their state.
+// Peers returns the cluster members this node knows of, with their state:
+// those it has connections to, and those it knows of through the others'
+// member lists.
 func (n *Node) Peers() []PeerInfo { return n.net.Peers() }
+
+// Join connects to the members at addrs (multiaddrs ending in /p2p/<ID>,
+// registered as Connect registers them) and returns once it holds the
+// member list of one of them, with the number of members it knows then.
+// With no addrs, it waits until the node has found a member by discovery
+// or Connect and holds its list. Until a node has joined, its cluster
+// queries say they are incomplete: it may not know every member.
+func (n *Node) Join(ctx context.Context, addrs ...string) (int, error) {
+	return n.net.Join(ctx, addrs...)
+}
+
+// Forget drops a member that will not come back — by peer ID, or by name
+// if one member has it — from the node's view of the cluster, so that
+// cluster queries stop waiting for it, and returns its ID. If the member
+// comes back, started anew, it is a member again. A connected member is
+// not forgotten: Disconnect it first.
+func (n *Node) Forget(id string) (string, error) { return n.net.Forget(id) }
 
 // Sync reconciles the local replica with every connected member now: each
 // side learns exactly which events the other lacks and sends them. It

@@ -25,6 +25,7 @@ type scenario struct {
 var scenarios = map[string]scenario{
 	"record":    {"Record on one node: in memory and Pebble, 1 and N concurrent callers", runRecord},
 	"replicate": {"P loopback nodes: throughput to every node, record-to-visible latency, gossip drops", runReplicate},
+	"members":   {"a cluster whose members each join one earlier at random: view convergence, idle bytes per member", runMembers},
 	"heal":      {"split P nodes in two, write on both sides, heal: time, bytes vs the missing events, rounds", runHeal},
 	"reconcile": {"the reconciler alone, n up to 10,000,000, chosen d, clustered and scattered", runReconcile},
 	"retain":    {"recording on Pebble with retention as simulated days pass: store size, throughput, expiry cost", runRetain},

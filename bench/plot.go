@@ -30,6 +30,7 @@ var charts = []chart{
 	{"heal-bytes.png", "heal", drawHealBytes},
 	{"reconcile-bytes.png", "reconcile", drawReconcileBytes},
 	{"retain-bytes.png", "retain", drawRetainBytes},
+	{"members-spread.png", "members", drawMembersSpread},
 }
 
 func runPlot(ctx context.Context, e *env, args []string) error {
@@ -276,4 +277,33 @@ func drawRetainBytes(saved []report.Saved) (*plot.Plot, bool, error) {
 	p.Y.Min = 0
 	headroom(p, 1.3)
 	return p, len(lines) > 0, err
+}
+
+// drawMembersSpread plots how long a new member takes to be in every
+// member's view, against the cluster's size, from the run with the most
+// sizes.
+func drawMembersSpread(saved []report.Saved) (*plot.Plot, bool, error) {
+	all, from, err := runsOf[membersResult](saved)
+	if err != nil || len(all) == 0 {
+		return nil, false, err
+	}
+	best := len(all) - 1
+	for i, rs := range all {
+		if len(rs) > len(all[best]) {
+			best = i
+		}
+	}
+	var median, slowest plotter.XYs
+	for _, r := range all[best] {
+		if len(r.Spread) == 0 {
+			continue
+		}
+		median = append(median, plotter.XY{X: float64(r.Nodes), Y: 1000 * r.SpreadMedian})
+		slowest = append(slowest, plotter.XY{X: float64(r.Nodes), Y: 1000 * slices.Max(r.Spread)})
+	}
+	p := newPlot("a new member in every view: from its Join, on loopback TCP", "members", "ms", from[best])
+	err = plotutil.AddLinePoints(p, "median", median, "slowest", slowest)
+	p.Y.Min = 0
+	headroom(p, 1.3)
+	return p, len(median) > 0, err
 }

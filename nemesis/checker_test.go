@@ -78,7 +78,8 @@ type checkOptions struct {
 //   - every trace reconstructs identically on every node, complete, each
 //     event after its parent, with gaps only where a parent was never
 //     acknowledged;
-//   - every node sees every other as a connected member;
+//   - every node lists every other as a connected member in its view of
+//     the cluster, and no one else;
 //   - no node's clock starts an incarnation further ahead of its physical
 //     clock than the persisted lead and skew explain.
 func (c *cluster) check(ctx context.Context, opts checkOptions) *verdict {

@@ -754,15 +754,20 @@ func (c *cluster) nodes() []*scopemesh.Node {
 // waitConnected polls until every running node has every other connected.
 func (c *cluster) waitConnected(ctx context.Context, timeout time.Duration) error {
 	nodes := c.nodes()
-	err := poll(ctx, timeout, "every node to connect to every other", func() bool {
+	err := poll(ctx, timeout, "every node to list every other as a connected member, and nothing else", func() bool {
 		for _, n := range nodes {
-			connected := 0
+			listed := map[string]bool{}
 			for _, p := range n.Peers() {
-				if p.Connected {
-					connected++
+				if p.Connected && p.State == scopemesh.StateConnected {
+					listed[p.ID] = true
 				}
 			}
-			if connected < len(nodes)-1 {
+			for _, m := range nodes {
+				if m != n && !listed[m.ID()] {
+					return false
+				}
+			}
+			if len(listed) != len(nodes)-1 {
 				return false
 			}
 		}
@@ -773,7 +778,7 @@ func (c *cluster) waitConnected(ctx context.Context, timeout time.Duration) erro
 		for i, n := range nodes {
 			fmt.Fprintf(&b, "n%d %s:\n", i, n.ID())
 			for _, p := range n.Peers() {
-				fmt.Fprintf(&b, "  %s connected %v refused %v connections %d\n", p.ID, p.Connected, p.Refused, len(p.Connections))
+				fmt.Fprintf(&b, "  %s %s connected %v refused %v connections %d\n", p.ID, p.State, p.Connected, p.Refused, len(p.Connections))
 			}
 		}
 		err = fmt.Errorf("%w\n%s", err, &b)

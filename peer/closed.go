@@ -403,8 +403,9 @@ func (n *Host) member(ctx context.Context, p lpeer.ID) bool {
 
 // trusted reports whether p may ask for what only members get — queries,
 // relaying: in a closed cluster a member that proved the key, as member
-// says; in an open one a member admitted by a completed sync session, or
-// a peer registered by Bootstrap or Connect.
+// says; in an open one a member admitted by a completed sync session or
+// known by the record members passed on, or a peer registered by
+// Bootstrap or Connect.
 func (n *Host) trusted(ctx context.Context, p lpeer.ID) bool {
 	if !n.member(ctx, p) {
 		return false

@@ -136,7 +136,7 @@ func addNode(t testing.TB, mn mocknet.Mocknet, i int, opts clusterOptions) *test
 	if dht == DHTAuto {
 		dht = DHTOff
 	}
-	host, err := New(h, Config{Cluster: "test", Set: set, Clock: clock, DHT: dht, SyncInterval: interval,
+	host, err := New(h, Config{Cluster: "test", Name: fmt.Sprintf("node-%d", i), Set: set, Clock: clock, DHT: dht, SyncInterval: interval,
 		SyncLimits: opts.syncLimits, ClusterKeys: keys, SignEvents: opts.signEvents, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)

@@ -3,8 +3,11 @@ package peer
 import (
 	"bufio"
 	"bytes"
+	"crypto/rand"
 	"errors"
 	"testing"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/scopemesh/scopemesh/events"
 )
@@ -95,6 +98,55 @@ func FuzzWant(f *testing.F) {
 		}
 		if next != len(ids) {
 			t.Fatalf("want %x: %d IDs decoded for %d bits set", bitmap, len(ids), next)
+		}
+	})
+}
+
+// FuzzOpenRecord: no input makes a member record open wrongly or panic: a
+// record that opens passes its checks, and opens again the same from its
+// own encoding.
+func FuzzOpenRecord(f *testing.F) {
+	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		f.Fatal(err)
+	}
+	env, err := signRecord(&memberRecord{Name: "n", Incarnation: 1, Beat: 2, Links: []uint64{3}}, key)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(env)
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, r, err := openRecord(b, nil)
+		if err != nil {
+			if !errors.Is(err, ErrRecord) {
+				t.Fatalf("an error outside ErrRecord: %v", err)
+			}
+			return
+		}
+		if r.check() != nil || p == "" {
+			t.Fatalf("a record that opened breaks its bounds: %+v", r)
+		}
+	})
+}
+
+// FuzzSplitRecords: a member list frame splits into at most maxMembers+1
+// records of at most maxRecordBytes, or is refused.
+func FuzzSplitRecords(f *testing.F) {
+	f.Add(joinRecords([]byte("own"), [][]byte{[]byte("a"), {}}))
+	f.Add([]byte{0xff, 0xff, 0x03})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		envs, err := splitRecords(b)
+		if err != nil {
+			return
+		}
+		if len(envs) > maxMembers+1 {
+			t.Fatalf("%d records", len(envs))
+		}
+		for _, env := range envs {
+			if len(env) > maxRecordBytes {
+				t.Fatalf("a record of %d bytes", len(env))
+			}
 		}
 	})
 }

@@ -130,14 +130,15 @@ func unsignedMessages() []pubsub.Option {
 // from one writer, those inserts fell from 14 % of the CPU to 7.6 % (`go
 // run ./bench replicate -rate 0 -writers one -events 400000 -cpuprofile
 // cpu.prof`).
-func startGossip(ctx context.Context, h host.Host, g *gossip, topics []string) error {
+// viewTopics, which others join, are scored as the topics are.
+func startGossip(ctx context.Context, h host.Host, g *gossip, topics, viewTopics []string) error {
 	g.self, g.selfStr = h.ID(), h.ID().String()
 	ps, err := pubsub.NewGossipSub(ctx, h, append(unsignedMessages(),
 		pubsub.WithPeerOutboundQueueSize(outboundQueue),
 		pubsub.WithValidateQueueSize(validateQueue),
 		pubsub.WithValidateWorkers(1),
 		pubsub.WithRawTracer(tracer{g}),
-		pubsub.WithPeerScore(scoreParams(topics)),
+		pubsub.WithPeerScore(scoreParams(append(slices.Clone(topics), viewTopics...))),
 		pubsub.WithPeerScoreInspect(g.members.setScores, time.Second),
 	)...)
 	if err != nil {

@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -33,6 +34,7 @@ var ErrInvalidPeer = errors.New("peer: invalid peer")
 // Config configures a Host.
 type Config struct {
 	Cluster   string           // the cluster's name; it names the topic and protocols
+	Name      string           // the node's name in its member record, at most MaxNameBytes
 	Set       *crdt.Set        // the replica to replicate
 	Clock     *hlc.Clock       // the node's clock, moved by remote events
 	Limits    events.Limits    // bounds of accepted events
@@ -44,6 +46,7 @@ type Config struct {
 	Logger    *slog.Logger     // nil: slog.Default()
 
 	SyncInterval time.Duration // how often to reconcile with a random member; 0: 30s
+	ForgetAfter  time.Duration // a member unreachable this long leaves the view; 0: DefaultForgetAfter
 	SyncLimits   SyncLimits    // bounds of one sync session
 
 	// ClusterKeys close the cluster: members must prove they hold one of
@@ -76,6 +79,7 @@ type Host struct {
 	members *memberTable
 	replica *replica
 	gossip  *gossip
+	view    *view
 	disc    *discovery
 	started time.Time
 	stats   hostStats
@@ -123,7 +127,7 @@ func New(h host.Host, cfg Config) (_ *Host, err error) {
 		keys:    keys,
 		log:     cfg.Logger.With("node", h.ID().String()),
 		gater:   cfg.Gater,
-		members: newMemberTable(time.Now),
+		members: newMemberTable(time.Now, cmp.Or(cfg.ForgetAfter, DefaultForgetAfter)),
 		started: time.Now(),
 
 		syncLimits: cfg.SyncLimits.withDefaults(),
@@ -141,6 +145,12 @@ func New(h host.Host, cfg Config) (_ *Host, err error) {
 		n.names = keys[0].names
 		h.SetStreamHandler(authProtocol, n.handleProof)
 	}
+	if len(cfg.Name) > MaxNameBytes {
+		return nil, fmt.Errorf("peer: a node name of %d bytes, at most %d", len(cfg.Name), MaxNameBytes)
+	}
+	if n.view, err = newView(n, cfg.Name); err != nil {
+		return nil, err
+	}
 	n.notify = &network.NotifyBundle{ConnectedF: n.onConnected, DisconnectedF: n.onDisconnected}
 	h.Network().Notify(n.notify)
 	// Connections a host of the caller's had before the notifee was in
@@ -153,12 +163,18 @@ func New(h host.Host, cfg Config) (_ *Host, err error) {
 		skew: &skewTable{now: time.Now}, log: n.log, retry: n.syncLater}
 	n.gossip = &gossip{replica: n.replica, members: n.members, log: n.log,
 		member: func(p lpeer.ID) bool { return n.member(expired, p) }}
-	var topics []string
+	var topics, viewTopics []string
 	for _, nm := range n.keyNames() {
-		topics = append(topics, nm.topic)
+		topics, viewTopics = append(topics, nm.topic), append(viewTopics, nm.viewTopic)
 	}
-	if err := startGossip(ctx, n.clusterHost(), n.gossip, topics); err != nil {
+	if err := startGossip(ctx, n.clusterHost(), n.gossip, topics, viewTopics); err != nil {
 		return nil, fmt.Errorf("peer: starting gossip: %w", err)
+	}
+	if err := n.view.start(ctx, n.gossip.ps); err != nil {
+		return nil, fmt.Errorf("peer: starting the member view: %w", err)
+	}
+	if len(cfg.Bootstrap) == 0 && !cfg.MDNS && cfg.DHT == DHTOff {
+		n.view.markJoined() // no one to join: a cluster of one until Connect
 	}
 	if err := n.watchProtocols(ctx); err != nil {
 		return nil, fmt.Errorf("peer: watching peers' protocols: %w", err)
@@ -238,6 +254,11 @@ func (n *Host) Close() error {
 		n.closed = true
 		n.closing.Unlock()
 		var errs []error
+		if n.view != nil {
+			// Say goodbye while the members still answer.
+			n.view.leave()
+			errs = append(errs, n.view.stop())
+		}
 		if n.gossip != nil {
 			// Leave the topics while pubsub, which runs under ctx, still
 			// answers.
@@ -288,18 +309,21 @@ func (n *Host) onConnected(_ network.Network, c network.Conn) {
 	if n.keys != nil {
 		n.proofCheck(p)
 	}
+	n.view.nudge()
 	switch returned, owed := n.members.connected(p, c.ID()); {
 	case owed:
 		// A sync this node asked for failed for want of a connection.
 		n.requestSync(p)
 	case returned:
 		// A member is back after a partition or a restart: exchange what
-		// each side recorded meanwhile.
+		// each side recorded meanwhile, and what each knows of the others.
 		n.requestSyncOnce(p)
+		n.exchangeViews(p)
 	}
 }
 
 func (n *Host) onDisconnected(_ network.Network, c network.Conn) {
+	n.view.nudge()
 	if n.members.disconnected(c.RemotePeer(), c.ID()) {
 		// Its next connection is checked again.
 		n.proofs.forget(c.RemotePeer())
@@ -379,10 +403,23 @@ func (n *Host) admitted(a admission) {
 	if a.admitted != "" {
 		n.h.ConnManager().Protect(a.admitted, memberTag)
 		n.log.Debug("member admitted", "peer", a.admitted)
+		n.exchangeViews(a.admitted)
 	}
 	if a.evicted != "" {
 		n.h.ConnManager().Unprotect(a.evicted, memberTag)
 	}
+}
+
+// exchangeViews swaps member lists with p in the background.
+func (n *Host) exchangeViews(p lpeer.ID) {
+	if n.view == nil {
+		return
+	}
+	n.goLoop(n.ctx, func(ctx context.Context) {
+		if err := n.view.exchange(ctx, p); err != nil {
+			n.log.Debug("member list exchange failed", "peer", p, "err", err)
+		}
+	})
 }
 
 // memberTag marks the connections of members in the connection manager.
@@ -474,6 +511,80 @@ func (n *Host) dial(ctx context.Context, ai lpeer.AddrInfo) error {
 	}
 }
 
+// ErrUnknownMember reports a member ID or name this node does not know.
+var ErrUnknownMember = errors.New("peer: no such member")
+
+// Join connects to the members at addrs (multiaddrs ending in /p2p/<ID>),
+// registering each as Connect does, and returns once it holds the member
+// list of one of them, with the number of members it then knows. With no
+// addrs it waits until discovery or a Connect has found a member and
+// their lists are swapped (at once if the node has no one to find). A
+// node that has not joined says its cluster queries are incomplete.
+func (n *Host) Join(ctx context.Context, addrs ...string) (int, error) {
+	if len(addrs) == 0 {
+		select {
+		case <-n.view.joined:
+			return len(n.members.known()), nil
+		case <-ctx.Done():
+			return len(n.members.known()), fmt.Errorf("peer: joining: no member found: %w", ctx.Err())
+		}
+	}
+	var ais []lpeer.AddrInfo
+	for _, addr := range addrs {
+		ai, err := ParseAddr(addr)
+		if err != nil {
+			return 0, err
+		}
+		if ai.ID == n.h.ID() {
+			return 0, fmt.Errorf("%w: %s is this node", ErrInvalidPeer, ai.ID)
+		}
+		ais = append(ais, ai)
+	}
+	errs := make([]error, len(ais))
+	var wg sync.WaitGroup
+	for i, ai := range ais {
+		n.register(ai)
+		wg.Go(func() {
+			if errs[i] = n.dial(ctx, ai); errs[i] == nil {
+				errs[i] = n.view.join(ctx, ai.ID)
+			}
+		})
+	}
+	wg.Wait()
+	if slices.Contains(errs, nil) {
+		return len(n.members.known()), nil
+	}
+	return len(n.members.known()), fmt.Errorf("peer: joining (the members stay registered and are re-dialled): %w", errors.Join(errs...))
+}
+
+// Forget drops the member id (a peer ID, or a member's name) from the
+// view, and stops redialling it: a member that will not come back, whose
+// absence would otherwise make every cluster query incomplete until it
+// had been unreachable for Config.ForgetAfter. If it comes back, started
+// anew, it is a member again. A connected member is not forgotten.
+func (n *Host) Forget(id string) (string, error) {
+	p, err := lpeer.Decode(id)
+	if err != nil {
+		byName := n.members.byName(id)
+		switch len(byName) {
+		case 0:
+			return "", fmt.Errorf("%w: %q is neither a peer ID nor a member's name", ErrUnknownMember, id)
+		case 1:
+			p = byName[0]
+		default:
+			return "", fmt.Errorf("%w: %d members are named %q: give the ID", ErrUnknownMember, len(byName), id)
+		}
+	}
+	if n.h.Network().Connectedness(p) == network.Connected {
+		return "", fmt.Errorf("peer: %s is connected: Disconnect it first", p)
+	}
+	if !n.members.forget(p) {
+		return "", fmt.Errorf("%w: %s", ErrUnknownMember, p)
+	}
+	n.h.ConnManager().Unprotect(p, memberTag)
+	return p.String(), nil
+}
+
 // Disconnect closes every connection with the peer id and refuses it —
 // connections, gossip, sync — until Connect is called for it again.
 func (n *Host) Disconnect(id string) error {
@@ -512,18 +623,6 @@ func (n *Host) redialLoop(ctx context.Context) {
 		case <-t.C:
 		}
 	}
-}
-
-// Members returns the cluster members this node knows of and does not
-// refuse, split by whether they are connected now.
-func (n *Host) Members() (connected, unreachable []lpeer.ID) {
-	connected = n.connectedMembers()
-	for _, p := range n.members.known() {
-		if !slices.Contains(connected, p) {
-			unreachable = append(unreachable, p)
-		}
-	}
-	return connected, unreachable
 }
 
 // connectedMembers returns the members and wanted peers with an open
@@ -571,6 +670,8 @@ func (n *Host) Status() Status {
 	bytes, reclaimable, _ := n.cfg.Set.Bytes(n.ctx) // 0 if unknown
 	return Status{
 		ID:          n.h.ID().String(),
+		Name:        n.cfg.Name,
+		Joined:      n.view.hasJoined(),
 		Addrs:       n.Addrs(),
 		Events:      n.cfg.Set.Len(),
 		Peers:       peers,

@@ -288,7 +288,7 @@ func TestHostileFakeMembersLeaveNothing(t *testing.T) {
 
 func TestMemberTableIsBounded(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
-	tab := newMemberTable(func() time.Time { return now })
+	tab := newMemberTable(func() time.Time { return now }, DefaultForgetAfter)
 	var ids []lpeer.ID
 	for i := range 2 * maxMembers {
 		p := lpeer.ID(fmt.Sprintf("peer-%04d", i))
@@ -309,7 +309,7 @@ func TestMemberTableIsBounded(t *testing.T) {
 	if len(due) != maxRedials {
 		t.Fatalf("%d members due for a redial, want the %d seen last", len(due), maxRedials)
 	}
-	now = now.Add(memberExpiry + time.Hour)
+	now = now.Add(DefaultForgetAfter + time.Hour)
 	if _, expired := tab.dueForDial(); len(expired) != maxMembers || len(tab.peers) != 0 {
 		t.Fatalf("%d members expired, %d kept, a day after they left", len(expired), len(tab.peers))
 	}

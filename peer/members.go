@@ -9,11 +9,16 @@ import (
 	"time"
 
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/scopemesh/scopemesh/hlc"
 )
 
 // PeerInfo is what a node knows of one member of its cluster.
 type PeerInfo struct {
 	ID               string
+	Name             string        // the name it gives itself (Config.Name); empty until its record arrives
+	State            MemberState   // how this node last heard from it
+	Clock            hlc.Timestamp // its clock reading in its latest record
 	Addrs            []string      // known multiaddrs, without the /p2p part
 	Connected        bool          // a connection is open now
 	Member           bool          // proved the cluster key, or completed a sync session with this node
@@ -32,6 +37,17 @@ type PeerInfo struct {
 	Connections      []Connection  // the open connections, oldest first
 }
 
+// MemberState says how a node last heard from a member.
+type MemberState string
+
+const (
+	StateConnected   MemberState = "connected"   // a connection to it is open
+	StateReachable   MemberState = "reachable"   // a member this node reaches has a connection to it, or its record just came
+	StateSuspect     MemberState = "suspect"     // neither, for suspectAfter
+	StateUnreachable MemberState = "unreachable" // neither, for unreachableAfter
+	StateLeft        MemberState = "left"        // it said goodbye when it closed
+)
+
 // Connection is one open connection to a peer. It tells a direct
 // connection, for instance one made by hole punching, from one through a
 // relay.
@@ -46,6 +62,10 @@ type Connection struct {
 // member is the table's record of one peer.
 type member struct {
 	PeerInfo
+	record    *memberRecord       // the newest record it signed; nil if none came
+	envelope  []byte              // that record as signed, to pass on
+	digest    uint64              // linkDigest of its ID, as records list it
+	heard     time.Time           // when there was last news of it: a new record, or a member reached linking it
 	conns     map[string]struct{} // IDs of the open connections
 	candidate bool                // speaks the cluster protocol or subscribed to its topic
 	wanted    bool                // registered by Connect or Bootstrap: re-dialled while unreachable
@@ -61,14 +81,26 @@ const (
 	maxRedial = 30 * time.Second
 )
 
-// Membership bounds. A peer becomes a member only by proving itself (see
-// admit), and then costs the node a record, a protected connection and
-// redials: at most maxMembers of them, of which the maxRedials seen last
-// are redialled; a member unreachable for memberExpiry is forgotten.
+// Membership bounds. A peer becomes a member by proving itself (see
+// admit), or through its signed record, passed on by members (learn), and
+// then costs the node a record, a protected connection and redials: at
+// most maxMembers of them, of which the maxRedials seen last are
+// redialled while fewer than maxRedials are connected; a member
+// unreachable for the table's expiry (Config.ForgetAfter) is forgotten,
+// and so is one that left, after leftExpiry.
 const (
-	maxMembers   = 512
-	maxRedials   = 64
-	memberExpiry = 24 * time.Hour
+	maxMembers         = 512
+	maxRedials         = 64
+	DefaultForgetAfter = 24 * time.Hour
+	leftExpiry         = time.Hour
+)
+
+// How long a member not connected, with no news of it, is suspect, then
+// unreachable: half a beat and two. Variables: tests shorten them with
+// memberBeat.
+var (
+	suspectAfter     = memberBeat / 2
+	unreachableAfter = 2 * memberBeat
 )
 
 // memberTable tracks the peers of the cluster. It keeps a record of every
@@ -76,15 +108,26 @@ const (
 // refused peers, so that what a stranger costs ends with its connections.
 // It is safe for concurrent use; its methods never block on the network.
 type memberTable struct {
-	now func() time.Time
+	now    func() time.Time
+	expiry time.Duration // a member unreachable this long is forgotten
 
 	mu       sync.Mutex
 	peers    map[lpeer.ID]*member
 	admitted chan struct{} // closed, and replaced, when a member is admitted
+	// forgotten holds the incarnation of each member Forget dropped, so
+	// that its old records, still passed around, do not bring it back; a
+	// newer incarnation does. At most maxMembers, each for expiry.
+	forgotten map[lpeer.ID]forgetting
 }
 
-func newMemberTable(now func() time.Time) *memberTable {
-	return &memberTable{now: now, peers: make(map[lpeer.ID]*member), admitted: make(chan struct{})}
+type forgetting struct {
+	incarnation uint64
+	at          time.Time
+}
+
+func newMemberTable(now func() time.Time, expiry time.Duration) *memberTable {
+	return &memberTable{now: now, expiry: expiry, peers: make(map[lpeer.ID]*member),
+		admitted: make(chan struct{}), forgotten: make(map[lpeer.ID]forgetting)}
 }
 
 // getLocked returns p's record, creating it.
@@ -93,14 +136,82 @@ func newMemberTable(now func() time.Time) *memberTable {
 func (t *memberTable) getLocked(p lpeer.ID) *member {
 	m, ok := t.peers[p]
 	if !ok {
-		m = &member{PeerInfo: PeerInfo{ID: p.String()}}
+		m = &member{PeerInfo: PeerInfo{ID: p.String()}, digest: linkDigest(p)}
 		t.peers[p] = m
 	}
 	return m
 }
 
+// reachedLocked marks as heard from now the members this node reaches:
+// those a member it has a connection to lists a connection to, and so on.
+// A member's records come once a beat, but its neighbours' connections to
+// it say, for as long as they last, that it is alive.
+//
+// REQUIRES: t.mu
+func (t *memberTable) reachedLocked(now time.Time) {
+	byDigest := make(map[uint64]*member, len(t.peers))
+	var frontier []*member
+	for _, m := range t.peers {
+		byDigest[m.digest] = m
+		if m.Connected && !m.Refused {
+			frontier = append(frontier, m)
+		}
+	}
+	reached := make(map[*member]bool, len(frontier))
+	for _, m := range frontier {
+		reached[m] = true
+	}
+	for len(frontier) > 0 {
+		m := frontier[len(frontier)-1]
+		frontier = frontier[:len(frontier)-1]
+		if m.record == nil || m.left() {
+			continue
+		}
+		for _, d := range m.record.Links {
+			if o := byDigest[d]; o != nil && !reached[o] {
+				reached[o] = true
+				o.heard = now
+				frontier = append(frontier, o)
+			}
+		}
+	}
+}
+
 // kept reports whether m's record outlives its connections.
-func (m *member) kept() bool { return m.Member || m.wanted || m.Refused }
+func (m *member) kept() bool { return m.inView() || m.wanted || m.Refused }
+
+// inView reports whether m counts among the cluster's members: admitted,
+// or known by its record.
+func (m *member) inView() bool { return m.Member || m.record != nil }
+
+// left reports whether m said goodbye in its latest record.
+func (m *member) left() bool { return m.record != nil && m.record.Left }
+
+// lastHeard is when the node last had news that m is alive.
+func (m *member) lastHeard() time.Time {
+	latest := m.heard
+	for _, t := range []time.Time{m.LastSeen, m.UnreachableSince, m.ConnectedSince} {
+		if t.After(latest) {
+			latest = t
+		}
+	}
+	return latest
+}
+
+// state says how the node last heard from m at now.
+func (m *member) state(now time.Time) MemberState {
+	switch since := now.Sub(m.lastHeard()); {
+	case m.left():
+		return StateLeft
+	case m.Connected:
+		return StateConnected
+	case since < suspectAfter:
+		return StateReachable
+	case since < unreachableAfter:
+		return StateSuspect
+	}
+	return StateUnreachable
+}
 
 // listed reports whether m appears among the cluster's peers: a kept
 // record, or a candidate while it is connected.
@@ -201,16 +312,11 @@ func (t *memberTable) admit(p lpeer.ID) admission {
 		return admission{}
 	}
 	var evicted lpeer.ID
-	if t.membersLocked() >= maxMembers {
-		for q, o := range t.peers {
-			if o.Member && !o.wanted && !o.Connected && (evicted == "" || o.UnreachableSince.Before(t.peers[evicted].UnreachableSince)) {
-				evicted = q
-			}
-		}
-		if evicted == "" {
+	if !m.inView() {
+		var ok bool
+		if evicted, ok = t.makeRoomLocked(); !ok {
 			return admission{}
 		}
-		delete(t.peers, evicted)
 	}
 	m.Member = true
 	close(t.admitted)
@@ -218,17 +324,149 @@ func (t *memberTable) admit(p lpeer.ID) admission {
 	return admission{admitted: p, evicted: evicted}
 }
 
-// membersLocked counts the members.
+// makeRoomLocked makes room for one more member past maxMembers: it
+// forgets one that left or, if none has, the one not heard from the
+// longest, if one is neither wanted nor connected. It returns the member
+// forgotten, if any, and whether there is room.
 //
 // REQUIRES: t.mu
-func (t *memberTable) membersLocked() int {
+func (t *memberTable) makeRoomLocked() (lpeer.ID, bool) {
 	n := 0
-	for _, m := range t.peers {
-		if m.Member {
-			n++
+	var evicted lpeer.ID
+	older := func(a, b *member) bool {
+		return a.left() && !b.left() || a.left() == b.left() && a.lastHeard().Before(b.lastHeard())
+	}
+	for q, o := range t.peers {
+		if !o.inView() {
+			continue
+		}
+		n++
+		if !o.wanted && !o.Connected && (evicted == "" || older(o, t.peers[evicted])) {
+			evicted = q
 		}
 	}
-	return n
+	if n < maxMembers {
+		return "", true
+	}
+	if evicted == "" {
+		return "", false
+	}
+	delete(t.peers, evicted)
+	return evicted, true
+}
+
+// learn takes r, the record p signed, as env, if it is newer than what
+// the table holds of p and p was not forgotten since. It reports whether
+// it took it, and whether r is the first record of p's incarnation the
+// table holds — a member new to it, or started anew — and returns a member
+// it forgot to make room, if any.
+func (t *memberTable) learn(p lpeer.ID, r *memberRecord, env []byte) (news, fresh bool, evicted lpeer.ID) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if f, ok := t.forgotten[p]; ok && r.Incarnation <= f.incarnation {
+		return false, false, ""
+	}
+	m, ok := t.peers[p]
+	if ok && m.record != nil && !r.newer(m.record) {
+		return false, false, ""
+	}
+	if !ok || !m.inView() {
+		var room bool
+		if evicted, room = t.makeRoomLocked(); !room {
+			return false, false, ""
+		}
+		m = t.getLocked(p)
+	}
+	fresh = m.record == nil || m.record.Incarnation != r.Incarnation
+	delete(t.forgotten, p)
+	m.record, m.envelope, m.heard = r, env, t.now()
+	m.Name, m.Clock = r.Name, r.clock()
+	return true, fresh, evicted
+}
+
+// forget drops p from the table, unless it is connected now, and keeps
+// its records out until it starts again. It reports whether p was known.
+func (t *memberTable) forget(p lpeer.ID) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	m, ok := t.peers[p]
+	if !ok {
+		return false
+	}
+	var inc uint64
+	if m.record != nil {
+		inc = m.record.Incarnation
+	}
+	if len(t.forgotten) >= maxMembers {
+		var oldest lpeer.ID
+		for q, f := range t.forgotten {
+			if oldest == "" || f.at.Before(t.forgotten[oldest].at) {
+				oldest = q
+			}
+		}
+		delete(t.forgotten, oldest)
+	}
+	t.forgotten[p] = forgetting{inc, t.now()}
+	delete(t.peers, p)
+	return true
+}
+
+// byName returns the members whose record gives them name.
+func (t *memberTable) byName(name string) []lpeer.ID {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []lpeer.ID
+	for p, m := range t.peers {
+		if m.Name == name {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// envelopes returns the signed records the table holds, for a member
+// that joins.
+func (t *memberTable) envelopes() [][]byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([][]byte, 0, len(t.peers))
+	for _, m := range t.peers {
+		if m.envelope != nil {
+			out = append(out, m.envelope)
+		}
+	}
+	return out
+}
+
+// A queryTarget is a member a cluster query asks, and the neighbours that
+// may pass the query on to it: the connected members whose records list a
+// connection to it.
+type queryTarget struct {
+	id         lpeer.ID
+	connected  bool
+	neighbours []lpeer.ID
+}
+
+// queryTargets returns the members a cluster query must ask: those in the
+// view that did not leave, and the wanted peers.
+func (t *memberTable) queryTargets() []queryTarget {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	links := make(map[uint64][]lpeer.ID)
+	for q, m := range t.peers {
+		if m.Connected && m.record != nil && !m.Refused {
+			for _, d := range m.record.Links {
+				links[d] = append(links[d], q)
+			}
+		}
+	}
+	var out []queryTarget
+	for p, m := range t.peers {
+		if (m.inView() || m.wanted) && !m.left() && !m.Refused {
+			out = append(out, queryTarget{id: p, connected: m.Connected, neighbours: links[linkDigest(p)]})
+		}
+	}
+	return out
 }
 
 // isMember reports whether p is a member and not refused.
@@ -239,9 +477,10 @@ func (t *memberTable) isMember(p lpeer.ID) bool {
 	return ok && m.Member && !m.Refused
 }
 
-// standing reports whether p is a member or wanted peer, not refused, and
-// whether it is a candidate; and returns a channel that closes when a
-// member is next admitted.
+// standing reports whether p is a member — admitted, or in the view by
+// its record — or a wanted peer, not refused, and whether it is a
+// candidate; and returns a channel that closes when a member is next
+// admitted.
 func (t *memberTable) standing(p lpeer.ID) (member, candidate bool, admitted <-chan struct{}) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -249,7 +488,7 @@ func (t *memberTable) standing(p lpeer.ID) (member, candidate bool, admitted <-c
 	if !ok || m.Refused {
 		return false, false, t.admitted
 	}
-	return m.Member || m.wanted, m.candidate, t.admitted
+	return m.inView() || m.wanted, m.candidate, t.admitted
 }
 
 // want marks p to be re-dialled while unreachable, and no longer refused.
@@ -321,13 +560,14 @@ func (t *memberTable) byHealth(peers []lpeer.ID) (healthy, stalled []lpeer.ID) {
 	return healthy, stalled
 }
 
-// known returns the members and wanted peers that are not refused.
+// known returns the members and wanted peers that are not refused and
+// did not leave.
 func (t *memberTable) known() []lpeer.ID {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var out []lpeer.ID
 	for p, m := range t.peers {
-		if (m.Member || m.wanted) && !m.Refused {
+		if (m.inView() || m.wanted) && !m.Refused && !m.left() {
 			out = append(out, p)
 		}
 	}
@@ -355,7 +595,7 @@ func (t *memberTable) connectedMembers() []lpeer.ID {
 	defer t.mu.Unlock()
 	var out []lpeer.ID
 	for p, m := range t.peers {
-		if m.Connected && (m.Member || m.wanted) && !m.Refused {
+		if m.Connected && (m.inView() || m.wanted) && !m.Refused {
 			out = append(out, p)
 		}
 	}
@@ -382,42 +622,53 @@ func (t *memberTable) setScores(scores map[lpeer.ID]float64) {
 	}
 }
 
-// dueForDial returns the members and wanted peers, unrefused and
-// unconnected, whose backoff has passed — of the members, only the
-// maxRedials seen last — and pushes their next attempt back. It forgets
-// members unreachable for longer than memberExpiry, and returns them in
-// expired.
+// dueForDial returns the members and wanted peers, unrefused, unconnected
+// and not gone, whose backoff has passed — the wanted ones, and of the
+// members the maxRedials heard from last, while fewer than maxRedials are
+// connected — and pushes their next attempt back. It forgets the members
+// unreachable for longer than the table's expiry, and those that left
+// leftExpiry ago, and returns them in expired.
 func (t *memberTable) dueForDial() (due, expired []lpeer.ID) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
+	t.reachedLocked(now)
 	type candidate struct {
-		p        lpeer.ID
-		lastSeen time.Time
+		p     lpeer.ID
+		heard time.Time
 	}
 	var members []candidate
+	connected := 0
 	for p, m := range t.peers {
 		switch {
 		case !m.kept() && len(m.conns) == 0 && now.Sub(m.LastSeen) > time.Minute:
 			delete(t.peers, p) // joined, then left before its connection was counted
 			continue
-		case m.Member && !m.wanted && !m.Connected && now.Sub(m.UnreachableSince) > memberExpiry:
+		case m.inView() && !m.wanted && !m.Connected &&
+			(now.Sub(m.lastHeard()) > t.expiry || m.left() && now.Sub(m.heard) > leftExpiry):
 			delete(t.peers, p)
 			expired = append(expired, p)
 			continue
-		case m.Connected || m.Refused || !(m.Member || m.wanted):
+		case m.Connected:
+			if m.inView() {
+				connected++
+			}
+			continue
+		case m.Refused || m.left() || !(m.inView() || m.wanted):
 			continue
 		case m.wanted:
 			due = append(due, p)
 		default:
-			members = append(members, candidate{p, m.LastSeen})
+			members = append(members, candidate{p, m.lastHeard()})
 		}
 	}
-	if len(members) > maxRedials {
-		slices.SortFunc(members, func(a, b candidate) int { return b.lastSeen.Compare(a.lastSeen) })
-		members = members[:maxRedials]
+	for p, f := range t.forgotten {
+		if now.Sub(f.at) > t.expiry {
+			delete(t.forgotten, p)
+		}
 	}
-	for _, c := range members {
+	slices.SortFunc(members, func(a, b candidate) int { return b.heard.Compare(a.heard) })
+	for _, c := range members[:min(len(members), max(maxRedials-connected, 0))] {
 		due = append(due, c.p)
 	}
 	due = slices.DeleteFunc(due, func(p lpeer.ID) bool { return now.Before(t.peers[p].nextDial) })
@@ -435,9 +686,12 @@ func (t *memberTable) list(fill func(lpeer.ID, *PeerInfo)) []PeerInfo {
 	t.mu.Lock()
 	out := make([]PeerInfo, 0, len(t.peers))
 	ids := make([]lpeer.ID, 0, len(t.peers))
+	now := t.now()
 	for p, m := range t.peers {
 		if m.listed() {
-			out = append(out, m.PeerInfo)
+			info := m.PeerInfo
+			info.State = m.state(now)
+			out = append(out, info)
 			ids = append(ids, p)
 		}
 	}

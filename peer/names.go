@@ -12,6 +12,8 @@ import (
 // never exchange events.
 type names struct {
 	topic      string      // gossipsub topic of event batches
+	viewTopic  string      // the topic of member records
+	view       protocol.ID // stream protocol of member list exchanges
 	sync       protocol.ID // stream protocol of reconciliation
 	query      protocol.ID // stream protocol of cluster queries
 	dhtPrefix  protocol.ID // the cluster's private DHT
@@ -25,6 +27,8 @@ func namesFor(cluster string) names {
 	digest := sha256.Sum256([]byte(cluster))
 	return names{
 		topic:      base + "/events/2",
+		viewTopic:  base + "/members/1",
+		view:       protocol.ID(base + "/members/1"),
 		sync:       protocol.ID(base + "/sync/3"),
 		query:      protocol.ID(base + "/query/1"),
 		dhtPrefix:  protocol.ID(base),
@@ -41,6 +45,8 @@ func namesFor(cluster string) names {
 func closedNames(id string) names {
 	return names{
 		topic:      "/scopemesh/" + id + "/events/2",
+		viewTopic:  "/scopemesh/" + id + "/members/1",
+		view:       "/scopemesh/closed/members/1",
 		sync:       "/scopemesh/closed/sync/3",
 		query:      "/scopemesh/closed/query/1",
 		dhtPrefix:  "/scopemesh/closed",

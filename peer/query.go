@@ -22,8 +22,14 @@ import (
 // The query protocol: the asker sends one frameQuery holding an encoded
 // query.Filter; the peer answers with frameEvents batches of matching
 // events from its replica, in the filter's order, and a frameEnd. Either
-// side may send a frameError instead.
-const frameQuery byte = 8
+// side may send a frameError instead. A frameRoute before the query, the
+// ID of a member the peer has a connection to, asks the peer to pass the
+// query on to that member and its answer back: one hop, to reach a
+// member this node has no connection to.
+const (
+	frameQuery byte = 8
+	frameRoute byte = 11
+)
 
 // Query service bounds. Answers are sent as the scan finds their events,
 // so what a query holds does not grow with what it asks for; and what a
@@ -121,34 +127,73 @@ func (n *Host) handleQuery(raw network.Stream) {
 	defer stop()
 
 	start := time.Now()
-	f, err := readQuery(s)
-	if err == nil {
+	route, req, f, err := readQuery(s)
+	switch {
+	case err != nil:
+	case route != "" && route != n.h.ID():
+		err = n.passQuery(ctx, s, route, req)
+	default:
 		err = n.answer(ctx, s, f)
 	}
 	n.stats.queriesServed.ended(time.Since(start), err != nil)
 	endQuery(raw, s, err)
 }
 
-// readQuery reads the asker's query, which must arrive within
-// queryRequestTimeout.
-func readQuery(s *stream) (query.Filter, error) {
+// passQuery passes req, a query, on to member to, and its answer back
+// over s, batch by batch: the asker checks them. It takes only members
+// this node has a connection to, so that passing on costs no dial.
+func (n *Host) passQuery(ctx context.Context, s *stream, to lpeer.ID, req []byte) error {
+	if !n.members.isMember(to) || n.h.Network().Connectedness(to) != network.Connected {
+		return fmt.Errorf("peer: no connection to member %s to pass the query on to", to)
+	}
+	raw, err := n.h.NewStream(ctx, to, n.protocols(func(nm names) protocol.ID { return nm.query })...)
+	if err != nil {
+		return fmt.Errorf("peer: passing the query on to %s: %w", to, err)
+	}
+	defer raw.Reset() // once the answer is passed on, nothing more is wanted
+	stop := context.AfterFunc(ctx, func() { raw.Reset() })
+	defer stop()
+	next := newStream(raw, SyncLimits{Idle: queryWriteTimeout, Bytes: maxAnswerBytes + maxFrame})
+	if err := next.send(frameQuery, req); err != nil {
+		return err
+	}
+	for {
+		typ, payload, err := next.recv(frameEvents, frameEnd)
+		if err != nil || typ == frameEnd {
+			return err
+		}
+		if err := s.send(frameEvents, payload); err != nil {
+			return err
+		}
+	}
+}
+
+// readQuery reads the asker's query, and the member to pass it on to if
+// the asker named one, which must arrive within queryRequestTimeout. It
+// returns the query as encoded too.
+func readQuery(s *stream) (route lpeer.ID, req []byte, f query.Filter, err error) {
 	var typ byte
-	var payload []byte
-	err := s.within(queryRequestTimeout, func() (err error) {
-		typ, payload, err = readFrame(s.r, query.MaxFilterBytes)
+	err = s.within(queryRequestTimeout, func() (err error) {
+		if typ, req, err = readFrame(s.r, query.MaxFilterBytes); err != nil || typ != frameRoute {
+			return err
+		}
+		if route, err = lpeer.IDFromBytes(req); err != nil {
+			return fmt.Errorf("%w: a route: %v", ErrFrame, err)
+		}
+		typ, req, err = readFrame(s.r, query.MaxFilterBytes)
 		return err
 	})
 	if err != nil {
-		return query.Filter{}, err
+		return "", nil, query.Filter{}, err
 	}
 	if typ != frameQuery {
-		return query.Filter{}, fmt.Errorf("%w: type %d, want a query", ErrFrame, typ)
+		return "", nil, query.Filter{}, fmt.Errorf("%w: type %d, want a query", ErrFrame, typ)
 	}
-	f, err := query.UnmarshalFilter(payload)
+	f, err = query.UnmarshalFilter(req)
 	if err == nil && f.Limit > query.MaxRemoteLimit {
 		err = fmt.Errorf("%w: Limit %d, at most %d: page with Filter.After", ErrQueryLimit, f.Limit, query.MaxRemoteLimit)
 	}
-	return f, err
+	return route, req, f, err
 }
 
 // endQuery ends an answer with a frameEnd, or with a frameError saying
@@ -249,6 +294,34 @@ func (a *answerStream) release() {
 // query.MaxRemoteLimit. m must not be used elsewhere until QueryPeers
 // returns.
 func (n *Host) QueryPeers(ctx context.Context, f query.Filter, peers []lpeer.ID, m *query.Merger) []query.PeerAnswer {
+	targets := make([]queryTarget, len(peers))
+	for i, p := range peers {
+		targets[i] = queryTarget{id: p, connected: true}
+	}
+	return n.queryTargets(ctx, f, targets, m)
+}
+
+// QueryMembers is QueryPeers for every member of the view that did not
+// leave, and every peer registered by Bootstrap, Connect or Join. It
+// reaches a member over a connection, opening one if there is none, or
+// through a connected member whose record lists a connection to it.
+// complete reports that every one answered in full, and that the node has
+// joined (Join): until then it may not know every member.
+func (n *Host) QueryMembers(ctx context.Context, f query.Filter, m *query.Merger) (answers []query.PeerAnswer, complete bool) {
+	answers = n.queryTargets(ctx, f, n.members.queryTargets(), m)
+	complete = n.view.hasJoined()
+	for _, a := range answers {
+		complete = complete && a.Answered
+	}
+	return answers, complete
+}
+
+// reachTimeout bounds the dial a cluster query makes to a member it has
+// no connection to.
+const reachTimeout = 2 * time.Second
+
+// queryTargets asks each of targets, as QueryPeers does.
+func (n *Host) queryTargets(ctx context.Context, f query.Filter, targets []queryTarget, m *query.Merger) []query.PeerAnswer {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, defaultQueryTimeout)
@@ -256,7 +329,7 @@ func (n *Host) QueryPeers(ctx context.Context, f query.Filter, peers []lpeer.ID,
 	}
 	start := time.Now()
 	req, err := query.MarshalFilter(f)
-	answers := make([]query.PeerAnswer, len(peers))
+	answers := make([]query.PeerAnswer, len(targets))
 	var mu sync.Mutex // guards m
 	add := func(evs []events.Event) {
 		mu.Lock()
@@ -265,36 +338,55 @@ func (n *Host) QueryPeers(ctx context.Context, f query.Filter, peers []lpeer.ID,
 			m.Add(e)
 		}
 	}
-	share := queryBudget / max(len(peers), 1)
+	share := queryBudget / max(len(targets), 1)
 	var wg sync.WaitGroup
-	for i, p := range peers {
-		answers[i].ID = p.String()
+	for i, t := range targets {
+		answers[i].ID = t.id.String()
 		if err != nil {
 			answers[i].Err = err.Error()
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			start := time.Now()
-			count, err := n.askPeer(ctx, p, req, f, share, add)
+			count, err := n.reach(ctx, t, req, f, share, add)
 			answers[i].Latency, answers[i].Count = time.Since(start), count
 			if err != nil {
 				answers[i].Err = err.Error()
 				return
 			}
 			answers[i].Answered = true
-		}()
+		})
 	}
 	wg.Wait()
 	n.stats.queriesAsked.ended(time.Since(start), slices.ContainsFunc(answers, func(a query.PeerAnswer) bool { return !a.Answered }))
 	return answers
 }
 
-// askPeer runs one query on one peer and hands the events of each batch of
-// its answer to add, once the whole batch is checked. It returns how many
-// events it handed over.
-func (n *Host) askPeer(ctx context.Context, p lpeer.ID, req []byte, f query.Filter, share int, add func([]events.Event)) (count int, err error) {
+// reach asks t, over a connection, one it opens, or a neighbour of t's.
+func (n *Host) reach(ctx context.Context, t queryTarget, req []byte, f query.Filter, share int, add func([]events.Event)) (int, error) {
+	if !t.connected && n.h.Network().Connectedness(t.id) != network.Connected {
+		dialCtx, cancel := context.WithTimeout(ctx, reachTimeout)
+		err := n.dial(dialCtx, lpeer.AddrInfo{ID: t.id})
+		cancel()
+		if err != nil {
+			for _, via := range t.neighbours[:min(len(t.neighbours), 2)] {
+				count, viaErr := n.askPeer(ctx, via, t.id, req, f, share, add)
+				if viaErr == nil || count > 0 {
+					return count, viaErr
+				}
+				err = errors.Join(err, fmt.Errorf("through %s: %w", via, viaErr))
+			}
+			return 0, fmt.Errorf("unreachable: %w", err)
+		}
+	}
+	return n.askPeer(ctx, t.id, "", req, f, share, add)
+}
+
+// askPeer runs one query on one peer — or, if route is set, on the member
+// route, through p — and hands the events of each batch of the answer to
+// add, once the whole batch is checked. It returns how many events it
+// handed over.
+func (n *Host) askPeer(ctx context.Context, p, route lpeer.ID, req []byte, f query.Filter, share int, add func([]events.Event)) (count int, err error) {
 	raw, err := n.h.NewStream(network.WithAllowLimitedConn(ctx, "scopemesh-query"), p, n.protocols(func(nm names) protocol.ID { return nm.query })...)
 	if err != nil {
 		return 0, fmt.Errorf("unreachable: %w", err)
@@ -310,6 +402,11 @@ func (n *Host) askPeer(ctx context.Context, p lpeer.ID, req []byte, f query.Filt
 	defer stop()
 	// share bounds what the answer may bring, not the stream's byte count.
 	s := newStream(raw, SyncLimits{Bytes: math.MaxInt64})
+	if route != "" {
+		if err := s.send(frameRoute, []byte(route)); err != nil {
+			return 0, err
+		}
+	}
 	if err := s.send(frameQuery, req); err != nil {
 		return 0, err
 	}

@@ -21,6 +21,8 @@ type ClockSkew struct {
 // Status is the cluster as one node sees it.
 type Status struct {
 	ID        string        // the node's peer ID
+	Name      string        // its name (Config.Name)
+	Joined    bool          // it holds the cluster's member list (Host.Join)
 	Addrs     []string      // its dialable multiaddrs
 	Events    int           // events held in its replica
 	Peers     []PeerInfo    // cluster members it knows of, by ID

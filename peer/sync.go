@@ -44,7 +44,7 @@ const (
 	frameWant       byte = 3 // initiator: bitmap over the IDs the pass's answers listed, bit i%8 of byte i/8 for the i-th
 	frameEvents     byte = 4 // either: an events batch
 	frameAck        byte = 5 // responder: uvarint count of pushed events merged
-	frameEnd        byte = 6 // responder: end of the events answering a Want; initiator: end of session
+	frameEnd        byte = 6 // responder: end of the events answering a Want; initiator: end of session, 1 if the sets ended equal
 	frameError      byte = 7 // either: a reason; the session ends
 	frameInitiate   byte = 8 // initiator: where the pass starts (a 12-byte HLC time), then its first reconciliation message
 	frameHorizon    byte = 9 // responder: its horizon, above where the pass was to start: start the pass again from there
@@ -296,11 +296,18 @@ func (s *stream) channel() string { return string(s.s.Protocol()) }
 
 // recv reads the next frame, which must come within the idle limit and be
 // of one of the types want; an error frame becomes an error.
-func (s *stream) recv(want ...byte) (byte, []byte, error) {
+func (s *stream) recv(want ...byte) (byte, []byte, error) { return s.recvMax(maxFrame, want...) }
+
+// busyErrors are the errors a peer's error frame names that callers tell
+// apart: the peer is busy, and may be asked again.
+var busyErrors = []error{ErrBusy, ErrQueryBusy, ErrViewBusy}
+
+// recvMax is recv for a frame whose payload may be up to max bytes.
+func (s *stream) recvMax(max int, want ...byte) (byte, []byte, error) {
 	var typ byte
 	var payload []byte
 	err := s.within(s.lim.Idle, func() (err error) {
-		typ, payload, err = readFrame(s.r, maxFrame)
+		typ, payload, err = readFrame(s.r, max)
 		return err
 	})
 	if err != nil {
@@ -310,8 +317,10 @@ func (s *stream) recv(want ...byte) (byte, []byte, error) {
 		return 0, nil, fmt.Errorf("%w: more than %d bytes", ErrSyncLimit, s.lim.Bytes)
 	}
 	if typ == frameError {
-		if string(payload) == ErrBusy.Error() {
-			return 0, nil, ErrBusy
+		for _, busy := range busyErrors {
+			if string(payload) == busy.Error() {
+				return 0, nil, busy
+			}
 		}
 		return 0, nil, fmt.Errorf("peer: the peer ended the session: %s", payload)
 	}
@@ -375,7 +384,13 @@ func (n *Host) initiate(ctx context.Context, p lpeer.ID) (res SyncResult) {
 		}
 		checking = complete
 	}
-	res.Err = s.send(frameEnd, nil)
+	// The end says whether the sets ended equal: the responder's view
+	// of the session counts too (PeerInfo.InSync).
+	var end []byte
+	if res.InSync {
+		end = []byte{1}
+	}
+	res.Err = s.send(frameEnd, end)
 	return res
 }
 
@@ -628,6 +643,7 @@ func (n *Host) serve(ctx context.Context, s *stream, res *SyncResult) error {
 		}
 		switch typ {
 		case frameEnd:
+			res.InSync = bytes.Equal(payload, []byte{1})
 			return nil
 		case frameInitiate, frameReconcile:
 			if res.Rounds++; res.Rounds > s.lim.Rounds {

@@ -13,7 +13,7 @@ import (
 // RenderOptions shape a trace's text rendering.
 type RenderOptions struct {
 	Width int               // columns; 0: 80
-	Names map[string]string // short names for node IDs; default: the IDs' last 6 characters
+	Names map[string]string // names for node IDs; default: the trace's Names, else the IDs' last 6 characters
 }
 
 // Render writes the trace for a terminal: one lane per node, events in
@@ -42,9 +42,13 @@ func (t *Trace) Render(w io.Writer, opts RenderOptions) error {
 		state = "incomplete"
 	}
 	fmt.Fprintf(&b, "trace %v: %d events on %d nodes, %s\n", t.ID, len(t.Events), len(lanes), state)
+	names := opts.Names
+	if names == nil {
+		names = t.Names
+	}
 	legend := make([]string, len(lanes))
 	for i, l := range lanes {
-		legend[i] = fmt.Sprintf("%c = %s", letter(i), shortName(l.Node, opts.Names))
+		legend[i] = fmt.Sprintf("%c = %s", letter(i), shortName(l.Node, names))
 	}
 	fmt.Fprintf(&b, "  %s\n", strings.Join(legend, "   "))
 	if len(t.Gaps) > 0 {

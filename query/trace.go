@@ -30,6 +30,9 @@ type Trace struct {
 	// Complete and Peers say which replicas answered, as in Result.
 	Complete bool
 	Peers    []PeerAnswer
+	// Names are the names of the nodes, by ID, that the asking replica
+	// knows (Config.Name): lanes are labelled with them.
+	Names map[string]string `json:",omitempty"`
 
 	index map[events.ID]int // position in Events
 }

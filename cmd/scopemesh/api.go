@@ -139,6 +139,8 @@ func newAPIHandler(streams context.Context, node *scopemesh.Node, log *slog.Logg
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", a.status)
 	mux.HandleFunc("GET /v1/peers", a.peers)
+	mux.HandleFunc("POST /v1/peers", a.join)
+	mux.HandleFunc("DELETE /v1/peers/{id}", a.forget)
 	mux.HandleFunc("GET /v1/events", a.query)
 	mux.HandleFunc("POST /v1/events", a.record)
 	mux.HandleFunc("GET /v1/events/stream", a.stream)
@@ -218,9 +220,53 @@ func (a *apiHandler) peers(w http.ResponseWriter, _ *http.Request) {
 	writeJSONResponse(w, peersView(a.node.Peers()))
 }
 
+// joinRequest is the body of POST /v1/peers.
+type joinRequest struct {
+	Addr string `json:"addr"`
+}
+
+// joinResponse answers it: the members the node knows once joined.
+type joinResponse struct {
+	Members int `json:"members"`
+}
+
+// join connects the node to a member and waits for its member list.
+func (a *apiHandler) join(w http.ResponseWriter, r *http.Request) {
+	var req joinRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRecordBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("reading the request: %w", err))
+		return
+	}
+	members, err := a.node.Join(r.Context(), req.Addr)
+	if err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	writeJSONResponse(w, joinResponse{Members: members})
+}
+
+// forgetResponse answers DELETE /v1/peers/{id}: the member forgotten.
+type forgetResponse struct {
+	ID string `json:"id"`
+}
+
+func (a *apiHandler) forget(w http.ResponseWriter, r *http.Request) {
+	id, err := a.node.Forget(r.PathValue("id"))
+	if err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	writeJSONResponse(w, forgetResponse{ID: id})
+}
+
 func (a *apiHandler) query(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f, err := httpquery.Parse(q)
+	if err == nil {
+		err = httpquery.ResolveNodeNames(a.node, &f)
+	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
 		return
@@ -281,6 +327,9 @@ func (a *apiHandler) record(w http.ResponseWriter, r *http.Request) {
 // the client goes away or the server shuts down.
 func (a *apiHandler) stream(w http.ResponseWriter, r *http.Request) {
 	f, err := httpquery.Parse(r.URL.Query())
+	if err == nil {
+		err = httpquery.ResolveNodeNames(a.node, &f)
+	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
 		return
@@ -389,8 +438,10 @@ func statusOf(err error) int {
 	switch {
 	case errors.Is(err, events.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, query.ErrInvalidFilter), errors.Is(err, events.ErrInvalid):
+	case errors.Is(err, query.ErrInvalidFilter), errors.Is(err, events.ErrInvalid), errors.Is(err, scopemesh.ErrInvalidPeer):
 		return http.StatusBadRequest
+	case errors.Is(err, scopemesh.ErrUnknownMember):
+		return http.StatusNotFound
 	case errors.Is(err, scopemesh.ErrClosed):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded):

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -51,9 +52,13 @@ func newPeersCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "peers",
 		Short: "List the cluster members a running node knows, and how it reaches them",
-		Long: `peers lists the cluster members a running node knows: whether each is
-connected, directly (and over which transport) or through a relay, its
-round-trip time, its last reconciliation and the events it delivered.`,
+		Long: `peers lists the cluster members a running node knows — those it has
+connections to and those it knows of through the others' member lists —
+with each one's name and state: connected, directly (and over which
+transport) or through a relay; reachable, its records reaching the node
+through others; suspect or unreachable, no record for 30 s or a minute;
+or left. Then its round-trip time, its last reconciliation and the events
+it delivered.`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			c, err := cf.client()
@@ -68,6 +73,66 @@ round-trip time, its last reconciliation and the events it delivered.`,
 				return writeJSON(cmd.OutOrStdout(), peers)
 			}
 			return writePeers(cmd.OutOrStdout(), peers, time.Now())
+		}),
+	}
+	cf.register(cmd)
+	return cmd
+}
+
+func newConnectCommand() *cobra.Command {
+	var cf clientFlags
+	cmd := &cobra.Command{
+		Use:   "connect ADDR",
+		Short: "Have a running node join the member at ADDR and learn the cluster from it",
+		Long: `connect has a running node dial the member at ADDR, a multiaddr ending in
+/p2p/<peer ID>, keep it registered (redialled whenever it is lost), and swap
+member lists with it. It reports how many members the node knows then.`,
+		Example: `  scopemesh connect /ip4/192.0.2.7/tcp/4001/p2p/12D3KooWA1b2…`,
+		Args:    cobra.ExactArgs(1),
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			var res joinResponse
+			if err := c.call(cmd.Context(), http.MethodPost, "/v1/peers", nil, joinRequest{Addr: args[0]}, &res); err != nil {
+				return err
+			}
+			if cf.json {
+				return writeJSON(cmd.OutOrStdout(), res)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "joined: %d members known\n", res.Members)
+			return err
+		}),
+	}
+	cf.register(cmd)
+	return cmd
+}
+
+func newForgetCommand() *cobra.Command {
+	var cf clientFlags
+	cmd := &cobra.Command{
+		Use:   "forget ID|NAME",
+		Short: "Drop a member that will not come back from a running node's view",
+		Long: `forget drops a member, by peer ID or by name, from a running node's view of
+the cluster, so that cluster queries stop waiting for it; a member
+unreachable for --forget-after (a day) goes by itself. If it comes back,
+started anew, it is a member again. A connected member is not forgotten.`,
+		Args: cobra.ExactArgs(1),
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			var res forgetResponse
+			if err := c.call(cmd.Context(), http.MethodDelete, "/v1/peers/"+url.PathEscape(args[0]), nil, nil, &res); err != nil {
+				return err
+			}
+			if cf.json {
+				return writeJSON(cmd.OutOrStdout(), res)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "forgot %s\n", res.ID)
+			return err
 		}),
 	}
 	cf.register(cmd)
@@ -239,7 +304,7 @@ arrow wherever a cause on one node led to an event on another.`,
 			}
 			// The decoded trace lacks its index: arrange the events again.
 			drawn := query.NewTrace(id, t.Events)
-			drawn.Complete, drawn.Peers = t.Complete, t.Peers
+			drawn.Complete, drawn.Peers, drawn.Names = t.Complete, t.Peers, t.Names
 			return drawn.Render(cmd.OutOrStdout(), query.RenderOptions{Width: terminalWidth(width)})
 		}),
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -92,7 +93,7 @@ func writeResultNotes(w io.Writer, res resultJSON, cluster bool) {
 
 func writeStatus(w io.Writer, st statusJSON, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "node\t%s\n", st.ID)
+	fmt.Fprintf(tw, "node\t%s (%s)\n", cmp.Or(st.Name, "unnamed"), st.ID)
 	fmt.Fprintf(tw, "uptime\t%v\n", st.Uptime.Round(time.Second))
 	fmt.Fprintf(tw, "events\t%d\n", st.Events)
 	fmt.Fprintf(tw, "retention\t%s\n", retentionText(st.Status))
@@ -135,13 +136,14 @@ func writePeers(w io.Writer, peers []peerJSON, now time.Time) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PEER\tSTATE\tVIA\tRTT\tLAST SYNC\tGOSSIPED")
+	fmt.Fprintln(tw, "NAME\tPEER\tSTATE\tVIA\tRTT\tLAST SYNC\tGOSSIPED")
 	for _, p := range peers {
 		rtt := "-"
 		if p.RTT > 0 {
 			rtt = p.RTT.Round(10 * time.Microsecond).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", p.ID, peerState(p.PeerInfo, now), via(p.Connections), rtt, lastSync(p, now), p.EventsReceived)
+		name := cmp.Or(p.Name, "-")
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", name, p.ID, peerState(p.PeerInfo, now), via(p.Connections), rtt, lastSync(p, now), p.EventsReceived)
 	}
 	return tw.Flush()
 }
@@ -152,6 +154,10 @@ func peerState(p scopemesh.PeerInfo, now time.Time) string {
 		return "refused"
 	case p.Connected:
 		return "connected " + ago(now, p.ConnectedSince)
+	case p.State == scopemesh.StateLeft:
+		return "left"
+	case p.State != "":
+		return string(p.State)
 	case !p.UnreachableSince.IsZero():
 		return "unreachable " + ago(now, p.UnreachableSince)
 	}

@@ -35,9 +35,13 @@ type testNode struct {
 }
 
 // startNode starts a test node of the test's own cluster.
-func startNode(t *testing.T) *testNode {
+func startNode(t *testing.T) *testNode { t.Helper(); return startNamed(t, "") }
+
+// startNamed starts a test node named name.
+func startNamed(t *testing.T, name string) *testNode {
 	t.Helper()
 	node, err := scopemesh.Open(context.Background(), scopemesh.Config{
+		Name:        name,
 		Cluster:     t.Name(),
 		ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
 		DisableMDNS: true,
@@ -214,6 +218,53 @@ func TestClusterCommands(t *testing.T) {
 	}
 	if out := mustCLI(t, "sync", "--api", a.api); !strings.Contains(out, b.ID()) {
 		t.Errorf("sync printed:\n%s", out)
+	}
+}
+
+// TestMembershipCommands: connect joins a member and learns the cluster
+// from it; peers names every member and its state; --node takes a name;
+// forget drops a member that left.
+func TestMembershipCommands(t *testing.T) {
+	a, b, c := startNamed(t, "alpha"), startNamed(t, "bravo"), startNamed(t, "charlie")
+	if out := mustCLI(t, "connect", "--api", b.api, a.Addrs()[0]); !strings.Contains(out, "joined: 1 members known") {
+		t.Errorf("connect printed %q", out)
+	}
+	var joined joinResponse
+	mustJSON(t, &joined, "connect", "--api", c.api, b.Addrs()[0])
+	if joined.Members < 1 {
+		t.Fatalf("connect --json: %+v", joined)
+	}
+	eventually(t, 10*time.Second, "alpha to list charlie, whom it never dialled", func() bool {
+		out := mustCLI(t, "peers", "--api", a.api)
+		return strings.Contains(out, "charlie") && strings.Contains(out, "bravo")
+	})
+	var e events.Event
+	mustJSON(t, &e, "record", "--api", c.api, "job.done")
+	var res resultJSON
+	mustJSON(t, &res, "query", "--api", a.api, "--cluster", "--node", "charlie")
+	if len(res.Events) != 1 || res.Events[0].ID != e.ID || !res.Complete {
+		t.Fatalf("a cluster query for charlie's events by name: %+v", res)
+	}
+	if _, errOut, code := cli(context.Background(), "query", "--api", a.api, "--node", "nobody"); code == exitOK || !strings.Contains(errOut, "nobody") {
+		t.Errorf("a query for a node no one is named: exit %d, %s", code, errOut)
+	}
+
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "alpha to list charlie as left", func() bool {
+		for _, line := range strings.Split(mustCLI(t, "peers", "--api", a.api), "\n") {
+			if strings.HasPrefix(line, "charlie") && strings.Contains(line, "left") {
+				return true
+			}
+		}
+		return false
+	})
+	if out := mustCLI(t, "forget", "--api", a.api, "charlie"); !strings.Contains(out, "forgot "+c.ID()) {
+		t.Errorf("forget printed %q", out)
+	}
+	if _, errOut, code := cli(context.Background(), "forget", "--api", a.api, "charlie"); code == exitOK || !strings.Contains(errOut, "no such member") {
+		t.Errorf("forgetting charlie again: exit %d, %s", code, errOut)
 	}
 }
 

@@ -31,6 +31,7 @@ import (
 // config file key of the same name (its yaml tag); a flag given on the
 // command line wins over the file, the file over the default.
 type nodeSettings struct {
+	Name           string        `yaml:"name"`
 	DataDir        string        `yaml:"data-dir"`
 	Memory         bool          `yaml:"memory"`
 	SyncWrites     bool          `yaml:"sync-writes"`
@@ -47,6 +48,7 @@ type nodeSettings struct {
 	DHT            string        `yaml:"dht"`
 	MDNS           bool          `yaml:"mdns"`
 	SyncInterval   time.Duration `yaml:"sync-interval"`
+	ForgetAfter    time.Duration `yaml:"forget-after"`
 	MaxClockOffset time.Duration `yaml:"max-clock-offset"`
 	Retention      time.Duration `yaml:"retention"`
 	MaxBytes       byteSize      `yaml:"max-bytes"`
@@ -143,6 +145,7 @@ that certificate exactly, and no other).`,
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&configFile, "config", "", "read settings from this YAML or JSON `file`")
+	fs.StringVar(&s.Name, "name", "", "name the node to people — in peers lists, traces and --node filters — by this `name` (default: the host name)")
 	fs.StringVar(&s.DataDir, "data-dir", s.DataDir, "keep events, identity and the API's socket, token and certificate in this `dir`")
 	fs.BoolVar(&s.Memory, "memory", false, "keep events in memory only, with a fresh identity: nothing survives exit")
 	fs.BoolVar(&s.SyncWrites, "sync-writes", false, "flush every recorded event to disk before acknowledging it")
@@ -159,6 +162,7 @@ that certificate exactly, and no other).`,
 	fs.StringVar(&s.DHT, "dht", s.DHT, "take part in the cluster's DHT: auto, off, client or server")
 	fs.BoolVar(&s.MDNS, "mdns", s.MDNS, "find members on the local network (--mdns=false to stop)")
 	fs.DurationVar(&s.SyncInterval, "sync-interval", 0, fmt.Sprintf("reconcile with a member this often (default %v)", scopemesh.DefaultSyncInterval))
+	fs.DurationVar(&s.ForgetAfter, "forget-after", 0, fmt.Sprintf("drop a member from the cluster view once it has been unreachable this long (default %v)", scopemesh.DefaultForgetAfter))
 	fs.DurationVar(&s.MaxClockOffset, "max-clock-offset", 0, fmt.Sprintf("refuse events whose clock is further ahead than this (default %v)", scopemesh.DefaultMaxClockOffset))
 	fs.DurationVar(&s.Retention, "retention", 0, fmt.Sprintf("keep events this long, then let them expire; negative keeps everything (default %v)", scopemesh.DefaultRetention))
 	fs.Var(&s.MaxBytes, "max-bytes", "let the oldest events expire to keep the store under this `size` (20GiB, 500MB, bytes; default: no cap)")
@@ -196,6 +200,7 @@ func (s *nodeSettings) mergeFile(path string, flagGiven func(name string) bool) 
 // config returns the node's Config, or every problem of the settings.
 func (s nodeSettings) config() (scopemesh.Config, error) {
 	cfg := scopemesh.Config{
+		Name:           s.Name,
 		SyncWrites:     s.SyncWrites,
 		ListenAddrs:    s.Listen,
 		Bootstrap:      s.Bootstrap,
@@ -206,6 +211,7 @@ func (s nodeSettings) config() (scopemesh.Config, error) {
 		AllowPeers:     s.AllowPeers,
 		SignEvents:     s.SignEvents,
 		SyncInterval:   s.SyncInterval,
+		ForgetAfter:    s.ForgetAfter,
 		MaxClockOffset: s.MaxClockOffset,
 		Retention:      s.Retention,
 		MaxBytes:       int64(s.MaxBytes),

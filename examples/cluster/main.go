@@ -95,6 +95,7 @@ func startCluster(ctx context.Context, count int) (*cluster, error) {
 	name := fmt.Sprintf("demo-%d", time.Now().UnixNano())
 	for i := range count {
 		cfg := scopemesh.Config{
+			Name:        fmt.Sprintf("node-%d", i+1),
 			Cluster:     name,
 			ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"},
 			DisableMDNS: true, // stay on loopback; members find each other through the DHT
@@ -109,7 +110,7 @@ func startCluster(ctx context.Context, count int) (*cluster, error) {
 			return nil, err
 		}
 		c.nodes = append(c.nodes, n)
-		c.names[n.ID()] = fmt.Sprintf("node-%d", i+1)
+		c.names[n.ID()] = cfg.Name
 		c.prop = append(c.prop, events.Propagator{Clock: n.Clock()})
 	}
 	return c, nil
@@ -290,5 +291,5 @@ func (c *cluster) printTimeline(ctx context.Context, trace events.TraceID) error
 		return err
 	}
 	fmt.Printf("One request, as %s sees it:\n", c.names[viewer.ID()])
-	return t.Render(os.Stdout, query.RenderOptions{Names: c.names})
+	return t.Render(os.Stdout, query.RenderOptions{}) // lanes named by the members' names
 }

@@ -42,10 +42,10 @@ func run() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cluster := fmt.Sprintf("httptrace-%d", time.Now().UnixNano())
-	names := map[string]string{}
 	var svcs []*service
 	for _, name := range []string{"frontend", "cart", "stock"} {
 		cfg := scopemesh.Config{
+			Name:        name,
 			Cluster:     cluster,
 			ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
 			DisableMDNS: true,
@@ -61,7 +61,6 @@ func run() error {
 		defer node.Close()
 		prop := events.Propagator{Clock: node.Clock()}
 		svcs = append(svcs, &service{name: name, node: node, prop: prop, client: &http.Client{Transport: prop.Transport(nil)}})
-		names[node.ID()] = name
 	}
 	frontend, cart, stock := svcs[0], svcs[1], svcs[2]
 	if err := connectAll(ctx, svcs); err != nil {
@@ -106,7 +105,7 @@ func run() error {
 			return err
 		}
 		fmt.Printf("\nAs %s's node sees it:\n", s.name)
-		if err := t.Render(os.Stdout, query.RenderOptions{Names: names}); err != nil {
+		if err := t.Render(os.Stdout, query.RenderOptions{}); err != nil {
 			return err
 		}
 	}

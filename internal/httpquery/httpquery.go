@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/scopemesh/scopemesh"
 	"github.com/scopemesh/scopemesh/crdt"
 	"github.com/scopemesh/scopemesh/events"
@@ -87,6 +89,35 @@ func Parse(q url.Values) (query.Filter, error) {
 		return f, fmt.Errorf("%w: %w", query.ErrInvalidFilter, err)
 	}
 	return f, f.Validate()
+}
+
+// ResolveNodeNames replaces the members' names among f.Nodes with their
+// peer IDs, as node knows them, so that filters name nodes either way.
+func ResolveNodeNames(node *scopemesh.Node, f *query.Filter) error {
+	if len(f.Nodes) == 0 {
+		return nil
+	}
+	ids := map[string][]string{}
+	st := node.Status()
+	ids[st.Name] = append(ids[st.Name], st.ID)
+	for _, p := range node.Peers() {
+		if p.Name != "" {
+			ids[p.Name] = append(ids[p.Name], p.ID)
+		}
+	}
+	var out []string
+	for _, n := range f.Nodes {
+		if _, err := lpeer.Decode(n); err == nil {
+			out = append(out, n)
+			continue
+		}
+		if len(ids[n]) == 0 {
+			return fmt.Errorf("%w: node %q is neither a peer ID nor a member's name", query.ErrInvalidFilter, n)
+		}
+		out = append(out, ids[n]...)
+	}
+	f.Nodes = out
+	return f.Validate()
 }
 
 // Values is the inverse of Parse.
