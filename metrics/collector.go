@@ -6,7 +6,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/scopemesh/scopemesh"
-	"github.com/scopemesh/scopemesh/internal/memberstate"
 	"github.com/scopemesh/scopemesh/peer"
 )
 
@@ -51,7 +50,7 @@ var (
 	queries       = desc("queries_total", "Cluster queries that ended, by side (served: answered for a peer; asked: of peers) and result.", "side", "result")
 	queryDuration = desc("query_duration_seconds", "Durations of cluster queries, by side.", "side")
 
-	members          = desc("members", "Cluster members this node knows of, by state.", "state")
+	members          = desc("members", "Cluster members this node knows of, by state: connected, reachable (through others), suspect, unreachable or left.", "state")
 	clockSkewOrigins = desc("clock_skew_origins", "Origins whose events arrived with clocks ahead of the allowed offset within the last hour.")
 	clockSkewAhead   = desc("clock_skew_ahead_seconds", "How far ahead of this node's clock the latest such event was, the most over those origins.")
 
@@ -60,6 +59,11 @@ var (
 	horizon          = desc("retention_horizon_timestamp_seconds", "The retention horizon: the node holds no events from before it. 0 while it has let nothing expire.")
 	uptime           = desc("uptime_seconds", "Time since the node started.")
 )
+
+// memberStates are the values of the members metric's state label: the
+// states PeerInfo.State takes, every one of them on each scrape, and no
+// other.
+var memberStates = []peer.MemberState{peer.StateConnected, peer.StateReachable, peer.StateSuspect, peer.StateUnreachable, peer.StateLeft}
 
 var allDescs = []*prometheus.Desc{
 	eventsHeld, eventsRecorded, eventsReceived, eventsExpired,
@@ -123,12 +127,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- histogram(queryDuration, q.stats.Latencies, q.side)
 	}
 
-	byState := make(map[string]int, len(memberstate.States))
+	byState := make(map[peer.MemberState]int, len(memberStates))
 	for _, p := range st.Peers {
-		byState[memberstate.Of(p)]++
+		byState[p.State]++
 	}
-	for _, s := range memberstate.States {
-		gauge(members, float64(byState[s]), s)
+	for _, s := range memberStates {
+		gauge(members, float64(byState[s]), string(s))
 	}
 	var ahead time.Duration
 	for _, s := range st.ClockSkew {

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -170,6 +171,24 @@ func TestScrapedMetricsMoveAsEventsAreRecordedAndReplicated(t *testing.T) {
 	served.until("b to count the query it answered", func(m map[string]*dto.MetricFamily) bool {
 		return served.value(m, "scopemesh_queries_total", "side=served", "result=ok") >= 1
 	})
+
+	// A member that closes says goodbye: a counts it as left.
+	if err := nodes[2].Close(); err != nil {
+		t.Fatal(err)
+	}
+	s.until("a to count the closed member as left", func(m map[string]*dto.MetricFamily) bool {
+		return s.value(m, "scopemesh_members", "state=left") == 1 && s.value(m, "scopemesh_members", "state=connected") == 1
+	})
+	var states []string
+	for _, m := range s.scrape()["scopemesh_members"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			states = append(states, l.GetName()+"="+l.GetValue())
+		}
+	}
+	slices.Sort(states)
+	if want := []string{"state=connected", "state=left", "state=reachable", "state=suspect", "state=unreachable"}; !slices.Equal(states, want) {
+		t.Errorf("scopemesh_members series %q, want one per state: %q", states, want)
+	}
 }
 
 func TestMetricsFollowPrometheusConventions(t *testing.T) {

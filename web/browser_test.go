@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -154,8 +155,9 @@ func TestClusterPageShowsTheMembers(t *testing.T) {
 	ctx := browser(t)
 	open(t, ctx, serve(t, nodes[0])+"/", "cluster")
 
-	rows := eval[[]string](t, ctx, `[...document.querySelectorAll("#members tbody tr")].map(r => r.dataset.id + " " + r.querySelector(".badge").textContent)`)
-	want := []string{nodes[1].ID() + " connected", nodes[2].ID() + " connected"}
+	members := `[...document.querySelectorAll("#members tbody tr")].map(r => r.dataset.id + " " + r.querySelector(".name").textContent + " " + r.querySelector(".badge").textContent)`
+	rows := eval[[]string](t, ctx, members)
+	want := []string{nodes[1].ID() + " node-2 connected", nodes[2].ID() + " node-3 connected"}
 	slices.Sort(rows)
 	slices.Sort(want)
 	if !slices.Equal(rows, want) {
@@ -164,7 +166,21 @@ func TestClusterPageShowsTheMembers(t *testing.T) {
 	if held := eval[string](t, ctx, `document.querySelector(".card .big").textContent`); held != "1" {
 		t.Errorf("events held: %q, want 1", held)
 	}
+	if self := eval[string](t, ctx, `document.getElementById("self").textContent`); self != "node node-1" {
+		t.Errorf("header names this node %q, want node-1", self)
+	}
 	screenshot(t, ctx, "cluster.png")
+
+	// A member that closes says goodbye, and the page, which refreshes
+	// itself, shows it left.
+	if err := nodes[2].Close(); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, ctx, fmt.Sprintf(`%s.includes(%q)`, members, nodes[2].ID()+" node-3 left"))
+	if n := eval[string](t, ctx, `document.querySelector(".card dd.state-left").textContent`); n != "1" {
+		t.Errorf("members card counts %q left, want 1", n)
+	}
+	screenshot(t, ctx, "cluster-left.png")
 }
 
 func TestEventsPageFiltersAcrossTheClusterAndTails(t *testing.T) {
@@ -196,6 +212,13 @@ func TestEventsPageFiltersAcrossTheClusterAndTails(t *testing.T) {
 		t.Errorf("kinds listed: %q", kinds)
 	}
 	screenshot(t, ctx, "events.png")
+
+	// A node filter takes a member's name, and the list names the nodes.
+	open(t, ctx, url+"/events?kind=db.query&node=node-3&scope=cluster", "events")
+	shown := eval[[]string](t, ctx, `[...document.querySelectorAll("#events tr.event td:nth-child(2)")].map(c => c.textContent + " " + c.title)`)
+	if len(shown) != 4 || slices.ContainsFunc(shown, func(s string) bool { return s != "node-3 "+nodes[2].ID() }) {
+		t.Errorf("events of node-3: nodes shown %q, want node-3's 4 queries", shown)
+	}
 
 	// A live tail shows an event recorded on another member as it arrives.
 	open(t, ctx, url+"/events?kind=deploy&live=1", "events")
@@ -233,6 +256,12 @@ func TestTracePage(t *testing.T) {
 
 	if lanes := eval[int](t, bctx, `document.querySelectorAll(".lane-head").length`); lanes != 3 {
 		t.Errorf("%d lanes, want one per node: 3", lanes)
+	}
+	legend := eval[[]string](t, bctx, `[...document.querySelectorAll(".legend > span")].map(s => s.textContent)`)
+	for i, want := range []string{"Anode-1", "Bnode-2", "Cnode-3"} {
+		if i >= len(legend) || !strings.HasPrefix(legend[i], want) {
+			t.Errorf("lane legend %q, want the members' names in lane order: %s at %d", legend, want, i)
+		}
 	}
 	// Every event whose parent is in the trace has an arrow from it.
 	arrows := eval[[]string](t, bctx, `[...document.querySelectorAll("path.link[data-from]")].map(p => p.dataset.from + ">" + p.dataset.to)`)

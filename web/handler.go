@@ -18,7 +18,6 @@ import (
 	"github.com/scopemesh/scopemesh/crdt"
 	"github.com/scopemesh/scopemesh/events"
 	"github.com/scopemesh/scopemesh/internal/httpquery"
-	"github.com/scopemesh/scopemesh/internal/memberstate"
 	"github.com/scopemesh/scopemesh/peer"
 	"github.com/scopemesh/scopemesh/query"
 )
@@ -109,6 +108,7 @@ func htmlAttr(s string) string {
 // statusView is the cluster page's data.
 type statusView struct {
 	ID          string
+	Name        string
 	Uptime      float64 // seconds
 	Events      int
 	StoreBytes  int64
@@ -122,8 +122,12 @@ type statusView struct {
 	Queries     map[string]peer.QueryStats
 	ClockSkew   []peer.ClockSkew
 	Members     []memberView
-	States      []string // every state a member can be in, in order
+	States      []peer.MemberState // every state a member can be in, in order
 }
+
+// memberStates are the states of PeerInfo.State, in the order the cluster
+// page counts them.
+var memberStates = []peer.MemberState{peer.StateConnected, peer.StateReachable, peer.StateSuspect, peer.StateUnreachable, peer.StateLeft}
 
 type syncView struct {
 	Sessions, Failed, EventsSent, EventsReceived, BytesSent, BytesReceived uint64
@@ -132,8 +136,8 @@ type syncView struct {
 
 type memberView struct {
 	ID             string
-	Name           string
-	State          string
+	Name           string // empty until its record arrives
+	State          peer.MemberState
 	Relayed        bool    // its connections all run through a relay
 	RTT            float64 // seconds; 0: unknown
 	LastSeen       time.Time
@@ -146,10 +150,10 @@ type memberView struct {
 func (h *handler) status(w http.ResponseWriter, _ *http.Request) {
 	st := h.node.Status()
 	v := statusView{
-		ID: st.ID, Uptime: st.Uptime.Seconds(), Events: st.Events,
+		ID: st.ID, Name: st.Name, Uptime: st.Uptime.Seconds(), Events: st.Events,
 		StoreBytes: st.StoreBytes, Reclaimable: st.Reclaimable, Expired: st.Expired,
 		Retention: st.Retention.Seconds(), MaxBytes: st.MaxBytes,
-		Gossip: st.Gossip, ClockSkew: st.ClockSkew, States: memberstate.States,
+		Gossip: st.Gossip, ClockSkew: st.ClockSkew, States: memberStates,
 		Sync:    map[string]syncView{"initiator": syncOf(st.SyncInitiated), "responder": syncOf(st.SyncServed)},
 		Queries: map[string]peer.QueryStats{"served": st.QueriesServed, "asked": st.QueriesAsked},
 		Members: make([]memberView, len(st.Peers)),
@@ -159,7 +163,7 @@ func (h *handler) status(w http.ResponseWriter, _ *http.Request) {
 	}
 	for i, p := range st.Peers {
 		m := memberView{
-			ID: p.ID, Name: p.ID, State: memberstate.Of(p), RTT: p.RTT.Seconds(), LastSeen: p.LastSeen,
+			ID: p.ID, Name: p.Name, State: p.State, RTT: p.RTT.Seconds(), LastSeen: p.LastSeen,
 			EventsReceived: p.EventsReceived, LastSync: p.LastSync, InSync: p.InSync,
 			Relayed: len(p.Connections) > 0,
 		}
@@ -234,6 +238,24 @@ type pageView struct {
 	Next     string `json:",omitempty"` // the cursor of the next page; empty: no more
 	Complete bool
 	Peers    []query.PeerAnswer `json:",omitempty"`
+	Names    map[string]string  `json:",omitempty"` // the events' nodes' names, by ID, as this node knows them
+}
+
+// names returns the names of the nodes among evs, by ID: this node's and
+// its members'.
+func (h *handler) names(evs []events.Event) map[string]string {
+	st := h.node.Status()
+	known := map[string]string{st.ID: st.Name}
+	for _, p := range st.Peers {
+		known[p.ID] = p.Name
+	}
+	out := map[string]string{}
+	for _, e := range evs {
+		if n := known[e.Node]; n != "" {
+			out[e.Node] = n
+		}
+	}
+	return out
 }
 
 // events serves a page of events: the filter's parameters as the API
@@ -241,6 +263,9 @@ type pageView struct {
 func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f, err := httpquery.Parse(q)
+	if err == nil {
+		err = httpquery.ResolveNodeNames(h.node, &f)
+	}
 	if err == nil && f.Limit > MaxPageSize {
 		err = fmt.Errorf("%w: limit %d is above a page's %d", query.ErrInvalidFilter, f.Limit, MaxPageSize)
 	}
@@ -266,7 +291,7 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 		writeError(w, statusOf(err), err)
 		return
 	}
-	v := pageView{Events: viewsOf(res.Events), Complete: res.Complete, Peers: res.Peers}
+	v := pageView{Events: viewsOf(res.Events), Complete: res.Complete, Peers: res.Peers, Names: h.names(res.Events)}
 	if !res.Next.IsZero() {
 		v.Next = res.Next.String()
 	}
@@ -282,6 +307,7 @@ type traceView struct {
 	Horizon  string      `json:",omitempty"` // RFC 3339; empty: nothing expired
 	Complete bool
 	Peers    []query.PeerAnswer
+	Names    map[string]string `json:",omitempty"` // the nodes' names, by ID
 }
 
 func (h *handler) trace(w http.ResponseWriter, r *http.Request) {
@@ -299,7 +325,7 @@ func (h *handler) trace(w http.ResponseWriter, r *http.Request) {
 		writeError(w, statusOf(err), err)
 		return
 	}
-	v := traceView{ID: t.ID.String(), Events: viewsOf(t.Events), Complete: t.Complete, Peers: t.Peers,
+	v := traceView{ID: t.ID.String(), Events: viewsOf(t.Events), Complete: t.Complete, Peers: t.Peers, Names: t.Names,
 		Gaps: idStrings(t.Gaps), Expired: idStrings(t.Expired)}
 	if len(t.Events) > 0 {
 		first := t.Events[0].Time.Wall
@@ -329,6 +355,9 @@ func idStrings(ids []events.ID) []string {
 // behind and lost some, which a query from the gap's cursor recovers.
 func (h *handler) stream(w http.ResponseWriter, r *http.Request) {
 	f, err := httpquery.Parse(r.URL.Query())
+	if err == nil {
+		err = httpquery.ResolveNodeNames(h.node, &f)
+	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
 		return

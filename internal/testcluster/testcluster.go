@@ -2,6 +2,7 @@ package testcluster
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -11,9 +12,10 @@ import (
 )
 
 // Start opens n nodes of a cluster named after t on loopback TCP, with
-// discovery off, connects every pair, and waits until each has every other
-// connected and in its gossip mesh, so that what one records reaches the
-// others by gossip. The nodes close when t ends.
+// discovery off, named node-1 to node-n, connects every pair, and waits
+// until each has every other connected, named and in its gossip mesh, so
+// that what one records reaches the others by gossip. The nodes close
+// when t ends.
 func Start(t testing.TB, n int) []*scopemesh.Node {
 	t.Helper()
 	ctx := context.Background()
@@ -21,6 +23,7 @@ func Start(t testing.TB, n int) []*scopemesh.Node {
 	for i := range nodes {
 		node, err := scopemesh.Open(ctx, scopemesh.Config{
 			Cluster:     t.Name(),
+			Name:        fmt.Sprintf("node-%d", i+1),
 			ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
 			DisableMDNS: true,
 			DHT:         scopemesh.DHTOff,
@@ -38,11 +41,11 @@ func Start(t testing.TB, n int) []*scopemesh.Node {
 			}
 		}
 	}
-	poll.Until(t, 20*time.Second, "every node to have every other connected and in its gossip mesh", func() bool {
+	poll.Until(t, 20*time.Second, "every node to have every other connected, named and in its gossip mesh", func() bool {
 		for _, node := range nodes {
 			ok := 0
 			for _, p := range node.Peers() {
-				if p.Connected && p.Member && p.InMesh {
+				if p.State == scopemesh.StateConnected && p.Member && p.InMesh && p.Name != "" {
 					ok++
 				}
 			}

@@ -64,6 +64,16 @@ function ago(t) {
 }
 // short keeps a peer ID readable: its start and its end.
 const short = id => id && id.length > 16 ? id.slice(0, 8) + "…" + id.slice(-6) : id || "";
+// names holds the nodes' names by peer ID, as the node serving the view
+// knows them: from its status, and from the events and traces it sends.
+const names = new Map();
+function learnNames(st) {
+  if (st.Name) names.set(st.ID, st.Name);
+  for (const m of st.Members || []) if (m.Name) names.set(m.ID, m.Name);
+}
+function learnNameMap(m) { for (const [id, n] of Object.entries(m || {})) names.set(id, n); }
+// nodeName is a node's name if known, else its short peer ID.
+const nodeName = id => names.get(id) || short(id);
 const attrText = attrs => Object.entries(attrs || {}).map(([k, v]) => k + "=" + v).join(" ");
 
 function setActive(view) {
@@ -78,7 +88,8 @@ async function clusterView() {
   const draw = async () => {
     try {
       const st = await getJSON("api/status");
-      document.getElementById("self").textContent = "node " + short(st.ID);
+      learnNames(st);
+      document.getElementById("self").textContent = "node " + nodeName(st.ID);
       main.replaceChildren(clusterPage(st));
       ready("cluster");
     } catch (err) {
@@ -102,7 +113,7 @@ function clusterPage(st) {
   const retention = st.Retention < 0 ? "kept for good" : duration(st.Retention);
   const skew = (st.ClockSkew || []).length;
   return el("div", { id: "cluster" },
-    el("h1", {}, "Cluster as node ", el("span", { class: "mono", title: st.ID }, short(st.ID)), " sees it"),
+    el("h1", {}, "Cluster as node ", el("span", { class: "ellipsis", title: st.ID }, nodeName(st.ID)), " sees it"),
     el("div", { class: "cards" },
       card("Events held", [
         ["store", bytes(st.StoreBytes)],
@@ -136,11 +147,13 @@ function clusterPage(st) {
     el("h2", {}, "Members"),
     st.Members.length === 0 ? el("p", { class: "muted" }, "No members yet: this node knows of no peer.") :
       el("table", { class: "list", id: "members" },
-        el("colgroup", {}, el("col", { style: "width:30%" }), el("col", { style: "width:12%" }), el("col", { style: "width:9%" }),
-          el("col", { style: "width:9%" }), el("col", { style: "width:13%" }), el("col", { style: "width:12%" }), el("col", { style: "width:15%" })),
-        el("thead", {}, el("tr", {}, ["Name", "State", "Link", "RTT", "Last seen", "Events by gossip", "Last sync"].map(h => el("th", {}, h)))),
+        el("colgroup", {}, el("col", { style: "width:16%" }), el("col", { style: "width:17%" }), el("col", { style: "width:10%" }),
+          el("col", { style: "width:7%" }), el("col", { style: "width:8%" }), el("col", { style: "width:12%" }), el("col", { style: "width:12%" }),
+          el("col", { style: "width:18%" })),
+        el("thead", {}, el("tr", {}, ["Name", "Peer ID", "State", "Link", "RTT", "Last seen", "Events by gossip", "Last sync"].map(h => el("th", {}, h)))),
         el("tbody", {}, st.Members.map(m => el("tr", { "data-id": m.ID },
-          el("td", { class: "mono", title: m.ID }, el("a", { href: "events?node=" + encodeURIComponent(m.ID) }, m.Name)),
+          el("td", { class: "name", title: m.Name || "name not known yet" }, el("a", { href: "events?node=" + encodeURIComponent(m.ID) }, m.Name || "—")),
+          el("td", { class: "mono", title: m.ID }, short(m.ID)),
           el("td", {}, el("span", { class: "badge state-" + m.State }, m.State)),
           el("td", {}, m.State !== "connected" ? "—" : m.Relayed ? "relayed" : "direct"),
           el("td", { class: "num" }, m.RTT ? duration(m.RTT) : "—"),
@@ -161,7 +174,7 @@ async function eventsView() {
   const params = new URLSearchParams(location.search);
   const form = el("form", { class: "filters", id: "filters" },
     el("label", {}, "kind", el("input", { name: "kind", placeholder: "http.request, db.query", value: params.get("kind") || "" })),
-    el("label", {}, "node", el("input", { name: "node", list: "node-ids", placeholder: "peer ID", value: params.get("node") || "" })),
+    el("label", {}, "node", el("input", { name: "node", list: "node-ids", placeholder: "name or peer ID", value: params.get("node") || "" })),
     el("label", {}, "attributes", el("input", { name: "attr", placeholder: "key=value key=value", value: params.get("attr") || "" })),
     el("label", {}, "trace", el("input", { name: "trace", class: "mono", placeholder: "32 hex digits", value: params.get("trace") || "" })),
     el("label", {}, "time", el("select", { name: "since" }, sinceChoices.map(([v, t]) => el("option", { value: v, selected: params.get("since") === v }, t)))),
@@ -174,8 +187,10 @@ async function eventsView() {
   const list = el("div", { id: "events" });
   main.replaceChildren(el("h1", {}, "Events"), form, status, list);
   getJSON("api/status").then(st => {
-    document.getElementById("self").textContent = "node " + short(st.ID);
-    form.querySelector("#node-ids").replaceChildren(...[st.ID, ...st.Members.map(m => m.ID)].map(id => el("option", { value: id })));
+    learnNames(st);
+    document.getElementById("self").textContent = "node " + nodeName(st.ID);
+    const nodes = [st, ...st.Members];
+    form.querySelector("#node-ids").replaceChildren(...nodes.map(m => el("option", { value: m.Name || m.ID }, m.ID)));
   }).catch(() => {});
 
   let source = null, cursors = [""];
@@ -227,6 +242,7 @@ async function eventsView() {
       ready("events");
       return;
     }
+    learnNameMap(res.Names);
     const table = eventTable(res.Events);
     list.replaceChildren(table);
     const older = el("button", { class: "plain", disabled: !res.Next, onclick: () => { cursors.push(res.Next); load(); } }, "Older →");
@@ -269,7 +285,7 @@ function eventRow(e) {
   const attrs = attrText(e.Attrs);
   return el("tr", { "data-id": e.ID, class: "event" },
     el("td", { class: "mono", title: e.Time }, e.At.replace("T", " ").replace("Z", "")),
-    el("td", { class: "mono", title: e.Node }, short(e.Node)),
+    el("td", { class: names.has(e.Node) ? "" : "mono", title: e.Node }, nodeName(e.Node)),
     el("td", { title: e.Kind }, e.Kind),
     el("td", { class: "mono", title: attrs }, attrs),
     el("td", { class: "mono" }, e.Trace ? el("a", { href: "traces/" + e.Trace + "#e=" + e.ID, title: e.Trace }, e.Trace.slice(0, 12) + "…") : "—"));
@@ -291,6 +307,7 @@ async function traceView(id) {
     ready("trace");
     return;
   }
+  learnNameMap(t.Names);
   const view = new TraceView(t);
   main.replaceChildren(view.root);
   view.start();
@@ -344,7 +361,8 @@ class TraceView {
       expired ? el("span", { class: "badge muted", id: "expired" }, expired + " expired parent" + (expired === 1 ? "" : "s")) : null,
       el("button", { class: "plain", onclick: () => navigator.clipboard && navigator.clipboard.writeText(location.href) }, "Copy link"));
     const legend = el("div", { class: "legend" }, this.lanes.map((n, i) =>
-      el("span", { class: "ellipsis mono", title: n }, el("b", { style: "background:" + laneColors[i % laneColors.length] }, this.letter(i)), n)));
+      el("span", { class: "ellipsis", title: n }, el("b", { style: "background:" + laneColors[i % laneColors.length] }, this.letter(i)),
+        names.has(n) ? [names.get(n), " ", el("span", { class: "mono muted" }, short(n))] : el("span", { class: "mono" }, n))));
     this.heads = el("div", { class: "trace-heads", style: "width:" + (GUTTER + lanesWidth + 400) + "px" },
       el("span", { style: "left:0;width:" + GUTTER + "px" }, "time"),
       this.lanes.map((n, i) => el("span", { class: "lane-head", title: n, style: "left:" + (GUTTER + i * LANE) + "px;width:" + LANE + "px;color:" + laneColors[i % laneColors.length] }, this.letter(i))),
@@ -484,7 +502,8 @@ class TraceView {
     this.detail.replaceChildren(
       el("h2", {}, e.Kind),
       el("dl", {},
-        el("dt", {}, "node"), el("dd", { class: "mono" }, el("b", { style: "color:" + laneColors[l % laneColors.length] }, this.letter(l) + " "), e.Node),
+        el("dt", {}, "node"), el("dd", {}, el("b", { style: "color:" + laneColors[l % laneColors.length] }, this.letter(l) + " "),
+          names.has(e.Node) ? [names.get(e.Node), el("br")] : null, el("span", { class: "mono" }, e.Node)),
         el("dt", {}, "time"), el("dd", {}, e.At.replace("T", " "), el("br"), el("span", { class: "mono muted" }, "HLC " + e.Time)),
         el("dt", {}, "offset"), el("dd", {}, offset(e.Offset)),
         el("dt", {}, "ID"), el("dd", { class: "mono" }, e.ID),
