@@ -32,6 +32,16 @@ var (
 // PeerInfo is what a node knows of one member of its cluster.
 type PeerInfo = peer.PeerInfo
 
+// Connection is one open connection to a member (PeerInfo.Connections).
+type Connection = peer.Connection
+
+// Key is an event's place in a node's order of its events: query results
+// are paged by passing the last one's key as query.Filter.After.
+type Key = crdt.Key
+
+// ParseKey reads a Key's hex form (Key.String).
+func ParseKey(s string) (Key, error) { return crdt.ParseKey(s) }
+
 // MemberState says how a node last heard from a member (PeerInfo.State).
 type MemberState = peer.MemberState
 
@@ -39,8 +49,8 @@ type MemberState = peer.MemberState
 const (
 	StateConnected   = peer.StateConnected   // a connection to it is open
 	StateReachable   = peer.StateReachable   // its records reach this node through others
-	StateSuspect     = peer.StateSuspect     // none for three of its beats (30 s)
-	StateUnreachable = peer.StateUnreachable // none for six (a minute)
+	StateSuspect     = peer.StateSuspect     // neither for half of its one-minute beat
+	StateUnreachable = peer.StateUnreachable // neither for two beats
 	StateLeft        = peer.StateLeft        // it said goodbye when it closed
 )
 

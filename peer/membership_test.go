@@ -35,10 +35,14 @@ func TestDisconnectKeepsPeerOutUntilConnect(t *testing.T) {
 		}
 		return false
 	})
+	recorded := time.Now()
 	lost := b.record(t, "while-refused")
-	time.Sleep(500 * time.Millisecond) // a negative check: give gossip a chance to leak
 	// A mocknet host has no connection gater, so b's redials connect for
 	// a moment before a closes them; nothing may pass meanwhile.
+	eventually(t, 10*time.Second, "b to redial a after recording", func() bool {
+		info := a.Peers()
+		return len(info) == 1 && info[0].LastSeen.After(recorded)
+	})
 	if a.set.Has(crdt.KeyOf(lost)) {
 		t.Fatal("a took b's event while refusing b")
 	}
