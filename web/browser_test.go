@@ -150,9 +150,9 @@ func under(ctx context.Context, parent events.Event) context.Context {
 }
 
 func TestClusterPageShowsTheMembers(t *testing.T) {
+	ctx := browser(t)
 	nodes := testcluster.Start(t, 3)
 	record(t, context.Background(), nodes[0], "boot", nil)
-	ctx := browser(t)
 	open(t, ctx, serve(t, nodes[0])+"/", "cluster")
 
 	members := `[...document.querySelectorAll("#members tbody tr")].map(r => r.dataset.id + " " + r.querySelector(".name").textContent + " " + r.querySelector(".badge").textContent)`
@@ -184,6 +184,7 @@ func TestClusterPageShowsTheMembers(t *testing.T) {
 }
 
 func TestEventsPageFiltersAcrossTheClusterAndTails(t *testing.T) {
+	ctx := browser(t)
 	nodes := testcluster.Start(t, 3)
 	bg := context.Background()
 	var queries []string
@@ -196,7 +197,6 @@ func TestEventsPageFiltersAcrossTheClusterAndTails(t *testing.T) {
 			}
 		}
 	}
-	ctx := browser(t)
 	url := serve(t, nodes[0])
 
 	// Asked of every member, the filter finds each node's queries of carts.
@@ -229,6 +229,7 @@ func TestEventsPageFiltersAcrossTheClusterAndTails(t *testing.T) {
 }
 
 func TestTracePage(t *testing.T) {
+	bctx := browser(t)
 	nodes := testcluster.Start(t, 3)
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	ctx := events.ContextWithTrace(context.Background(), events.NewTraceID())
@@ -250,7 +251,6 @@ func TestTracePage(t *testing.T) {
 	}
 	trace, _ := events.TraceFromContext(ctx)
 
-	bctx := browser(t)
 	url := serve(t, a) + "/traces/" + trace.String()
 	open(t, bctx, url, "trace")
 
@@ -322,6 +322,7 @@ func TestTracePage(t *testing.T) {
 // on one node as a request fanning out (each event the child of an
 // earlier one), until it has drawn: fetch, decode and first render.
 func BenchmarkTracePage(b *testing.B) {
+	bctx := browser(b)
 	node, err := scopemesh.Open(context.Background(), scopemesh.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, DisableMDNS: true, DHT: scopemesh.DHTOff})
 	if err != nil {
 		b.Fatal(err)
@@ -339,7 +340,6 @@ func BenchmarkTracePage(b *testing.B) {
 		recorded = append(recorded, record(b, c, node, "hop", map[string]string{"step": fmt.Sprint(i), "path": "/api/v1/items"}))
 	}
 	trace, _ := events.TraceFromContext(ctx)
-	bctx := browser(b)
 	url := serve(b, node) + "/traces/" + trace.String()
 	open(b, bctx, url, "trace") // warm: the first load compiles the script
 	if got := eval[int](b, bctx, `document.querySelectorAll("circle.event").length`); got == 0 || got > 200 {

@@ -5,7 +5,7 @@
 //
 // Its pages, plain JavaScript and SVG embedded in the binary:
 //
-//   - / — the cluster as the node sees it: members and their states,
+//   - / — the cluster as the node sees it: members, their names and states,
 //     events held, replication, sync and query counters, the retention
 //     horizon;
 //   - /events — events filtered by kind, node, attributes, trace and time,
