@@ -411,8 +411,8 @@ func (n *Host) onJoined(p lpeer.ID) {
 		// now. Gossip published before the mesh forms (about a second)
 		// reaches nobody: reconcile again once it has.
 		n.requestSyncOnce(p)
-		time.AfterFunc(n.joinResync, func() {
-			if n.ctx.Err() == nil {
+		n.goLoop(n.ctx, func(ctx context.Context) {
+			if sleep(ctx, n.joinResync) {
 				n.requestSyncOnce(p)
 			}
 		})

@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"bytes"
 	"errors"
 	"math/rand/v2"
 	"slices"
@@ -422,6 +423,32 @@ func (t *memberTable) byName(name string) []lpeer.ID {
 		}
 	}
 	return out
+}
+
+// size counts the members in the view.
+func (t *memberTable) size() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, m := range t.peers {
+		if m.inView() {
+			n++
+		}
+	}
+	return n
+}
+
+// holds reports whether env is the signed record the table holds for
+// some member: a list exchange then need not check its signature again.
+func (t *memberTable) holds(env []byte) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, m := range t.peers {
+		if bytes.Equal(m.envelope, env) {
+			return true
+		}
+	}
+	return false
 }
 
 // envelopes returns the signed records the table holds, for a member

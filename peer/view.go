@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -26,8 +27,8 @@ import (
 // view protocol), and every member publishes its own record on the view
 // topic, which gossipsub carries to every member, when its connections
 // change and every memberBeat; a node also swaps lists with a member
-// picked at random every viewExchangeInterval, which repairs what gossip
-// lost. A node that closes publishes a last record that says it left, and
+// picked at random every viewExchangeInterval (less often in large
+// views), which repairs what gossip lost. A node that closes publishes a last record that says it left, and
 // hands it to the members it has connections to.
 //
 // A node has news that a member is alive when its record comes, and for
@@ -218,11 +219,11 @@ func (v *view) nudge() {
 
 // beatLoop publishes a new record of this node every memberBeat, and soon
 // after its connections change, and swaps lists with a member picked at
-// random every viewExchangeInterval.
+// random every exchangeInterval.
 func (v *view) beatLoop(ctx context.Context) {
 	beat := time.NewTicker(memberBeat)
 	defer beat.Stop()
-	swap := time.NewTicker(viewExchangeInterval)
+	swap := time.NewTimer(exchangeInterval(0))
 	defer swap.Stop()
 	for {
 		if env, err := v.sign(false); err == nil {
@@ -230,21 +231,45 @@ func (v *view) beatLoop(ctx context.Context) {
 				v.n.log.Debug("publishing this node's member record", "err", err)
 			}
 		}
+		if !v.waitForBeat(ctx, beat.C, swap) {
+			return
+		}
+	}
+}
+
+// waitForBeat swaps lists when swap fires, until the next beat or a change
+// of connections calls for a record. It returns false once ctx is done.
+func (v *view) waitForBeat(ctx context.Context, beat <-chan time.Time, swap *time.Timer) bool {
+	for {
 		select {
 		case <-ctx.Done():
-			return
-		case <-beat.C:
+			return false
+		case <-beat:
+			return true
 		case <-v.changed:
-			if !sleep(ctx, minRecordGap) { // the changes of a moment share a record
-				return
-			}
+			return sleep(ctx, minRecordGap) // the changes of a moment share a record
 		case <-swap.C:
-			if peers := v.n.connectedMembers(); len(peers) > 0 {
+			peers := v.n.connectedMembers()
+			if len(peers) > 0 {
 				p := peers[rand.IntN(len(peers))]
 				v.n.goLoop(ctx, func(ctx context.Context) { v.exchange(ctx, p) })
 			}
+			swap.Reset(exchangeInterval(v.n.members.size()))
 		}
 	}
+}
+
+// exchangeInterval is how often a node of a view of size members swaps
+// lists with one at random. Larger views swap less often, as memberlist's
+// push-pull does: a list grows with the view, and gossip and the beats
+// already carry most of what an exchange would repair.
+func exchangeInterval(size int) time.Duration {
+	const threshold = 32
+	if size <= threshold {
+		return viewExchangeInterval
+	}
+	scale := math.Ceil(math.Log2(float64(size))-math.Log2(threshold)) + 1
+	return time.Duration(scale) * viewExchangeInterval
 }
 
 // validate checks a record gossiped on a view topic before gossipsub
@@ -322,13 +347,17 @@ func (v *view) take(ctx context.Context, o openedRecord, byItself bool) {
 }
 
 // takeAll opens and takes the records of an exchange's frame, which from
-// sent. Records that do not open are counted and skipped.
+// sent. Records that do not open are counted and skipped, and those the
+// table holds already are not opened again.
 func (v *view) takeAll(ctx context.Context, from lpeer.ID, payload []byte) error {
 	envs, err := splitRecords(payload)
 	if err != nil {
 		return err
 	}
 	for _, env := range envs {
+		if v.n.members.holds(env) {
+			continue // most of a list, in a settled cluster
+		}
 		p, r, err := openRecord(env, v.n.keys)
 		if err != nil {
 			v.rejected.Add(1)
