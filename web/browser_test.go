@@ -151,13 +151,15 @@ func under(ctx context.Context, parent events.Event) context.Context {
 
 func TestClusterPageShowsTheMembers(t *testing.T) {
 	ctx := browser(t)
-	nodes := testcluster.Start(t, 3)
+	long := strings.Repeat("a-member-with-a-long-name-", 2) + "node-3" // 58 bytes of the 64 a name may take
+	nodes := testcluster.StartNamed(t, "node-1", "node-2", long)
 	record(t, context.Background(), nodes[0], "boot", nil)
+	do(t, ctx, chromedp.EmulateViewport(1280, 720)) // a laptop's screen
 	open(t, ctx, serve(t, nodes[0])+"/", "cluster")
 
 	members := `[...document.querySelectorAll("#members tbody tr")].map(r => r.dataset.id + " " + r.querySelector(".name").textContent + " " + r.querySelector(".badge").textContent)`
 	rows := eval[[]string](t, ctx, members)
-	want := []string{nodes[1].ID() + " node-2 connected", nodes[2].ID() + " node-3 connected"}
+	want := []string{nodes[1].ID() + " node-2 connected", nodes[2].ID() + " " + long + " connected"}
 	slices.Sort(rows)
 	slices.Sort(want)
 	if !slices.Equal(rows, want) {
@@ -169,6 +171,9 @@ func TestClusterPageShowsTheMembers(t *testing.T) {
 	if self := eval[string](t, ctx, `document.getElementById("self").textContent`); self != "node node-1" {
 		t.Errorf("header names this node %q, want node-1", self)
 	}
+	if wide := eval[bool](t, ctx, `document.documentElement.scrollWidth > document.documentElement.clientWidth`); wide {
+		t.Error("the page is wider than a 1280-pixel screen: a long name broke the layout")
+	}
 	screenshot(t, ctx, "cluster.png")
 
 	// A member that closes says goodbye, and the page, which refreshes
@@ -176,7 +181,7 @@ func TestClusterPageShowsTheMembers(t *testing.T) {
 	if err := nodes[2].Close(); err != nil {
 		t.Fatal(err)
 	}
-	wait(t, ctx, fmt.Sprintf(`%s.includes(%q)`, members, nodes[2].ID()+" node-3 left"))
+	wait(t, ctx, fmt.Sprintf(`%s.includes(%q)`, members, nodes[2].ID()+" "+long+" left"))
 	if n := eval[string](t, ctx, `document.querySelector(".card dd.state-left").textContent`); n != "1" {
 		t.Errorf("members card counts %q left, want 1", n)
 	}

@@ -18,12 +18,23 @@ import (
 // when t ends.
 func Start(t testing.TB, n int) []*scopemesh.Node {
 	t.Helper()
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("node-%d", i+1)
+	}
+	return StartNamed(t, names...)
+}
+
+// StartNamed starts a cluster as Start does, of one node per name.
+func StartNamed(t testing.TB, names ...string) []*scopemesh.Node {
+	t.Helper()
 	ctx := context.Background()
+	n := len(names)
 	nodes := make([]*scopemesh.Node, n)
 	for i := range nodes {
 		node, err := scopemesh.Open(ctx, scopemesh.Config{
 			Cluster:     t.Name(),
-			Name:        fmt.Sprintf("node-%d", i+1),
+			Name:        names[i],
 			ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
 			DisableMDNS: true,
 			DHT:         scopemesh.DHTOff,
