@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 
 	"github.com/ipfs/go-datastore"
@@ -276,15 +277,23 @@ func (n *Node) Clock() *hlc.Clock { return n.clock }
 // Record stores an event that happened on this node and returns it as
 // stored. It sets Time from the node's clock, Node to the node's ID, and ID
 // from the content; a zero Correlation or Parent is taken from ctx (see
-// events.ContextWithTrace and events.ContextWithParent). Record returns once
-// the event is durable in the node's store; replication to the cluster
-// follows in the background.
+// events.ContextWithTrace and events.ContextWithParent). An event left
+// without a parent, of a trace whose traceparent named a span rather than
+// an event (events.RemoteSpanFromContext), names that span in
+// events.AttrParentSpanID, unless it names one itself: the trace then joins
+// it to the span's event. Record returns once the event is durable in the
+// node's store; replication to the cluster follows in the background.
 func (n *Node) Record(ctx context.Context, e events.Event) (events.Event, error) {
 	if e.Correlation.IsZero() {
 		e.Correlation, _ = events.TraceFromContext(ctx)
 	}
 	if e.Parent.IsZero() {
 		e.Parent, _ = events.ParentFromContext(ctx)
+	}
+	if e.Parent.IsZero() && !e.Correlation.IsZero() {
+		if span, ok := events.RemoteSpanFromContext(ctx, e.Correlation); ok {
+			e.Attrs = withParentSpan(e.Attrs, span)
+		}
 	}
 	e.Node = n.id
 	e.Signature = nil
@@ -305,6 +314,19 @@ func (n *Node) Record(ctx context.Context, e events.Event) (events.Event, error)
 		return events.Event{}, fmt.Errorf("scopemesh: record: %w", err)
 	}
 	return x.Event(), nil
+}
+
+// withParentSpan returns attrs with events.AttrParentSpanID set to span,
+// copied so that the caller's map stays as it was, or attrs itself if it
+// names a parent span already.
+func withParentSpan(attrs map[string]string, span events.SpanID) map[string]string {
+	if _, ok := attrs[events.AttrParentSpanID]; ok {
+		return attrs
+	}
+	out := make(map[string]string, len(attrs)+1)
+	maps.Copy(out, attrs)
+	out[events.AttrParentSpanID] = span.String()
+	return out
 }
 
 // wireBuffers holds the buffers Record seals events into. The set keeps

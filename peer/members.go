@@ -475,8 +475,10 @@ type queryTarget struct {
 }
 
 // queryTargets returns the members a cluster query must ask: those in the
-// view that did not leave, and the wanted peers.
-func (t *memberTable) queryTargets() []queryTarget {
+// view that did not leave, and the wanted peers; with candidates, the
+// connected candidates too, which in an open cluster may hold events
+// before they are admitted.
+func (t *memberTable) queryTargets(candidates bool) []queryTarget {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	links := make(map[uint64][]lpeer.ID)
@@ -489,7 +491,8 @@ func (t *memberTable) queryTargets() []queryTarget {
 	}
 	var out []queryTarget
 	for p, m := range t.peers {
-		if (m.inView() || m.wanted) && !m.left() && !m.Refused {
+		asked := m.inView() || m.wanted || candidates && m.candidate && m.Connected
+		if asked && !m.left() && !m.Refused {
 			out = append(out, queryTarget{id: p, connected: m.Connected, neighbours: links[linkDigest(p)]})
 		}
 	}

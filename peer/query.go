@@ -302,13 +302,15 @@ func (n *Host) QueryPeers(ctx context.Context, f query.Filter, peers []lpeer.ID,
 }
 
 // QueryMembers is QueryPeers for every member of the view that did not
-// leave, and every peer registered by Bootstrap, Connect or Join. It
+// leave, every peer registered by Bootstrap, Connect or Join and, in an
+// open cluster, every connected peer that speaks its protocol and is not
+// admitted yet: it may have recorded events meanwhile. It
 // reaches a member over a connection, opening one if there is none, or
 // through a connected member whose record lists a connection to it.
 // complete reports that every one answered in full, and that the node has
 // joined (Join): until then it may not know every member.
 func (n *Host) QueryMembers(ctx context.Context, f query.Filter, m *query.Merger) (answers []query.PeerAnswer, complete bool) {
-	answers = n.queryTargets(ctx, f, n.members.queryTargets(), m)
+	answers = n.queryTargets(ctx, f, n.members.queryTargets(n.keys == nil), m)
 	complete = n.view.hasJoined()
 	for _, a := range answers {
 		complete = complete && a.Answered

@@ -314,45 +314,57 @@ func (v *view) receiveLoop(ctx context.Context, sub *pubsub.Subscription) {
 			return
 		}
 		if o, ok := msg.ValidatorData.(openedRecord); ok {
-			v.take(ctx, o, false)
+			v.take(o, false)
 		}
 	}
 }
 
 // take adds o to the member table if it is news. A record its member
 // handed over in an exchange (byItself), news of a member new here,
-// started anew or leaving, is published on: the member handed it to this
-// node alone, or to the members it has connections to, and the others
-// should know at once.
-func (v *view) take(ctx context.Context, o openedRecord, byItself bool) {
+// started anew or leaving, is to be passed on (the result): the member
+// handed it to this node alone, or to the members it has connections to,
+// and the others should know at once.
+func (v *view) take(o openedRecord, byItself bool) (passOn bool) {
 	n := v.n
 	if o.id == n.h.ID() {
-		return
+		return false
 	}
 	news, fresh, evicted := n.members.learn(o.id, o.r, o.env)
 	if evicted != "" {
 		n.h.ConnManager().Unprotect(evicted, memberTag)
 	}
 	if !news {
-		return
+		return false
 	}
 	if !o.r.Left {
 		n.h.Peerstore().AddAddrs(o.id, o.r.addrs(), peerstore.AddressTTL)
 	}
-	if byItself && (fresh || o.r.Left) {
-		if err := v.publish(ctx, o.env); err != nil && ctx.Err() == nil {
-			n.log.Debug("passing on a member record", "member", o.id, "err", err)
+	return byItself && (fresh || o.r.Left)
+}
+
+// passOn publishes the records an exchange brought that the cluster
+// should know at once; after the exchange, which need not wait for gossip.
+func (v *view) passOn(envs [][]byte) {
+	if len(envs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(v.n.ctx, viewTimeout)
+	defer cancel()
+	for _, env := range envs {
+		if err := v.publish(ctx, env); err != nil && ctx.Err() == nil {
+			v.n.log.Debug("passing on a member record", "err", err)
 		}
 	}
 }
 
 // takeAll opens and takes the records of an exchange's frame, which from
-// sent. Records that do not open are counted and skipped, and those the
-// table holds already are not opened again.
-func (v *view) takeAll(ctx context.Context, from lpeer.ID, payload []byte) error {
+// sent, and returns those to pass on. Records that do not open are
+// counted and skipped, and those the table holds already are not opened
+// again.
+func (v *view) takeAll(from lpeer.ID, payload []byte) (passOn [][]byte, err error) {
 	envs, err := splitRecords(payload)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, env := range envs {
 		if v.n.members.holds(env) {
@@ -363,9 +375,12 @@ func (v *view) takeAll(ctx context.Context, from lpeer.ID, payload []byte) error
 			v.rejected.Add(1)
 			continue
 		}
-		v.take(ctx, openedRecord{p, r, slices.Clone(env)}, p == from)
+		o := openedRecord{p, r, slices.Clone(env)}
+		if v.take(o, p == from) {
+			passOn = append(passOn, o.env)
+		}
 	}
-	return nil
+	return passOn, nil
 }
 
 // joinRecords writes envs, uvarint-length-prefixed, after own.
@@ -423,10 +438,12 @@ func (v *view) exchange(ctx context.Context, p lpeer.ID) error {
 		return fmt.Errorf("peer: a member list exchange with %s: %w", p, err)
 	}
 	raw.Close()
-	if err := v.takeAll(ctx, p, payload); err != nil {
+	passOn, err := v.takeAll(p, payload)
+	if err != nil {
 		return fmt.Errorf("peer: a member list from %s: %w", p, err)
 	}
 	v.markJoined()
+	v.passOn(passOn)
 	return nil
 }
 
@@ -445,7 +462,7 @@ func (v *view) handleExchange(raw network.Stream) {
 		s.within(viewTimeout, raw.Close)
 		return
 	}
-	err := v.answer(p, raw, s)
+	passOn, err := v.answer(p, raw, s)
 	v.done(p) // before closing, so a peer that saw the close may swap again
 	if err != nil {
 		raw.Reset()
@@ -453,29 +470,31 @@ func (v *view) handleExchange(raw network.Stream) {
 	}
 	s.within(viewTimeout, raw.Close)
 	v.markJoined()
+	v.passOn(passOn)
 }
 
-// answer takes p's list and sends back this node's.
-func (v *view) answer(p lpeer.ID, raw network.Stream, s *stream) error {
+// answer takes p's list and sends back this node's. It returns the
+// records of p's list to pass on.
+func (v *view) answer(p lpeer.ID, raw network.Stream, s *stream) (passOn [][]byte, err error) {
 	ctx, cancel := context.WithTimeout(v.n.ctx, viewTimeout)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { raw.Reset() })
 	defer stop()
 	_, payload, err := s.recvMax(maxViewFrame, frameRecords)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// Taken before answering: the answer then holds what p's list
 	// lacked that this node's has, and p's own record.
-	if err := v.takeAll(ctx, p, payload); err != nil {
+	if passOn, err = v.takeAll(p, payload); err != nil {
 		s.send(frameError, []byte(err.Error()))
-		return err
+		return nil, err
 	}
 	own, err := v.ownRecord()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return s.send(frameRecords, joinRecords(own, v.n.members.envelopes()))
+	return passOn, s.send(frameRecords, joinRecords(own, v.n.members.envelopes()))
 }
 
 // serve claims one of the exchanges served at once for p, if p has none

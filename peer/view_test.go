@@ -218,7 +218,7 @@ func TestQueryThroughANeighbour(t *testing.T) {
 	join(t, nodes, 1, 0)
 	join(t, nodes, 2, 1)
 	eventually(t, 10*time.Second, "a to learn of c, and that b has a connection to it", func() bool {
-		for _, t := range a.members.queryTargets() {
+		for _, t := range a.members.queryTargets(true) {
 			if t.id == c.h.ID() && len(t.neighbours) == 1 {
 				return true
 			}

@@ -124,18 +124,10 @@ type apiHandler struct {
 	// streams ends when the server shuts down: event streams never end by
 	// themselves, and the server waits for every request to end.
 	streams context.Context
-	// token is what every request must carry as a bearer token; nil: none,
-	// on a unix socket, whose file mode says who may connect.
-	token []byte
-	// checkHost refuses requests whose Host header is not a loopback name,
-	// which a web page would send after rebinding its domain to 127.0.0.1.
-	// The token already stops such a page; this is a second wall for a
-	// loopback API. A remote API's clients name it as they like.
-	checkHost bool
 }
 
-func newAPIHandler(streams context.Context, node *scopemesh.Node, log *slog.Logger, token []byte, checkHost bool) http.Handler {
-	a := &apiHandler{node: node, log: log, streams: streams, token: token, checkHost: checkHost}
+func newAPIHandler(streams context.Context, node *scopemesh.Node, log *slog.Logger, g apiGuard) http.Handler {
+	a := &apiHandler{node: node, log: log, streams: streams}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", a.status)
 	mux.HandleFunc("GET /v1/peers", a.peers)
@@ -146,26 +138,39 @@ func newAPIHandler(streams context.Context, node *scopemesh.Node, log *slog.Logg
 	mux.HandleFunc("GET /v1/events/stream", a.stream)
 	mux.HandleFunc("GET /v1/traces/{id}", a.trace)
 	mux.HandleFunc("POST /v1/sync", a.sync)
-	return a.guard(mux)
+	return g.wrap(mux)
 }
 
-// guard refuses requests from web browsers, which a page open on this
+// apiGuard keeps out of an HTTP server of the node's — its API, the MCP
+// server's HTTP endpoint — those who may not call it.
+type apiGuard struct {
+	// token is what every request must carry as a bearer token; nil: none,
+	// on a unix socket, whose file mode says who may connect.
+	token []byte
+	// checkHost refuses requests whose Host header is not a loopback name,
+	// which a web page would send after rebinding its domain to 127.0.0.1.
+	// The token already stops such a page; this is a second wall for a
+	// loopback server. A remote API's clients name it as they like.
+	checkHost bool
+}
+
+// wrap refuses requests from web browsers, which a page open on this
 // machine could send to a loopback port, and on TCP requests without the
 // token.
-func (a *apiHandler) guard(next http.Handler) http.Handler {
+func (g apiGuard) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Site") == "cross-site" {
 			writeError(w, http.StatusForbidden, errors.New("requests from web pages are refused"))
 			return
 		}
-		if a.token != nil {
-			if err := a.checkToken(r); err != nil {
+		if g.token != nil {
+			if err := g.checkToken(r); err != nil {
 				w.Header().Set("WWW-Authenticate", "Bearer")
 				writeError(w, http.StatusUnauthorized, err)
 				return
 			}
 		}
-		if a.checkHost && !loopbackHost(r.Host) {
+		if g.checkHost && !loopbackHost(r.Host) {
 			writeError(w, http.StatusForbidden, fmt.Errorf("host %q is not a loopback address", r.Host))
 			return
 		}
@@ -179,13 +184,13 @@ func (a *apiHandler) guard(next http.Handler) http.Handler {
 
 // checkToken reports what is wrong with the request's token, in words
 // that say where to find the right one.
-func (a *apiHandler) checkToken(r *http.Request) error {
+func (g apiGuard) checkToken(r *http.Request) error {
 	const where = "the hex in the node's " + apiTokenName + " (scopemesh commands read it from --api-token-file, $" + tokenEnv + " or the default data dir)"
 	bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok {
 		return errors.New("this API needs the node's token: send the header \"Authorization: Bearer TOKEN\", TOKEN being " + where)
 	}
-	if !tokenMatches(bearer, a.token) {
+	if !tokenMatches(bearer, g.token) {
 		return errors.New("the token is not this node's: send " + where)
 	}
 	return nil
@@ -480,7 +485,7 @@ func serveAPI(node *scopemesh.Node, ln net.Listener, addr apiAddr, creds apiCred
 	}
 	checkHost := addr.network == "tcp" && !addr.tls
 	return serveHTTP(ln, log, func(streams context.Context) http.Handler {
-		return newAPIHandler(streams, node, log, creds.token, checkHost)
+		return newAPIHandler(streams, node, log, apiGuard{token: creds.token, checkHost: checkHost})
 	})
 }
 

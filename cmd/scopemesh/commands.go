@@ -56,9 +56,9 @@ func newPeersCommand() *cobra.Command {
 connections to and those it knows of through the others' member lists —
 with each one's name and state: connected, directly (and over which
 transport) or through a relay; reachable, its records reaching the node
-through others; suspect or unreachable, no record for 30 s or a minute;
-or left. Then its round-trip time, its last reconciliation and the events
-it delivered.`,
+through others; suspect or unreachable, no news of it for 30 s or two
+minutes; or left. Then its round-trip time, its last reconciliation and
+the events it delivered.`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			c, err := cf.client()
