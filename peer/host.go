@@ -83,6 +83,7 @@ type Host struct {
 	view    *view
 	disc    *discovery
 	started time.Time
+	stats   hostStats
 
 	sessions   sessions
 	retries    retryTable
@@ -705,6 +706,11 @@ func (n *Host) Status() Status {
 		StoreBytes:  bytes,
 		Reclaimable: reclaimable,
 		Expired:     deleted,
+
+		SyncInitiated: n.stats.syncInitiated.snapshot(),
+		SyncServed:    n.stats.syncServed.snapshot(),
+		QueriesServed: n.stats.queriesServed.snapshot(),
+		QueriesAsked:  n.stats.queriesAsked.snapshot(),
 	}
 }
 

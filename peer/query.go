@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -125,6 +126,7 @@ func (n *Host) handleQuery(raw network.Stream) {
 	stop := context.AfterFunc(ctx, func() { raw.Reset() })
 	defer stop()
 
+	start := time.Now()
 	route, req, f, err := readQuery(s)
 	switch {
 	case err != nil:
@@ -133,6 +135,7 @@ func (n *Host) handleQuery(raw network.Stream) {
 	default:
 		err = n.answer(ctx, s, f)
 	}
+	n.stats.queriesServed.ended(time.Since(start), err != nil)
 	endQuery(raw, s, err)
 }
 
@@ -326,6 +329,7 @@ func (n *Host) queryTargets(ctx context.Context, f query.Filter, targets []query
 		ctx, cancel = context.WithTimeout(ctx, defaultQueryTimeout)
 		defer cancel()
 	}
+	start := time.Now()
 	req, err := query.MarshalFilter(f)
 	answers := make([]query.PeerAnswer, len(targets))
 	var mu sync.Mutex // guards m
@@ -356,6 +360,7 @@ func (n *Host) queryTargets(ctx context.Context, f query.Filter, targets []query
 		})
 	}
 	wg.Wait()
+	n.stats.queriesAsked.ended(time.Since(start), slices.ContainsFunc(answers, func(a query.PeerAnswer) bool { return !a.Answered }))
 	return answers
 }
 

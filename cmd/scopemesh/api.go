@@ -12,17 +12,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
-	lpeer "github.com/libp2p/go-libp2p/core/peer"
-
 	"github.com/scopemesh/scopemesh"
 	"github.com/scopemesh/scopemesh/crdt"
 	"github.com/scopemesh/scopemesh/events"
-	"github.com/scopemesh/scopemesh/hlc"
+	"github.com/scopemesh/scopemesh/internal/httpquery"
 	"github.com/scopemesh/scopemesh/query"
 )
 
@@ -193,12 +190,17 @@ func (g apiGuard) checkToken(r *http.Request) error {
 	if !ok {
 		return errors.New("this API needs the node's token: send the header \"Authorization: Bearer TOKEN\", TOKEN being " + where)
 	}
-	got, _ := hex.DecodeString(strings.TrimSpace(bearer))
-	// In constant time: the time taken tells nothing of the token.
-	if subtle.ConstantTimeCompare(got, g.token) != 1 {
+	if !tokenMatches(bearer, g.token) {
 		return errors.New("the token is not this node's: send " + where)
 	}
 	return nil
+}
+
+// tokenMatches reports whether given, in hex, is token. It compares in
+// constant time: the time taken tells nothing of the token.
+func tokenMatches(given string, token []byte) bool {
+	got, _ := hex.DecodeString(strings.TrimSpace(given))
+	return subtle.ConstantTimeCompare(got, token) == 1
 }
 
 // loopbackHost reports whether a Host header names this machine.
@@ -264,46 +266,17 @@ func (a *apiHandler) forget(w http.ResponseWriter, r *http.Request) {
 	writeJSONResponse(w, forgetResponse{ID: id})
 }
 
-// byNodeName replaces the members' names among f.Nodes with their peer
-// IDs: filters name nodes either way.
-func (a *apiHandler) byNodeName(f *query.Filter) error {
-	if len(f.Nodes) == 0 {
-		return nil
-	}
-	ids := map[string][]string{}
-	st := a.node.Status()
-	ids[st.Name] = append(ids[st.Name], st.ID)
-	for _, p := range a.node.Peers() {
-		if p.Name != "" {
-			ids[p.Name] = append(ids[p.Name], p.ID)
-		}
-	}
-	var out []string
-	for _, n := range f.Nodes {
-		if _, err := lpeer.Decode(n); err == nil {
-			out = append(out, n)
-			continue
-		}
-		if len(ids[n]) == 0 {
-			return fmt.Errorf("node %q is neither a peer ID nor a member's name", n)
-		}
-		out = append(out, ids[n]...)
-	}
-	f.Nodes = out
-	return f.Validate()
-}
-
 func (a *apiHandler) query(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f, err := parseFilter(q)
+	f, err := httpquery.Parse(q)
 	if err == nil {
-		err = a.byNodeName(&f)
+		err = httpquery.ResolveNodeNames(a.node, &f)
 	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	cluster, err := boolParam(q, "cluster")
+	cluster, err := httpquery.Bool(q, "cluster")
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
 		return
@@ -312,31 +285,13 @@ func (a *apiHandler) query(w http.ResponseWriter, r *http.Request) {
 	if cluster {
 		res, err = a.node.QueryCluster(r.Context(), f)
 	} else {
-		res, err = localResult(r.Context(), a.node, f)
+		res, err = httpquery.Local(r.Context(), a.node, f)
 	}
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
 	}
 	writeJSONResponse(w, resultView(res))
-}
-
-// localResult answers f from the node's own replica, in the form of a
-// cluster query's answer.
-func localResult(ctx context.Context, node *scopemesh.Node, f query.Filter) (query.Result, error) {
-	evs, err := node.Query(ctx, f)
-	if err != nil {
-		return query.Result{}, err
-	}
-	res := query.Result{Events: evs, Complete: true}
-	limit := f.Limit
-	if limit == 0 {
-		limit = query.DefaultLimit
-	}
-	if len(evs) == limit {
-		res.Next = query.CursorOf(evs[len(evs)-1])
-	}
-	return res, nil
 }
 
 func (a *apiHandler) record(w http.ResponseWriter, r *http.Request) {
@@ -376,9 +331,9 @@ func (a *apiHandler) record(w http.ResponseWriter, r *http.Request) {
 // stream sends the events matching the filter as they reach the node, until
 // the client goes away or the server shuts down.
 func (a *apiHandler) stream(w http.ResponseWriter, r *http.Request) {
-	f, err := parseFilter(r.URL.Query())
+	f, err := httpquery.Parse(r.URL.Query())
 	if err == nil {
-		err = a.byNodeName(&f)
+		err = httpquery.ResolveNodeNames(a.node, &f)
 	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
@@ -516,122 +471,34 @@ func writeJSONResponse(w http.ResponseWriter, v any) {
 	w.Write(append(b, '\n'))
 }
 
-// parseFilter reads a filter from query parameters; see the API comment.
-func parseFilter(q url.Values) (query.Filter, error) {
-	var f query.Filter
-	var errs []error
-	if s := q.Get("trace"); s != "" {
-		id, err := events.ParseTraceID(s)
-		errs = append(errs, err)
-		f.Correlation = id
-	}
-	f.Nodes = q["node"]
-	f.Kinds = q["kind"]
-	for _, kv := range q["attr"] {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok {
-			errs = append(errs, fmt.Errorf("attr %q is not key=value", kv))
-			continue
-		}
-		if f.Attrs == nil {
-			f.Attrs = make(map[string]string)
-		}
-		f.Attrs[k] = v
-	}
-	for _, p := range []struct {
-		name string
-		dst  *hlc.Timestamp
-	}{{"since", &f.Since}, {"until", &f.Until}} {
-		if s := q.Get(p.name); s != "" {
-			ts, err := hlc.Parse(s)
-			errs = append(errs, err)
-			*p.dst = ts
-		}
-	}
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			err = fmt.Errorf("limit %q is not a number", s)
-		}
-		errs = append(errs, err)
-		f.Limit = n
-	}
-	if s := q.Get("after"); s != "" {
-		k, err := crdt.ParseKey(s)
-		errs = append(errs, err)
-		f.After = k
-	}
-	desc, err := boolParam(q, "desc")
-	errs = append(errs, err)
-	f.Descending = desc
-	if err := errors.Join(errs...); err != nil {
-		return f, fmt.Errorf("%w: %w", query.ErrInvalidFilter, err)
-	}
-	return f, f.Validate()
-}
-
-// filterValues is the inverse of parseFilter.
-func filterValues(f query.Filter) url.Values {
-	q := url.Values{}
-	if !f.Correlation.IsZero() {
-		q.Set("trace", f.Correlation.String())
-	}
-	for _, n := range f.Nodes {
-		q.Add("node", n)
-	}
-	for _, k := range f.Kinds {
-		q.Add("kind", k)
-	}
-	for k, v := range f.Attrs {
-		q.Add("attr", k+"="+v)
-	}
-	if !f.Since.IsZero() {
-		q.Set("since", f.Since.String())
-	}
-	if !f.Until.IsZero() {
-		q.Set("until", f.Until.String())
-	}
-	if f.Limit != 0 {
-		q.Set("limit", strconv.Itoa(f.Limit))
-	}
-	if !f.After.IsZero() {
-		q.Set("after", f.After.String())
-	}
-	if f.Descending {
-		q.Set("desc", "true")
-	}
-	return q
-}
-
-func boolParam(q url.Values, name string) (bool, error) {
-	s := q.Get(name)
-	if s == "" {
-		return false, nil
-	}
-	b, err := strconv.ParseBool(s)
-	if err != nil {
-		return false, fmt.Errorf("%s %q is not true or false", name, s)
-	}
-	return b, nil
-}
-
-// apiServer serves the API on one listener until Shutdown.
-type apiServer struct {
+// httpServer serves HTTP on one listener until Shutdown.
+type httpServer struct {
 	srv  *http.Server
 	done chan error // Serve's result
 }
 
 // serveAPI serves node's API on ln, which listens at addr, guarded by
 // creds: zero on a unix socket.
-func serveAPI(node *scopemesh.Node, ln net.Listener, addr apiAddr, creds apiCredentials, log *slog.Logger) *apiServer {
+func serveAPI(node *scopemesh.Node, ln net.Listener, addr apiAddr, creds apiCredentials, log *slog.Logger) *httpServer {
 	if creds.tls != nil {
 		ln = tls.NewListener(ln, creds.tls)
 	}
-	streams, endStreams := context.WithCancel(context.Background())
 	checkHost := addr.network == "tcp" && !addr.tls
-	s := &apiServer{
+	return serveHTTP(ln, log, func(streams context.Context) http.Handler {
+		return newAPIHandler(streams, node, log, apiGuard{token: creds.token, checkHost: checkHost})
+	})
+}
+
+// serveHTTP serves the handler newHandler makes on ln. The context
+// newHandler gets, which every request's context also derives from, ends
+// when Shutdown begins: requests that never end by themselves, event
+// streams, end then.
+func serveHTTP(ln net.Listener, log *slog.Logger, newHandler func(streams context.Context) http.Handler) *httpServer {
+	streams, endStreams := context.WithCancel(context.Background())
+	s := &httpServer{
 		srv: &http.Server{
-			Handler:           newAPIHandler(streams, node, log, apiGuard{token: creds.token, checkHost: checkHost}),
+			Handler:           newHandler(streams),
+			BaseContext:       func(net.Listener) context.Context { return streams },
 			ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
@@ -645,7 +512,7 @@ func serveAPI(node *scopemesh.Node, ln net.Listener, addr apiAddr, creds apiCred
 // Shutdown stops accepting requests, ends the event streams, and waits for
 // the other requests — records among them — to finish, or for ctx. It
 // closes the listener, which removes a unix socket.
-func (s *apiServer) Shutdown(ctx context.Context) error {
+func (s *httpServer) Shutdown(ctx context.Context) error {
 	err := s.srv.Shutdown(ctx)
 	if serveErr := <-s.done; !errors.Is(serveErr, http.ErrServerClosed) {
 		err = errors.Join(err, serveErr)

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/scopemesh/scopemesh/events"
+	"github.com/scopemesh/scopemesh/internal/httpquery"
 	"github.com/scopemesh/scopemesh/query"
 )
 
@@ -178,7 +179,7 @@ JSON event per line.`,
 func tail(cmd *cobra.Command, c *apiClient, f query.Filter, count int, asJSON bool) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	body, err := c.stream(ctx, filterValues(f))
+	body, err := c.stream(ctx, httpquery.Values(f))
 	if err != nil {
 		return err
 	}
@@ -244,7 +245,7 @@ When more events match than --limit, it says how to list the next page.`,
 			if err != nil {
 				return err
 			}
-			q := filterValues(f)
+			q := httpquery.Values(f)
 			if cluster {
 				q.Set("cluster", "true")
 			}

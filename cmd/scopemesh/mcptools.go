@@ -19,6 +19,7 @@ import (
 	"github.com/scopemesh/scopemesh"
 	"github.com/scopemesh/scopemesh/crdt"
 	"github.com/scopemesh/scopemesh/events"
+	"github.com/scopemesh/scopemesh/internal/httpquery"
 	"github.com/scopemesh/scopemesh/peer"
 	"github.com/scopemesh/scopemesh/query"
 )
@@ -443,7 +444,7 @@ func (t *mcpTools) queryEvents(ctx context.Context, _ *mcp.CallToolRequest, in q
 	if err != nil {
 		return nil, queryEventsOut{}, err
 	}
-	q := filterValues(f)
+	q := httpquery.Values(f)
 	if in.Cluster {
 		q.Set("cluster", "true")
 	}
@@ -706,7 +707,7 @@ func (t *mcpTools) findTraces(ctx context.Context, _ *mcp.CallToolRequest, in fi
 	scanned := 0
 scan:
 	for scanned < findScanEvents {
-		q := filterValues(f)
+		q := httpquery.Values(f)
 		if !in.LocalOnly {
 			q.Set("cluster", "true")
 		}
