@@ -41,7 +41,7 @@ func TestDisconnectKeepsPeerOutUntilConnect(t *testing.T) {
 	lost := b.record(t, "while-refused")
 	// A mocknet host has no connection gater, so b's redials connect for
 	// a moment before a closes them; nothing may pass meanwhile.
-	eventually(t, 10*time.Second, "b to redial a after recording", func() bool {
+	eventually(t, maxRedial+10*time.Second, "b to redial a after recording", func() bool {
 		info := a.Peers()
 		return len(info) == 1 && info[0].LastSeen.After(recorded)
 	})
