@@ -62,6 +62,20 @@ type Status = peer.Status
 // SyncResult reports one reconciliation session with one peer.
 type SyncResult = peer.SyncResult
 
+// GossipStats counts what gossip delivered and dropped (Status.Gossip).
+type GossipStats = peer.GossipStats
+
+// ClockSkew is an origin whose clock ran ahead of the allowed offset
+// (Status.ClockSkew).
+type ClockSkew = peer.ClockSkew
+
+// ValidateAddr reports whether addr is a member's address as Bootstrap,
+// Relays and Join take it: a multiaddr ending in /p2p/<peer ID>.
+func ValidateAddr(addr string) error {
+	_, err := peer.ParseAddr(addr)
+	return err
+}
+
 // Node is one member of a scopemesh cluster: it records events, holds a
 // replica of the cluster's event set, replicates it with the other members,
 // and answers queries. A Node is safe for concurrent use.

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/scopemesh/scopemesh"
-	"github.com/scopemesh/scopemesh/crdt"
 	"github.com/scopemesh/scopemesh/events"
 	"github.com/scopemesh/scopemesh/internal/httpquery"
 	"github.com/scopemesh/scopemesh/query"
@@ -366,7 +365,7 @@ func (a *apiHandler) stream(w http.ResponseWriter, r *http.Request) {
 	for {
 		e, err := sub.Next(ctx)
 		var line streamLine
-		var gap *crdt.GapError
+		var gap *scopemesh.GapError
 		switch {
 		case errors.As(err, &gap):
 			line.Gap = &gapJSON{From: gap.From.String(), Dropped: gap.Dropped}

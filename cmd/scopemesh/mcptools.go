@@ -17,10 +17,8 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/scopemesh/scopemesh"
-	"github.com/scopemesh/scopemesh/crdt"
 	"github.com/scopemesh/scopemesh/events"
 	"github.com/scopemesh/scopemesh/internal/httpquery"
-	"github.com/scopemesh/scopemesh/peer"
 	"github.com/scopemesh/scopemesh/query"
 )
 
@@ -161,19 +159,19 @@ func pageSize(asked, def, max int, name string) (int, error) {
 type statusIn struct{}
 
 type statusOut struct {
-	Summary    string           `json:"summary"`
-	Node       string           `json:"node" jsonschema:"the node's peer ID"`
-	Name       string           `json:"name,omitempty" jsonschema:"the node's name (scopemesh node --name), if it has one"`
-	Uptime     string           `json:"uptime"`
-	Events     int              `json:"events" jsonschema:"events the node's replica holds"`
-	Retention  string           `json:"retention"`
-	Members    int              `json:"members" jsonschema:"cluster members the node knows"`
-	Connected  int              `json:"connected"`
-	Gossip     peer.GossipStats `json:"gossip"`
-	ClockSkew  []peer.ClockSkew `json:"clock_skew,omitempty" jsonschema:"origins whose clocks ran ahead of the allowed offset: their events wait"`
-	Addresses  []string         `json:"addresses"`
-	StoreBytes int64            `json:"store_bytes,omitempty"`
-	MaxBytes   int64            `json:"max_bytes,omitempty" jsonschema:"the cap on the store's size, if any"`
+	Summary    string                `json:"summary"`
+	Node       string                `json:"node" jsonschema:"the node's peer ID"`
+	Name       string                `json:"name,omitempty" jsonschema:"the node's name (scopemesh node --name), if it has one"`
+	Uptime     string                `json:"uptime"`
+	Events     int                   `json:"events" jsonschema:"events the node's replica holds"`
+	Retention  string                `json:"retention"`
+	Members    int                   `json:"members" jsonschema:"cluster members the node knows"`
+	Connected  int                   `json:"connected"`
+	Gossip     scopemesh.GossipStats `json:"gossip"`
+	ClockSkew  []scopemesh.ClockSkew `json:"clock_skew,omitempty" jsonschema:"origins whose clocks ran ahead of the allowed offset: their events wait"`
+	Addresses  []string              `json:"addresses"`
+	StoreBytes int64                 `json:"store_bytes,omitempty"`
+	MaxBytes   int64                 `json:"max_bytes,omitempty" jsonschema:"the cap on the store's size, if any"`
 }
 
 func (t *mcpTools) clusterStatus(ctx context.Context, _ *mcp.CallToolRequest, _ statusIn) (*mcp.CallToolResult, statusOut, error) {
@@ -742,7 +740,7 @@ scan:
 		if scanned >= findScanEvents {
 			out.NextCursor = res.Next
 		}
-		if f.After, err = crdt.ParseKey(res.Next); err != nil {
+		if f.After, err = scopemesh.ParseKey(res.Next); err != nil {
 			return nil, findTracesOut{}, err
 		}
 	}

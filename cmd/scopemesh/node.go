@@ -24,7 +24,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/scopemesh/scopemesh"
-	"github.com/scopemesh/scopemesh/peer"
 )
 
 // nodeSettings are the settings of `scopemesh node`. Each has a flag and a
@@ -240,7 +239,7 @@ func (s nodeSettings) config() (scopemesh.Config, error) {
 		addrs []string
 	}{{"--bootstrap", s.Bootstrap}, {"--relays", s.Relays}} {
 		for _, a := range list.addrs {
-			if _, err := peer.ParseAddr(a); err != nil {
+			if err := scopemesh.ValidateAddr(a); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", list.flag, err))
 			}
 		}
