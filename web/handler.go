@@ -271,7 +271,7 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 	}
 	cluster, boolErr := httpquery.Bool(q, "cluster")
 	if err = errors.Join(err, boolErr); err != nil {
-		writeError(w, http.StatusBadRequest, err)
+		httpquery.WriteError(w, http.StatusBadRequest, err)
 		return
 	}
 	if f.Limit == 0 {
@@ -288,7 +288,7 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 		res, err = httpquery.Local(r.Context(), h.node, f)
 	}
 	if err != nil {
-		writeError(w, statusOf(err), err)
+		httpquery.WriteError(w, httpquery.StatusOf(err), err)
 		return
 	}
 	v := pageView{Events: viewsOf(res.Events), Complete: res.Complete, Peers: res.Peers, Names: h.names(res.Events)}
@@ -313,7 +313,7 @@ type traceView struct {
 func (h *handler) trace(w http.ResponseWriter, r *http.Request) {
 	id, err := events.ParseTraceID(r.PathValue("id"))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
+		httpquery.WriteError(w, http.StatusBadRequest, err)
 		return
 	}
 	if !h.take(w, r, h.queries) {
@@ -322,7 +322,7 @@ func (h *handler) trace(w http.ResponseWriter, r *http.Request) {
 	defer h.give(h.queries)
 	t, err := h.node.Trace(r.Context(), id)
 	if err != nil {
-		writeError(w, statusOf(err), err)
+		httpquery.WriteError(w, httpquery.StatusOf(err), err)
 		return
 	}
 	v := traceView{ID: t.ID.String(), Events: viewsOf(t.Events), Complete: t.Complete, Peers: t.Peers, Names: t.Names,
@@ -359,20 +359,20 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request) {
 		err = httpquery.ResolveNodeNames(h.node, &f)
 	}
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
+		httpquery.WriteError(w, http.StatusBadRequest, err)
 		return
 	}
 	select {
 	case h.streams <- struct{}{}:
 		defer h.give(h.streams)
 	default:
-		writeError(w, http.StatusServiceUnavailable, fmt.Errorf("%d live tails are open, the most this node serves: close one", MaxStreams))
+		httpquery.WriteError(w, http.StatusServiceUnavailable, fmt.Errorf("%d live tails are open, the most this node serves: close one", MaxStreams))
 		return
 	}
 	ctx := r.Context()
 	sub, err := h.node.Subscribe(ctx, f)
 	if err != nil {
-		writeError(w, statusOf(err), err)
+		httpquery.WriteError(w, httpquery.StatusOf(err), err)
 		return
 	}
 	defer sub.Close()
@@ -415,36 +415,17 @@ func (h *handler) take(w http.ResponseWriter, r *http.Request, sem chan struct{}
 	case sem <- struct{}{}:
 		return true
 	case <-r.Context().Done():
-		writeError(w, http.StatusServiceUnavailable, context.Cause(r.Context()))
+		httpquery.WriteError(w, http.StatusServiceUnavailable, context.Cause(r.Context()))
 		return false
 	}
 }
 
 func (h *handler) give(sem chan struct{}) { <-sem }
 
-// statusOf picks the HTTP status for an error of the node.
-func statusOf(err error) int {
-	switch {
-	case errors.Is(err, query.ErrInvalidFilter), errors.Is(err, query.ErrExpiredCursor):
-		return http.StatusBadRequest
-	case errors.Is(err, scopemesh.ErrClosed):
-		return http.StatusServiceUnavailable
-	case errors.Is(err, context.DeadlineExceeded):
-		return http.StatusGatewayTimeout
-	}
-	return http.StatusInternalServerError
-}
-
-func writeError(w http.ResponseWriter, code int, err error) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(struct{ Error string }{err.Error()})
-}
-
 func writeJSON(w http.ResponseWriter, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err)
+		httpquery.WriteError(w, http.StatusInternalServerError, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

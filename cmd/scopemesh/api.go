@@ -159,22 +159,22 @@ type apiGuard struct {
 func (g apiGuard) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Site") == "cross-site" {
-			writeError(w, http.StatusForbidden, errors.New("requests from web pages are refused"))
+			httpquery.WriteError(w, http.StatusForbidden, errors.New("requests from web pages are refused"))
 			return
 		}
 		if g.token != nil {
 			if err := g.checkToken(r); err != nil {
 				w.Header().Set("WWW-Authenticate", "Bearer")
-				writeError(w, http.StatusUnauthorized, err)
+				httpquery.WriteError(w, http.StatusUnauthorized, err)
 				return
 			}
 		}
 		if g.checkHost && !loopbackHost(r.Host) {
-			writeError(w, http.StatusForbidden, fmt.Errorf("host %q is not a loopback address", r.Host))
+			httpquery.WriteError(w, http.StatusForbidden, fmt.Errorf("host %q is not a loopback address", r.Host))
 			return
 		}
 		if r.Method == http.MethodPost && !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
-			writeError(w, http.StatusUnsupportedMediaType, errors.New("the body must be application/json"))
+			httpquery.WriteError(w, http.StatusUnsupportedMediaType, errors.New("the body must be application/json"))
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -240,12 +240,12 @@ func (a *apiHandler) join(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRecordBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("reading the request: %w", err))
+		httpquery.WriteError(w, http.StatusBadRequest, fmt.Errorf("reading the request: %w", err))
 		return
 	}
 	members, err := a.node.Join(r.Context(), req.Addr)
 	if err != nil {
-		writeError(w, statusOf(err), err)
+		httpquery.WriteError(w, httpquery.StatusOf(err), err)
 		return
 	}
 	writeJSONResponse(w, joinResponse{Members: members})
@@ -259,7 +259,7 @@ type forgetResponse struct {
 func (a *apiHandler) forget(w http.ResponseWriter, r *http.Request) {
 	id, err := a.node.Forget(r.PathValue("id"))
 	if err != nil {
-		writeError(w, statusOf(err), err)
+		httpquery.WriteError(w, httpquery.StatusOf(err), err)
 		return
 	}
 	writeJSONResponse(w, forgetResponse{ID: id})
@@ -272,12 +272,12 @@ func (a *apiHandler) query(w http.ResponseWriter, r *http.Request) {
 		err = httpquery.ResolveNodeNames(a.node, &f)
 	}
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
+		httpquery.WriteError(w, http.StatusBadRequest, err)
 		return
 	}
 	cluster, err := httpquery.Bool(q, "cluster")
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
+		httpquery.WriteError(w, http.StatusBadRequest, err)
 		return
 	}
 	var res query.Result
@@ -287,7 +287,7 @@ func (a *apiHandler) query(w http.ResponseWriter, r *http.Request) {
 		res, err = httpquery.Local(r.Context(), a.node, f)
 	}
 	if err != nil {
-		writeError(w, statusOf(err), err)
+		httpquery.WriteError(w, httpquery.StatusOf(err), err)
 		return
 	}
 	writeJSONResponse(w, resultView(res))
@@ -302,26 +302,26 @@ func (a *apiHandler) record(w http.ResponseWriter, r *http.Request) {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			code = http.StatusRequestEntityTooLarge
 		}
-		writeError(w, code, fmt.Errorf("reading the event: %w", err))
+		httpquery.WriteError(w, code, fmt.Errorf("reading the event: %w", err))
 		return
 	}
 	e := events.Event{Kind: req.Kind, Attrs: req.Attrs, Payload: req.Payload}
 	var err error
 	if req.Trace != "" {
 		if e.Correlation, err = events.ParseTraceID(req.Trace); err != nil {
-			writeError(w, http.StatusBadRequest, err)
+			httpquery.WriteError(w, http.StatusBadRequest, err)
 			return
 		}
 	}
 	if req.Parent != "" {
 		if e.Parent, err = events.ParseID(req.Parent); err != nil {
-			writeError(w, http.StatusBadRequest, err)
+			httpquery.WriteError(w, http.StatusBadRequest, err)
 			return
 		}
 	}
 	rec, err := a.node.Record(r.Context(), e)
 	if err != nil {
-		writeError(w, statusOf(err), err)
+		httpquery.WriteError(w, httpquery.StatusOf(err), err)
 		return
 	}
 	writeJSONResponse(w, rec)
@@ -335,7 +335,7 @@ func (a *apiHandler) stream(w http.ResponseWriter, r *http.Request) {
 		err = httpquery.ResolveNodeNames(a.node, &f)
 	}
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
+		httpquery.WriteError(w, http.StatusBadRequest, err)
 		return
 	}
 	ctx, cancel := context.WithCancel(r.Context())
@@ -343,7 +343,7 @@ func (a *apiHandler) stream(w http.ResponseWriter, r *http.Request) {
 	defer context.AfterFunc(a.streams, cancel)()
 	sub, err := a.node.Subscribe(ctx, f)
 	if err != nil {
-		writeError(w, statusOf(err), err)
+		httpquery.WriteError(w, httpquery.StatusOf(err), err)
 		return
 	}
 	defer sub.Close()
@@ -402,12 +402,12 @@ func (a *apiHandler) stream(w http.ResponseWriter, r *http.Request) {
 func (a *apiHandler) trace(w http.ResponseWriter, r *http.Request) {
 	id, err := events.ParseTraceID(r.PathValue("id"))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
+		httpquery.WriteError(w, http.StatusBadRequest, err)
 		return
 	}
 	t, err := a.node.Trace(r.Context(), id)
 	if err != nil {
-		writeError(w, statusOf(err), err)
+		httpquery.WriteError(w, httpquery.StatusOf(err), err)
 		return
 	}
 	if r.URL.Query().Get("format") == "text" {
@@ -422,7 +422,7 @@ func (a *apiHandler) trace(w http.ResponseWriter, r *http.Request) {
 func (a *apiHandler) sync(w http.ResponseWriter, r *http.Request) {
 	results, err := a.node.Sync(r.Context())
 	if err != nil {
-		writeError(w, statusOf(err), err)
+		httpquery.WriteError(w, httpquery.StatusOf(err), err)
 		return
 	}
 	out := make(map[string]syncResultJSON, len(results))
@@ -432,38 +432,10 @@ func (a *apiHandler) sync(w http.ResponseWriter, r *http.Request) {
 	writeJSONResponse(w, out)
 }
 
-// apiError is the body of every error response.
-type apiError struct {
-	Error string
-}
-
-// statusOf picks the HTTP status for an error of the node.
-func statusOf(err error) int {
-	switch {
-	case errors.Is(err, events.ErrTooLarge):
-		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, query.ErrInvalidFilter), errors.Is(err, events.ErrInvalid), errors.Is(err, scopemesh.ErrInvalidPeer):
-		return http.StatusBadRequest
-	case errors.Is(err, scopemesh.ErrUnknownMember):
-		return http.StatusNotFound
-	case errors.Is(err, scopemesh.ErrClosed):
-		return http.StatusServiceUnavailable
-	case errors.Is(err, context.DeadlineExceeded):
-		return http.StatusGatewayTimeout
-	}
-	return http.StatusInternalServerError
-}
-
-func writeError(w http.ResponseWriter, code int, err error) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(apiError{Error: err.Error()})
-}
-
 func writeJSONResponse(w http.ResponseWriter, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err)
+		httpquery.WriteError(w, http.StatusInternalServerError, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -522,7 +494,7 @@ func (s *httpServer) Shutdown(ctx context.Context) error {
 // readAPIError turns an error response into an error.
 func readAPIError(resp *http.Response) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var e apiError
+	var e httpquery.Error
 	if json.Unmarshal(body, &e) == nil && e.Error != "" {
 		return errors.New(e.Error)
 	}
