@@ -90,6 +90,23 @@ func newCluster(t testing.TB, n int, opts clusterOptions) (mocknet.Mocknet, []*t
 	return mn, nodes
 }
 
+// connectedPeer is a bare libp2p host on mn, linked and connected to n:
+// a peer that speaks the protocols as a test has it.
+func connectedPeer(t testing.TB, mn mocknet.Mocknet, n *testNode) host.Host {
+	t.Helper()
+	h, err := mn.GenPeer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mn.LinkPeers(h.ID(), n.h.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mn.ConnectPeers(h.ID(), n.h.ID()); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
 // connectAll links and connects every pair of mn's hosts.
 func connectAll(t testing.TB, mn mocknet.Mocknet) {
 	t.Helper()
