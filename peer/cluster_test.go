@@ -13,6 +13,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -159,7 +160,10 @@ func addNode(t testing.TB, mn mocknet.Mocknet, i int, opts clusterOptions) *test
 	if err != nil {
 		t.Fatal(err)
 	}
-	host.gossip.dropIncoming = opts.dropGossip != nil && opts.dropGossip(i)
+	if opts.dropGossip != nil && opts.dropGossip(i) {
+		// Before the node connects: it takes gossip from no one.
+		host.gossip.member = func(lpeer.ID) bool { return false }
+	}
 	t.Cleanup(func() {
 		host.Close()
 		set.Close()
