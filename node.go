@@ -153,6 +153,15 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		n.retain.loop(retainCtx)
 	}()
 
+	var members []byte
+	var saveMembers func([]byte) error
+	if cfg.DataDir != "" || cfg.Datastore != nil {
+		// A node that restarts knows whom to dial without Bootstrap.
+		if members, err = loadMembers(ctx, ds); err != nil {
+			return nil, err
+		}
+		saveMembers = membersSaver(ds)
+	}
 	allow := make([]lpeer.ID, len(cfg.AllowPeers))
 	for i, id := range cfg.AllowPeers {
 		allow[i], _ = lpeer.Decode(id) // checked by withDefaults
@@ -196,6 +205,8 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 
 		SyncInterval: cfg.SyncInterval,
 		ForgetAfter:  cfg.ForgetAfter,
+		Members:      members,
+		SaveMembers:  saveMembers,
 		ClusterKeys:  keys,
 		AllowPeers:   allow,
 		SignEvents:   cfg.SignEvents,

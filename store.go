@@ -21,6 +21,7 @@ import (
 var (
 	clockBoundKey = datastore.NewKey("/meta/hlc-upper")
 	identityKey   = datastore.NewKey("/meta/identity")
+	membersKey    = datastore.NewKey("/meta/members")
 )
 
 // identityFile is the name of the identity key file in DataDir.
@@ -173,5 +174,27 @@ func clockBoundSaver(ds datastore.Datastore) func(int64) error {
 			return err
 		}
 		return ds.Sync(ctx, clockBoundKey)
+	}
+}
+
+// loadMembers reads the member records the node saved when it last ran;
+// none if it never saved any.
+func loadMembers(ctx context.Context, ds datastore.Datastore) ([]byte, error) {
+	data, err := ds.Get(ctx, membersKey)
+	if errors.Is(err, datastore.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("scopemesh: reading the saved member records: %w", err)
+	}
+	return data, nil
+}
+
+// membersSaver returns the peer.Config.SaveMembers function that keeps the
+// member records in the datastore. They need not be synced: a node that
+// loses the latest starts from older ones, or from Bootstrap.
+func membersSaver(ds datastore.Datastore) func([]byte) error {
+	return func(records []byte) error {
+		return ds.Put(context.Background(), membersKey, records)
 	}
 }

@@ -154,3 +154,42 @@ func TestClusterViewLeaveAndForget(t *testing.T) {
 		t.Fatalf("with a member that left: complete %v, %v, %+v", res.Complete, err, res.Peers)
 	}
 }
+
+// TestRestartedNodeRedialsTheMembersItKnew: a node on a data directory
+// that restarts without Bootstrap knows the members it knew, and dials
+// them.
+func TestRestartedNodeRedialsTheMembersItKnew(t *testing.T) {
+	ctx := context.Background()
+	a := open(t, isolated(t, Config{Name: "a"}))
+	dir := t.TempDir()
+	cfg := isolated(t, Config{Name: "b", DataDir: dir})
+	b, err := Open(ctx, isolated(t, Config{Name: "b", DataDir: dir, Bootstrap: addrsWith(a, "/tcp/")}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 20*time.Second, "b to hold a's record", func() bool { return nameOf(b, a.ID()) == "a" })
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	b = open(t, cfg) // no Bootstrap
+	if nameOf(b, a.ID()) != "a" {
+		t.Fatalf("the restarted node does not know a: %+v", b.Peers())
+	}
+	poll.Until(t, 20*time.Second, "the restarted node to connect to a", func() bool {
+		return infoOf(b, a.ID()).Connected && infoOf(a, b.ID()).Connected
+	})
+}
+
+// nameOf returns the name n knows the member id by, if any.
+func nameOf(n *Node, id string) string { return infoOf(n, id).Name }
+
+// infoOf returns what n knows of the member id.
+func infoOf(n *Node, id string) PeerInfo {
+	for _, p := range n.Peers() {
+		if p.ID == id {
+			return p
+		}
+	}
+	return PeerInfo{}
+}

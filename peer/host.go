@@ -48,7 +48,15 @@ type Config struct {
 
 	SyncInterval time.Duration // how often to reconcile with a random member; 0: 30s
 	ForgetAfter  time.Duration // a member unreachable this long leaves the view; 0: DefaultForgetAfter
-	SyncLimits   SyncLimits    // bounds of one sync session
+
+	// Members are the member records the node held when it last ran, as
+	// SaveMembers was given them: it starts knowing those members, and
+	// dials them besides Bootstrap. Records that do not open are skipped.
+	Members []byte
+	// SaveMembers, if set, is given the member records the node holds
+	// once a minute and when it closes, to keep for the next start.
+	SaveMembers func([]byte) error
+	SyncLimits  SyncLimits // bounds of one sync session
 
 	// ClusterKeys close the cluster: members must prove they hold one of
 	// them, and event batches are sealed with the first (see closed.go).
@@ -193,6 +201,7 @@ func New(h host.Host, cfg Config) (_ *Host, err error) {
 	if err := startGossip(ctx, n.clusterHost(), n.gossip, topics, viewTopics); err != nil {
 		return nil, fmt.Errorf("peer: starting gossip: %w", err)
 	}
+	n.view.restore(cfg.Members)
 	if err := n.view.start(ctx, n.gossip.ps); err != nil {
 		return nil, fmt.Errorf("peer: starting the member view: %w", err)
 	}
@@ -280,7 +289,7 @@ func (n *Host) Close() error {
 		if n.view != nil {
 			// Say goodbye while the members still answer.
 			n.view.leave()
-			errs = append(errs, n.view.stop())
+			errs = append(errs, n.view.stop(), n.view.save())
 		}
 		if n.gossip != nil {
 			// Leave the topics while pubsub, which runs under ctx, still

@@ -203,3 +203,28 @@ func TestClosedViewSpreads(t *testing.T) {
 	}
 	views(t, nodes, StateConnected, 10*time.Second)
 }
+
+// TestSavedMembersThatDoNotReadAreSkipped: saved member records that are
+// junk, tampered or too many start the node without them; good ones are
+// known, as last heard when they were signed.
+func TestSavedMembersThatDoNotReadAreSkipped(t *testing.T) {
+	_, nodes := newCluster(t, 1, clusterOptions{})
+	n := nodes[0]
+	fakes := fakeRecords(t, 3)
+	tampered := bytes.Clone(fakes[0])
+	tampered[len(tampered)-1] ^= 1
+	n.view.restore([]byte("junk"))
+	n.view.restore(joinRecords(nil, [][]byte{tampered, []byte("not a record")}))
+	if got := inView(n); got != 0 {
+		t.Fatalf("%d members from records that do not read", got)
+	}
+	n.view.restore(joinRecords(nil, fakes[1:]))
+	if got := inView(n); got != 2 {
+		t.Fatalf("%d members from 2 good records", got)
+	}
+	for _, p := range n.Peers() {
+		if p.State == StateConnected || p.State == StateReachable {
+			t.Fatalf("a restored member is %s before anything was heard of it", p.State)
+		}
+	}
+}

@@ -385,6 +385,31 @@ func (t *memberTable) learn(p lpeer.ID, r *memberRecord, env []byte) (news, fres
 	return true, fresh, evicted
 }
 
+// restore adds p's record from a node's last run, unless the table holds
+// one as new: p is last heard of when it signed it. It reports whether p
+// was added.
+func (t *memberTable) restore(p lpeer.ID, r *memberRecord, env []byte) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	m, ok := t.peers[p]
+	if ok && m.record != nil && !r.newer(m.record) {
+		return false
+	}
+	if !ok || !m.inView() {
+		if _, room := t.makeRoomLocked(); !room { // at start: nothing to unprotect
+			return false
+		}
+		m = t.getLocked(p)
+	}
+	m.record, m.envelope = r, env
+	m.heard = time.Unix(0, r.Wall)
+	if now := t.now(); m.heard.After(now) {
+		m.heard = now
+	}
+	m.Name, m.Clock = r.Name, r.clock()
+	return true
+}
+
 // forget drops p from the table, unless it is connected now, and keeps
 // its records out until it starts again. It reports whether p was known.
 func (t *memberTable) forget(p lpeer.ID) bool {

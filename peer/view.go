@@ -198,6 +198,40 @@ func (v *view) ownRecord() ([]byte, error) {
 	return v.sign(false)
 }
 
+// restore takes the records a node saved when it last ran (SaveMembers):
+// each member is known as last heard when it signed its record, and
+// nothing is passed on — the members have newer records of their own.
+func (v *view) restore(saved []byte) {
+	if len(saved) == 0 {
+		return
+	}
+	envs, err := splitRecords(saved)
+	if err != nil {
+		v.n.log.Warn("the saved member records do not read; starting without them", "err", err)
+		return
+	}
+	for _, env := range envs {
+		p, r, err := openRecord(env, v.n.keys)
+		if err != nil || p == v.n.h.ID() {
+			continue
+		}
+		if v.n.members.restore(p, r, slices.Clone(env)) && !r.Left {
+			v.n.h.Peerstore().AddAddrs(p, r.addrs(), peerstore.AddressTTL)
+		}
+	}
+}
+
+// save hands the records the node holds to Config.SaveMembers.
+func (v *view) save() error {
+	if v.n.cfg.SaveMembers == nil {
+		return nil
+	}
+	if err := v.n.cfg.SaveMembers(joinRecords(nil, v.n.members.envelopes())); err != nil {
+		return fmt.Errorf("peer: saving the member records: %w", err)
+	}
+	return nil
+}
+
 // publish publishes env, a signed record, on the view topic this node
 // publishes on: sealed, in a closed cluster.
 func (v *view) publish(ctx context.Context, env []byte) error {
@@ -233,6 +267,9 @@ func (v *view) beatLoop(ctx context.Context) {
 		}
 		if !v.waitForBeat(ctx, beat.C, swap) {
 			return
+		}
+		if err := v.save(); err != nil {
+			v.n.log.Warn("saving the member records", "err", err)
 		}
 	}
 }
@@ -383,10 +420,13 @@ func (v *view) takeAll(from lpeer.ID, payload []byte) (passOn [][]byte, err erro
 	return passOn, nil
 }
 
-// joinRecords writes envs, uvarint-length-prefixed, after own.
+// joinRecords writes envs, uvarint-length-prefixed, after own if any.
 func joinRecords(own []byte, envs [][]byte) []byte {
 	var b bytes.Buffer
-	for _, env := range append([][]byte{own}, envs...) {
+	if own != nil {
+		envs = append([][]byte{own}, envs...)
+	}
+	for _, env := range envs {
 		b.Write(binary.AppendUvarint(nil, uint64(len(env))))
 		b.Write(env)
 	}
