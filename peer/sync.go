@@ -20,6 +20,7 @@ import (
 	"github.com/scopemesh/scopemesh/crdt"
 	"github.com/scopemesh/scopemesh/events"
 	"github.com/scopemesh/scopemesh/hlc"
+	"github.com/scopemesh/scopemesh/rbsr"
 )
 
 // The sync protocol. A session runs passes. In each, the initiator
@@ -400,7 +401,7 @@ func (n *Host) initiate(ctx context.Context, p lpeer.ID) (res SyncResult) {
 // listed in this pass.
 func (n *Host) reconcile(s *stream, res *SyncResult, p lpeer.ID) (have []events.ID, need []int, complete bool, err error) {
 	for {
-		rec, err := n.cfg.Set.NewReconciler(crdt.ReconcileOptions{From: s.from})
+		rec, err := rbsr.NewReconciler(n.cfg.Set, rbsr.Options{From: s.from})
 		if err != nil {
 			return nil, nil, false, err
 		}
@@ -436,7 +437,7 @@ func (n *Host) reconcile(s *stream, res *SyncResult, p lpeer.ID) (have []events.
 		if rebased {
 			continue
 		}
-		if errors.Is(err, crdt.ErrReconcileRounds) {
+		if errors.Is(err, rbsr.ErrRounds) {
 			return rec.Have(), rec.Need(), false, nil
 		}
 		if err != nil {
@@ -629,7 +630,7 @@ func (n *Host) handleSync(raw network.Stream) {
 
 // serve answers an initiator's frames until it ends the session.
 func (n *Host) serve(ctx context.Context, s *stream, res *SyncResult) error {
-	rec, err := n.cfg.Set.NewReconciler(crdt.ReconcileOptions{})
+	rec, err := rbsr.NewReconciler(n.cfg.Set, rbsr.Options{})
 	if err != nil {
 		return err
 	}
