@@ -46,4 +46,3 @@ func readFrame(r *bufio.Reader, max int) (byte, []byte, error) {
 	}
 	return buf[0], buf[1:], nil
 }
-

@@ -137,8 +137,13 @@ func (s *Initiator) Step(f Frame) (Ready, error) {
 			return s.check(s.round(FrameReconcile, msg))
 		case FrameHorizon:
 			h, err := hlc.DecodeTimestamp(f.Payload)
-			if err != nil || !s.initial || crdt.TimeKey(h).Compare(s.rec.From()) <= 0 {
-				return Ready{}, s.fail(badFrame("a horizon of %d bytes, in answer to a pass starting at %v (first message: %v)", len(f.Payload), s.rec.From(), s.initial))
+			switch {
+			case !s.initial:
+				return Ready{}, s.fail(badFrame("a horizon in answer to a pass's later message"))
+			case err != nil:
+				return Ready{}, s.fail(badFrame("a horizon of %d bytes", len(f.Payload)))
+			case crdt.TimeKey(h).Compare(s.rec.From()) <= 0:
+				return Ready{}, s.fail(badFrame("a horizon at %v, not above the pass's start at %v", h, s.rec.From().Time()))
 			}
 			s.from = crdt.TimeKey(h)
 			return s.check(s.startPass())
