@@ -30,7 +30,10 @@ type testSet struct {
 	horizon crdt.Key
 }
 
-var _ Set[*sliceKeys] = (*testSet)(nil)
+var (
+	_ Set[*sliceKeys]      = (*testSet)(nil)
+	_ Set[crdt.RankedKeys] = (*crdt.Set)(nil)
+)
 
 func newTestSet(keys []crdt.Key) *testSet { return &testSet{keys: newSliceKeys(keys)} }
 

@@ -36,8 +36,6 @@ type Set[K Keys] interface {
 	Horizon() crdt.Key
 }
 
-var _ Set[crdt.RankedKeys] = (*crdt.Set)(nil)
-
 // readFunc erases a Set's view type, so that the Reconciler need not be
 // generic: a step reads through the Keys interface either way.
 func readFunc[K Keys](s Set[K]) func(func(Keys) error) error {
