@@ -21,17 +21,31 @@
 //	rec.Have() // IDs only this side holds
 //	rec.Need() // the peer's only: numbers among the IDs its answers listed
 //
-// A whole sync session, as its driver runs it (package peer):
+// A whole sync session, as the initiator's driver runs it (package peer
+// drives both roles; the responder's driver is the same loop around
+// NewResponder and Step, with Merged after each merge):
 //
-//	s, err := rbsr.NewInitiator(set, rbsr.Config{})
+//	s := rbsr.NewInitiator(set, rbsr.Config{})
 //	rd, err := s.Start()
-//	for !rd.Done {
+//	for err == nil {
 //		send(rd.Frames...)
-//		// rd.Send: encode those events in batches, s.Batch each, then s.Sent.
-//		// rd.Merge: decode, verify and merge that batch.
+//		if rd.Done {
+//			break
+//		}
+//		if rd.Send != nil { // the events the peer lacks
+//			for each encoded batch { send(s.Batch(batch)); s.Step(recv()) }
+//			rd, err = s.Sent()
+//			continue
+//		}
+//		if rd.Merge != nil { // a batch the peer sent
+//			decode, verify and merge it
+//		}
 //		rd, err = s.Step(recv())
 //	}
 //
+// Events batches are opaque here: encoding, sealing and verifying them,
+// and every limit of time, bytes and events, are the driver's.
+
 // # Invariants
 //
 //   - Have and Need are exact when both sides are honest: Have holds the
