@@ -333,8 +333,8 @@ func (n *Host) sendEvents(ctx context.Context, channel string, ids []events.ID, 
 		}
 		evs = append(evs, e)
 	}
-	// A trace's events travel together: that compresses 10 to 20 % better
-	// than key order, where traces interleave.
+	// A trace's events travel together: they compress better side by side
+	// than in key order, where traces interleave.
 	slices.SortStableFunc(evs, func(a, b events.Event) int { return bytes.Compare(a.Correlation[:], b.Correlation[:]) })
 	return n.sendBatches(channel, evs, send)
 }
