@@ -31,12 +31,12 @@ func addrsWith(n *Node, part string) []string {
 }
 
 // connectedToAll reports whether each of nodes has all the others of
-// cluster connected (and in its gossip mesh, if inMesh).
+// cluster connected as a member (and in its gossip mesh, if inMesh).
 func connectedToAll(nodes, cluster []*Node, inMesh bool) bool {
 	for _, n := range nodes {
 		ok := 0
 		for _, p := range n.Peers() {
-			if p.Connected && (!inMesh || p.InMesh) {
+			if p.Connected && p.Member && (!inMesh || p.InMesh) {
 				ok++
 			}
 		}

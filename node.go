@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 
 	"github.com/ipfs/go-datastore"
@@ -32,6 +33,16 @@ var (
 // PeerInfo is what a node knows of one member of its cluster.
 type PeerInfo = peer.PeerInfo
 
+// Connection is one open connection to a member (PeerInfo.Connections).
+type Connection = peer.Connection
+
+// Key is an event's place in a node's order of its events: query results
+// are paged by passing the last one's key as query.Filter.After.
+type Key = crdt.Key
+
+// ParseKey reads a Key's hex form (Key.String).
+func ParseKey(s string) (Key, error) { return crdt.ParseKey(s) }
+
 // MemberState says how a node last heard from a member (PeerInfo.State).
 type MemberState = peer.MemberState
 
@@ -39,8 +50,8 @@ type MemberState = peer.MemberState
 const (
 	StateConnected   = peer.StateConnected   // a connection to it is open
 	StateReachable   = peer.StateReachable   // its records reach this node through others
-	StateSuspect     = peer.StateSuspect     // none for three of its beats (30 s)
-	StateUnreachable = peer.StateUnreachable // none for six (a minute)
+	StateSuspect     = peer.StateSuspect     // neither for half of its one-minute beat
+	StateUnreachable = peer.StateUnreachable // neither for two beats
 	StateLeft        = peer.StateLeft        // it said goodbye when it closed
 )
 
@@ -50,6 +61,20 @@ type Status = peer.Status
 
 // SyncResult reports one reconciliation session with one peer.
 type SyncResult = peer.SyncResult
+
+// GossipStats counts what gossip delivered and dropped (Status.Gossip).
+type GossipStats = peer.GossipStats
+
+// ClockSkew is an origin whose clock ran ahead of the allowed offset
+// (Status.ClockSkew).
+type ClockSkew = peer.ClockSkew
+
+// ValidateAddr reports whether addr is a member's address as Bootstrap,
+// Relays and Join take it: a multiaddr ending in /p2p/<peer ID>.
+func ValidateAddr(addr string) error {
+	_, err := peer.ParseAddr(addr)
+	return err
+}
 
 // Node is one member of a scopemesh cluster: it records events, holds a
 // replica of the cluster's event set, replicates it with the other members,
@@ -266,15 +291,23 @@ func (n *Node) Clock() *hlc.Clock { return n.clock }
 // Record stores an event that happened on this node and returns it as
 // stored. It sets Time from the node's clock, Node to the node's ID, and ID
 // from the content; a zero Correlation or Parent is taken from ctx (see
-// events.ContextWithTrace and events.ContextWithParent). Record returns once
-// the event is durable in the node's store; replication to the cluster
-// follows in the background.
+// events.ContextWithTrace and events.ContextWithParent). An event left
+// without a parent, of a trace whose traceparent named a span rather than
+// an event (events.RemoteSpanFromContext), names that span in
+// events.AttrParentSpanID, unless it names one itself: the trace then joins
+// it to the span's event. Record returns once the event is durable in the
+// node's store; replication to the cluster follows in the background.
 func (n *Node) Record(ctx context.Context, e events.Event) (events.Event, error) {
 	if e.Correlation.IsZero() {
 		e.Correlation, _ = events.TraceFromContext(ctx)
 	}
 	if e.Parent.IsZero() {
 		e.Parent, _ = events.ParentFromContext(ctx)
+	}
+	if e.Parent.IsZero() && !e.Correlation.IsZero() {
+		if span, ok := events.RemoteSpanFromContext(ctx, e.Correlation); ok {
+			e.Attrs = withParentSpan(e.Attrs, span)
+		}
 	}
 	e.Node = n.id
 	e.Signature = nil
@@ -295,6 +328,19 @@ func (n *Node) Record(ctx context.Context, e events.Event) (events.Event, error)
 		return events.Event{}, fmt.Errorf("scopemesh: record: %w", err)
 	}
 	return x.Event(), nil
+}
+
+// withParentSpan returns attrs with events.AttrParentSpanID set to span,
+// copied so that the caller's map stays as it was, or attrs itself if it
+// names a parent span already.
+func withParentSpan(attrs map[string]string, span events.SpanID) map[string]string {
+	if _, ok := attrs[events.AttrParentSpanID]; ok {
+		return attrs
+	}
+	out := make(map[string]string, len(attrs)+1)
+	maps.Copy(out, attrs)
+	out[events.AttrParentSpanID] = span.String()
+	return out
 }
 
 // wireBuffers holds the buffers Record seals events into. The set keeps

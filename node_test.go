@@ -73,6 +73,39 @@ func TestRecordStampsAndStores(t *testing.T) {
 	}
 }
 
+// A request from a span that is no event: what is recorded for it names
+// the span, so the trace can join the two.
+func TestRecordNamesTheRemoteParentSpan(t *testing.T) {
+	n := open(t, isolated(t, Config{}))
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	ctx := events.Propagator{}.Extract(context.Background(), events.MapCarrier{"traceparent": tp})
+	attrs := map[string]string{"path": "/cart"}
+	in, err := n.Record(ctx, events.Event{Kind: "http.server", Attrs: attrs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.Attrs[events.AttrParentSpanID] != "00f067aa0ba902b7" || in.Attrs["path"] != "/cart" || in.Correlation.String() != "4bf92f3577b34da6a3ce929d0e0e4736" {
+		t.Fatalf("recorded %+v", in)
+	}
+	if len(attrs) != 1 {
+		t.Fatalf("Record changed the caller's attributes: %v", attrs)
+	}
+	// Its children name it, not the span; one that names a span keeps it.
+	child, err := n.Record(events.ContextWithParent(ctx, in.ID), events.Event{Kind: "db.query"})
+	if err != nil || child.Parent != in.ID || child.Attrs[events.AttrParentSpanID] != "" {
+		t.Fatalf("child %+v, %v", child, err)
+	}
+	own, err := n.Record(ctx, events.Event{Kind: "k", Attrs: map[string]string{events.AttrParentSpanID: "0102030405060708"}})
+	if err != nil || own.Attrs[events.AttrParentSpanID] != "0102030405060708" {
+		t.Fatalf("an event naming its own parent span: %+v, %v", own, err)
+	}
+	// Of another trace, nothing.
+	other, err := n.Record(ctx, events.Event{Kind: "k", Correlation: events.NewTraceID()})
+	if err != nil || len(other.Attrs) != 0 {
+		t.Fatalf("an event of another trace: %+v, %v", other, err)
+	}
+}
+
 func TestDataDirSurvivesRestart(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()

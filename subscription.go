@@ -12,13 +12,20 @@ import (
 // Subscription delivers the events that match a filter as they reach the
 // node, in arrival order, each once. Its buffer is bounded: a subscriber
 // that falls behind loses events, and Next then reports the loss with an
-// error matching crdt.ErrGap (a *crdt.GapError) that says from which key to
-// query the node to recover them.
+// error matching ErrGap (a *GapError) that says from which key to query
+// the node to recover them.
 type Subscription struct {
 	filter query.Filter
 	watch  *crdt.Watch
 	stop   func() bool
 }
+
+// ErrGap is matched by the *GapError Subscription.Next returns when the
+// subscriber fell behind and lost events.
+var ErrGap = crdt.ErrGap
+
+// GapError says from which key on a subscriber lost events.
+type GapError = crdt.GapError
 
 // Subscribe returns a Subscription to the events matching f that the node
 // records or receives from now on. Limit, After and Descending are ignored.

@@ -3,13 +3,18 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+
 	"github.com/scopemesh/scopemesh"
 	"github.com/scopemesh/scopemesh/bench/internal/cluster"
 	"github.com/scopemesh/scopemesh/bench/internal/report"
+	"github.com/scopemesh/scopemesh/metrics"
 )
 
 type recordParams struct {
@@ -17,6 +22,9 @@ type recordParams struct {
 	Callers    []int    `json:"callers"`
 	Stores     []string `json:"stores"`
 	SyncWrites bool     `json:"sync_writes"`
+	// Scrape, if positive, is how often the node's metrics are scraped
+	// while it records, as Prometheus would: gathered and encoded.
+	Scrape time.Duration `json:"scrape_ns"`
 }
 
 type recordResult struct {
@@ -27,6 +35,7 @@ type recordResult struct {
 	EventsPerSec float64          `json:"events_per_sec"`
 	CPUPerEvent  float64          `json:"cpu_us_per_event"` // the process's CPU time, µs
 	Latency      report.Latencies `json:"latency"`          // of one Record call
+	Scrapes      int              `json:"scrapes"`          // of the metrics, while recording
 }
 
 func runRecord(ctx context.Context, e *env, args []string) error {
@@ -37,6 +46,7 @@ func runRecord(ctx context.Context, e *env, args []string) error {
 	fs.Var((*ints)(&p.Callers), "callers", "concurrent Record callers, a comma-separated list")
 	fs.Var(&stores, "stores", "stores to measure: memory, pebble")
 	fs.BoolVar(&p.SyncWrites, "sync-writes", false, "Pebble: flush every Record to disk (Config.SyncWrites)")
+	fs.DurationVar(&p.Scrape, "scrape", 0, "scrape the node's Prometheus metrics this often while it records (0: never)")
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
@@ -54,9 +64,9 @@ func runRecord(ctx context.Context, e *env, args []string) error {
 		}
 	}
 
-	t := report.Table{Title: "Record on one node", Header: []string{"store", "callers", "events", "seconds", "events/s", "CPU µs/event", "p50", "p99"}}
+	t := report.Table{Title: "Record on one node", Header: []string{"store", "callers", "events", "seconds", "events/s", "CPU µs/event", "p50", "p99", "scrapes"}}
 	for _, r := range results {
-		t.Add(r.Store, r.Callers, r.Events, r.Seconds, r.EventsPerSec, r.CPUPerEvent, ms(r.Latency.P50ms), ms(r.Latency.P99ms))
+		t.Add(r.Store, r.Callers, r.Events, r.Seconds, r.EventsPerSec, r.CPUPerEvent, ms(r.Latency.P50ms), ms(r.Latency.P99ms), r.Scrapes)
 	}
 	t.Print(os.Stdout)
 	return e.finish(run, results, recordTargets(results))
@@ -109,6 +119,9 @@ func recordOnce(ctx context.Context, store string, callers int, p recordParams) 
 	lat := make([][]time.Duration, callers)
 	errs := make([]error, callers)
 	var wg sync.WaitGroup
+	scrapes := make(chan int, 1)
+	stopScraping := make(chan struct{})
+	go func() { scrapes <- scrape(n, p.Scrape, stopScraping) }()
 	cpu := report.CPUPerEvent()
 	start := time.Now()
 	for k := range callers {
@@ -137,6 +150,8 @@ func recordOnce(ctx context.Context, store string, callers int, p recordParams) 
 	wg.Wait()
 	elapsed := time.Since(start)
 	cpuPerEvent := cpu(p.Events)
+	close(stopScraping)
+	scraped := <-scrapes
 	for _, err := range errs {
 		if err != nil {
 			return recordResult{}, err
@@ -149,8 +164,36 @@ func recordOnce(ctx context.Context, store string, callers int, p recordParams) 
 	return recordResult{
 		Store: store, Callers: callers, Events: p.Events,
 		Seconds: elapsed.Seconds(), EventsPerSec: float64(p.Events) / elapsed.Seconds(),
-		CPUPerEvent: cpuPerEvent, Latency: report.Summarise(all),
+		CPUPerEvent: cpuPerEvent, Latency: report.Summarise(all), Scrapes: scraped,
 	}, nil
+}
+
+// scrape gathers n's metrics every interval and encodes them in
+// Prometheus's text format, as a scrape of /metrics would, until stop
+// closes, and returns how many times; none if interval is 0.
+func scrape(n *scopemesh.Node, interval time.Duration, stop <-chan struct{}) int {
+	if interval <= 0 {
+		return 0
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(metrics.NewCollector(n))
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for count := 0; ; count++ {
+		select {
+		case <-stop:
+			return count
+		case <-t.C:
+		}
+		families, err := reg.Gather()
+		if err != nil {
+			panic(err) // the collector's metrics are consistent by construction
+		}
+		enc := expfmt.NewEncoder(io.Discard, expfmt.NewFormat(expfmt.TypeTextPlain))
+		for _, f := range families {
+			enc.Encode(f)
+		}
+	}
 }
 
 // latencyEvery is how often a caller times its Record: every call's two

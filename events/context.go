@@ -16,9 +16,9 @@ func NewTraceID() TraceID {
 }
 
 type (
-	traceKey      struct{}
-	parentKey     struct{}
-	traceStateKey struct{}
+	traceKey    struct{}
+	parentKey   struct{}
+	receivedKey struct{}
 )
 
 // ContextWithTrace returns a copy of ctx carrying trace t. A zero t removes
@@ -48,24 +48,40 @@ func ParentFromContext(ctx context.Context) (ID, bool) {
 	return id, !id.IsZero()
 }
 
-// foreignState holds the tracestate members of other tracing systems
-// received with a trace, so that they travel on with it as W3C Trace
-// Context asks. They belong to that trace only.
-type foreignState struct {
+// RemoteSpanFromContext returns the span that sent trace t to this process,
+// as Propagator.Extract read it from traceparent, if it names no event of
+// scopemesh: the span of an OpenTelemetry caller, say, which the events
+// recorded for the request name in AttrParentSpanID.
+func RemoteSpanFromContext(ctx context.Context, t TraceID) (SpanID, bool) {
+	in := receivedFromContext(ctx, t)
+	if in == nil || in.event {
+		return SpanID{}, false
+	}
+	return in.span, true
+}
+
+// received is what Extract read with a trace: the caller's parent-id and
+// flags, and the tracestate members in order, ours included, so that
+// Inject passes them on as W3C Trace Context asks. They belong to that
+// trace only.
+type received struct {
 	trace   TraceID
-	members []string
+	span    SpanID
+	flags   byte     // the known flags only
+	members []string // tracestate members
+	event   bool     // span is the parent event's
 }
 
-func contextWithForeignState(ctx context.Context, s foreignState) context.Context {
-	return context.WithValue(ctx, traceStateKey{}, s)
+func contextWithReceived(ctx context.Context, r *received) context.Context {
+	return context.WithValue(ctx, receivedKey{}, r)
 }
 
-// foreignStateFromContext returns the members received with the trace ctx
-// carries now, if any.
-func foreignStateFromContext(ctx context.Context, t TraceID) []string {
-	s, _ := ctx.Value(traceStateKey{}).(foreignState)
-	if s.trace != t {
+// receivedFromContext returns what was received with trace t, if ctx
+// carries it.
+func receivedFromContext(ctx context.Context, t TraceID) *received {
+	r, _ := ctx.Value(receivedKey{}).(*received)
+	if r == nil || r.trace != t {
 		return nil
 	}
-	return s.members
+	return r
 }

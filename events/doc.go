@@ -50,6 +50,12 @@
 //	p.Inject(ctx, events.MetadataCarrier(md))
 //	ctx = p.Extract(ctx, events.MapCarrier(frame.Headers))
 //
+// The flags a caller sent go on unchanged, and a parent-id that names no
+// event (an OpenTelemetry caller's span) stays in the context as the
+// remote parent span (RemoteSpanFromContext). Events that stand for spans
+// carry AttrSpanID, AttrParentSpanID, AttrStart and AttrDuration, by which
+// a trace joins them to their causes and shows how long they took.
+//
 // NewSlogHandler adds the trace ID to every log record logged with a
 // context that carries one.
 //

@@ -84,7 +84,7 @@ func ExamplePropagator() {
 	// slower wall clock.
 	fmt.Println(receiverClock.Now())
 	// Output:
-	// traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01
+	// traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03
 	// tracestate: scopemesh=00f067aa0ba902b70123456789abcdef0123456789abcdef0123456789abcdef
 	// scopemesh-hlc: 1767323045300000000.0
 	// true true

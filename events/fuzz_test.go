@@ -95,7 +95,8 @@ func FuzzDecodeBatch(f *testing.F) {
 // FuzzExtract feeds arbitrary fields to Extract. It must always produce a
 // trace, agree with OpenTelemetry on which traceparent fields are valid and
 // what they hold, only report clock errors for an HLC field that is present,
-// and survive a round trip through Inject.
+// pass the known flags on unchanged, and survive a round trip through
+// Inject.
 func FuzzExtract(f *testing.F) {
 	parent := mustSeal(f, typicalEvent()).ID
 	ctx, _ := tracedContext(parent)
@@ -106,6 +107,7 @@ func FuzzExtract(f *testing.F) {
 	f.Add("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future", "a@b=c", "")
 	f.Add("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09", "", "-1.4294967295")
 	f.Add("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", ",,", "9223372036854775807.0")
+	f.Add(" 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-02\t", "1a=b,1a=c,@d=e", "")
 	f.Fuzz(func(t *testing.T, traceparent, tracestate, stamp string) {
 		clock, _ := manualClock(t, 0)
 		var clockErrs int
@@ -122,12 +124,16 @@ func FuzzExtract(f *testing.F) {
 		if !ok {
 			t.Fatal("no trace")
 		}
-		parsed, span, valid := parseTraceparent(traceparent)
+		parsed, span, flags, valid := parseTraceparent(strings.Trim(traceparent, " \t"))
 		if valid && tr != parsed {
 			t.Fatalf("trace %s, traceparent holds %s", tr, parsed)
 		}
-		if parent, ok := ParentFromContext(ctx); ok && (!valid || [8]byte(parent[:8]) != span) {
+		parent, hasParent := ParentFromContext(ctx)
+		if hasParent && (!valid || parent.Span() != span) {
 			t.Fatalf("parent %s does not match traceparent %q", parent, traceparent)
+		}
+		if remote, ok := RemoteSpanFromContext(ctx, tr); ok != (valid && !hasParent) || ok && remote != span {
+			t.Fatalf("remote span %s, %v from %q with parent %v", remote, ok, traceparent, hasParent)
 		}
 		if ts, err := hlc.Parse(stamp); stamp == "" && clockErrs != 0 ||
 			err != nil && stamp != "" && clockErrs != 1 ||
@@ -138,25 +144,33 @@ func FuzzExtract(f *testing.F) {
 		// OpenTelemetry agrees on validity, except that it refuses flag
 		// bits it does not know in version 00, which W3C says to ignore.
 		sc := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{"traceparent": traceparent}))
-		otelFlagsOnly := valid && strings.HasPrefix(traceparent, "00-") && traceparent[53:55] > "03"
-		if sc.IsValid() != valid && !otelFlagsOnly {
-			t.Fatalf("%q: valid %v, OpenTelemetry says %v", traceparent, valid, sc.IsValid())
+		rawValid := valid && strings.Trim(traceparent, " \t") == traceparent
+		otelFlagsOnly := rawValid && strings.HasPrefix(traceparent, "00-") && traceparent[53:55] > "03"
+		if sc.IsValid() != rawValid && !otelFlagsOnly {
+			t.Fatalf("%q: valid %v, OpenTelemetry says %v", traceparent, rawValid, sc.IsValid())
 		}
 		if sc.IsValid() && ([16]byte(sc.TraceID()) != [16]byte(tr) || [8]byte(sc.SpanID()) != span) {
 			t.Fatalf("%q: OpenTelemetry reads %s/%s", traceparent, sc.TraceID(), sc.SpanID())
 		}
 
+		// Passed on without a new event, the context is what came in.
 		out := MapCarrier{}
 		Propagator{}.Inject(ctx, out)
+		_, outSpan, outFlags, _ := parseTraceparent(out["traceparent"])
+		if valid && (outSpan != span || outFlags != flags&knownFlags) {
+			t.Fatalf("passed on %q as %q", traceparent, out["traceparent"])
+		}
+		if !valid && outFlags != startFlags {
+			t.Fatalf("a trace started here goes out as %q", out["traceparent"])
+		}
 		again := Propagator{}.Extract(context.Background(), out)
 		tr2, _ := TraceFromContext(again)
-		p1, _ := ParentFromContext(ctx)
 		p2, _ := ParentFromContext(again)
-		if tr2 != tr || p1 != p2 {
-			t.Fatalf("round trip: trace %s→%s, parent %s→%s (%v)", tr, tr2, p1, p2, out)
+		if tr2 != tr || parent != p2 {
+			t.Fatalf("round trip: trace %s→%s, parent %s→%s (%v)", tr, tr2, parent, p2, out)
 		}
-		if !reflect.DeepEqual(foreignStateFromContext(ctx, tr), foreignStateFromContext(again, tr)) {
-			t.Fatalf("round trip changed tracestate members: %v", out)
+		if in, back := receivedFromContext(ctx, tr), receivedFromContext(again, tr); valid && !reflect.DeepEqual(in, back) {
+			t.Fatalf("round trip changed what was received: %+v, then %+v", in, back)
 		}
 	})
 }

@@ -104,6 +104,10 @@ func (l Limits) resolve() (Limits, error) {
 	return l, nil
 }
 
+// Resolve returns l with each zero field at its default, or an error
+// naming every negative field: the limits l stands for.
+func (l Limits) Resolve() (Limits, error) { return l.resolve() }
+
 // Validate reports whether e is an event these limits accept: Node and Kind
 // are non-empty, every string is valid UTF-8 (the encoding stores them as
 // CBOR text strings, which must be), and no field or the whole encoding is

@@ -31,15 +31,28 @@ const (
 // logical time from one process to another through a TextMapCarrier, in
 // these fields:
 //
-//	traceparent:   00-<trace ID>-<first 8 bytes of the parent event ID>-01
+//	traceparent:   00-<trace ID>-<first 8 bytes of the parent event ID>-<flags>
 //	tracestate:    scopemesh=<the full parent event ID>[,<other members>]
 //	scopemesh-hlc: <wall>.<logical> (hlc.Timestamp.String)
 //
-// traceparent and tracestate follow W3C Trace Context, so tracing systems
-// such as OpenTelemetry continue the same trace. A parent-id has only 8
-// bytes, so the full parent event ID travels in tracestate; a receiver uses
-// it only if its first 8 bytes still match traceparent, since a hop that
-// rewrote traceparent without knowing of scopemesh makes it stale.
+// traceparent and tracestate follow W3C Trace Context Level 2, so tracing
+// systems such as OpenTelemetry continue the same trace. A parent-id has
+// only 8 bytes, so the full parent event ID travels in tracestate; a
+// receiver uses it only if its first 8 bytes still match traceparent, since
+// a hop that rewrote traceparent without knowing of scopemesh makes it
+// stale. A parent-id that names no event of scopemesh — an OpenTelemetry
+// caller's span — is kept as the remote parent span (RemoteSpanFromContext),
+// which Node.Record writes into the events it records for the request
+// (AttrParentSpanID), so the two join in a trace.
+//
+// The trace flags are the caller's: scopemesh records what its application
+// records whatever the sampled flag says, and passes the caller's sampling
+// decision and random flag on unchanged, so downstream samplers decide as
+// the caller did; flags beyond those two, which W3C reserves, go out as
+// zero. A trace that starts here (NewTraceID, or an invalid traceparent) is
+// sent as sampled and random (03): its ID is random. Since the flags never
+// change on the way through, a hop that records no event may, and does,
+// pass the caller's parent-id and tracestate on unchanged.
 //
 // The zero Propagator carries trace and parent only. A Propagator is safe
 // for concurrent use if OnClockError is.
@@ -59,27 +72,45 @@ type Propagator struct {
 	OnClockError func(remote string, err error)
 }
 
+// Trace flags of W3C Trace Context Level 2.
+const (
+	flagSampled = 0x01 // the caller may have recorded the trace
+	flagRandom  = 0x02 // at least the trace ID's last 7 bytes are random
+	knownFlags  = flagSampled | flagRandom
+
+	// startFlags are those of a trace that starts here: NewTraceID's IDs
+	// are random, and scopemesh records every trace.
+	startFlags = flagSampled | flagRandom
+)
+
 // Inject writes the trace and parent that ctx carries into c, and the time
-// of p.Clock if set. Without a trace in ctx it writes no trace fields. With
-// no parent, traceparent gets a random parent-id, as W3C requires a non-zero
-// one, and tracestate gets no scopemesh member.
+// of p.Clock if set. Without a trace in ctx it writes no trace fields.
+//
+// traceparent names the parent event if ctx carries one; else the span
+// Extract received for this trace, passed on unchanged with its
+// tracestate, as by a hop that records nothing; else a random parent-id,
+// as W3C requires a non-zero one. tracestate leads with this package's
+// member when it names a new parent, followed by the members received with
+// the trace, in order, up to 32 in all.
 func (p Propagator) Inject(ctx context.Context, c TextMapCarrier) {
 	if t, ok := TraceFromContext(ctx); ok {
+		in := receivedFromContext(ctx, t)
+		flags := byte(startFlags)
+		if in != nil {
+			flags = in.flags
+		}
 		parent, _ := ParentFromContext(ctx)
-		span, full := spanID(parent)
-		c.Set(traceparentField, formatTraceparent(t, span))
-		var members []string
-		if full {
-			members = append(members, tracestateKey+"="+parent.String())
+		span, named := parent.Span(), true
+		switch {
+		case !span.IsZero():
+		case in != nil:
+			span, named = in.span, false
+		default:
+			span, named = randomSpan(), false
 		}
-		for _, m := range foreignStateFromContext(ctx, t) {
-			if len(members) == maxTracestateMembers {
-				break
-			}
-			members = append(members, m)
-		}
-		if len(members) > 0 {
-			c.Set(tracestateField, strings.Join(members, ","))
+		c.Set(traceparentField, formatTraceparent(t, span, flags))
+		if state := outgoingState(in, span, named, parent); state != "" {
+			c.Set(tracestateField, state)
 		}
 	}
 	if p.Clock != nil {
@@ -87,30 +118,61 @@ func (p Propagator) Inject(ctx context.Context, c TextMapCarrier) {
 	}
 }
 
+// outgoingState returns the tracestate to send with parent-id span: the
+// one received, unchanged, if span is the one received, as W3C requires of
+// a traceparent passed on unchanged; else ours first, if it names parent,
+// then the received members but ours.
+func outgoingState(in *received, span SpanID, named bool, parent ID) string {
+	if in != nil && span == in.span {
+		return strings.Join(in.members, ",")
+	}
+	var members []string
+	if named {
+		members = append(members, tracestateKey+"="+parent.String())
+	}
+	if in != nil {
+		for _, m := range in.members {
+			if len(members) == maxTracestateMembers {
+				break
+			}
+			if key, _, _ := strings.Cut(m, "="); key != tracestateKey {
+				members = append(members, m)
+			}
+		}
+	}
+	return strings.Join(members, ",")
+}
+
 // Extract returns a copy of ctx carrying the trace and parent found in c,
 // and first updates p.Clock from c's HLC field if both are there. A missing
 // or invalid traceparent is ignored and a new trace started (NewTraceID), so
 // the returned context always carries a trace; the parent is zero unless
-// tracestate holds one that matches traceparent. Other members of tracestate
-// are kept in the context and written out again by Inject.
+// tracestate holds one that matches traceparent, and the caller's span is
+// then the remote parent span (RemoteSpanFromContext). The flags and
+// tracestate members received are kept in the context and written out again
+// by Inject.
 func (p Propagator) Extract(ctx context.Context, c TextMapCarrier) context.Context {
 	if p.Clock != nil {
 		if v := c.Get(hlcField); v != "" {
 			p.updateClock(v)
 		}
 	}
-	t, span, ok := parseTraceparent(singleValue(c, traceparentField))
+	// Spaces and tabs around a field value are not part of it (RFC 9110).
+	t, span, flags, ok := parseTraceparent(strings.Trim(singleValue(c, traceparentField), " \t"))
 	if !ok {
 		ctx = ContextWithTrace(ctx, NewTraceID())
 		return ContextWithParent(ctx, ID{})
 	}
-	parent, foreign := parseTracestate(allValues(c, tracestateField), span)
+	parent, members := parseTracestate(allValues(c, tracestateField), span)
 	ctx = ContextWithTrace(ctx, t)
 	ctx = ContextWithParent(ctx, parent)
-	if len(foreign) > 0 {
-		ctx = contextWithForeignState(ctx, foreignState{trace: t, members: foreign})
-	}
-	return ctx
+	return contextWithReceived(ctx, &received{
+		trace:   t,
+		span:    span,
+		flags:   flags & knownFlags,
+		members: members,
+		event:   !parent.IsZero(),
+	})
 }
 
 func (p Propagator) updateClock(v string) {
@@ -145,58 +207,54 @@ func allValues(c TextMapCarrier, key string) string {
 	return c.Get(key)
 }
 
-// spanID returns the parent-id for traceparent: the first 8 bytes of
-// parent, and true; or, if those are zero, which W3C forbids, random bytes
-// and false.
-func spanID(parent ID) ([8]byte, bool) {
-	var s [8]byte
-	copy(s[:], parent[:])
-	if s != ([8]byte{}) {
-		return s, true
+// randomSpan returns a random non-zero parent-id.
+func randomSpan() SpanID {
+	var s SpanID
+	for s.IsZero() {
+		rand.Read(s[:]) // never fails: it crashes the program instead
 	}
-	for s == ([8]byte{}) {
-		rand.Read(s[:])
-	}
-	return s, false
+	return s
 }
 
-func formatTraceparent(t TraceID, span [8]byte) string {
+func formatTraceparent(t TraceID, span SpanID, flags byte) string {
 	var b [55]byte
 	copy(b[:], "00-")
 	hex.Encode(b[3:35], t[:])
 	b[35] = '-'
 	hex.Encode(b[36:52], span[:])
-	copy(b[52:], "-01")
+	b[52] = '-'
+	hex.Encode(b[53:55], []byte{flags})
 	return string(b[:])
 }
 
 // parseTraceparent reads a traceparent field as W3C Trace Context
 // prescribes: lowercase hex only, exact lengths, version ff invalid, zero
 // trace and parent IDs invalid, and a version above 00 read as 00 if the
-// field is at least as long and, if longer, continues with '-'.
-func parseTraceparent(s string) (t TraceID, span [8]byte, ok bool) {
+// field is at least as long and, if longer, continues with '-'. It returns
+// the flags as sent, unknown bits included.
+func parseTraceparent(s string) (t TraceID, span SpanID, flags byte, ok bool) {
 	const n = 55
 	if len(s) < n || s[2] != '-' || s[35] != '-' || s[52] != '-' {
-		return t, span, false
+		return t, span, 0, false
 	}
 	var v [1]byte
 	if !decodeLowerHex(v[:], s[0:2]) || v[0] == 0xff {
-		return t, span, false
+		return t, span, 0, false
 	}
 	switch {
 	case v[0] == 0 && len(s) != n:
-		return t, span, false
+		return t, span, 0, false
 	case len(s) > n && s[n] != '-':
-		return t, span, false
+		return t, span, 0, false
 	}
-	var flags [1]byte
-	if !decodeLowerHex(t[:], s[3:35]) || !decodeLowerHex(span[:], s[36:52]) || !decodeLowerHex(flags[:], s[53:55]) {
-		return t, span, false
+	var f [1]byte
+	if !decodeLowerHex(t[:], s[3:35]) || !decodeLowerHex(span[:], s[36:52]) || !decodeLowerHex(f[:], s[53:55]) {
+		return t, span, 0, false
 	}
-	if t.IsZero() || span == ([8]byte{}) {
-		return t, span, false
+	if t.IsZero() || span.IsZero() {
+		return t, span, 0, false
 	}
-	return t, span, true
+	return t, span, f[0], true
 }
 
 // decodeLowerHex decodes s into dst, accepting only lowercase hex digits
@@ -226,16 +284,16 @@ func lowerHexDigit(c byte) (byte, bool) {
 	return 0, false
 }
 
-// parseTracestate reads a tracestate field and returns the parent event it
-// names, if its first 8 bytes equal span, and the members of other systems
-// in order. A field that breaks the W3C grammar, repeats a key or has more
-// than 32 members is discarded whole, as the specification asks.
-func parseTracestate(s string, span [8]byte) (ID, []string) {
+// parseTracestate reads a tracestate field and returns the parent event
+// its first scopemesh member names, if that event's first 8 bytes equal
+// span, and every member in order, ours included. A field that breaks the
+// W3C grammar or has more than 32 members is discarded whole, as the
+// specification asks; a repeated key is kept, as Level 2 allows.
+func parseTracestate(s string, span SpanID) (ID, []string) {
 	var (
 		parent  ID
-		found   bool
-		foreign []string
-		keys    []string
+		seen    bool
+		members []string
 	)
 	for m := range strings.SplitSeq(s, ",") {
 		m = strings.Trim(m, " \t")
@@ -246,45 +304,32 @@ func parseTracestate(s string, span [8]byte) (ID, []string) {
 		if !ok || !validTracestateKey(key) || !validTracestateValue(value) {
 			return ID{}, nil
 		}
-		for _, k := range keys {
-			if k == key {
-				return ID{}, nil
-			}
-		}
-		keys = append(keys, key)
-		if len(keys) > maxTracestateMembers {
+		if members = append(members, m); len(members) > maxTracestateMembers {
 			return ID{}, nil
 		}
-		if key != tracestateKey {
-			foreign = append(foreign, m)
-			continue
+		if key == tracestateKey && !seen {
+			// The leftmost member is the latest, as a modified member
+			// moves to the front.
+			seen = true
+			if !decodeLowerHex(parent[:], value) || parent.Span() != span {
+				parent = ID{}
+			}
 		}
-		found = decodeLowerHex(parent[:], value) && [8]byte(parent[:8]) == span
 	}
-	if !found {
-		parent = ID{}
-	}
-	return parent, foreign
+	return parent, members
 }
 
-// validTracestateKey reports whether k is a W3C tracestate key: a simple
-// key, lowercase letter first, or a multi-tenant key tenant@system.
+// validTracestateKey reports whether k is a W3C Trace Context Level 2
+// tracestate key: a lowercase letter or a digit, then up to 255 of those
+// and '_', '-', '*', '/' and '@'.
 func validTracestateKey(k string) bool {
-	if len(k) == 0 || len(k) > maxTracestateKey {
+	if len(k) == 0 || len(k) > maxTracestateKey || (!isLower(k[0]) && !isDigit(k[0])) {
 		return false
 	}
-	tenant, system, multi := strings.Cut(k, "@")
-	if !multi {
-		return isLower(k[0]) && allKeyChars(k[1:])
-	}
-	return len(tenant) >= 1 && len(tenant) <= 241 && (isLower(tenant[0]) || isDigit(tenant[0])) && allKeyChars(tenant[1:]) &&
-		len(system) >= 1 && len(system) <= 14 && isLower(system[0]) && allKeyChars(system[1:])
-}
-
-func allKeyChars(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !isLower(c) && !isDigit(c) && c != '_' && c != '-' && c != '*' && c != '/' {
+	for i := 1; i < len(k); i++ {
+		switch c := k[i]; {
+		case isLower(c), isDigit(c), c == '_', c == '-', c == '*', c == '/', c == '@':
+		default:
 			return false
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -46,7 +47,8 @@ func TestInjectExtractCarriers(t *testing.T) {
 			c := newCarrier()
 			Propagator{Clock: sender}.Inject(ctx, c)
 
-			want := fmt.Sprintf("00-%s-%s-01", tr, parent.String()[:16])
+			// A trace that starts here is sampled, and its ID random.
+			want := fmt.Sprintf("00-%s-%s-03", tr, parent.String()[:16])
 			if got := c.Get("traceparent"); got != want {
 				t.Fatalf("traceparent %q, want %q", got, want)
 			}
@@ -92,8 +94,8 @@ func TestInjectWithoutTraceOrParent(t *testing.T) {
 	if _, ok := c["scopemesh-hlc"]; ok {
 		t.Fatalf("HLC field written without a clock: %v", c)
 	}
-	gt, span, ok := parseTraceparent(c["traceparent"])
-	if !ok || gt != tr || span == ([8]byte{}) {
+	gt, span, flags, ok := parseTraceparent(c["traceparent"])
+	if !ok || gt != tr || span.IsZero() || flags != 3 {
 		t.Fatalf("traceparent %q", c["traceparent"])
 	}
 	got := Propagator{}.Extract(context.Background(), c)
@@ -108,7 +110,7 @@ func TestInjectWithoutTraceOrParent(t *testing.T) {
 	c = MapCarrier{}
 	ctx, _ = tracedContext(ID{8: 1})
 	Propagator{}.Inject(ctx, c)
-	if _, _, ok := parseTraceparent(c["traceparent"]); !ok {
+	if _, _, _, ok := parseTraceparent(c["traceparent"]); !ok {
 		t.Fatalf("traceparent %q", c["traceparent"])
 	}
 	if _, ok := c["tracestate"]; ok {
@@ -147,12 +149,12 @@ func TestParseTraceparent(t *testing.T) {
 		"00-" + tr + "0-" + span[1:] + "-01",
 	}
 	for _, s := range valid {
-		if _, _, ok := parseTraceparent(s); !ok {
+		if _, _, _, ok := parseTraceparent(s); !ok {
 			t.Errorf("%q refused", s)
 		}
 	}
 	for _, s := range invalid {
-		if _, _, ok := parseTraceparent(s); ok {
+		if _, _, _, ok := parseTraceparent(s); ok {
 			t.Errorf("%q accepted", s)
 		}
 	}
@@ -190,38 +192,46 @@ func TestExtractRepeatedTraceparent(t *testing.T) {
 
 func TestTracestate(t *testing.T) {
 	parent := mustSeal(t, typicalEvent()).ID
-	var span [8]byte
-	copy(span[:], parent[:])
 	own := "scopemesh=" + parent.String()
 	other := parent
 	other[0] ^= 1
 	cases := []struct {
-		name       string
-		state      string
-		wantParent ID
-		wantOthers []string
+		name        string
+		state       string
+		wantParent  ID
+		wantMembers []string // nil: the field is discarded
 	}{
-		{"own only", own, parent, nil},
-		{"with others", "congo=t61rcWkgMzE, " + own + " ,\trojo=00f067aa0ba902b7", parent, []string{"congo=t61rcWkgMzE", "rojo=00f067aa0ba902b7"}},
-		{"empty members", ",," + own + ",", parent, nil},
-		{"stale parent", "scopemesh=" + other.String(), ID{}, nil},
-		{"uppercase parent", "scopemesh=" + strings.ToUpper(parent.String()), ID{}, nil},
-		{"short parent", "scopemesh=" + parent.String()[:62], ID{}, nil},
-		{"multi-tenant key", "tenant1@sys=x," + own, parent, []string{"tenant1@sys=x"}},
-		{"duplicate key", own + "," + own, ID{}, nil},
-		{"duplicate other key", "a=1,a=2," + own, ID{}, nil},
+		{"own only", own, parent, []string{own}},
+		{"with others", "congo=t61rcWkgMzE, " + own + " ,\trojo=00f067aa0ba902b7", parent, []string{"congo=t61rcWkgMzE", own, "rojo=00f067aa0ba902b7"}},
+		{"empty members", ",," + own + ",", parent, []string{own}},
+		{"stale parent", "scopemesh=" + other.String(), ID{}, []string{"scopemesh=" + other.String()}},
+		{"uppercase parent", "scopemesh=" + strings.ToUpper(parent.String()), ID{}, []string{"scopemesh=" + strings.ToUpper(parent.String())}},
+		{"short parent", "scopemesh=" + parent.String()[:62], ID{}, []string{"scopemesh=" + parent.String()[:62]}},
+		{"leftmost own member counts", own + ",scopemesh=" + other.String(), parent, []string{own, "scopemesh=" + other.String()}},
+		{"leftmost own member is stale", "scopemesh=" + other.String() + "," + own, ID{}, []string{"scopemesh=" + other.String(), own}},
+		// Level 2 keys: a digit may start one, '@' may be anywhere but first.
+		{"multi-tenant key", "tenant1@sys=x," + own, parent, []string{"tenant1@sys=x", own}},
+		{"digit first", "1congo=x", ID{}, []string{"1congo=x"}},
+		{"at signs", "foo@=1,foo@@bar=2,foo@bar@baz=3,t@vvvvvvvvvvvvvvv=4", ID{}, []string{"foo@=1", "foo@@bar=2", "foo@bar@baz=3", "t@vvvvvvvvvvvvvvv=4"}},
+		{"256-character key", strings.Repeat("z", 256) + "=1", ID{}, []string{strings.Repeat("z", 256) + "=1"}},
+		{"257-character key", "foo=1," + strings.Repeat("z", 257) + "=1", ID{}, nil},
+		{"at sign first", "@foo=1,bar=2", ID{}, nil},
+		// Level 2 lets duplicate keys through.
+		{"duplicate key", own + "," + own, parent, []string{own, own}},
+		{"duplicate other key", "a=1,a=2," + own, parent, []string{"a=1", "a=2", own}},
 		{"uppercase key", "Congo=1," + own, ID{}, nil},
+		{"dot in key", "foo.bar=1", ID{}, nil},
 		{"no equals", "congo," + own, ID{}, nil},
 		{"empty value", "congo=," + own, ID{}, nil},
-		{"value with space at end", "congo=a b ," + own, parent, []string{"congo=a b"}}, // the trailing space is OWS
+		{"value with space at end", "congo=a b ," + own, parent, []string{"congo=a b", own}}, // the trailing space is OWS
 		{"value with comma-like char", "congo=a=b," + own, ID{}, nil},
 		{"33 members", members(32) + "," + own, ID{}, nil},
-		{"32 members", members(31) + "," + own, parent, strings.Split(members(31), ",")},
+		{"32 members", members(31) + "," + own, parent, append(strings.Split(members(31), ","), own)},
 	}
 	for _, c := range cases {
-		gotParent, gotOthers := parseTracestate(c.state, span)
-		if gotParent != c.wantParent || strings.Join(gotOthers, "|") != strings.Join(c.wantOthers, "|") {
-			t.Errorf("%s: parent %s, others %q; want %s, %q", c.name, gotParent, gotOthers, c.wantParent, c.wantOthers)
+		gotParent, gotMembers := parseTracestate(c.state, parent.Span())
+		if gotParent != c.wantParent || !slices.Equal(gotMembers, c.wantMembers) {
+			t.Errorf("%s: parent %s, members %q; want %s, %q", c.name, gotParent, gotMembers, c.wantParent, c.wantMembers)
 		}
 	}
 }
@@ -369,5 +379,152 @@ func TestCarriers(t *testing.T) {
 	m.Set("a", "b")
 	if m.Get("a") != "b" || len(m.Keys()) != 1 || len(HeaderCarrier(h).Keys()) != 1 {
 		t.Fatal("MapCarrier")
+	}
+}
+
+// The flags a caller sent go on unchanged, on a hop that records an event
+// and on one that records nothing, so the parent-id never has to change
+// because a flag did; reserved bits go out as zero.
+func TestFlagsPassOnUnchanged(t *testing.T) {
+	const tr, span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	e := mustSeal(t, typicalEvent())
+	for in, want := range map[string]string{"00": "00", "01": "01", "02": "02", "03": "03", "04": "00", "ff": "03", "0b": "03"} {
+		ctx := Propagator{}.Extract(context.Background(), MapCarrier{"traceparent": "00-" + tr + "-" + span + "-" + in, "tracestate": "congo=1"})
+		if in == "04" || in == "ff" || in == "0b" {
+			// Version 00 with reserved bits is still valid: W3C says to
+			// ignore them.
+			if got, _ := TraceFromContext(ctx); got.String() != tr {
+				t.Fatalf("flags %s refused", in)
+			}
+		}
+		passed := MapCarrier{}
+		Propagator{}.Inject(ctx, passed)
+		if want := "00-" + tr + "-" + span + "-" + want; passed["traceparent"] != want || passed["tracestate"] != "congo=1" {
+			t.Errorf("flags %s passed on as %v, want traceparent %s", in, passed, want)
+		}
+		recorded := MapCarrier{}
+		Propagator{}.Inject(ContextWithParent(ctx, e.ID), recorded)
+		if want := "00-" + tr + "-" + e.ID.Span().String() + "-" + want; recorded["traceparent"] != want {
+			t.Errorf("flags %s sent on with an event as %q, want %q", in, recorded["traceparent"], want)
+		}
+	}
+}
+
+// A hop that records nothing passes traceparent on as it came, and so must
+// pass tracestate on unmodified: ours where it was, duplicates and all.
+func TestPassThroughKeepsTracestate(t *testing.T) {
+	parent := mustSeal(t, typicalEvent()).ID
+	tp := "00-4bf92f3577b34da6a3ce929d0e0e4736-" + parent.Span().String() + "-01"
+	state := "congo=1,scopemesh=" + parent.String() + ",congo=2,rojo=x"
+	ctx := Propagator{}.Extract(context.Background(), MapCarrier{"traceparent": tp, "tracestate": state})
+	if p, _ := ParentFromContext(ctx); p != parent {
+		t.Fatalf("parent %s, want %s", p, parent)
+	}
+	out := MapCarrier{}
+	Propagator{}.Inject(ctx, out)
+	if out["traceparent"] != tp || out["tracestate"] != state {
+		t.Fatalf("passed on as %v", out)
+	}
+
+	// A new event moves our member to the front, and drops the old one.
+	next := mustSeal(t, Event{Node: "n", Kind: "k"}).ID
+	out = MapCarrier{}
+	Propagator{}.Inject(ContextWithParent(ctx, next), out)
+	if want := "scopemesh=" + next.String() + ",congo=1,congo=2,rojo=x"; out["tracestate"] != want {
+		t.Fatalf("tracestate %q, want %q", out["tracestate"], want)
+	}
+
+	// With 32 members received, ours pushes the rightmost out.
+	full := members(32)
+	ctx = Propagator{}.Extract(context.Background(), MapCarrier{"traceparent": tp, "tracestate": full})
+	out = MapCarrier{}
+	Propagator{}.Inject(ContextWithParent(ctx, next), out)
+	got := strings.Split(out["tracestate"], ",")
+	if len(got) != 32 || got[0] != "scopemesh="+next.String() || got[31] != "k30=v" {
+		t.Fatalf("tracestate %q", out["tracestate"])
+	}
+}
+
+func TestRemoteSpan(t *testing.T) {
+	const tr = "4bf92f3577b34da6a3ce929d0e0e4736"
+	parent := mustSeal(t, typicalEvent()).ID
+	span := parent.Span().String()
+	trace, _ := ParseTraceID(tr)
+	for _, c := range []struct {
+		name, state string
+		remote      bool
+	}{
+		{"no tracestate", "", true},
+		{"another system's", "congo=1", true},
+		{"a stale member of ours", "scopemesh=" + strings.Repeat("ab", 32), true},
+		{"our parent event", "scopemesh=" + parent.String(), false},
+	} {
+		ctx := Propagator{}.Extract(context.Background(), MapCarrier{"traceparent": "00-" + tr + "-" + span + "-01", "tracestate": c.state})
+		got, ok := RemoteSpanFromContext(ctx, trace)
+		if ok != c.remote || ok && got.String() != span {
+			t.Errorf("%s: remote span %s, %v", c.name, got, ok)
+		}
+		if _, ok := RemoteSpanFromContext(ctx, NewTraceID()); ok {
+			t.Errorf("%s: a remote span for another trace", c.name)
+		}
+	}
+}
+
+// Spaces and tabs around traceparent are not part of it.
+func TestExtractTrimsTraceparent(t *testing.T) {
+	const tr = "4bf92f3577b34da6a3ce929d0e0e4736"
+	for _, tp := range []string{" 00-" + tr + "-00f067aa0ba902b7-01", "\t00-" + tr + "-00f067aa0ba902b7-01 \t"} {
+		ctx := Propagator{}.Extract(context.Background(), MapCarrier{"traceparent": tp})
+		if got, _ := TraceFromContext(ctx); got.String() != tr {
+			t.Errorf("%q: trace %s", tp, got)
+		}
+	}
+}
+
+func TestSpanID(t *testing.T) {
+	for _, bad := range []string{"", "00f067aa0ba902b", "00F067AA0BA902B7", "00f067aa0ba902b7a", "00f067aa0ba902bg"} {
+		if _, err := ParseSpanID(bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("ParseSpanID(%q): %v", bad, err)
+		}
+	}
+	s, err := ParseSpanID("00f067aa0ba902b7")
+	if err != nil || s.String() != "00f067aa0ba902b7" || s.IsZero() {
+		t.Fatalf("ParseSpanID: %s, %v", s, err)
+	}
+	e := mustSeal(t, typicalEvent())
+	if SpanOf(e) != e.ID.Span() {
+		t.Fatal("an event without AttrSpanID is not its own span")
+	}
+	e.Attrs = map[string]string{AttrSpanID: "00f067aa0ba902b7", AttrParentSpanID: "0102030405060708"}
+	if SpanOf(e) != s {
+		t.Fatal("AttrSpanID ignored")
+	}
+	if p, ok := ParentSpanOf(e); !ok || p.String() != "0102030405060708" {
+		t.Fatalf("ParentSpanOf: %s, %v", p, ok)
+	}
+	e.Attrs[AttrParentSpanID] = "0000000000000000"
+	if _, ok := ParentSpanOf(e); ok {
+		t.Fatal("a zero parent span accepted")
+	}
+}
+
+func TestInterval(t *testing.T) {
+	start := time.Date(2026, 3, 4, 5, 6, 7, 891, time.FixedZone("x", 3600))
+	s, d := IntervalAttrs(start, 1500*time.Microsecond)
+	e := Event{Attrs: map[string]string{AttrStart: s, AttrDuration: d}}
+	gotStart, gotD, ok := Interval(e)
+	if !ok || !gotStart.Equal(start) || gotD != 1500*time.Microsecond || s != "2026-03-04T04:06:07.000000891Z" || d != "1.5ms" {
+		t.Fatalf("Interval: %v %v %v from %q %q", gotStart, gotD, ok, s, d)
+	}
+	for _, attrs := range []map[string]string{
+		{AttrStart: s},
+		{AttrDuration: d},
+		{AttrStart: "yesterday", AttrDuration: d},
+		{AttrStart: s, AttrDuration: "long"},
+		{AttrStart: s, AttrDuration: "-1ms"},
+	} {
+		if _, _, ok := Interval(Event{Attrs: attrs}); ok {
+			t.Errorf("Interval accepted %v", attrs)
+		}
 	}
 }

@@ -210,10 +210,15 @@ func TestMembersSeeEachOtherWhenHostWasConnectedFirst(t *testing.T) {
 	if _, err := mn.ConnectPeers(ha.ID(), hb.ID()); err != nil {
 		t.Fatal(err)
 	}
-	// Give the member's gossipsub the moment it takes to try the new
-	// connection, as it would while the application starts up; nothing
-	// outside gossipsub shows that it has.
-	time.Sleep(500 * time.Millisecond)
+	// The member learns what the new host speaks, as it would while the
+	// application starts up, before the node opens on that host.
+	err = poll(ctx, 10*time.Second, "the member to identify the new host", func() bool {
+		protos, err := ha.Peerstore().GetProtocols(hb.ID())
+		return err == nil && len(protos) > 0
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	b, err := scopemesh.Open(ctx, cfgB)
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,6 +88,23 @@ func newCluster(t testing.TB, n int, opts clusterOptions) (mocknet.Mocknet, []*t
 	}
 	connectAll(t, mn)
 	return mn, nodes
+}
+
+// connectedPeer is a bare libp2p host on mn, linked and connected to n:
+// a peer that speaks the protocols as a test has it.
+func connectedPeer(t testing.TB, mn mocknet.Mocknet, n *testNode) host.Host {
+	t.Helper()
+	h, err := mn.GenPeer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mn.LinkPeers(h.ID(), n.h.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mn.ConnectPeers(h.ID(), n.h.ID()); err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
 
 // connectAll links and connects every pair of mn's hosts.
@@ -265,5 +283,49 @@ func TestHeldBackEventsArriveOnceInRange(t *testing.T) {
 	})
 	if skew := nodes[0].Status().ClockSkew; len(skew) != 1 {
 		t.Fatalf("the hold-back was not reported: %+v", skew)
+	}
+}
+
+// TestConfigIsValidated: New refuses a Config it cannot run with, and
+// leaves the host as it was.
+func TestConfigIsValidated(t *testing.T) {
+	mn := mocknet.New()
+	t.Cleanup(func() { mn.Close() })
+	h, err := mn.GenPeer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock, err := hlc.NewClock(hlc.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := h.Mux().Protocols()
+	good := Config{Cluster: "test", Set: crdt.NewMemory(crdt.Options{}), Clock: clock, DHT: DHTOff, Logger: quiet}
+	for _, tc := range []struct {
+		name string
+		edit func(*Config)
+		want string
+	}{
+		{"no cluster", func(c *Config) { c.Cluster = "" }, "Cluster is empty"},
+		{"no set", func(c *Config) { c.Set = nil }, "Set is nil"},
+		{"no clock", func(c *Config) { c.Clock = nil }, "Clock is nil"},
+		{"long name", func(c *Config) { c.Name = strings.Repeat("n", MaxNameBytes+1) }, "Config.Name"},
+		{"name not UTF-8", func(c *Config) { c.Name = "\xff" }, "Config.Name"},
+		{"negative interval", func(c *Config) { c.SyncInterval = -time.Second }, "SyncInterval"},
+		{"negative forget", func(c *Config) { c.ForgetAfter = -time.Second }, "ForgetAfter"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := good
+			tc.edit(&cfg)
+			if _, err := New(h, cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("New: %v, want an error about %s", err, tc.want)
+			}
+			if protos := h.Mux().Protocols(); len(protos) != len(before) {
+				t.Fatalf("a refused Config left handlers: %v", protos)
+			}
+		})
+	}
+	if _, err := New(nil, good); err == nil {
+		t.Fatal("New took a nil host")
 	}
 }

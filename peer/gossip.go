@@ -38,6 +38,7 @@ const (
 type GossipStats struct {
 	BatchesPublished uint64 // batches this node published
 	EventsPublished  uint64 // events in them
+	EventsRecorded   uint64 // this node's own new events, published or not (the publisher counts them)
 	BatchesReceived  uint64 // valid batches from peers
 	EventsMerged     uint64 // events from them that were new here
 	BatchesRejected  uint64 // batches that failed validation: malformed or forged
@@ -49,7 +50,7 @@ type GossipStats struct {
 }
 
 type gossipCounters struct {
-	batchesPublished, eventsPublished, batchesReceived, eventsMerged,
+	batchesPublished, eventsPublished, eventsRecorded, batchesReceived, eventsMerged,
 	batchesRejected, batchesHeld, droppedOutbound, droppedInbound,
 	publishGaps, publishErrors atomic.Uint64
 }
@@ -58,6 +59,7 @@ func (c *gossipCounters) snapshot() GossipStats {
 	return GossipStats{
 		BatchesPublished: c.batchesPublished.Load(),
 		EventsPublished:  c.eventsPublished.Load(),
+		EventsRecorded:   c.eventsRecorded.Load(),
 		BatchesReceived:  c.batchesReceived.Load(),
 		EventsMerged:     c.eventsMerged.Load(),
 		BatchesRejected:  c.batchesRejected.Load(),
@@ -357,10 +359,13 @@ func (g *gossip) take(ctx context.Context, batch []events.Encoded, wait bool) ([
 	switch {
 	case errors.As(err, &gap):
 		g.counts.publishGaps.Add(1)
-		return append(batch, g.ownSince(ctx, gap.From)...), true
+		batch = append(batch, g.ownSince(ctx, gap.From)...)
+		g.counts.eventsRecorded.Add(uint64(len(batch) - from))
+		return batch, true
 	case err != nil:
 		return batch, false
 	}
+	g.counts.eventsRecorded.Add(uint64(len(batch) - from))
 	return batch, true
 }
 

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -82,6 +83,7 @@ type Host struct {
 	view    *view
 	disc    *discovery
 	started time.Time
+	stats   hostStats
 
 	sessions   sessions
 	retries    retryTable
@@ -103,8 +105,33 @@ type Host struct {
 	closeErr  error
 }
 
+// validate reports a Config New cannot run with, before New starts
+// anything.
+func (c *Config) validate(h host.Host) error {
+	switch {
+	case h == nil:
+		return errors.New("peer: no libp2p host")
+	case c.Cluster == "":
+		return errors.New("peer: Config.Cluster is empty")
+	case c.Set == nil:
+		return errors.New("peer: Config.Set is nil")
+	case c.Clock == nil:
+		return errors.New("peer: Config.Clock is nil")
+	case len(c.Name) > MaxNameBytes || !utf8.ValidString(c.Name):
+		return fmt.Errorf("peer: Config.Name: %d bytes, want at most %d of UTF-8", len(c.Name), MaxNameBytes)
+	case c.SyncInterval < 0:
+		return fmt.Errorf("peer: Config.SyncInterval %v is negative", c.SyncInterval)
+	case c.ForgetAfter < 0:
+		return fmt.Errorf("peer: Config.ForgetAfter %v is negative", c.ForgetAfter)
+	}
+	return nil
+}
+
 // New starts the cluster services on h.
 func New(h host.Host, cfg Config) (_ *Host, err error) {
+	if err := cfg.validate(h); err != nil {
+		return nil, err
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -143,9 +170,6 @@ func New(h host.Host, cfg Config) (_ *Host, err error) {
 	if keys != nil {
 		n.names = keys[0].names
 		h.SetStreamHandler(authProtocol, n.handleProof)
-	}
-	if len(cfg.Name) > MaxNameBytes {
-		return nil, fmt.Errorf("peer: a node name of %d bytes, at most %d", len(cfg.Name), MaxNameBytes)
 	}
 	if n.view, err = newView(n, cfg.Name); err != nil {
 		return nil, err
@@ -387,8 +411,8 @@ func (n *Host) onJoined(p lpeer.ID) {
 		// now. Gossip published before the mesh forms (about a second)
 		// reaches nobody: reconcile again once it has.
 		n.requestSyncOnce(p)
-		time.AfterFunc(n.joinResync, func() {
-			if n.ctx.Err() == nil {
+		n.goLoop(n.ctx, func(ctx context.Context) {
+			if sleep(ctx, n.joinResync) {
 				n.requestSyncOnce(p)
 			}
 		})
@@ -682,6 +706,11 @@ func (n *Host) Status() Status {
 		StoreBytes:  bytes,
 		Reclaimable: reclaimable,
 		Expired:     deleted,
+
+		SyncInitiated: n.stats.syncInitiated.snapshot(),
+		SyncServed:    n.stats.syncServed.snapshot(),
+		QueriesServed: n.stats.queriesServed.snapshot(),
+		QueriesAsked:  n.stats.queriesAsked.snapshot(),
 	}
 }
 

@@ -143,32 +143,14 @@ func TestHostileFrozenReconciliation(t *testing.T) {
 
 	var silent []network.Stream
 	for range 5 {
-		h, err := mn.GenPeer()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := mn.LinkPeers(h.ID(), victim.h.ID()); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := mn.ConnectPeers(h.ID(), victim.h.ID()); err != nil {
-			t.Fatal(err)
-		}
+		h := connectedPeer(t, mn, victim)
 		s, err := h.NewStream(ctx, victim.h.ID(), proto)
 		if err != nil {
 			t.Fatal(err)
 		}
 		silent = append(silent, s)
 	}
-	rogue, err := mn.GenPeer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := mn.LinkPeers(rogue.ID(), victim.h.ID()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := mn.ConnectPeers(rogue.ID(), victim.h.ID()); err != nil {
-		t.Fatal(err)
-	}
+	rogue := connectedPeer(t, mn, victim)
 	rogue.SetStreamHandler(proto, func(s network.Stream) {
 		io.Copy(io.Discard, s) // takes every frame, answers none
 	})

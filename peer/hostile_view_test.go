@@ -131,16 +131,7 @@ func TestHostileViewFloodIsBounded(t *testing.T) {
 func TestHostileViewExchangesAreBounded(t *testing.T) {
 	mn, nodes := newCluster(t, 1, clusterOptions{})
 	victim := nodes[0]
-	rogue, err := mn.GenPeer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := mn.LinkPeers(rogue.ID(), victim.h.ID()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := mn.ConnectPeers(rogue.ID(), victim.h.ID()); err != nil {
-		t.Fatal(err)
-	}
+	rogue := connectedPeer(t, mn, victim)
 	admitAll(t, victim, []host.Host{rogue})
 	silent, err := rogue.NewStream(context.Background(), victim.h.ID(), namesFor("test").view)
 	if err != nil {

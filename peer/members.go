@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"bytes"
 	"errors"
 	"math/rand/v2"
 	"slices"
@@ -424,6 +425,32 @@ func (t *memberTable) byName(name string) []lpeer.ID {
 	return out
 }
 
+// size counts the members in the view.
+func (t *memberTable) size() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, m := range t.peers {
+		if m.inView() {
+			n++
+		}
+	}
+	return n
+}
+
+// holds reports whether env is the signed record the table holds for
+// some member: a list exchange then need not check its signature again.
+func (t *memberTable) holds(env []byte) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, m := range t.peers {
+		if bytes.Equal(m.envelope, env) {
+			return true
+		}
+	}
+	return false
+}
+
 // envelopes returns the signed records the table holds, for a member
 // that joins.
 func (t *memberTable) envelopes() [][]byte {
@@ -448,8 +475,10 @@ type queryTarget struct {
 }
 
 // queryTargets returns the members a cluster query must ask: those in the
-// view that did not leave, and the wanted peers.
-func (t *memberTable) queryTargets() []queryTarget {
+// view that did not leave, and the wanted peers; with candidates, the
+// connected candidates too, which in an open cluster may hold events
+// before they are admitted.
+func (t *memberTable) queryTargets(candidates bool) []queryTarget {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	links := make(map[uint64][]lpeer.ID)
@@ -462,7 +491,8 @@ func (t *memberTable) queryTargets() []queryTarget {
 	}
 	var out []queryTarget
 	for p, m := range t.peers {
-		if (m.inView() || m.wanted) && !m.left() && !m.Refused {
+		asked := m.inView() || m.wanted || candidates && m.candidate && m.Connected
+		if asked && !m.left() && !m.Refused {
 			out = append(out, queryTarget{id: p, connected: m.Connected, neighbours: links[linkDigest(p)]})
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/scopemesh/scopemesh/crdt"
 )
 
@@ -35,10 +37,14 @@ func TestDisconnectKeepsPeerOutUntilConnect(t *testing.T) {
 		}
 		return false
 	})
+	recorded := time.Now()
 	lost := b.record(t, "while-refused")
-	time.Sleep(500 * time.Millisecond) // a negative check: give gossip a chance to leak
 	// A mocknet host has no connection gater, so b's redials connect for
 	// a moment before a closes them; nothing may pass meanwhile.
+	eventually(t, maxRedial+10*time.Second, "b to redial a after recording", func() bool {
+		info := a.Peers()
+		return len(info) == 1 && info[0].LastSeen.After(recorded)
+	})
 	if a.set.Has(crdt.KeyOf(lost)) {
 		t.Fatal("a took b's event while refusing b")
 	}
@@ -67,5 +73,28 @@ func TestDisconnectKeepsPeerOutUntilConnect(t *testing.T) {
 	}
 	if err := a.Connect(ctx, "/ip4/127.0.0.1/tcp/1"); err == nil {
 		t.Fatal("Connect to an address without /p2p succeeded")
+	}
+}
+
+// TestQueriesAskCandidatesInOpenClusters: a connected peer that speaks
+// the cluster's protocol but has not completed a sync yet may hold
+// events; an open cluster's queries ask it, a closed one's do not.
+func TestQueriesAskCandidatesInOpenClusters(t *testing.T) {
+	tab := newMemberTable(time.Now, DefaultForgetAfter)
+	candidate, stranger := lpeer.ID("candidate"), lpeer.ID("stranger")
+	tab.connected(candidate, "c1")
+	tab.joined(candidate)
+	tab.connected(stranger, "c2")
+	targets := func(open bool) (ids []lpeer.ID) {
+		for _, q := range tab.queryTargets(open) {
+			ids = append(ids, q.id)
+		}
+		return ids
+	}
+	if got := targets(true); len(got) != 1 || got[0] != candidate {
+		t.Fatalf("an open cluster's query asks %v, want the candidate alone", got)
+	}
+	if got := targets(false); len(got) != 0 {
+		t.Fatalf("a closed cluster's query asks %v, want no one", got)
 	}
 }

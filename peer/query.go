@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -130,6 +131,7 @@ func (n *Host) handleQuery(raw network.Stream) {
 	stop := context.AfterFunc(ctx, func() { raw.Reset() })
 	defer stop()
 
+	start := time.Now()
 	route, req, f, err := readQuery(s)
 	switch {
 	case err != nil:
@@ -138,6 +140,7 @@ func (n *Host) handleQuery(raw network.Stream) {
 	default:
 		err = n.answer(ctx, s, f)
 	}
+	n.stats.queriesServed.ended(time.Since(start), err != nil)
 	endQuery(raw, s, err)
 }
 
@@ -304,13 +307,15 @@ func (n *Host) QueryPeers(ctx context.Context, f query.Filter, peers []lpeer.ID,
 }
 
 // QueryMembers is QueryPeers for every member of the view that did not
-// leave, and every peer registered by Bootstrap, Connect or Join. It
+// leave, every peer registered by Bootstrap, Connect or Join and, in an
+// open cluster, every connected peer that speaks its protocol and is not
+// admitted yet: it may have recorded events meanwhile. It
 // reaches a member over a connection, opening one if there is none, or
 // through a connected member whose record lists a connection to it.
 // complete reports that every one answered in full, and that the node has
 // joined (Join): until then it may not know every member.
 func (n *Host) QueryMembers(ctx context.Context, f query.Filter, m *query.Merger) (answers []query.PeerAnswer, complete bool) {
-	answers = n.queryTargets(ctx, f, n.members.queryTargets(), m)
+	answers = n.queryTargets(ctx, f, n.members.queryTargets(n.keys == nil), m)
 	complete = n.view.hasJoined()
 	for _, a := range answers {
 		complete = complete && a.Answered
@@ -329,6 +334,7 @@ func (n *Host) queryTargets(ctx context.Context, f query.Filter, targets []query
 		ctx, cancel = context.WithTimeout(ctx, defaultQueryTimeout)
 		defer cancel()
 	}
+	start := time.Now()
 	req, err := query.MarshalFilter(f)
 	answers := make([]query.PeerAnswer, len(targets))
 	var mu sync.Mutex // guards m
@@ -359,6 +365,7 @@ func (n *Host) queryTargets(ctx context.Context, f query.Filter, targets []query
 		})
 	}
 	wg.Wait()
+	n.stats.queriesAsked.ended(time.Since(start), slices.ContainsFunc(answers, func(a query.PeerAnswer) bool { return !a.Answered }))
 	return answers
 }
 

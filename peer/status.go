@@ -31,6 +31,12 @@ type Status struct {
 	ClockSkew []ClockSkew   // origins whose clocks ran too far ahead, by origin
 	Uptime    time.Duration // since the node started
 
+	// Sync sessions and cluster queries since the node started, each side
+	// apart: sessions it started and those peers started; queries it
+	// answered for peers and those it asked of them.
+	SyncInitiated, SyncServed   SyncStats
+	QueriesServed, QueriesAsked QueryStats
+
 	// Retention: what the node keeps, and what it has let go.
 	Horizon     hlc.Timestamp // the node keeps no events from before it; zero if it keeps everything
 	StoreBytes  int64         // bytes its store takes, on disk or in memory

@@ -200,6 +200,7 @@ func (n *Host) syncPeer(ctx context.Context, p lpeer.ID) SyncResult {
 		res := n.initiate(ctx, p)
 		end()
 		if !errors.Is(res.Err, ErrBusy) || busy == busyRetries {
+			n.stats.syncInitiated.ended(res)
 			n.admitted(n.members.synced(p, res))
 			return res
 		}
@@ -412,6 +413,7 @@ func (n *Host) handleSync(raw network.Stream) {
 		s.send(frameError, []byte(err.Error()))
 		n.log.Debug("sync session from a peer failed", "peer", p, "err", err)
 	}
+	n.stats.syncServed.ended(res)
 	n.admitted(n.members.synced(p, res))
 }
 

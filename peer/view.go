@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -26,8 +27,8 @@ import (
 // view protocol), and every member publishes its own record on the view
 // topic, which gossipsub carries to every member, when its connections
 // change and every memberBeat; a node also swaps lists with a member
-// picked at random every viewExchangeInterval, which repairs what gossip
-// lost. A node that closes publishes a last record that says it left, and
+// picked at random every viewExchangeInterval (less often in large
+// views), which repairs what gossip lost. A node that closes publishes a last record that says it left, and
 // hands it to the members it has connections to.
 //
 // A node has news that a member is alive when its record comes, and for
@@ -218,11 +219,11 @@ func (v *view) nudge() {
 
 // beatLoop publishes a new record of this node every memberBeat, and soon
 // after its connections change, and swaps lists with a member picked at
-// random every viewExchangeInterval.
+// random every exchangeInterval.
 func (v *view) beatLoop(ctx context.Context) {
 	beat := time.NewTicker(memberBeat)
 	defer beat.Stop()
-	swap := time.NewTicker(viewExchangeInterval)
+	swap := time.NewTimer(exchangeInterval(0))
 	defer swap.Stop()
 	for {
 		if env, err := v.sign(false); err == nil {
@@ -230,21 +231,45 @@ func (v *view) beatLoop(ctx context.Context) {
 				v.n.log.Debug("publishing this node's member record", "err", err)
 			}
 		}
+		if !v.waitForBeat(ctx, beat.C, swap) {
+			return
+		}
+	}
+}
+
+// waitForBeat swaps lists when swap fires, until the next beat or a change
+// of connections calls for a record. It returns false once ctx is done.
+func (v *view) waitForBeat(ctx context.Context, beat <-chan time.Time, swap *time.Timer) bool {
+	for {
 		select {
 		case <-ctx.Done():
-			return
-		case <-beat.C:
+			return false
+		case <-beat:
+			return true
 		case <-v.changed:
-			if !sleep(ctx, minRecordGap) { // the changes of a moment share a record
-				return
-			}
+			return sleep(ctx, minRecordGap) // the changes of a moment share a record
 		case <-swap.C:
-			if peers := v.n.connectedMembers(); len(peers) > 0 {
+			peers := v.n.connectedMembers()
+			if len(peers) > 0 {
 				p := peers[rand.IntN(len(peers))]
 				v.n.goLoop(ctx, func(ctx context.Context) { v.exchange(ctx, p) })
 			}
+			swap.Reset(exchangeInterval(v.n.members.size()))
 		}
 	}
+}
+
+// exchangeInterval is how often a node of a view of size members swaps
+// lists with one at random. Larger views swap less often, as memberlist's
+// push-pull does: a list grows with the view, and gossip and the beats
+// already carry most of what an exchange would repair.
+func exchangeInterval(size int) time.Duration {
+	const threshold = 32
+	if size <= threshold {
+		return viewExchangeInterval
+	}
+	scale := math.Ceil(math.Log2(float64(size))-math.Log2(threshold)) + 1
+	return time.Duration(scale) * viewExchangeInterval
 }
 
 // validate checks a record gossiped on a view topic before gossipsub
@@ -289,54 +314,73 @@ func (v *view) receiveLoop(ctx context.Context, sub *pubsub.Subscription) {
 			return
 		}
 		if o, ok := msg.ValidatorData.(openedRecord); ok {
-			v.take(ctx, o, false)
+			v.take(o, false)
 		}
 	}
 }
 
 // take adds o to the member table if it is news. A record its member
 // handed over in an exchange (byItself), news of a member new here,
-// started anew or leaving, is published on: the member handed it to this
-// node alone, or to the members it has connections to, and the others
-// should know at once.
-func (v *view) take(ctx context.Context, o openedRecord, byItself bool) {
+// started anew or leaving, is to be passed on (the result): the member
+// handed it to this node alone, or to the members it has connections to,
+// and the others should know at once.
+func (v *view) take(o openedRecord, byItself bool) (passOn bool) {
 	n := v.n
 	if o.id == n.h.ID() {
-		return
+		return false
 	}
 	news, fresh, evicted := n.members.learn(o.id, o.r, o.env)
 	if evicted != "" {
 		n.h.ConnManager().Unprotect(evicted, memberTag)
 	}
 	if !news {
-		return
+		return false
 	}
 	if !o.r.Left {
 		n.h.Peerstore().AddAddrs(o.id, o.r.addrs(), peerstore.AddressTTL)
 	}
-	if byItself && (fresh || o.r.Left) {
-		if err := v.publish(ctx, o.env); err != nil && ctx.Err() == nil {
-			n.log.Debug("passing on a member record", "member", o.id, "err", err)
+	return byItself && (fresh || o.r.Left)
+}
+
+// passOn publishes the records an exchange brought that the cluster
+// should know at once; after the exchange, which need not wait for gossip.
+func (v *view) passOn(envs [][]byte) {
+	if len(envs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(v.n.ctx, viewTimeout)
+	defer cancel()
+	for _, env := range envs {
+		if err := v.publish(ctx, env); err != nil && ctx.Err() == nil {
+			v.n.log.Debug("passing on a member record", "err", err)
 		}
 	}
 }
 
 // takeAll opens and takes the records of an exchange's frame, which from
-// sent. Records that do not open are counted and skipped.
-func (v *view) takeAll(ctx context.Context, from lpeer.ID, payload []byte) error {
+// sent, and returns those to pass on. Records that do not open are
+// counted and skipped, and those the table holds already are not opened
+// again.
+func (v *view) takeAll(from lpeer.ID, payload []byte) (passOn [][]byte, err error) {
 	envs, err := splitRecords(payload)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, env := range envs {
+		if v.n.members.holds(env) {
+			continue // most of a list, in a settled cluster
+		}
 		p, r, err := openRecord(env, v.n.keys)
 		if err != nil {
 			v.rejected.Add(1)
 			continue
 		}
-		v.take(ctx, openedRecord{p, r, slices.Clone(env)}, p == from)
+		o := openedRecord{p, r, slices.Clone(env)}
+		if v.take(o, p == from) {
+			passOn = append(passOn, o.env)
+		}
 	}
-	return nil
+	return passOn, nil
 }
 
 // joinRecords writes envs, uvarint-length-prefixed, after own.
@@ -394,10 +438,12 @@ func (v *view) exchange(ctx context.Context, p lpeer.ID) error {
 		return fmt.Errorf("peer: a member list exchange with %s: %w", p, err)
 	}
 	raw.Close()
-	if err := v.takeAll(ctx, p, payload); err != nil {
+	passOn, err := v.takeAll(p, payload)
+	if err != nil {
 		return fmt.Errorf("peer: a member list from %s: %w", p, err)
 	}
 	v.markJoined()
+	v.passOn(passOn)
 	return nil
 }
 
@@ -416,7 +462,7 @@ func (v *view) handleExchange(raw network.Stream) {
 		s.within(viewTimeout, raw.Close)
 		return
 	}
-	err := v.answer(p, raw, s)
+	passOn, err := v.answer(p, raw, s)
 	v.done(p) // before closing, so a peer that saw the close may swap again
 	if err != nil {
 		raw.Reset()
@@ -424,29 +470,31 @@ func (v *view) handleExchange(raw network.Stream) {
 	}
 	s.within(viewTimeout, raw.Close)
 	v.markJoined()
+	v.passOn(passOn)
 }
 
-// answer takes p's list and sends back this node's.
-func (v *view) answer(p lpeer.ID, raw network.Stream, s *stream) error {
+// answer takes p's list and sends back this node's. It returns the
+// records of p's list to pass on.
+func (v *view) answer(p lpeer.ID, raw network.Stream, s *stream) (passOn [][]byte, err error) {
 	ctx, cancel := context.WithTimeout(v.n.ctx, viewTimeout)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { raw.Reset() })
 	defer stop()
 	_, payload, err := s.recvMax(maxViewFrame, frameRecords)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// Taken before answering: the answer then holds what p's list
 	// lacked that this node's has, and p's own record.
-	if err := v.takeAll(ctx, p, payload); err != nil {
+	if passOn, err = v.takeAll(p, payload); err != nil {
 		s.send(frameError, []byte(err.Error()))
-		return err
+		return nil, err
 	}
 	own, err := v.ownRecord()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return s.send(frameRecords, joinRecords(own, v.n.members.envelopes()))
+	return passOn, s.send(frameRecords, joinRecords(own, v.n.members.envelopes()))
 }
 
 // serve claims one of the exchanges served at once for p, if p has none

@@ -197,9 +197,11 @@ func TestViewKilledMemberUntilForgotten(t *testing.T) {
 	if _, err := nodes[0].Forget(nodes[1].h.ID().String()); err == nil {
 		t.Fatal("Forget dropped a connected member")
 	}
-	// Node 1 still passes on the killed member's last records; they stay
-	// out.
-	time.Sleep(3 * memberBeat) // a negative check: give the records time to come back
+	// Node 1 still holds the killed member's last record and hands it
+	// over in an exchange; it stays out.
+	if err := nodes[0].view.exchange(context.Background(), nodes[1].h.ID()); err != nil {
+		t.Fatal(err)
+	}
 	if _, _, complete := askAll(t, nodes[0], query.Filter{}); !complete || state(nodes[0]) != "" {
 		t.Fatalf("after Forget: complete %v, state %q", complete, state(nodes[0]))
 	}
@@ -216,7 +218,7 @@ func TestQueryThroughANeighbour(t *testing.T) {
 	join(t, nodes, 1, 0)
 	join(t, nodes, 2, 1)
 	eventually(t, 10*time.Second, "a to learn of c, and that b has a connection to it", func() bool {
-		for _, t := range a.members.queryTargets() {
+		for _, t := range a.members.queryTargets(true) {
 			if t.id == c.h.ID() && len(t.neighbours) == 1 {
 				return true
 			}
@@ -271,5 +273,18 @@ func TestJoinCountsMembersAndWaits(t *testing.T) {
 	missing, _ := lpeer.IDFromPrivateKey(key)
 	if _, err := nodes[3].Join(short, "/ip4/10.0.0.99/tcp/1/p2p/"+missing.String()); err == nil {
 		t.Fatal("Join of a peer that is not there succeeded")
+	}
+}
+
+// TestExchangeIntervalGrowsWithTheView: small views swap lists every
+// viewExchangeInterval, larger ones less often, by the doublings past 32.
+func TestExchangeIntervalGrowsWithTheView(t *testing.T) {
+	for _, tc := range []struct {
+		size  int
+		times time.Duration
+	}{{0, 1}, {32, 1}, {33, 2}, {64, 2}, {65, 3}, {512, 5}} {
+		if got, want := exchangeInterval(tc.size), tc.times*viewExchangeInterval; got != want {
+			t.Errorf("exchangeInterval(%d) = %v, want %v", tc.size, got, want)
+		}
 	}
 }

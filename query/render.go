@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/scopemesh/scopemesh/events"
 )
 
 // RenderOptions shape a trace's text rendering.
@@ -18,13 +20,15 @@ type RenderOptions struct {
 
 // Render writes the trace for a terminal: one lane per node, events in
 // causal order, each with its wall-clock offset from the trace's first
-// event, and an arrow from its parent when that ran on another node.
+// event — from when it began, for an event that stands for a span — and
+// its duration if it has one, and an arrow from its parent when that ran
+// on another node.
 //
 //	trace 4fdedb0a…: 5 events on 3 nodes, complete
 //	  A = node-3   B = node-5   C = node-2
 //	   +0.000ms  ●        A http.request path=/cart/1
 //	   +0.018ms  ╰─▶●     B rpc.call method=Cart.Get
-//	   +0.034ms     ╰─▶●  C db.query table=carts
+//	   +0.034ms     ╰─▶●  C db.query [1.2ms] table=carts
 //	   +0.053ms     ●◀─╯  B rpc.reply status=OK
 func (t *Trace) Render(w io.Writer, opts RenderOptions) error {
 	width := opts.Width
@@ -70,7 +74,7 @@ func (t *Trace) Render(w io.Writer, opts RenderOptions) error {
 	}
 	var start int64
 	if len(t.Events) > 0 {
-		start = t.Events[0].Time.Wall
+		start, _ = events.Extent(t.Events[0])
 	}
 	for row, e := range t.Events {
 		cells := make([]rune, 3*len(lanes))
@@ -85,7 +89,7 @@ func (t *Trace) Render(w io.Writer, opts RenderOptions) error {
 		at := 3 * lane[e.Node]
 		cells[at] = '●'
 		mark := ""
-		if parent, ok := t.Event(e.Parent); ok && parent.Node != e.Node {
+		if parent, ok := t.Parent(e.ID); ok && parent.Node != e.Node {
 			from := 3 * lane[parent.Node]
 			if from < at {
 				cells[from] = '╰'
@@ -103,10 +107,15 @@ func (t *Trace) Render(w io.Writer, opts RenderOptions) error {
 		} else if !e.Parent.IsZero() && !ok {
 			mark = "? "
 		}
-		offset := time.Duration(e.Time.Wall - start)
+		began, _ := events.Extent(e)
+		offset := time.Duration(began - start)
+		kind := e.Kind
+		if _, d, ok := events.Interval(e); ok {
+			kind += " [" + roundDuration(d).String() + "]"
+		}
 		line := fmt.Sprintf("  %+9.3fms  %s  %c %s%s %s", float64(offset)/float64(time.Millisecond),
 			string(cells),
-			letter(lane[e.Node]), mark, e.Kind, attrsText(e.Attrs))
+			letter(lane[e.Node]), mark, kind, attrsText(e.Attrs))
 		b.WriteString(strings.TrimRight(line, " "))
 		b.WriteByte('\n')
 	}
@@ -122,6 +131,19 @@ func (t *Trace) Render(w io.Writer, opts RenderOptions) error {
 	return err
 }
 
+// roundDuration keeps the digits of d that matter when reading a trace:
+// microseconds of a duration over a millisecond, milliseconds of one over
+// a second.
+func roundDuration(d time.Duration) time.Duration {
+	switch {
+	case d >= time.Second:
+		return d.Round(time.Millisecond)
+	case d >= time.Millisecond:
+		return d.Round(time.Microsecond)
+	}
+	return d
+}
+
 // letter names lane i: A, B, ... Z, then a, b, ...
 func letter(i int) rune {
 	switch {
@@ -134,7 +156,7 @@ func letter(i int) rune {
 }
 
 func shortName(node string, names map[string]string) string {
-	if n, ok := names[node]; ok {
+	if n := names[node]; n != "" {
 		return n
 	}
 	if len(node) > 6 {
@@ -143,10 +165,15 @@ func shortName(node string, names map[string]string) string {
 	return node
 }
 
-// attrsText lists attributes as k=v in key order.
+// attrsText lists attributes as k=v in key order, but those of a span's
+// identity and interval, which the lanes and the duration show.
 func attrsText(attrs map[string]string) string {
 	var parts []string
 	for _, k := range slices.Sorted(maps.Keys(attrs)) {
+		switch k {
+		case events.AttrSpanID, events.AttrParentSpanID, events.AttrStart, events.AttrDuration:
+			continue
+		}
 		parts = append(parts, k+"="+attrs[k])
 	}
 	return strings.Join(parts, " ")

@@ -11,12 +11,19 @@ import (
 )
 
 // Trace is one trace's events across the cluster, arranged by the causal
-// links between them: each event's Parent is the event that caused it.
+// links between them: each event's Parent is the event that caused it; an
+// event that names no parent event but a parent span
+// (events.AttrParentSpanID), such as an OpenTelemetry span's, is the child
+// of the event of that span (events.SpanOf), if the trace holds it.
 type Trace struct {
 	ID events.TraceID
 	// Events are the trace's events in causal order: every event after its
-	// parent, and otherwise in (HLC, ID) order.
+	// parent, and otherwise in order of their start (events.Interval, else
+	// their HLC wall time) and then (HLC, ID).
 	Events []events.Event
+	// Joined are the parents found by span: for each event whose parent is
+	// the event of its parent span, that event's ID.
+	Joined map[events.ID]events.ID `json:",omitempty"`
 	// Gaps are parents that events name but that no replica asked holds,
 	// and that cannot have expired (see Expired).
 	Gaps []events.ID
@@ -45,7 +52,12 @@ type Lane struct {
 
 // NewTrace arranges the events of trace id.
 func NewTrace(id events.TraceID, evs []events.Event) *Trace {
-	t := &Trace{ID: id, Events: causalOrder(evs)}
+	byID := make(map[events.ID]events.Event, len(evs))
+	for _, e := range evs {
+		byID[e.ID] = e
+	}
+	t := &Trace{ID: id, Joined: joinSpans(byID)}
+	t.Events = causalOrder(byID, t.parentOf)
 	t.index = make(map[events.ID]int, len(t.Events))
 	for i, e := range t.Events {
 		t.index[e.ID] = i
@@ -56,6 +68,119 @@ func NewTrace(id events.TraceID, evs []events.Event) *Trace {
 		}
 	}
 	return t
+}
+
+// joinSpans returns, for each event of byID that names no parent event but
+// a parent span, the event of that span, when byID holds it. Links that
+// would close a loop — span IDs, unlike event IDs, can be named in circles
+// — are left out, the first in key order kept, so every replica joins
+// alike.
+func joinSpans(byID map[events.ID]events.Event) map[events.ID]events.ID {
+	var spanLinked int
+	for _, e := range byID {
+		if _, ok := events.ParentSpanOf(e); ok && e.Parent.IsZero() {
+			spanLinked++
+		}
+	}
+	if spanLinked == 0 {
+		return nil // most traces: the cost of a scan
+	}
+	ordered := make([]startedEvent, 0, len(byID))
+	for _, e := range byID {
+		ordered = append(ordered, startedEvent{key: crdt.KeyOf(e), e: e})
+	}
+	slices.SortFunc(ordered, func(a, b startedEvent) int { return a.key.Compare(b.key) })
+	bySpan := make(map[events.SpanID]events.ID, len(ordered))
+	for _, x := range ordered {
+		if _, taken := bySpan[events.SpanOf(x.e)]; !taken {
+			bySpan[events.SpanOf(x.e)] = x.e.ID
+		}
+	}
+	// A forest of the links so far, its trees' roots found by union-find:
+	// a link from a root to an event of its own tree would close a loop.
+	f := newForest()
+	for _, x := range ordered {
+		if _, ok := byID[x.e.Parent]; ok && !x.e.Parent.IsZero() {
+			f.link(x.e.ID, x.e.Parent)
+		}
+	}
+	joined := make(map[events.ID]events.ID, spanLinked)
+	for _, x := range ordered {
+		span, ok := events.ParentSpanOf(x.e)
+		if !ok || !x.e.Parent.IsZero() {
+			continue
+		}
+		parent, ok := bySpan[span]
+		if !ok || f.root(parent) == x.e.ID {
+			continue
+		}
+		f.link(x.e.ID, parent)
+		joined[x.e.ID] = parent
+	}
+	if len(joined) == 0 {
+		return nil
+	}
+	return joined
+}
+
+// forest is a union-find over trees of events, each set knowing the root of
+// its tree.
+type forest struct {
+	up    map[events.ID]events.ID // union-find parent; absent: a set's representative
+	roots map[events.ID]events.ID // of a representative: its tree's root, if not itself
+}
+
+func newForest() *forest {
+	return &forest{up: map[events.ID]events.ID{}, roots: map[events.ID]events.ID{}}
+}
+
+func (f *forest) find(id events.ID) events.ID {
+	for {
+		next, ok := f.up[id]
+		if !ok {
+			return id
+		}
+		if grand, ok := f.up[next]; ok {
+			f.up[id] = grand // path halving
+		}
+		id = next
+	}
+}
+
+// root returns the root of id's tree.
+func (f *forest) root(id events.ID) events.ID {
+	rep := f.find(id)
+	if r, ok := f.roots[rep]; ok {
+		return r
+	}
+	return rep
+}
+
+// link makes child, the root of its tree, a child of parent.
+func (f *forest) link(child, parent events.ID) {
+	treeRoot := f.root(parent)
+	c, p := f.find(child), f.find(parent)
+	f.up[c] = p
+	delete(f.roots, c)
+	f.roots[p] = treeRoot
+}
+
+// Parent returns the parent of event id: the event it names as Parent, or
+// the one Joined found by span; and whether the trace holds one.
+func (t *Trace) Parent(id events.ID) (events.Event, bool) {
+	e, ok := t.Event(id)
+	if !ok {
+		return events.Event{}, false
+	}
+	return t.Event(t.parentOf(e))
+}
+
+// parentOf returns the ID of e's parent, named or joined; zero if none.
+func (t *Trace) parentOf(e events.Event) events.ID {
+	if !e.Parent.IsZero() {
+		return e.Parent
+	}
+	return t.Joined[e.ID]
 }
 
 // expiredWindow is how long after the horizon an event may have been
@@ -92,33 +217,67 @@ func (t *Trace) SetHorizon(h hlc.Timestamp) {
 	t.Gaps = gaps
 }
 
-// causalOrder sorts evs so that every event follows its parent, breaking
-// ties by key. Clocks normally give that order already: a child's node has
-// seen its parent's timestamp. Sorting by links as well keeps the order
-// causal when one hop did not carry the clock.
-func causalOrder(evs []events.Event) []events.Event {
-	byID := make(map[events.ID]events.Event, len(evs))
-	for _, e := range evs {
-		byID[e.ID] = e
-	}
+// causalOrder sorts the events so that every event follows its parent,
+// and otherwise by start (the order of a waterfall) and then key. Clocks
+// normally give that order already: a child's node has seen its parent's
+// timestamp. Sorting by links as well keeps the order causal when one hop
+// did not carry the clock, and puts an OpenTelemetry span, recorded when
+// it ends, before the spans it caused.
+func causalOrder(byID map[events.ID]events.Event, parentOf func(events.Event) events.ID) []events.Event {
 	children := make(map[events.ID][]events.Event)
-	ready := &keyHeap[keyed]{}
+	ready := &startHeap{}
 	for _, e := range byID {
-		if _, ok := byID[e.Parent]; ok && !e.Parent.IsZero() {
-			children[e.Parent] = append(children[e.Parent], e)
+		if p := parentOf(e); !p.IsZero() && hasEvent(byID, p) {
+			children[p] = append(children[p], e)
 		} else {
-			heap.Push(ready, keyed{crdt.KeyOf(e), e})
+			heap.Push(ready, started(e))
 		}
 	}
 	out := make([]events.Event, 0, len(byID))
 	for ready.Len() > 0 {
-		e := heap.Pop(ready).(keyed).e
+		e := heap.Pop(ready).(startedEvent).e
 		out = append(out, e)
 		for _, c := range children[e.ID] {
-			heap.Push(ready, keyed{crdt.KeyOf(c), c})
+			heap.Push(ready, started(c))
 		}
 	}
 	return out
+}
+
+func hasEvent(byID map[events.ID]events.Event, id events.ID) bool {
+	_, ok := byID[id]
+	return ok
+}
+
+// startedEvent is an event with the keys it is ordered by.
+type startedEvent struct {
+	begin int64
+	key   crdt.Key
+	e     events.Event
+}
+
+func started(e events.Event) startedEvent {
+	begin, _ := events.Extent(e)
+	return startedEvent{begin, crdt.KeyOf(e), e}
+}
+
+// startHeap is a container/heap of events, the earliest begin, then key,
+// on top.
+type startHeap []startedEvent
+
+func (h startHeap) Len() int { return len(h) }
+func (h startHeap) Less(i, j int) bool {
+	if h[i].begin != h[j].begin {
+		return h[i].begin < h[j].begin
+	}
+	return h[i].key.Compare(h[j].key) < 0
+}
+func (h startHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *startHeap) Push(x any)   { *h = append(*h, x.(startedEvent)) }
+func (h *startHeap) Pop() any {
+	x := (*h)[len(*h)-1]
+	*h = (*h)[:len(*h)-1]
+	return x
 }
 
 // Has reports whether the trace holds the event id.
@@ -136,11 +295,12 @@ func (t *Trace) Event(id events.ID) (events.Event, bool) {
 	return t.Events[i], true
 }
 
-// Children returns the events whose parent is id, in causal order.
+// Children returns the events whose parent is id, named or joined, in
+// causal order.
 func (t *Trace) Children(id events.ID) []events.Event {
 	var out []events.Event
 	for _, e := range t.Events {
-		if e.Parent == id {
+		if t.parentOf(e) == id {
 			out = append(out, e)
 		}
 	}
@@ -152,24 +312,25 @@ func (t *Trace) Children(id events.ID) []events.Event {
 func (t *Trace) Roots() []events.Event {
 	var out []events.Event
 	for _, e := range t.Events {
-		if !t.Has(e.Parent) {
+		if !t.Has(t.parentOf(e)) {
 			out = append(out, e)
 		}
 	}
 	return out
 }
 
-// HappenedBefore reports whether a is a causal ancestor of b: b, or its
-// parent, or its parent's parent ..., names a as parent.
+// HappenedBefore reports whether a is a causal ancestor of b: b's parent,
+// named or joined, or its parent's parent ..., is a.
 func (t *Trace) HappenedBefore(a, b events.ID) bool {
-	// Parents are content hashes, so links cannot loop; the bound only
-	// guards against a store that lies.
+	// Named parents are content hashes and joined ones never close a
+	// loop; the bound only guards against a store that lies.
 	e, ok := t.Event(b)
 	for steps := 0; ok && steps < len(t.Events); steps++ {
-		if e.Parent == a {
+		p := t.parentOf(e)
+		if p == a {
 			return true
 		}
-		e, ok = t.Event(e.Parent)
+		e, ok = t.Event(p)
 	}
 	return false
 }

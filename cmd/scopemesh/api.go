@@ -12,17 +12,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
-	lpeer "github.com/libp2p/go-libp2p/core/peer"
-
 	"github.com/scopemesh/scopemesh"
-	"github.com/scopemesh/scopemesh/crdt"
 	"github.com/scopemesh/scopemesh/events"
-	"github.com/scopemesh/scopemesh/hlc"
+	"github.com/scopemesh/scopemesh/internal/httpquery"
 	"github.com/scopemesh/scopemesh/query"
 )
 
@@ -127,18 +123,10 @@ type apiHandler struct {
 	// streams ends when the server shuts down: event streams never end by
 	// themselves, and the server waits for every request to end.
 	streams context.Context
-	// token is what every request must carry as a bearer token; nil: none,
-	// on a unix socket, whose file mode says who may connect.
-	token []byte
-	// checkHost refuses requests whose Host header is not a loopback name,
-	// which a web page would send after rebinding its domain to 127.0.0.1.
-	// The token already stops such a page; this is a second wall for a
-	// loopback API. A remote API's clients name it as they like.
-	checkHost bool
 }
 
-func newAPIHandler(streams context.Context, node *scopemesh.Node, log *slog.Logger, token []byte, checkHost bool) http.Handler {
-	a := &apiHandler{node: node, log: log, streams: streams, token: token, checkHost: checkHost}
+func newAPIHandler(streams context.Context, node *scopemesh.Node, log *slog.Logger, g apiGuard) http.Handler {
+	a := &apiHandler{node: node, log: log, streams: streams}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", a.status)
 	mux.HandleFunc("GET /v1/peers", a.peers)
@@ -149,31 +137,44 @@ func newAPIHandler(streams context.Context, node *scopemesh.Node, log *slog.Logg
 	mux.HandleFunc("GET /v1/events/stream", a.stream)
 	mux.HandleFunc("GET /v1/traces/{id}", a.trace)
 	mux.HandleFunc("POST /v1/sync", a.sync)
-	return a.guard(mux)
+	return g.wrap(mux)
 }
 
-// guard refuses requests from web browsers, which a page open on this
+// apiGuard keeps out of an HTTP server of the node's — its API, the MCP
+// server's HTTP endpoint — those who may not call it.
+type apiGuard struct {
+	// token is what every request must carry as a bearer token; nil: none,
+	// on a unix socket, whose file mode says who may connect.
+	token []byte
+	// checkHost refuses requests whose Host header is not a loopback name,
+	// which a web page would send after rebinding its domain to 127.0.0.1.
+	// The token already stops such a page; this is a second wall for a
+	// loopback server. A remote API's clients name it as they like.
+	checkHost bool
+}
+
+// wrap refuses requests from web browsers, which a page open on this
 // machine could send to a loopback port, and on TCP requests without the
 // token.
-func (a *apiHandler) guard(next http.Handler) http.Handler {
+func (g apiGuard) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Site") == "cross-site" {
-			writeError(w, http.StatusForbidden, errors.New("requests from web pages are refused"))
+			httpquery.WriteError(w, http.StatusForbidden, errors.New("requests from web pages are refused"))
 			return
 		}
-		if a.token != nil {
-			if err := a.checkToken(r); err != nil {
+		if g.token != nil {
+			if err := g.checkToken(r); err != nil {
 				w.Header().Set("WWW-Authenticate", "Bearer")
-				writeError(w, http.StatusUnauthorized, err)
+				httpquery.WriteError(w, http.StatusUnauthorized, err)
 				return
 			}
 		}
-		if a.checkHost && !loopbackHost(r.Host) {
-			writeError(w, http.StatusForbidden, fmt.Errorf("host %q is not a loopback address", r.Host))
+		if g.checkHost && !loopbackHost(r.Host) {
+			httpquery.WriteError(w, http.StatusForbidden, fmt.Errorf("host %q is not a loopback address", r.Host))
 			return
 		}
 		if r.Method == http.MethodPost && !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
-			writeError(w, http.StatusUnsupportedMediaType, errors.New("the body must be application/json"))
+			httpquery.WriteError(w, http.StatusUnsupportedMediaType, errors.New("the body must be application/json"))
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -182,18 +183,23 @@ func (a *apiHandler) guard(next http.Handler) http.Handler {
 
 // checkToken reports what is wrong with the request's token, in words
 // that say where to find the right one.
-func (a *apiHandler) checkToken(r *http.Request) error {
+func (g apiGuard) checkToken(r *http.Request) error {
 	const where = "the hex in the node's " + apiTokenName + " (scopemesh commands read it from --api-token-file, $" + tokenEnv + " or the default data dir)"
 	bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok {
 		return errors.New("this API needs the node's token: send the header \"Authorization: Bearer TOKEN\", TOKEN being " + where)
 	}
-	got, _ := hex.DecodeString(strings.TrimSpace(bearer))
-	// In constant time: the time taken tells nothing of the token.
-	if subtle.ConstantTimeCompare(got, a.token) != 1 {
+	if !tokenMatches(bearer, g.token) {
 		return errors.New("the token is not this node's: send " + where)
 	}
 	return nil
+}
+
+// tokenMatches reports whether given, in hex, is token. It compares in
+// constant time: the time taken tells nothing of the token.
+func tokenMatches(given string, token []byte) bool {
+	got, _ := hex.DecodeString(strings.TrimSpace(given))
+	return subtle.ConstantTimeCompare(got, token) == 1
 }
 
 // loopbackHost reports whether a Host header names this machine.
@@ -234,12 +240,12 @@ func (a *apiHandler) join(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRecordBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("reading the request: %w", err))
+		httpquery.WriteError(w, http.StatusBadRequest, fmt.Errorf("reading the request: %w", err))
 		return
 	}
 	members, err := a.node.Join(r.Context(), req.Addr)
 	if err != nil {
-		writeError(w, statusOf(err), err)
+		httpquery.WriteError(w, httpquery.StatusOf(err), err)
 		return
 	}
 	writeJSONResponse(w, joinResponse{Members: members})
@@ -253,85 +259,38 @@ type forgetResponse struct {
 func (a *apiHandler) forget(w http.ResponseWriter, r *http.Request) {
 	id, err := a.node.Forget(r.PathValue("id"))
 	if err != nil {
-		writeError(w, statusOf(err), err)
+		httpquery.WriteError(w, httpquery.StatusOf(err), err)
 		return
 	}
 	writeJSONResponse(w, forgetResponse{ID: id})
 }
 
-// byNodeName replaces the members' names among f.Nodes with their peer
-// IDs: filters name nodes either way.
-func (a *apiHandler) byNodeName(f *query.Filter) error {
-	if len(f.Nodes) == 0 {
-		return nil
-	}
-	ids := map[string][]string{}
-	st := a.node.Status()
-	ids[st.Name] = append(ids[st.Name], st.ID)
-	for _, p := range a.node.Peers() {
-		if p.Name != "" {
-			ids[p.Name] = append(ids[p.Name], p.ID)
-		}
-	}
-	var out []string
-	for _, n := range f.Nodes {
-		if _, err := lpeer.Decode(n); err == nil {
-			out = append(out, n)
-			continue
-		}
-		if len(ids[n]) == 0 {
-			return fmt.Errorf("node %q is neither a peer ID nor a member's name", n)
-		}
-		out = append(out, ids[n]...)
-	}
-	f.Nodes = out
-	return f.Validate()
-}
-
 func (a *apiHandler) query(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f, err := parseFilter(q)
+	f, err := httpquery.Parse(q)
 	if err == nil {
-		err = a.byNodeName(&f)
+		err = httpquery.ResolveNodeNames(a.node, &f)
 	}
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
+		httpquery.WriteError(w, http.StatusBadRequest, err)
 		return
 	}
-	cluster, err := boolParam(q, "cluster")
+	cluster, err := httpquery.Bool(q, "cluster")
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
+		httpquery.WriteError(w, http.StatusBadRequest, err)
 		return
 	}
 	var res query.Result
 	if cluster {
 		res, err = a.node.QueryCluster(r.Context(), f)
 	} else {
-		res, err = localResult(r.Context(), a.node, f)
+		res, err = httpquery.Local(r.Context(), a.node, f)
 	}
 	if err != nil {
-		writeError(w, statusOf(err), err)
+		httpquery.WriteError(w, httpquery.StatusOf(err), err)
 		return
 	}
 	writeJSONResponse(w, resultView(res))
-}
-
-// localResult answers f from the node's own replica, in the form of a
-// cluster query's answer.
-func localResult(ctx context.Context, node *scopemesh.Node, f query.Filter) (query.Result, error) {
-	evs, err := node.Query(ctx, f)
-	if err != nil {
-		return query.Result{}, err
-	}
-	res := query.Result{Events: evs, Complete: true}
-	limit := f.Limit
-	if limit == 0 {
-		limit = query.DefaultLimit
-	}
-	if len(evs) == limit {
-		res.Next = query.CursorOf(evs[len(evs)-1])
-	}
-	return res, nil
 }
 
 func (a *apiHandler) record(w http.ResponseWriter, r *http.Request) {
@@ -343,26 +302,26 @@ func (a *apiHandler) record(w http.ResponseWriter, r *http.Request) {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			code = http.StatusRequestEntityTooLarge
 		}
-		writeError(w, code, fmt.Errorf("reading the event: %w", err))
+		httpquery.WriteError(w, code, fmt.Errorf("reading the event: %w", err))
 		return
 	}
 	e := events.Event{Kind: req.Kind, Attrs: req.Attrs, Payload: req.Payload}
 	var err error
 	if req.Trace != "" {
 		if e.Correlation, err = events.ParseTraceID(req.Trace); err != nil {
-			writeError(w, http.StatusBadRequest, err)
+			httpquery.WriteError(w, http.StatusBadRequest, err)
 			return
 		}
 	}
 	if req.Parent != "" {
 		if e.Parent, err = events.ParseID(req.Parent); err != nil {
-			writeError(w, http.StatusBadRequest, err)
+			httpquery.WriteError(w, http.StatusBadRequest, err)
 			return
 		}
 	}
 	rec, err := a.node.Record(r.Context(), e)
 	if err != nil {
-		writeError(w, statusOf(err), err)
+		httpquery.WriteError(w, httpquery.StatusOf(err), err)
 		return
 	}
 	writeJSONResponse(w, rec)
@@ -371,12 +330,12 @@ func (a *apiHandler) record(w http.ResponseWriter, r *http.Request) {
 // stream sends the events matching the filter as they reach the node, until
 // the client goes away or the server shuts down.
 func (a *apiHandler) stream(w http.ResponseWriter, r *http.Request) {
-	f, err := parseFilter(r.URL.Query())
+	f, err := httpquery.Parse(r.URL.Query())
 	if err == nil {
-		err = a.byNodeName(&f)
+		err = httpquery.ResolveNodeNames(a.node, &f)
 	}
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
+		httpquery.WriteError(w, http.StatusBadRequest, err)
 		return
 	}
 	ctx, cancel := context.WithCancel(r.Context())
@@ -384,7 +343,7 @@ func (a *apiHandler) stream(w http.ResponseWriter, r *http.Request) {
 	defer context.AfterFunc(a.streams, cancel)()
 	sub, err := a.node.Subscribe(ctx, f)
 	if err != nil {
-		writeError(w, statusOf(err), err)
+		httpquery.WriteError(w, httpquery.StatusOf(err), err)
 		return
 	}
 	defer sub.Close()
@@ -406,7 +365,7 @@ func (a *apiHandler) stream(w http.ResponseWriter, r *http.Request) {
 	for {
 		e, err := sub.Next(ctx)
 		var line streamLine
-		var gap *crdt.GapError
+		var gap *scopemesh.GapError
 		switch {
 		case errors.As(err, &gap):
 			line.Gap = &gapJSON{From: gap.From.String(), Dropped: gap.Dropped}
@@ -443,12 +402,12 @@ func (a *apiHandler) stream(w http.ResponseWriter, r *http.Request) {
 func (a *apiHandler) trace(w http.ResponseWriter, r *http.Request) {
 	id, err := events.ParseTraceID(r.PathValue("id"))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
+		httpquery.WriteError(w, http.StatusBadRequest, err)
 		return
 	}
 	t, err := a.node.Trace(r.Context(), id)
 	if err != nil {
-		writeError(w, statusOf(err), err)
+		httpquery.WriteError(w, httpquery.StatusOf(err), err)
 		return
 	}
 	if r.URL.Query().Get("format") == "text" {
@@ -463,7 +422,7 @@ func (a *apiHandler) trace(w http.ResponseWriter, r *http.Request) {
 func (a *apiHandler) sync(w http.ResponseWriter, r *http.Request) {
 	results, err := a.node.Sync(r.Context())
 	if err != nil {
-		writeError(w, statusOf(err), err)
+		httpquery.WriteError(w, httpquery.StatusOf(err), err)
 		return
 	}
 	out := make(map[string]syncResultJSON, len(results))
@@ -473,160 +432,44 @@ func (a *apiHandler) sync(w http.ResponseWriter, r *http.Request) {
 	writeJSONResponse(w, out)
 }
 
-// apiError is the body of every error response.
-type apiError struct {
-	Error string
-}
-
-// statusOf picks the HTTP status for an error of the node.
-func statusOf(err error) int {
-	switch {
-	case errors.Is(err, events.ErrTooLarge):
-		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, query.ErrInvalidFilter), errors.Is(err, events.ErrInvalid), errors.Is(err, scopemesh.ErrInvalidPeer):
-		return http.StatusBadRequest
-	case errors.Is(err, scopemesh.ErrUnknownMember):
-		return http.StatusNotFound
-	case errors.Is(err, scopemesh.ErrClosed):
-		return http.StatusServiceUnavailable
-	case errors.Is(err, context.DeadlineExceeded):
-		return http.StatusGatewayTimeout
-	}
-	return http.StatusInternalServerError
-}
-
-func writeError(w http.ResponseWriter, code int, err error) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(apiError{Error: err.Error()})
-}
-
 func writeJSONResponse(w http.ResponseWriter, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err)
+		httpquery.WriteError(w, http.StatusInternalServerError, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(append(b, '\n'))
 }
 
-// parseFilter reads a filter from query parameters; see the API comment.
-func parseFilter(q url.Values) (query.Filter, error) {
-	var f query.Filter
-	var errs []error
-	if s := q.Get("trace"); s != "" {
-		id, err := events.ParseTraceID(s)
-		errs = append(errs, err)
-		f.Correlation = id
-	}
-	f.Nodes = q["node"]
-	f.Kinds = q["kind"]
-	for _, kv := range q["attr"] {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok {
-			errs = append(errs, fmt.Errorf("attr %q is not key=value", kv))
-			continue
-		}
-		if f.Attrs == nil {
-			f.Attrs = make(map[string]string)
-		}
-		f.Attrs[k] = v
-	}
-	for _, p := range []struct {
-		name string
-		dst  *hlc.Timestamp
-	}{{"since", &f.Since}, {"until", &f.Until}} {
-		if s := q.Get(p.name); s != "" {
-			ts, err := hlc.Parse(s)
-			errs = append(errs, err)
-			*p.dst = ts
-		}
-	}
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			err = fmt.Errorf("limit %q is not a number", s)
-		}
-		errs = append(errs, err)
-		f.Limit = n
-	}
-	if s := q.Get("after"); s != "" {
-		k, err := crdt.ParseKey(s)
-		errs = append(errs, err)
-		f.After = k
-	}
-	desc, err := boolParam(q, "desc")
-	errs = append(errs, err)
-	f.Descending = desc
-	if err := errors.Join(errs...); err != nil {
-		return f, fmt.Errorf("%w: %w", query.ErrInvalidFilter, err)
-	}
-	return f, f.Validate()
-}
-
-// filterValues is the inverse of parseFilter.
-func filterValues(f query.Filter) url.Values {
-	q := url.Values{}
-	if !f.Correlation.IsZero() {
-		q.Set("trace", f.Correlation.String())
-	}
-	for _, n := range f.Nodes {
-		q.Add("node", n)
-	}
-	for _, k := range f.Kinds {
-		q.Add("kind", k)
-	}
-	for k, v := range f.Attrs {
-		q.Add("attr", k+"="+v)
-	}
-	if !f.Since.IsZero() {
-		q.Set("since", f.Since.String())
-	}
-	if !f.Until.IsZero() {
-		q.Set("until", f.Until.String())
-	}
-	if f.Limit != 0 {
-		q.Set("limit", strconv.Itoa(f.Limit))
-	}
-	if !f.After.IsZero() {
-		q.Set("after", f.After.String())
-	}
-	if f.Descending {
-		q.Set("desc", "true")
-	}
-	return q
-}
-
-func boolParam(q url.Values, name string) (bool, error) {
-	s := q.Get(name)
-	if s == "" {
-		return false, nil
-	}
-	b, err := strconv.ParseBool(s)
-	if err != nil {
-		return false, fmt.Errorf("%s %q is not true or false", name, s)
-	}
-	return b, nil
-}
-
-// apiServer serves the API on one listener until Shutdown.
-type apiServer struct {
+// httpServer serves HTTP on one listener until Shutdown.
+type httpServer struct {
 	srv  *http.Server
 	done chan error // Serve's result
 }
 
 // serveAPI serves node's API on ln, which listens at addr, guarded by
 // creds: zero on a unix socket.
-func serveAPI(node *scopemesh.Node, ln net.Listener, addr apiAddr, creds apiCredentials, log *slog.Logger) *apiServer {
+func serveAPI(node *scopemesh.Node, ln net.Listener, addr apiAddr, creds apiCredentials, log *slog.Logger) *httpServer {
 	if creds.tls != nil {
 		ln = tls.NewListener(ln, creds.tls)
 	}
-	streams, endStreams := context.WithCancel(context.Background())
 	checkHost := addr.network == "tcp" && !addr.tls
-	s := &apiServer{
+	return serveHTTP(ln, log, func(streams context.Context) http.Handler {
+		return newAPIHandler(streams, node, log, apiGuard{token: creds.token, checkHost: checkHost})
+	})
+}
+
+// serveHTTP serves the handler newHandler makes on ln. The context
+// newHandler gets, which every request's context also derives from, ends
+// when Shutdown begins: requests that never end by themselves, event
+// streams, end then.
+func serveHTTP(ln net.Listener, log *slog.Logger, newHandler func(streams context.Context) http.Handler) *httpServer {
+	streams, endStreams := context.WithCancel(context.Background())
+	s := &httpServer{
 		srv: &http.Server{
-			Handler:           newAPIHandler(streams, node, log, creds.token, checkHost),
+			Handler:           newHandler(streams),
+			BaseContext:       func(net.Listener) context.Context { return streams },
 			ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
@@ -640,7 +483,7 @@ func serveAPI(node *scopemesh.Node, ln net.Listener, addr apiAddr, creds apiCred
 // Shutdown stops accepting requests, ends the event streams, and waits for
 // the other requests — records among them — to finish, or for ctx. It
 // closes the listener, which removes a unix socket.
-func (s *apiServer) Shutdown(ctx context.Context) error {
+func (s *httpServer) Shutdown(ctx context.Context) error {
 	err := s.srv.Shutdown(ctx)
 	if serveErr := <-s.done; !errors.Is(serveErr, http.ErrServerClosed) {
 		err = errors.Join(err, serveErr)
@@ -651,7 +494,7 @@ func (s *apiServer) Shutdown(ctx context.Context) error {
 // readAPIError turns an error response into an error.
 func readAPIError(resp *http.Response) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var e apiError
+	var e httpquery.Error
 	if json.Unmarshal(body, &e) == nil && e.Error != "" {
 		return errors.New(e.Error)
 	}

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/scopemesh/scopemesh/internal/httpquery"
 )
 
 // nodeCommand is a `scopemesh node` run in-process.
@@ -141,7 +143,7 @@ func TestLoopbackAPIRequiresToken(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var e apiError
+		var e httpquery.Error
 		json.NewDecoder(resp.Body).Decode(&e)
 		resp.Body.Close()
 		if resp.StatusCode != tc.want {

@@ -31,10 +31,16 @@ type clientFlags struct {
 }
 
 func (f *clientFlags) register(cmd *cobra.Command) {
+	f.registerAPI(cmd)
+	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON, for scripts")
+}
+
+// registerAPI registers the flags that reach the node, for a command that
+// prints no output of its own.
+func (f *clientFlags) registerAPI(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.api, "api", "", "the node's API: a unix socket path, a loopback host:port, or https://host:port of a node with --api-remote (default: $"+apiEnv+", else the socket of a node with the default data dir)")
 	cmd.Flags().StringVar(&f.tokenFile, "api-token-file", "", "on TCP, send the token in this `file`, the node's "+apiTokenName+" (default: $"+tokenEnv+", else the default data dir's)")
 	cmd.Flags().StringVar(&f.certFile, "api-cert", "", "with https://, trust only the node whose certificate is in this `file`, a copy of its "+apiCertName+" (default: $"+certEnv+", else the default data dir's)")
-	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON, for scripts")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 30*time.Second, "give up on the node after this long")
 }
 

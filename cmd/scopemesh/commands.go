@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/scopemesh/scopemesh/events"
+	"github.com/scopemesh/scopemesh/internal/httpquery"
 	"github.com/scopemesh/scopemesh/query"
 )
 
@@ -55,9 +56,9 @@ func newPeersCommand() *cobra.Command {
 connections to and those it knows of through the others' member lists —
 with each one's name and state: connected, directly (and over which
 transport) or through a relay; reachable, its records reaching the node
-through others; suspect or unreachable, no record for 30 s or a minute;
-or left. Then its round-trip time, its last reconciliation and the events
-it delivered.`,
+through others; suspect or unreachable, no news of it for 30 s or two
+minutes; or left. Then its round-trip time, its last reconciliation and
+the events it delivered.`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			c, err := cf.client()
@@ -178,7 +179,7 @@ JSON event per line.`,
 func tail(cmd *cobra.Command, c *apiClient, f query.Filter, count int, asJSON bool) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	body, err := c.stream(ctx, filterValues(f))
+	body, err := c.stream(ctx, httpquery.Values(f))
 	if err != nil {
 		return err
 	}
@@ -244,7 +245,7 @@ When more events match than --limit, it says how to list the next page.`,
 			if err != nil {
 				return err
 			}
-			q := filterValues(f)
+			q := httpquery.Values(f)
 			if cluster {
 				q.Set("cluster", "true")
 			}

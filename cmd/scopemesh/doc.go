@@ -8,6 +8,7 @@
 //	scopemesh trace TRACE-ID          one trace across the cluster, drawn lane by lane
 //	scopemesh record KIND [K=V...]    record an event (for scripts and demos)
 //	scopemesh sync                    reconcile with every connected member now
+//	scopemesh mcp [--http ADDR]       a Model Context Protocol server for AI assistants
 //	scopemesh version
 //
 // A node serves a local API — JSON over HTTP — on a unix socket,
@@ -27,6 +28,13 @@
 // exactly:
 //
 //	scopemesh status --api https://HOST:PORT --api-cert api.crt --api-token-file api.token
+//
+// scopemesh mcp serves the tools cluster_status, list_members,
+// query_events, get_trace and find_traces (mcptools.go) over stdin and
+// stdout, or with --http over streamable HTTP on loopback, where every
+// request carries the node's token as the API's do. It answers through the
+// API like the other commands, and records nothing unless --allow-record
+// adds record_event.
 //
 // Exit codes: 0 on success, 1 when a command ran and failed, 2 when the
 // command line was wrong and nothing ran.

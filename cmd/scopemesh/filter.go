@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/scopemesh/scopemesh/crdt"
+	"github.com/scopemesh/scopemesh"
 	"github.com/scopemesh/scopemesh/events"
 	"github.com/scopemesh/scopemesh/hlc"
 	"github.com/scopemesh/scopemesh/query"
@@ -67,7 +67,7 @@ func (f *filterFlags) filter(now time.Time) (query.Filter, error) {
 	}
 	q.Limit, q.Descending = f.limit, f.desc
 	if f.after != "" {
-		if q.After, err = crdt.ParseKey(f.after); err != nil {
+		if q.After, err = scopemesh.ParseKey(f.after); err != nil {
 			return q, usagef("--after: %v", err)
 		}
 	}

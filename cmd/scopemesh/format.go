@@ -13,7 +13,6 @@ import (
 
 	"github.com/scopemesh/scopemesh"
 	"github.com/scopemesh/scopemesh/events"
-	"github.com/scopemesh/scopemesh/peer"
 )
 
 // Human output. Whatever a script needs is in the --json output instead;
@@ -166,7 +165,7 @@ func peerState(p scopemesh.PeerInfo, now time.Time) string {
 
 // via says how the connections to a peer run: direct (and over which
 // transport) or through a relay.
-func via(conns []peer.Connection) string {
+func via(conns []scopemesh.Connection) string {
 	var parts []string
 	for _, c := range conns {
 		s := "direct " + transportOf(c.Addr)

@@ -117,6 +117,7 @@ events, and whole traces across the cluster.`,
 		newTraceCommand(),
 		newRecordCommand(),
 		newSyncCommand(),
+		newMCPCommand(),
 		newVersionCommand(),
 	)
 	return root

@@ -22,6 +22,7 @@ import (
 
 	"github.com/scopemesh/scopemesh"
 	"github.com/scopemesh/scopemesh/events"
+	"github.com/scopemesh/scopemesh/internal/httpquery"
 	"github.com/scopemesh/scopemesh/internal/poll"
 	"github.com/scopemesh/scopemesh/query"
 )
@@ -506,7 +507,7 @@ func TestFilterWireRoundTrip(t *testing.T) {
 	f.Since.Wall, f.Since.Logical = 10, 2
 	f.Until.Wall = 20
 	f.After[0] = 1
-	got, err := parseFilter(filterValues(f))
+	got, err := httpquery.Parse(httpquery.Values(f))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -716,7 +717,7 @@ func TestStreamAsServerSentEvents(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	resp, err := c.do(ctx, http.MethodGet, "/v1/events/stream", filterValues(query.Filter{Kinds: []string{"sse"}}), nil, "text/event-stream")
+	resp, err := c.do(ctx, http.MethodGet, "/v1/events/stream", httpquery.Values(query.Filter{Kinds: []string{"sse"}}), nil, "text/event-stream")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -23,7 +24,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/scopemesh/scopemesh"
-	"github.com/scopemesh/scopemesh/peer"
 )
 
 // nodeSettings are the settings of `scopemesh node`. Each has a flag and a
@@ -53,6 +53,8 @@ type nodeSettings struct {
 	MaxBytes       byteSize      `yaml:"max-bytes"`
 	API            string        `yaml:"api"`
 	APIRemote      bool          `yaml:"api-remote"`
+	UI             string        `yaml:"ui"`
+	Metrics        string        `yaml:"metrics"`
 	LogLevel       string        `yaml:"log-level"`
 	LogFormat      string        `yaml:"log-format"`
 }
@@ -100,6 +102,12 @@ every request needs the token the node makes at its first start in
 runtime socket): "Authorization: Bearer TOKEN". The other commands read it
 from --api-token-file, $SCOPEMESH_API_TOKEN or the default data dir.
 
+--ui 127.0.0.1:8080 serves a web view of the cluster, its events and its
+traces, and Prometheus metrics at /metrics, on a loopback port; it needs the
+API's token: open http://127.0.0.1:8080/?token=TOKEN once, and the browser
+keeps it (Prometheus sends it as a bearer token). --metrics ADDR serves
+/metrics alone, on any address, without a token: counts, never events.
+
 --api-remote lets the API listen on any address, over TLS with a
 self-signed certificate made at the first start, <data-dir>/api.crt (its
 key in api.key, mode 0600), whose SHA-256 fingerprint the node prints.
@@ -115,6 +123,9 @@ that certificate exactly, and no other).`,
   # a node behind NAT that joins through it
   scopemesh node --bootstrap /ip4/203.0.113.7/udp/4001/quic-v1/p2p/12D3KooW... \
       --relays /ip4/203.0.113.7/udp/4001/quic-v1/p2p/12D3KooW...
+
+  # the web view and metrics on a loopback port
+  scopemesh node --ui 127.0.0.1:8080
 
   # an API that other machines reach over TLS
   scopemesh node --api 0.0.0.0:7400 --api-remote`,
@@ -156,6 +167,8 @@ that certificate exactly, and no other).`,
 	fs.Var(&s.MaxBytes, "max-bytes", "let the oldest events expire to keep the store under this `size` (20GiB, 500MB, bytes; default: no cap)")
 	fs.StringVar(&s.API, "api", "", "serve the local API on this unix socket `path` or loopback host:port (which needs the token in <data-dir>/"+apiTokenName+"); "+apiOff+" for no API (default: <data-dir>/"+apiSocketName+")")
 	fs.BoolVar(&s.APIRemote, "api-remote", false, "allow --api on any address, over TLS with the certificate <data-dir>/"+apiCertName+" and the token: whoever has both controls the node")
+	fs.StringVar(&s.UI, "ui", "", "serve the web view and /metrics on this loopback `host:port`, to those with the token in <data-dir>/"+apiTokenName)
+	fs.StringVar(&s.Metrics, "metrics", "", "serve Prometheus metrics at /metrics on this `host:port`, to anyone (counts, never events)")
 	fs.StringVar(&s.LogLevel, "log-level", s.LogLevel, "log at this level: debug, info, warn or error")
 	fs.StringVar(&s.LogFormat, "log-format", s.LogFormat, "log as text or json")
 	fs.BoolVar(&asJSON, "json", false, "print the start-up report as one JSON line")
@@ -226,7 +239,7 @@ func (s nodeSettings) config() (scopemesh.Config, error) {
 		addrs []string
 	}{{"--bootstrap", s.Bootstrap}, {"--relays", s.Relays}} {
 		for _, a := range list.addrs {
-			if _, err := peer.ParseAddr(a); err != nil {
+			if err := scopemesh.ValidateAddr(a); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", list.flag, err))
 			}
 		}
@@ -256,6 +269,11 @@ func (s nodeSettings) config() (scopemesh.Config, error) {
 			errs = append(errs, fmt.Errorf("--api: %w", err))
 		case a.tls && !s.APIRemote:
 			errs = append(errs, fmt.Errorf("--api %s: only --api-remote serves TLS; a loopback API is plain HTTP with a token", s.API))
+		}
+	}
+	for _, l := range []struct{ flag, addr string }{{"--ui", s.UI}, {"--metrics", s.Metrics}} {
+		if _, _, err := net.SplitHostPort(l.addr); l.addr != "" && err != nil {
+			errs = append(errs, fmt.Errorf("%s %q is not host:port", l.flag, l.addr))
 		}
 	}
 	if s.ClusterKeyFile != "" {
@@ -357,6 +375,12 @@ type startReport struct {
 	// APICertSHA256 its fingerprint, to check their copies against.
 	APICertFile   string `json:",omitempty"`
 	APICertSHA256 string `json:",omitempty"`
+	// UI is the web view's address, which serves /metrics too, to those
+	// with the token in UITokenFile; Metrics that of --metrics. Empty: not
+	// served.
+	UI          string `json:",omitempty"`
+	UITokenFile string `json:",omitempty"`
+	Metrics     string `json:",omitempty"`
 }
 
 // shutdownGrace bounds how long a stopping node waits for API requests in
@@ -387,20 +411,29 @@ func runNode(cmd *cobra.Command, s nodeSettings, asJSON bool) error {
 		}
 		addr = boundAPIAddr(addr, ln)
 	}
-	node, err := scopemesh.Open(ctx, cfg)
+	webLns, err := s.listenWeb()
 	if err != nil {
 		if ln != nil {
 			ln.Close()
 		}
 		return err
 	}
+	node, err := scopemesh.Open(ctx, cfg)
+	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
+		webLns.close()
+		return err
+	}
 	report := startReport{ID: node.ID(), Cluster: cfg.Cluster, Closed: cfg.ClusterKey != nil, Addrs: node.Addrs()}
-	var api *apiServer
+	var api *httpServer
 	if apiOn {
 		api = serveAPI(node, ln, addr, creds, log)
 		report.API = addr.String()
 		report.APITokenFile, report.APICertFile, report.APICertSHA256 = creds.tokenFile, creds.certFile, creds.certSHA
 	}
+	servers := webLns.serve(node, log, &report)
 	if err := printStart(cmd.OutOrStdout(), report, asJSON); err != nil {
 		log.Warn("printing the start-up report", "err", err)
 	}
@@ -413,10 +446,13 @@ func runNode(cmd *cobra.Command, s nodeSettings, asJSON bool) error {
 
 	var errs []error
 	if api != nil {
-		shutdown, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-		errs = append(errs, api.Shutdown(shutdown))
-		cancel()
+		servers = append(servers, api)
 	}
+	shutdown, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	for _, srv := range servers {
+		errs = append(errs, srv.Shutdown(shutdown))
+	}
+	cancel()
 	errs = append(errs, node.Close())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("stopping the node: %w", err)
@@ -484,6 +520,12 @@ func printStart(w io.Writer, r startReport, asJSON bool) error {
 	case r.API != "":
 		fmt.Fprintf(&b, "API at %s (scopemesh status --api %s)\n", r.API, r.API)
 	}
+	if r.UI != "" {
+		fmt.Fprintf(&b, "web view at %s; sign in with the token in %s (%s?token=TOKEN), metrics at %smetrics\n", r.UI, r.UITokenFile, r.UI, r.UI)
+	}
+	if r.Metrics != "" {
+		fmt.Fprintf(&b, "metrics at %s\n", r.Metrics)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -516,4 +558,69 @@ func logAddrChanges(ctx context.Context, log *slog.Logger, node *scopemesh.Node,
 			addrs = now
 		}
 	}
+}
+
+// webListeners are the listeners of the web view and the metrics, taken
+// before the node starts; nil: not served.
+type webListeners struct {
+	ui, metrics net.Listener
+	token       []byte // the API's token, which the web view asks for
+	tokenFile   string
+}
+
+// listenWeb listens for the web view and the metrics, as the settings
+// ask, and reads the token the web view needs.
+func (s nodeSettings) listenWeb() (w webListeners, err error) {
+	defer func() {
+		if err != nil {
+			w.close()
+		}
+	}()
+	if s.UI != "" {
+		if w.ui, err = listenLoopback("--ui", s.UI); err != nil {
+			return w, err
+		}
+		dir, setting := s.credentialsDir()
+		if err = makePrivateDir(dir, "the directory of the API's credentials", setting); err != nil {
+			return w, err
+		}
+		if w.token, w.tokenFile, err = loadToken(dir); err != nil {
+			return w, err
+		}
+	}
+	if s.Metrics != "" {
+		if w.metrics, err = net.Listen("tcp", s.Metrics); err != nil {
+			return w, fmt.Errorf("--metrics: %w", err)
+		}
+	}
+	return w, nil
+}
+
+func (w webListeners) close() {
+	for _, ln := range []net.Listener{w.ui, w.metrics} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+}
+
+// serve serves the web view and the metrics of node on their listeners,
+// notes their addresses in report, and returns their servers.
+func (w webListeners) serve(node *scopemesh.Node, log *slog.Logger, report *startReport) []*httpServer {
+	var servers []*httpServer
+	metricsH := metricsHandler(node, log)
+	if w.ui != nil {
+		servers = append(servers, serveHTTP(w.ui, log, func(context.Context) http.Handler {
+			return uiHandler(node, metricsH, w.token, w.tokenFile)
+		}))
+		report.UI = "http://" + w.ui.Addr().String() + "/"
+		report.UITokenFile = w.tokenFile
+	}
+	if w.metrics != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", metricsH)
+		servers = append(servers, serveHTTP(w.metrics, log, func(context.Context) http.Handler { return mux }))
+		report.Metrics = "http://" + w.metrics.Addr().String() + "/metrics"
+	}
+	return servers
 }
