@@ -17,6 +17,7 @@ import (
 	"github.com/scopemesh/scopemesh/events"
 	"github.com/scopemesh/scopemesh/hlc"
 	"github.com/scopemesh/scopemesh/internal/fixture"
+	"github.com/scopemesh/scopemesh/rbsr"
 )
 
 type reconcileParams struct {
@@ -52,7 +53,7 @@ func runReconcile(ctx context.Context, e *env, args []string) error {
 	fs.Var((*ints)(&p.N), "n", "events on each side, a comma-separated list (up to 10,000,000)")
 	fs.Var((*ints)(&p.D), "d", "events on one side only, in all, a comma-separated list")
 	fs.Var(&layouts, "layouts", "where the differences lie: clustered (the newest events, as a partition leaves them), scattered")
-	fs.IntVar(&p.FrameLimit, "frame", 0, "reconciliation frame limit in bytes; 0: crdt.DefaultFrameLimit (64 KiB)")
+	fs.IntVar(&p.FrameLimit, "frame", 0, "reconciliation frame limit in bytes; 0: rbsr.DefaultFrameLimit (64 KiB)")
 	fs.IntVar(&p.MaxRounds, "max-rounds", 0, "the initiator's round limit; 0: the crdt default (256)")
 	fs.IntVar(&p.Repeat, "repeat", p.Repeat, "sessions per configuration; CPU times are the fastest and the median")
 	if err := e.parse(fs, args); err != nil {
@@ -134,17 +135,17 @@ func reconcileOnce(ctx context.Context, n, d int, layout string, p reconcilePara
 	res.LoadSecs = time.Since(t0).Seconds()
 	ka, kb = nil, nil
 
-	opts := crdt.ReconcileOptions{FrameLimit: p.FrameLimit, MaxRounds: p.MaxRounds}
+	opts := rbsr.Options{FrameLimit: p.FrameLimit, MaxRounds: p.MaxRounds}
 	var initTimes, respTimes []float64
 	for range max(p.Repeat, 1) {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		init, err := sa.NewReconciler(opts)
+		init, err := rbsr.NewReconciler(sa, opts)
 		if err != nil {
 			return res, err
 		}
-		resp, err := sb.NewReconciler(opts)
+		resp, err := rbsr.NewReconciler(sb, opts)
 		if err != nil {
 			return res, err
 		}
@@ -171,7 +172,7 @@ func reconcileOnce(ctx context.Context, n, d int, layout string, p reconcilePara
 		res.Found = len(init.Have()) + len(init.Need())
 		initTimes = append(initTimes, float64(initTime)/1e6)
 		respTimes = append(respTimes, float64(respTime)/1e6)
-		if errors.Is(err, crdt.ErrReconcileRounds) {
+		if errors.Is(err, rbsr.ErrRounds) {
 			// What the session learned holds; a node would fetch it and
 			// start another session. Report it as it stands.
 			res.Err = err.Error()

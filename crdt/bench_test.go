@@ -120,11 +120,11 @@ func storeSet(b *testing.B, store string) *Set {
 	return newSet(b, ds)
 }
 
-// BenchmarkFingerprint computes the fingerprint of a random key range of a
+// BenchmarkSum computes the ID sum of a random key range of a
 // set of 1,000,000 events:
 //
-//	go test -run '^$' -bench Fingerprint ./crdt
-func BenchmarkFingerprint(b *testing.B) {
+//	go test -run '^$' -bench Sum ./crdt
+func BenchmarkSum(b *testing.B) {
 	keys := newKeyGen(1).keys(1_000_000)
 	s := benchSet(keys)
 	rng := rand.New(rand.NewPCG(2, 3))
@@ -138,7 +138,7 @@ func BenchmarkFingerprint(b *testing.B) {
 	}
 	i := 0
 	for b.Loop() {
-		s.Fingerprint(ranges[i%len(ranges)])
+		s.Sum(ranges[i%len(ranges)])
 		i++
 	}
 }

@@ -9,24 +9,14 @@
 //	added, err := set.Merge(ctx, batch)   // union; returns the new events
 //	n, err := set.MergeEncoded(ctx, xs)   // the same for events.Encoded, not encoded again
 //	err = set.Scan(ctx, crdt.All, false, func(e events.Event) bool { …; return true })
-//	fp := set.Fingerprint(crdt.Range{From: a, To: b})
+//	sum, n := set.Sum(crdt.Range{From: a, To: b}) // what a range fingerprint hashes
 //	w := set.Watch(0)                     // every newly added event
 //	e, err := w.Next(ctx)
 //	xs, err := w.Available(nil, 0)        // what it holds now, without waiting
 //
-// Reconciliation with a peer's set, the initiator's loop (the responder
-// answers each message with its own Reconciler's RespondListing, and keeps
-// the IDs its answers listed, in order, to serve what the initiator then
-// asks for):
-//
-//	rec, err := set.NewReconciler(crdt.ReconcileOptions{})
-//	msg, err := rec.Initiate()
-//	for !done {
-//		reply := exchange(msg)            // the caller's transport
-//		msg, done, err = rec.Reconcile(reply)
-//	}
-//	rec.Have()                            // IDs only this side holds
-//	rec.Need()                            // the peer's only: numbers among the IDs its answers listed
+// Reconciliation with a peer's set (package rbsr) reads the set through
+// ReadKeys: its keys by rank and the sums of ranks' IDs, consistent for the
+// length of one call.
 //
 // # Invariants
 //
@@ -73,26 +63,9 @@
 //
 // # Hazards
 //
-//   - Fingerprints sum IDs mod 2^256. Sums are cheap to update but not
-//     collision resistant against a party who chooses the summands: with
-//     Wagner's generalized birthday attack, a peer able to pick many IDs could
-//     build two different ranges with equal fingerprints, and reconciliation
-//     would then miss a difference. IDs are SHA-256 hashes of event content,
-//     so crafting them means grinding event content, and only cluster
-//     members can put events in the set; what this protects against is
-//     accidental collisions (2^-128), not a malicious member.
-//   - Reconciliation lists the IDs of small ranges by prefix, 4 to 7
-//     bytes of each, and the responder matches its IDs against them. Two
-//     IDs sharing a prefix would hide each other, so the responder's answer
-//     carries the fingerprint of its events in those ranges that matched a
-//     listed prefix, and the initiator checks that its listed IDs the
-//     responder matched sum to it; on a mismatch it lists those ranges
-//     again in whole IDs. Have and Need are therefore as exact as
-//     the fingerprints (above): a member grinding IDs that share prefixes
-//     costs a round trip, not a missed event. A responder that lies can
-//     make Have and Need wrong, but no more: Need names events to fetch,
-//     which are checked against their IDs on arrival, and Have events to
-//     send. MaxRounds bounds how long a responder can keep a session going.
+//   - Range sums add IDs mod 2^256: cheap to update, not collision
+//     resistant against a party choosing the IDs (package rbsr says what
+//     that costs reconciliation).
 //   - The set trusts its datastore: a store written by something else, or
 //     corrupted, returns ErrCorrupt on read rather than wrong events.
 package crdt

@@ -62,7 +62,7 @@ func checkAboveHorizon(t *testing.T, s *Set, all []events.Event, before Key, set
 	if len(got) != len(want) || len(got) > 0 && got[0].ID != want[0].ID {
 		t.Fatalf("Scan: %d events, want %d", len(got), len(want))
 	}
-	if fp, wantFP := s.Fingerprint(All), naiveFingerprint(want, All); fp != wantFP {
+	if fp, wantFP := fingerprint(s, All), naiveFingerprint(want, All); fp != wantFP {
 		t.Fatal("the fingerprint of everything counts expired events")
 	}
 	for node, n := range nodes {

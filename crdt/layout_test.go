@@ -60,7 +60,7 @@ func TestOpenMigratesLayout1(t *testing.T) {
 			if got := records(t, ds); !maps.EqualFunc(got, want, bytes.Equal) {
 				t.Fatalf("the migrated store holds %d records, a store written in this layout %d, or others", len(got), len(want))
 			}
-			if m.Len() != len(evs) || m.Fingerprint(All) != s.Fingerprint(All) {
+			if m.Len() != len(evs) || fingerprint(m, All) != fingerprint(s, All) {
 				t.Fatalf("the migrated set holds %d events, want %d, or has another fingerprint", m.Len(), len(evs))
 			}
 			for _, e := range evs[:10] {

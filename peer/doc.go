@@ -29,7 +29,9 @@
 //     whose batches fail loses gossip score and is graylisted.
 //   - Reconciliation (sync.go): when a member joins or comes back, every
 //     SyncInterval, and on Sync, two nodes reconcile their sets and move
-//     exactly the events each lacks, in bounded batches. A node runs a
+//     exactly the events each lacks, in bounded batches. The session is
+//     package rbsr's state machine; sync.go carries its frames, reads and
+//     merges the events it names, and schedules sessions. A node runs a
 //     few sessions at once, one per peer, each cut off when its peer
 //     stalls; a session waits briefly for the others, so that sessions
 //     after a partition run in a row and none moves what another just did.

@@ -46,22 +46,3 @@ func readFrame(r *bufio.Reader, max int) (byte, []byte, error) {
 	}
 	return buf[0], buf[1:], nil
 }
-
-// countingStream counts the bytes a session moves in each direction.
-type countingStream struct {
-	rw      io.ReadWriter
-	read    int64
-	written int64
-}
-
-func (c *countingStream) Read(p []byte) (int, error) {
-	n, err := c.rw.Read(p)
-	c.read += int64(n)
-	return n, err
-}
-
-func (c *countingStream) Write(p []byte) (int, error) {
-	n, err := c.rw.Write(p)
-	c.written += int64(n)
-	return n, err
-}

@@ -8,8 +8,6 @@ import (
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
-
-	"github.com/scopemesh/scopemesh/events"
 )
 
 // FuzzReadFrame: no input makes the frame reader panic or return more
@@ -64,40 +62,6 @@ func FuzzProofAnswer(f *testing.F) {
 		err := ring.verifyAnswer(answer, nonce, "prover", "verifier")
 		if err == nil && !bytes.Contains(answer, good) {
 			t.Fatalf("answer %x passed without the proof", answer)
-		}
-	})
-}
-
-// FuzzWant: no Want makes the responder panic or send an event it did not
-// list, and a Want it accepts decodes to the IDs of its set bits, in order.
-func FuzzWant(f *testing.F) {
-	listed := make([]events.ID, 21)
-	for i := range listed {
-		listed[i][0] = byte(i + 1)
-	}
-	f.Add(wantBitmap([]int{0, 3, 20}))
-	f.Add([]byte{0xff, 0xff, 0x1f})
-	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
-	f.Fuzz(func(t *testing.T, bitmap []byte) {
-		ids, err := wantedIDs(bitmap, listed)
-		if err != nil {
-			if !errors.Is(err, ErrFrame) {
-				t.Fatalf("error %v does not match ErrFrame", err)
-			}
-			return
-		}
-		next := 0
-		for i := range len(bitmap) * 8 {
-			if bitmap[i/8]&(1<<(i%8)) == 0 {
-				continue
-			}
-			if next == len(ids) || ids[next] != listed[i] {
-				t.Fatalf("want %x: bit %d set, but ID %d decoded is not listed ID %d", bitmap, i, next, i)
-			}
-			next++
-		}
-		if next != len(ids) {
-			t.Fatalf("want %x: %d IDs decoded for %d bits set", bitmap, len(ids), next)
 		}
 	})
 }

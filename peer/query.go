@@ -26,9 +26,14 @@ import (
 // ID of a member the peer has a connection to, asks the peer to pass the
 // query on to that member and its answer back: one hop, to reach a
 // member this node has no connection to.
+// frameEvents, frameEnd and frameError have the numbers of the sync
+// session's (rbsr); frameError ends sync and view sessions too.
 const (
-	frameQuery byte = 8
-	frameRoute byte = 11
+	frameEvents byte = 4 // an events batch
+	frameEnd    byte = 6 // the end of an answer
+	frameError  byte = 7 // a reason; the exchange ends
+	frameQuery  byte = 8
+	frameRoute  byte = 11
 )
 
 // Query service bounds. Answers are sent as the scan finds their events,

@@ -1,16 +1,13 @@
 package peer
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -19,36 +16,13 @@ import (
 
 	"github.com/scopemesh/scopemesh/crdt"
 	"github.com/scopemesh/scopemesh/events"
-	"github.com/scopemesh/scopemesh/hlc"
+	"github.com/scopemesh/scopemesh/rbsr"
 )
 
-// The sync protocol. A session runs passes. In each, the initiator
-// reconciles the two sets (crdt.Reconciler), then asks for the events it
-// lacks and pushes those the responder lacks, in bounded batches; the last
-// pass finds the sets equal, or that they changed meanwhile. One stream
-// carries one session; every frame answers the previous.
-//
-// A pass compares only what lies above both sides' horizons (retention):
-// the initiator starts from its own, and a responder whose horizon is
-// higher says so instead of answering, and the pass starts again from
-// there. So expired events are never compared, fetched or pushed, and a
-// heal costs what is above the horizons, not what was ever recorded.
-//
-// The responder's answers do not spell out most of the IDs of the events
-// the initiator lacks, they count them (crdt.Reconciler.Need). So the
-// responder keeps, for the pass, the IDs its answers listed, and a Want
-// names events by their place among them: a bitmap, a bit an ID.
-const (
-	frameReconcile  byte = 1 // initiator: a reconciliation message of the pass frameInitiate began
-	frameReconciled byte = 2 // responder: its answer
-	frameWant       byte = 3 // initiator: bitmap over the IDs the pass's answers listed, bit i%8 of byte i/8 for the i-th
-	frameEvents     byte = 4 // either: an events batch
-	frameAck        byte = 5 // responder: uvarint count of pushed events merged
-	frameEnd        byte = 6 // responder: end of the events answering a Want; initiator: end of session, 1 if the sets ended equal
-	frameError      byte = 7 // either: a reason; the session ends
-	frameInitiate   byte = 8 // initiator: where the pass starts (a 12-byte HLC time), then its first reconciliation message
-	frameHorizon    byte = 9 // responder: its horizon, above where the pass was to start: start the pass again from there
-)
+// Sync sessions. The session itself — passes, Want numbering, the listing
+// bound, push and acknowledgement — is rbsr's state machine; this file
+// carries its frames over a stream, reads and merges the events it names,
+// and schedules sessions: slots, the sync loop, retries, idle limits.
 
 // SyncLimits bound one sync session, on both sides. A peer that exceeds
 // them is cut off and the session's result says why.
@@ -84,12 +58,6 @@ func (l SyncLimits) withDefaults() SyncLimits {
 
 // Sync sizes.
 const (
-	// maxListed bounds the IDs a responder keeps for a pass's Want: the
-	// initiator ends a pass once the answers have listed this many, and
-	// the pass's last answer adds at most a reconciliation message's list
-	// limit (16,384 IDs) to them, 8.5 MiB in all. Unlike SyncLimits it is
-	// part of the protocol: both sides must count to the same bound.
-	maxListed      = 1 << 18
 	wantChunk      = 4096      // events a Want's answer reads from the set at a time
 	pushBatchBytes = 512 << 10 // a pushed or answered events batch, roughly
 	maxFrame       = 2 << 20   // the largest frame either side reads
@@ -242,96 +210,6 @@ func (n *Host) syncPeer(ctx context.Context, p lpeer.ID) SyncResult {
 	}
 }
 
-// stream wraps a session's stream with framing and byte counting.
-type stream struct {
-	s     network.Stream
-	count *countingStream
-	r     *bufio.Reader
-	w     *bufio.Writer
-	lim   SyncLimits
-
-	timer   *time.Timer // resets s when an operation overruns its time
-	stalled atomic.Bool // timer fired
-
-	// from is where the initiator's passes start: the responder's
-	// horizon, once it has said it is higher than the initiator's.
-	from crdt.Key
-}
-
-func newStream(s network.Stream, lim SyncLimits) *stream {
-	c := &countingStream{rw: s}
-	return &stream{s: s, count: c, r: bufio.NewReader(c), w: bufio.NewWriter(c), lim: lim}
-}
-
-// within runs op, a read or write of the stream, and resets the stream if
-// op has not returned after d (no limit if d is not positive): a timer
-// rather than the stream's deadlines, which not every stream keeps
-// (mocknet's ignore them).
-func (s *stream) within(d time.Duration, op func() error) error {
-	if d <= 0 {
-		return op()
-	}
-	if s.timer == nil {
-		s.timer = time.AfterFunc(d, func() {
-			s.stalled.Store(true)
-			s.s.Reset()
-		})
-	} else {
-		s.timer.Reset(d)
-	}
-	err := op()
-	if !s.timer.Stop() && s.stalled.Load() {
-		return fmt.Errorf("%w: nothing for %v", ErrStalled, d)
-	}
-	return err
-}
-
-// send writes a frame, which the peer must take within the idle limit.
-func (s *stream) send(typ byte, payload []byte) error {
-	return s.within(s.lim.Idle, func() error { return writeFrame(s.w, typ, payload) })
-}
-
-// channel names the stream for sealing: its protocol.
-func (s *stream) channel() string { return string(s.s.Protocol()) }
-
-// recv reads the next frame, which must come within the idle limit and be
-// of one of the types want; an error frame becomes an error.
-func (s *stream) recv(want ...byte) (byte, []byte, error) { return s.recvMax(maxFrame, want...) }
-
-// busyErrors are the errors a peer's error frame names that callers tell
-// apart: the peer is busy, and may be asked again.
-var busyErrors = []error{ErrBusy, ErrQueryBusy, ErrViewBusy}
-
-// recvMax is recv for a frame whose payload may be up to max bytes.
-func (s *stream) recvMax(max int, want ...byte) (byte, []byte, error) {
-	var typ byte
-	var payload []byte
-	err := s.within(s.lim.Idle, func() (err error) {
-		typ, payload, err = readFrame(s.r, max)
-		return err
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	if s.count.read > s.lim.Bytes {
-		return 0, nil, fmt.Errorf("%w: more than %d bytes", ErrSyncLimit, s.lim.Bytes)
-	}
-	if typ == frameError {
-		for _, busy := range busyErrors {
-			if string(payload) == busy.Error() {
-				return 0, nil, busy
-			}
-		}
-		return 0, nil, fmt.Errorf("peer: the peer ended the session: %s", payload)
-	}
-	for _, t := range want {
-		if typ == t {
-			return typ, payload, nil
-		}
-	}
-	return 0, nil, fmt.Errorf("%w: type %d, want one of %v", ErrFrame, typ, want)
-}
-
 // initiate runs one session as initiator.
 func (n *Host) initiate(ctx context.Context, p lpeer.ID) (res SyncResult) {
 	start := time.Now()
@@ -353,183 +231,93 @@ func (n *Host) initiate(ctx context.Context, p lpeer.ID) (res SyncResult) {
 		}
 	}()
 
-	// Each pass reconciles, then moves what it found. A pass that runs out
-	// of rounds, or whose answers listed maxListed IDs (an empty node
-	// catching up on millions of events), moves what it learned, and the
-	// next pass goes on from there. The pass after a complete one checks
-	// that the sets are now equal.
-	checking := false
-	for {
-		have, need, complete, err := n.reconcile(s, &res, p)
-		if err != nil {
-			res.Err = err
-			return res
-		}
-		if checking && complete && len(have) == 0 && len(need) == 0 {
-			res.InSync = true
+	sess := rbsr.NewInitiator(n.cfg.Set, rbsr.Config{MaxRounds: lim.Rounds})
+	defer func() { res.Rounds, res.InSync = sess.Rounds(), sess.InSync() }()
+	rd, err := sess.Start()
+	sent, answered := time.Now(), false
+	for err == nil {
+		if err = s.sendFrames(rd.Frames); err != nil || rd.Done {
 			break
 		}
-		if err := n.fetch(ctx, s, &res, need); err != nil {
-			res.Err = err
-			return res
+		if rd.Send != nil {
+			if err = n.push(ctx, s, sess, &res, rd.Send); err == nil {
+				rd, err = sess.Sent()
+			}
+			continue
 		}
-		if err := n.push(ctx, s, &res, have); err != nil {
-			res.Err = err
-			return res
+		if rd.Merge != nil {
+			var added, held int
+			added, held, err = n.mergeBatch(ctx, s, rd.Merge)
+			res.Received += added
+			res.Held += held
+			if err != nil {
+				break
+			}
 		}
-		if checking && complete {
-			// The sets differed again after a complete transfer: events
-			// arrived meanwhile. They wait for the next session.
+		var f rbsr.Frame
+		if f, err = s.nextFrame(); err != nil {
 			break
 		}
-		checking = complete
+		if !answered {
+			n.h.Peerstore().RecordLatency(p, time.Since(sent))
+			answered = true
+		}
+		rd, err = sess.Step(f)
 	}
-	// The end says whether the sets ended equal: the responder's view
-	// of the session counts too (PeerInfo.InSync).
-	var end []byte
-	if res.InSync {
-		end = []byte{1}
-	}
-	res.Err = s.send(frameEnd, end)
+	res.Err = sessionError(err)
 	return res
 }
 
-// reconcile runs a pass's reconciliation rounds until the initiator knows
-// what each side lacks, or the reconciler's round limit or the responder's
-// listing bound (maxListed) stops it early: complete is then false, and
-// have and need hold what was learned. need numbers the IDs the responder
-// listed in this pass.
-func (n *Host) reconcile(s *stream, res *SyncResult, p lpeer.ID) (have []events.ID, need []int, complete bool, err error) {
-	for {
-		rec, err := n.cfg.Set.NewReconciler(crdt.ReconcileOptions{From: s.from})
-		if err != nil {
-			return nil, nil, false, err
-		}
-		msg, err := rec.Initiate()
-		msg = append(rec.From().Time().AppendBinary(nil), msg...)
-		typ, rebased := frameInitiate, false
-		for done := false; err == nil && !done; typ = frameReconcile {
-			if rec.Listed() >= maxListed {
-				return rec.Have(), rec.Need(), false, nil
-			}
-			if res.Rounds++; res.Rounds > s.lim.Rounds {
-				return nil, nil, false, fmt.Errorf("%w: more than %d rounds", ErrSyncLimit, s.lim.Rounds)
-			}
-			sent := time.Now()
-			if err = s.send(typ, msg); err != nil {
-				break
-			}
-			var got byte
-			var reply []byte
-			if got, reply, err = s.recv(frameReconciled, frameHorizon); err != nil {
-				break
-			}
-			if res.Rounds == 1 {
-				n.h.Peerstore().RecordLatency(p, time.Since(sent))
-			}
-			if got == frameHorizon {
-				err = s.rebase(typ, reply, rec.From())
-				rebased = err == nil
-				break
-			}
-			msg, done, err = rec.Reconcile(reply)
-		}
-		if rebased {
-			continue
-		}
-		if errors.Is(err, crdt.ErrReconcileRounds) {
-			return rec.Have(), rec.Need(), false, nil
-		}
-		if err != nil {
-			return nil, nil, false, err
-		}
-		return rec.Have(), rec.Need(), true, nil
-	}
-}
-
-// rebase takes a responder's horizon, its answer to a pass that started
-// below it (typ frameInitiate, from), as where the session's passes start
-// from then on.
-func (s *stream) rebase(typ byte, payload []byte, from crdt.Key) error {
-	h, err := hlc.DecodeTimestamp(payload)
-	if err != nil || typ != frameInitiate || crdt.TimeKey(h).Compare(from) <= 0 {
-		return fmt.Errorf("%w: a horizon of %d bytes, in answer to frame %d starting at %v", ErrFrame, len(payload), typ, from)
-	}
-	s.from = crdt.TimeKey(h)
-	return nil
-}
-
-// fetch asks for the events the initiator lacks, by their numbers among
-// the IDs the responder listed in the pass, and merges them.
-func (n *Host) fetch(ctx context.Context, s *stream, res *SyncResult, need []int) error {
-	if len(need) == 0 {
-		return nil
-	}
-	if err := s.send(frameWant, wantBitmap(need)); err != nil {
-		return err
-	}
-	for {
-		typ, payload, err := s.recv(frameEvents, frameEnd)
-		if err != nil {
-			return err
-		}
-		if typ == frameEnd {
-			return nil
-		}
-		added, held, err := n.mergeBatch(ctx, s, payload)
-		res.Received += added
-		res.Held += held
-		if err != nil {
-			return err
-		}
-	}
-}
-
-// wantBitmap encodes a Want for the listed IDs numbered need.
-func wantBitmap(need []int) []byte {
-	bitmap := make([]byte, slices.Max(need)/8+1)
-	for _, i := range need {
-		bitmap[i/8] |= 1 << (i % 8)
-	}
-	return bitmap
-}
-
-// wantedIDs decodes a Want against the IDs listed in the pass: the IDs
-// whose bits are set, in the order listed. It refuses a bitmap longer than
-// the listing before it allocates anything.
-func wantedIDs(bitmap []byte, listed []events.ID) ([]events.ID, error) {
-	if len(bitmap) > (len(listed)+7)/8 {
-		return nil, fmt.Errorf("%w: a want of %d bytes for %d listed IDs", ErrFrame, len(bitmap), len(listed))
-	}
-	var ids []events.ID
-	for i := range len(bitmap) * 8 {
-		if bitmap[i/8]&(1<<(i%8)) == 0 {
-			continue
-		}
-		if i >= len(listed) {
-			return nil, fmt.Errorf("%w: a want for listed ID %d of %d", ErrFrame, i, len(listed))
-		}
-		ids = append(ids, listed[i])
-	}
-	return ids, nil
-}
-
-// push sends the events the responder lacks.
-func (n *Host) push(ctx context.Context, s *stream, res *SyncResult, have []events.ID) error {
+// push sends the events the responder lacks, each batch acknowledged
+// before the next.
+func (n *Host) push(ctx context.Context, s *stream, sess *rbsr.Initiator, res *SyncResult, have []events.ID) error {
 	return n.sendEvents(ctx, s.channel(), have, func(batch []byte, count int) error {
-		if err := s.send(frameEvents, batch); err != nil {
-			return err
-		}
-		_, ack, err := s.recv(frameAck)
+		f, err := sess.Batch(batch)
 		if err != nil {
 			return err
 		}
-		if _, k := binary.Uvarint(ack); k <= 0 {
-			return fmt.Errorf("%w: malformed ack", ErrFrame)
+		if err := s.sendFrames([]rbsr.Frame{f}); err != nil {
+			return err
+		}
+		ack, err := s.nextFrame()
+		if err != nil {
+			return err
+		}
+		if _, err := sess.Step(ack); err != nil {
+			return err
 		}
 		res.Sent += count
 		return nil
 	})
+}
+
+// sendFrames writes a session's frames.
+func (s *stream) sendFrames(fs []rbsr.Frame) error {
+	for _, f := range fs {
+		if err := s.send(byte(f.Type), f.Payload); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// nextFrame reads a session's next frame; the session checks its type.
+func (s *stream) nextFrame() (rbsr.Frame, error) {
+	typ, payload, err := s.next(maxFrame)
+	return rbsr.Frame{Type: rbsr.FrameType(typ), Payload: payload}, err
+}
+
+// sessionError adds this package's sentinel to a session's error, so that
+// a bad frame matches ErrFrame and a limit ErrSyncLimit, whichever side
+// found it.
+func sessionError(err error) error {
+	switch {
+	case errors.Is(err, rbsr.ErrFrame):
+		return fmt.Errorf("%w: %w", ErrFrame, err)
+	case errors.Is(err, rbsr.ErrLimit):
+		return fmt.Errorf("%w: %w", ErrSyncLimit, err)
+	}
+	return err
 }
 
 // sendEvents reads the events ids names from the set and hands them to
@@ -546,8 +334,8 @@ func (n *Host) sendEvents(ctx context.Context, channel string, ids []events.ID, 
 		}
 		evs = append(evs, e)
 	}
-	// A trace's events travel together: that compresses 10 to 20 % better
-	// than key order, where traces interleave.
+	// A trace's events travel together: they compress better side by side
+	// than in key order, where traces interleave.
 	slices.SortStableFunc(evs, func(a, b events.Event) int { return bytes.Compare(a.Correlation[:], b.Correlation[:]) })
 	return n.sendBatches(channel, evs, send)
 }
@@ -631,76 +419,49 @@ func (n *Host) handleSync(raw network.Stream) {
 
 // serve answers an initiator's frames until it ends the session.
 func (n *Host) serve(ctx context.Context, s *stream, res *SyncResult) error {
-	rec, err := n.cfg.Set.NewReconciler(crdt.ReconcileOptions{})
+	sess, err := rbsr.NewResponder(n.cfg.Set, rbsr.Config{MaxRounds: s.lim.Rounds})
 	if err != nil {
 		return err
 	}
-	var listed []events.ID // the IDs this pass's answers listed
+	defer func() { res.Rounds, res.InSync = sess.Rounds(), sess.InSync() }()
 	for {
-		typ, payload, err := s.recv(frameInitiate, frameReconcile, frameWant, frameEvents, frameEnd)
+		f, err := s.nextFrame()
 		if err != nil {
 			return err
 		}
-		switch typ {
-		case frameEnd:
-			res.InSync = bytes.Equal(payload, []byte{1})
-			return nil
-		case frameInitiate, frameReconcile:
-			if res.Rounds++; res.Rounds > s.lim.Rounds {
-				return fmt.Errorf("%w: more than %d rounds", ErrSyncLimit, s.lim.Rounds)
-			}
-			if typ == frameInitiate {
-				listed = listed[:0]
-				from, err := hlc.DecodeTimestamp(payload[:min(len(payload), hlc.EncodedLen)])
-				if err != nil {
-					return fmt.Errorf("%w: a pass's start: %v", ErrFrame, err)
-				}
-				payload = payload[hlc.EncodedLen:]
-				if h := n.cfg.Set.Horizon(); crdt.TimeKey(from).Compare(h) < 0 {
-					// What lies below is gone here: the initiator
-					// starts again from the horizon.
-					if err := s.send(frameHorizon, h.Time().AppendBinary(nil)); err != nil {
-						return err
-					}
-					continue
-				}
-			} else if len(listed) >= maxListed {
-				return fmt.Errorf("%w: a pass went on after listing %d IDs", ErrSyncLimit, len(listed))
-			}
-			reply, ids, err := rec.RespondListing(payload)
-			if err != nil {
-				return err
-			}
-			listed = append(listed, ids...)
-			if err := s.send(frameReconciled, reply); err != nil {
-				return err
-			}
-		case frameWant:
-			ids, err := wantedIDs(payload, listed)
+		rd, err := sess.Step(f)
+		switch {
+		case err != nil:
+		case rd.Send != nil:
+			ids := rd.Send
 			for err == nil && len(ids) > 0 {
 				chunk := ids[:min(len(ids), wantChunk)]
 				ids = ids[len(chunk):]
 				err = n.sendEvents(ctx, s.channel(), chunk, func(batch []byte, count int) error {
+					f, err := sess.Batch(batch)
+					if err != nil {
+						return err
+					}
 					res.Sent += count
-					return s.send(frameEvents, batch)
+					return s.sendFrames([]rbsr.Frame{f})
 				})
 			}
 			if err == nil {
-				err = s.send(frameEnd, nil)
+				rd, err = sess.Sent()
 			}
-			if err != nil {
-				return err
-			}
-		case frameEvents:
-			added, held, err := n.mergeBatch(ctx, s, payload)
+		case rd.Merge != nil:
+			added, held, merr := n.mergeBatch(ctx, s, rd.Merge)
 			res.Received += added
 			res.Held += held
-			if err != nil {
-				return err
+			if err = merr; err == nil {
+				rd, err = sess.Merged(added)
 			}
-			if err := s.send(frameAck, binary.AppendUvarint(nil, uint64(added))); err != nil {
-				return err
-			}
+		}
+		if err != nil {
+			return sessionError(err)
+		}
+		if err := s.sendFrames(rd.Frames); err != nil || rd.Done {
+			return err
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"github.com/scopemesh/scopemesh/events"
 	"github.com/scopemesh/scopemesh/hlc"
 	"github.com/scopemesh/scopemesh/internal/memstore"
+	"github.com/scopemesh/scopemesh/rbsr"
 )
 
 // partition cuts every link between the nodes of a and those of b. Each
@@ -338,7 +338,7 @@ func batchSize(t testing.TB, evs []events.Event) int64 {
 // TestServeNumbersListedIDsPerPass plays an initiator against a node's
 // sync handler: a Want names the IDs the pass's answers listed, numbered
 // afresh from the pass's first message, and a pass that goes on after its
-// answers listed maxListed IDs is cut off.
+// answers listed rbsr.DefaultMaxListed IDs is cut off.
 func TestServeNumbersListedIDsPerPass(t *testing.T) {
 	_, nodes := newCluster(t, 2, clusterOptions{dropGossip: func(int) bool { return true }})
 	meshed(t, nodes)
@@ -354,7 +354,7 @@ func TestServeNumbersListedIDsPerPass(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer empty.Close()
-	rec, err := empty.NewReconciler(crdt.ReconcileOptions{})
+	rec, err := rbsr.NewReconciler(empty, rbsr.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,16 +365,16 @@ func TestServeNumbersListedIDsPerPass(t *testing.T) {
 	// A pass's first message says where it starts: at the beginning.
 	initiate := append(hlc.Timestamp{}.AppendBinary(nil), msg...)
 	var s *stream
-	exchange := func(typ byte) {
+	exchange := func(typ rbsr.FrameType) {
 		t.Helper()
 		payload := msg
-		if typ == frameInitiate {
+		if typ == rbsr.FrameInitiate {
 			payload = initiate
 		}
-		if err := s.send(typ, payload); err != nil {
+		if err := s.send(byte(typ), payload); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := s.recv(frameReconciled); err != nil {
+		if _, _, err := s.recv(byte(rbsr.FrameReconciled)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -384,10 +384,10 @@ func TestServeNumbersListedIDsPerPass(t *testing.T) {
 			t.Fatal(err)
 		}
 		s = newStream(raw, a.syncLimits)
-		if err := s.send(frameInitiate, initiate); err != nil {
+		if err := s.send(byte(rbsr.FrameInitiate), initiate); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := s.recv(frameReconciled); err != nil {
+		if _, _, err := s.recv(byte(rbsr.FrameReconciled)); err != nil {
 			raw.Close()
 			return false // busy with a session of its own
 		}
@@ -396,7 +396,7 @@ func TestServeNumbersListedIDsPerPass(t *testing.T) {
 	defer s.s.Close()
 	want := func(need ...int) []events.ID {
 		t.Helper()
-		if err := s.send(frameWant, wantBitmap(need)); err != nil {
+		if err := s.send(byte(rbsr.FrameWant), wantBitmap(need)); err != nil {
 			t.Fatal(err)
 		}
 		var got []events.ID
@@ -424,59 +424,21 @@ func TestServeNumbersListedIDsPerPass(t *testing.T) {
 		t.Fatalf("a want for listed IDs 0 and %d brought %d events, not b's oldest and newest", held-1, len(got))
 	}
 	// A second answer in the pass lists the same IDs after the first's.
-	exchange(frameReconcile)
+	exchange(rbsr.FrameReconcile)
 	if got := want(held, 2*held-1); !slices.Equal(got, []events.ID{oldest, newest}) {
 		t.Fatal("the second answer's IDs are not numbered after the first's")
 	}
 	// A new pass counts afresh: it may go on until its own answers have
-	// listed maxListed IDs, and no further.
-	exchange(frameInitiate)
-	for listed := held; listed < maxListed; listed += held {
-		exchange(frameReconcile)
+	// listed rbsr.DefaultMaxListed IDs, and no further.
+	exchange(rbsr.FrameInitiate)
+	for listed := held; listed < rbsr.DefaultMaxListed; listed += held {
+		exchange(rbsr.FrameReconcile)
 	}
-	if err := s.send(frameReconcile, msg); err != nil {
+	if err := s.send(byte(rbsr.FrameReconcile), msg); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.recv(frameReconciled); err == nil || !strings.Contains(err.Error(), ErrSyncLimit.Error()) {
-		t.Fatalf("a pass going on after listing %d IDs: %v, want the responder to end it for exceeding a limit", maxListed, err)
-	}
-}
-
-// TestWant checks that a Want decodes to the listed IDs it names, in the
-// order listed, and that one naming IDs past the listing is refused.
-func TestWant(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	for range 200 {
-		listed := make([]events.ID, 1+rng.IntN(100))
-		for i := range listed {
-			listed[i][0], listed[i][1] = byte(i), byte(i>>8)
-		}
-		var need []int
-		for i := range listed {
-			if rng.IntN(3) == 0 {
-				need = append(need, i)
-			}
-		}
-		if len(need) == 0 {
-			need = []int{len(listed) - 1}
-		}
-		got, err := wantedIDs(wantBitmap(need), listed)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := make([]events.ID, len(need))
-		for i, n := range need {
-			want[i] = listed[n]
-		}
-		if !slices.Equal(got, want) {
-			t.Fatalf("a want for %v of %d listed IDs decoded to %d IDs", need, len(listed), len(got))
-		}
-	}
-	listed := make([]events.ID, 10)
-	for _, bad := range [][]byte{wantBitmap([]int{10}), wantBitmap([]int{0, 16}), {0, 0, 0}} {
-		if ids, err := wantedIDs(bad, listed); !errors.Is(err, ErrFrame) {
-			t.Errorf("want %08b of 10 listed IDs: %d IDs, %v; want ErrFrame", bad, len(ids), err)
-		}
+	if _, _, err := s.recv(byte(rbsr.FrameReconciled)); err == nil || !strings.Contains(err.Error(), ErrSyncLimit.Error()) {
+		t.Fatalf("a pass going on after listing %d IDs: %v, want the responder to end it for exceeding a limit", rbsr.DefaultMaxListed, err)
 	}
 }
 
@@ -518,7 +480,20 @@ func TestSyncAboveTheHigherHorizon(t *testing.T) {
 			t.Fatal("an old event moved, or the node that keeps more lost it")
 		}
 	}
-	if short.set.Fingerprint(crdt.Range{From: horizon, To: crdt.MaxKey}) != long.set.Fingerprint(crdt.Range{From: horizon, To: crdt.MaxKey}) {
+	above := crdt.Range{From: horizon, To: crdt.MaxKey}
+	shortSum, shortLen := short.set.Sum(above)
+	longSum, longLen := long.set.Sum(above)
+	if shortSum != longSum || shortLen != longLen {
 		t.Fatal("the two differ above the horizon")
 	}
+}
+
+// wantBitmap encodes a Want for the listed IDs numbered need, as an
+// initiator writes it: bit i%8 of byte i/8 for the i-th.
+func wantBitmap(need []int) []byte {
+	bitmap := make([]byte, slices.Max(need)/8+1)
+	for _, i := range need {
+		bitmap[i/8] |= 1 << (i % 8)
+	}
+	return bitmap
 }

@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/scopemesh/scopemesh/crdt"
 	"github.com/scopemesh/scopemesh/events"
+	"github.com/scopemesh/scopemesh/rbsr"
 )
 
 // HealConfig describes a partition and its heal.
@@ -252,11 +252,11 @@ func reconcileSides(ctx context.Context, a, b []events.Event) (ReconcileFigures,
 		return f, err
 	}
 	defer sb.Close()
-	init, err := sa.NewReconciler(crdt.ReconcileOptions{})
+	init, err := rbsr.NewReconciler(sa, rbsr.Options{})
 	if err != nil {
 		return f, err
 	}
-	resp, err := sb.NewReconciler(crdt.ReconcileOptions{})
+	resp, err := rbsr.NewReconciler(sb, rbsr.Options{})
 	if err != nil {
 		return f, err
 	}

@@ -1,16 +1,17 @@
-package crdt
+package rbsr
 
 import (
 	"encoding/binary"
 	"fmt"
 	"math/bits"
 
-	"github.com/scopemesh/scopemesh/crdt/internal/keytree"
+	"github.com/scopemesh/scopemesh/crdt"
+	"github.com/scopemesh/scopemesh/hlc"
 )
 
 // The reconciliation wire format. A message lists ranges that together cover
 // the whole key space, each described by its upper bound (its lower bound is
-// the previous range's upper bound, MinKey for the first):
+// the previous range's upper bound, crdt.MinKey for the first):
 //
 //	message = version:byte range* [check:16]
 //	range   = head:byte [shared:byte [len:byte] tail] payload
@@ -83,7 +84,9 @@ func (m rangeMode) String() string {
 }
 
 const (
-	idLen = keytree.KeyLen - keytree.IDOffset // 32
+	// idOffset is where the event ID starts in a key, after its time.
+	idOffset = hlc.EncodedLen
+	idLen    = crdt.KeyLen - idOffset // 32
 	// minPrefixLen is the shortest ID prefix a list may use. Shorter ones
 	// would only make the check fail, and would let a message of a few
 	// bytes per ID make the responder compare each with its own.
@@ -93,7 +96,7 @@ const (
 
 	// maxBoundCost is the most a range header can take: head, shared and
 	// len bytes and a whole key.
-	maxBoundCost = 3 + KeyLen
+	maxBoundCost = 3 + crdt.KeyLen
 	// reserveCost is what a writer keeps free for ending a message early:
 	// the Skip range before the cut (maxBoundCost), the Fingerprint range
 	// to the end of the key space (1+FingerprintLen) and the check.
@@ -109,8 +112,8 @@ func listLimit(frameLimit int) int { return frameLimit / minPrefixLen }
 
 // boundLen returns the number of significant bytes of a bound: k without its
 // trailing zeros.
-func boundLen(k *Key) int {
-	n := KeyLen
+func boundLen(k *crdt.Key) int {
+	n := crdt.KeyLen
 	for n > 0 && k[n-1] == 0 {
 		n--
 	}
@@ -119,8 +122,8 @@ func boundLen(k *Key) int {
 
 // minimalBound returns the shortest-prefix key b with prev < b <= next. It
 // requires prev < next.
-func minimalBound(prev, next Key) Key {
-	var b Key
+func minimalBound(prev, next crdt.Key) crdt.Key {
+	var b crdt.Key
 	for i := range next {
 		b[i] = next[i]
 		if next[i] != prev[i] {
@@ -132,7 +135,7 @@ func minimalBound(prev, next Key) Key {
 
 // wireRange is one decoded range. Its byte slices alias the message.
 type wireRange struct {
-	lo, hi Key // hi is MaxKey for the range that ends the key space
+	lo, hi crdt.Key // hi is crdt.MaxKey for the range that ends the key space
 	mode   rangeMode
 	fp     Fingerprint
 	count  int    // IDList, IDDiff: number of IDs listed
@@ -146,16 +149,16 @@ func (rg *wireRange) id(i int) []byte { return rg.ids[i*rg.plen : (i+1)*rg.plen]
 
 // msgReader decodes a message range by range without allocating.
 type msgReader struct {
-	buf     []byte // unread bytes
-	listMax int    // the most IDs a message may list: listLimit
-	prev    Key    // the previous bound
-	prevLen int    // its significant bytes
-	ended   bool   // the range that ends the key space has been read
-	diffs   bool   // an IDDiff range has been read
+	buf     []byte   // unread bytes
+	listMax int      // the most IDs a message may list: listLimit
+	prev    crdt.Key // the previous bound
+	prevLen int      // its significant bytes
+	ended   bool     // the range that ends the key space has been read
+	diffs   bool     // an IDDiff range has been read
 }
 
 func malformed(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrReconcileMessage, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: %s", ErrMessage, fmt.Sprintf(format, args...))
 }
 
 // newMsgReader checks msg's size and version.
@@ -166,7 +169,7 @@ func newMsgReader(msg []byte, limit int) (msgReader, error) {
 	case len(msg) > limit:
 		return msgReader{}, malformed("%d bytes exceed the frame limit of %d", len(msg), limit)
 	case msg[0] != reconcileVersion:
-		return msgReader{}, fmt.Errorf("%w: %d (this node speaks %d)", ErrReconcileVersion, msg[0], reconcileVersion)
+		return msgReader{}, fmt.Errorf("%w: %d (this node speaks %d)", ErrVersion, msg[0], reconcileVersion)
 	}
 	return msgReader{buf: msg[1:], listMax: listLimit(limit)}, nil
 }
@@ -188,7 +191,7 @@ func (r *msgReader) next(rg *wireRange) (bool, error) {
 	}
 	rg.lo = r.prev
 	if t := int(head & 0x1f); t == 0 {
-		rg.hi = MaxKey
+		rg.hi = crdt.MaxKey
 		r.ended = true
 	} else if err := r.bound(t, rg); err != nil {
 		return false, err
@@ -219,21 +222,21 @@ func (r *msgReader) bound(t int, rg *wireRange) error {
 	switch {
 	case shared > r.prevLen:
 		return malformed("bound shares %d bytes with a %d-byte bound", shared, r.prevLen)
-	case shared+t > KeyLen:
+	case shared+t > crdt.KeyLen:
 		return malformed("bound of %d bytes", shared+t)
 	case len(r.buf) < t:
 		return malformed("truncated bound")
 	case r.buf[t-1] == 0:
 		return malformed("bound with a trailing zero byte")
 	}
-	var k Key
+	var k crdt.Key
 	copy(k[:], r.prev[:shared])
 	copy(k[shared:], r.buf[:t])
 	r.buf = r.buf[t:]
 	if k.Compare(r.prev) <= 0 {
 		return malformed("bound %v does not ascend from %v", k, r.prev)
 	}
-	if k == MaxKey {
+	if k == crdt.MaxKey {
 		return malformed("end of the key space written as a bound")
 	}
 	rg.hi, r.prev, r.prevLen = k, k, shared+t
@@ -321,13 +324,13 @@ func (r *msgReader) check() (Fingerprint, error) {
 type msgWriter struct {
 	buf     []byte
 	limit   int
-	prev    Key // the last bound written
+	prev    crdt.Key // the last bound written
 	prevLen int
-	skipTo  Key  // the bound of a Skip range not yet written
-	skip    bool // whether there is one
-	wrote   bool // a range other than Skip has been written
-	diffs   bool // an IDDiff range has been written
-	ended   bool // the range ending the key space has been written
+	skipTo  crdt.Key // the bound of a Skip range not yet written
+	skip    bool     // whether there is one
+	wrote   bool     // a range other than Skip has been written
+	diffs   bool     // an IDDiff range has been written
+	ended   bool     // the range ending the key space has been written
 }
 
 func newMsgWriter(limit int) msgWriter {
@@ -336,8 +339,8 @@ func newMsgWriter(limit int) msgWriter {
 
 // headerCost returns the bytes of the header of a range ending at hi written
 // after a range ending at prev (prevLen significant bytes).
-func headerCost(prev *Key, prevLen int, hi *Key) int {
-	if *hi == MaxKey {
+func headerCost(prev *crdt.Key, prevLen int, hi *crdt.Key) int {
+	if *hi == crdt.MaxKey {
 		return 1
 	}
 	n := boundLen(hi)
@@ -360,7 +363,7 @@ func sharedPrefix(a, b []byte) int {
 
 // cost returns the bytes a range ending at hi with a payload of n bytes adds
 // to the message, counting the pending Skip range it ends.
-func (w *msgWriter) cost(hi Key, n int) int {
+func (w *msgWriter) cost(hi crdt.Key, n int) int {
 	prev, prevLen, c := w.prev, w.prevLen, 0
 	if w.skip {
 		c = headerCost(&prev, prevLen, &w.skipTo)
@@ -381,15 +384,15 @@ func (w *msgWriter) everFits(n int) bool {
 }
 
 // skipRange records a Skip range ending at hi.
-func (w *msgWriter) skipRange(hi Key) { w.skipTo, w.skip = hi, true }
+func (w *msgWriter) skipRange(hi crdt.Key) { w.skipTo, w.skip = hi, true }
 
 // begin writes the pending Skip range, if any, and the header of a range
 // ending at hi; the caller appends the payload to w.buf.
-func (w *msgWriter) begin(hi Key, mode rangeMode) {
+func (w *msgWriter) begin(hi crdt.Key, mode rangeMode) {
 	if w.skip {
 		w.skip = false
 		if w.skipTo == hi {
-			panic("crdt: reconciliation range of zero width")
+			panic("rbsr: reconciliation range of zero width")
 		}
 		w.header(w.skipTo, modeSkip)
 	}
@@ -403,8 +406,8 @@ func (w *msgWriter) begin(hi Key, mode rangeMode) {
 	}
 }
 
-func (w *msgWriter) header(hi Key, mode rangeMode) {
-	if hi == MaxKey {
+func (w *msgWriter) header(hi crdt.Key, mode rangeMode) {
+	if hi == crdt.MaxKey {
 		w.buf = append(w.buf, byte(mode)<<5)
 		w.ended = true
 		return
@@ -429,13 +432,13 @@ func (w *msgWriter) uvarint(v int) { w.buf = binary.AppendUvarint(w.buf, uint64(
 func (w *msgWriter) finish(check Fingerprint) []byte {
 	if !w.ended {
 		w.skip = false
-		w.header(MaxKey, modeSkip)
+		w.header(crdt.MaxKey, modeSkip)
 	}
 	if w.diffs {
 		w.buf = append(w.buf, check[:]...)
 	}
 	if len(w.buf) > w.limit {
-		panic(fmt.Sprintf("crdt: reconciliation message of %d bytes over its limit of %d", len(w.buf), w.limit))
+		panic(fmt.Sprintf("rbsr: reconciliation message of %d bytes over its limit of %d", len(w.buf), w.limit))
 	}
 	return w.buf
 }

@@ -1,4 +1,4 @@
-package crdt
+package rbsr
 
 import (
 	"context"
@@ -9,25 +9,24 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/scopemesh/scopemesh/crdt/internal/keytree"
+	"github.com/scopemesh/scopemesh/crdt"
 	"github.com/scopemesh/scopemesh/events"
 	"github.com/scopemesh/scopemesh/internal/fixture"
-	"github.com/scopemesh/scopemesh/internal/memstore"
 )
 
 // sliceKeys is the naive model of a set's index: a sorted slice, read by
 // binary search, with the sums of its prefixes recomputed at every insert.
 type sliceKeys struct {
 	mu     sync.RWMutex
-	keys   []Key
-	prefix []keytree.Sum // prefix[i] sums the IDs of keys[:i]
+	keys   []crdt.Key
+	prefix []idSum // prefix[i] sums the IDs of keys[:i]
 }
 
-var _ rankedKeys = (*sliceKeys)(nil)
+var _ Keys = (*sliceKeys)(nil)
 
-func newSliceKeys(keys []Key) *sliceKeys {
+func newSliceKeys(keys []crdt.Key) *sliceKeys {
 	keys = slices.Clone(keys)
-	slices.SortFunc(keys, Key.Compare)
+	slices.SortFunc(keys, crdt.Key.Compare)
 	s := &sliceKeys{keys: slices.Compact(keys)}
 	s.sumFrom(0)
 	return s
@@ -35,46 +34,46 @@ func newSliceKeys(keys []Key) *sliceKeys {
 
 // sumFrom recomputes the prefix sums from keys[i] on.
 func (s *sliceKeys) sumFrom(i int) {
-	s.prefix = append(s.prefix[:min(i+1, len(s.prefix))], make([]keytree.Sum, len(s.keys)+1-min(i+1, len(s.prefix)))...)
+	s.prefix = append(s.prefix[:min(i+1, len(s.prefix))], make([]idSum, len(s.keys)+1-min(i+1, len(s.prefix)))...)
 	for j := i; j < len(s.keys); j++ {
 		s.prefix[j+1] = s.prefix[j]
-		s.prefix[j+1].Add(s.keys[j][keytree.IDOffset:])
+		s.prefix[j+1].add(s.keys[j][idOffset:])
 	}
 }
 
 func (s *sliceKeys) Len() int { return len(s.keys) }
 
-func (s *sliceKeys) Rank(k Key) int {
-	i, _ := slices.BinarySearchFunc(s.keys, k, Key.Compare)
+func (s *sliceKeys) Rank(k crdt.Key) int {
+	i, _ := slices.BinarySearchFunc(s.keys, k, crdt.Key.Compare)
 	return i
 }
 
-func (s *sliceKeys) At(i int) Key { return s.keys[i] }
+func (s *sliceKeys) At(i int) crdt.Key { return s.keys[i] }
 
-func (s *sliceKeys) Sum(lo, hi int) keytree.Sum {
+func (s *sliceKeys) Sum(lo, hi int) [32]byte {
 	sum := s.prefix[hi]
-	sum.Sub(s.prefix[lo])
+	sum.sub(s.prefix[lo])
 	return sum
 }
 
-func (s *sliceKeys) Keys(dst []Key, lo, hi int) []Key { return append(dst, s.keys[lo:hi]...) }
+func (s *sliceKeys) Keys(dst []crdt.Key, lo, hi int) []crdt.Key { return append(dst, s.keys[lo:hi]...) }
 
-func (s *sliceKeys) insert(k Key) {
+func (s *sliceKeys) insert(k crdt.Key) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if i, ok := slices.BinarySearchFunc(s.keys, k, Key.Compare); !ok {
+	if i, ok := slices.BinarySearchFunc(s.keys, k, crdt.Key.Compare); !ok {
 		s.keys = slices.Insert(s.keys, i, k)
 		s.sumFrom(i)
 	}
 }
 
-func (s *sliceKeys) read(fn func(rankedKeys) error) error {
+func (s *sliceKeys) read(fn func(Keys) error) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return fn(s)
 }
 
-func (s *sliceKeys) reconciler(t testing.TB, opts ReconcileOptions) *Reconciler {
+func (s *sliceKeys) reconciler(t testing.TB, opts Options) *Reconciler {
 	t.Helper()
 	r, err := newReconciler(s.read, opts)
 	if err != nil {
@@ -94,21 +93,21 @@ func newKeyGen(seed uint64) *keyGen {
 	return &keyGen{rng: rand.New(rand.NewPCG(seed, 7)), wall: fixture.Start}
 }
 
-func (g *keyGen) next() Key {
+func (g *keyGen) next() crdt.Key {
 	if g.rng.IntN(16) != 0 {
 		g.wall += int64(1 + g.rng.IntN(5000))
 	}
-	var k Key
+	var k crdt.Key
 	binary.BigEndian.PutUint64(k[0:], uint64(g.wall)^1<<63)
 	binary.BigEndian.PutUint32(k[8:], uint32(g.rng.IntN(3)))
-	for i := keytree.IDOffset; i < KeyLen; i += 8 {
+	for i := idOffset; i < crdt.KeyLen; i += 8 {
 		binary.LittleEndian.PutUint64(k[i:], g.rng.Uint64())
 	}
 	return k
 }
 
-func (g *keyGen) keys(n int) []Key {
-	keys := make([]Key, n)
+func (g *keyGen) keys(n int) []crdt.Key {
+	keys := make([]crdt.Key, n)
 	for i := range keys {
 		keys[i] = g.next()
 	}
@@ -117,7 +116,7 @@ func (g *keyGen) keys(n int) []Key {
 
 // split deals the sorted universe of keys to two sides: where picks, for
 // key i, 0 for both sides, 1 for the first only, 2 for the second only.
-func split(universe []Key, where func(i int) int) (a, b []Key) {
+func split(universe []crdt.Key, where func(i int) int) (a, b []crdt.Key) {
 	for i, k := range universe {
 		switch where(i) {
 		case 0:
@@ -132,8 +131,8 @@ func split(universe []Key, where func(i int) int) (a, b []Key) {
 }
 
 // difference returns the IDs of keys in a and not in b: the naive answer.
-func difference(a, b []Key) map[events.ID]bool {
-	inB := make(map[Key]bool, len(b))
+func difference(a, b []crdt.Key) map[events.ID]bool {
+	inB := make(map[crdt.Key]bool, len(b))
 	for _, k := range b {
 		inB[k] = true
 	}
@@ -226,7 +225,7 @@ func (l *responderListing) resolve(t testing.TB, init *Reconciler) []events.ID {
 
 // checkExact fails unless have and need are exactly the naive differences,
 // each ID once.
-func checkExact(t testing.TB, s session, a, b []Key) {
+func checkExact(t testing.TB, s session, a, b []crdt.Key) {
 	t.Helper()
 	for _, c := range []struct {
 		name string
@@ -322,13 +321,13 @@ func TestReconcileModel(t *testing.T) {
 	}
 	type limits struct {
 		name string
-		opts ReconcileOptions
+		opts Options
 	}
 	optss := []limits{
-		{"default", ReconcileOptions{}},
-		{"2KiB", ReconcileOptions{FrameLimit: 2 << 10, MaxRounds: 100_000}},
-		{"1KiB/4 buckets/list 3", ReconcileOptions{FrameLimit: 1 << 10, Buckets: 4, IDListThreshold: 3, MaxRounds: 100_000}},
-		{"wide", ReconcileOptions{Buckets: 64, IDListThreshold: 100}},
+		{"default", Options{}},
+		{"2KiB", Options{FrameLimit: 2 << 10, MaxRounds: 100_000}},
+		{"1KiB/4 buckets/list 3", Options{FrameLimit: 1 << 10, Buckets: 4, IDListThreshold: 3, MaxRounds: 100_000}},
+		{"wide", Options{Buckets: 64, IDListThreshold: 100}},
 	}
 	for si, sc := range scenarios {
 		for oi, o := range optss {
@@ -377,8 +376,8 @@ func cmpOr(v, def int) int {
 // of two bytes.
 func TestReconcileIdentical(t *testing.T) {
 	keys := newKeyGen(3).keys(100_000)
-	init := newSliceKeys(keys).reconciler(t, ReconcileOptions{})
-	resp := newSliceKeys(keys).reconciler(t, ReconcileOptions{})
+	init := newSliceKeys(keys).reconciler(t, Options{})
+	resp := newSliceKeys(keys).reconciler(t, Options{})
 	msg, err := init.Initiate()
 	if err != nil {
 		t.Fatal(err)
@@ -405,10 +404,10 @@ func TestReconcileEmpty(t *testing.T) {
 	keys := newKeyGen(4).keys(3000)
 	for _, c := range []struct {
 		name string
-		a, b []Key
+		a, b []crdt.Key
 	}{{"both", nil, nil}, {"initiator", nil, keys}, {"responder", keys, nil}} {
 		t.Run(c.name, func(t *testing.T) {
-			s := run(t, newSliceKeys(c.a).reconciler(t, ReconcileOptions{}), newSliceKeys(c.b).reconciler(t, ReconcileOptions{}), nil)
+			s := run(t, newSliceKeys(c.a).reconciler(t, Options{}), newSliceKeys(c.b).reconciler(t, Options{}), nil)
 			checkExact(t, s, c.a, c.b)
 			if c.b == nil && s.rounds != 1 {
 				t.Errorf("%d rounds against an empty responder, want 1", s.rounds)
@@ -431,7 +430,7 @@ func TestReconcilePartitionRounds(t *testing.T) {
 			}
 			return 1 + rng.IntN(2)
 		})
-		s := run(t, newSliceKeys(a).reconciler(t, ReconcileOptions{}), newSliceKeys(b).reconciler(t, ReconcileOptions{}), nil)
+		s := run(t, newSliceKeys(a).reconciler(t, Options{}), newSliceKeys(b).reconciler(t, Options{}), nil)
 		checkExact(t, s, a, b)
 		if s.rounds > 3 {
 			t.Errorf("d=%d: %d rounds, want at most 3", d, s.rounds)
@@ -447,14 +446,14 @@ func TestReconcileFrom(t *testing.T) {
 	for _, cut := range []int{0, 1, 5_000, 19_990, 20_000} {
 		rng := rand.New(rand.NewPCG(uint64(cut), 2))
 		a, b := split(universe, func(int) int { return rng.IntN(8) % 3 })
-		from := MaxKey
+		from := crdt.MaxKey
 		if cut < len(universe) {
 			from = universe[cut]
 		}
-		above := func(keys []Key) []Key {
-			return slices.DeleteFunc(slices.Clone(keys), func(k Key) bool { return k.Compare(from) < 0 })
+		above := func(keys []crdt.Key) []crdt.Key {
+			return slices.DeleteFunc(slices.Clone(keys), func(k crdt.Key) bool { return k.Compare(from) < 0 })
 		}
-		s := run(t, newSliceKeys(a).reconciler(t, ReconcileOptions{From: from}), newSliceKeys(b).reconciler(t, ReconcileOptions{}), nil)
+		s := run(t, newSliceKeys(a).reconciler(t, Options{From: from}), newSliceKeys(b).reconciler(t, Options{}), nil)
 		checkExact(t, s, above(a), above(b))
 	}
 }
@@ -469,7 +468,7 @@ func TestReconcilePrefixCollision(t *testing.T) {
 		universe := newKeyGen(uint64(shared)).keys(3000)
 		for i := range universe {
 			// Every ID starts with the same bytes.
-			copy(universe[i][keytree.IDOffset:keytree.IDOffset+shared], "0123456789abcdef0123456789abcdef")
+			copy(universe[i][idOffset:idOffset+shared], "0123456789abcdef0123456789abcdef")
 		}
 		rng := rand.New(rand.NewPCG(9, uint64(shared)))
 		a, b := split(universe, func(int) int {
@@ -478,7 +477,7 @@ func TestReconcilePrefixCollision(t *testing.T) {
 			}
 			return 0
 		})
-		s := run(t, newSliceKeys(a).reconciler(t, ReconcileOptions{}), newSliceKeys(b).reconciler(t, ReconcileOptions{}), nil)
+		s := run(t, newSliceKeys(a).reconciler(t, Options{}), newSliceKeys(b).reconciler(t, Options{}), nil)
 		checkExact(t, s, a, b)
 		t.Logf("shared %d bytes: %d rounds", shared, s.rounds)
 	}
@@ -490,14 +489,14 @@ func TestReconcileSameTime(t *testing.T) {
 	g := newKeyGen(11)
 	universe := g.keys(5000)
 	for i := range universe {
-		copy(universe[i][:keytree.IDOffset], universe[0][:keytree.IDOffset])
+		copy(universe[i][:idOffset], universe[0][:idOffset])
 		if i%2 == 0 {
 			// Neighbouring IDs differing only in their last byte make
 			// bounds of a whole key.
-			copy(universe[i][keytree.IDOffset:KeyLen-1], universe[0][keytree.IDOffset:])
+			copy(universe[i][idOffset:crdt.KeyLen-1], universe[0][idOffset:])
 		}
 	}
-	slices.SortFunc(universe, Key.Compare)
+	slices.SortFunc(universe, crdt.Key.Compare)
 	universe = slices.Compact(universe)
 	rng := rand.New(rand.NewPCG(11, 0))
 	a, b := split(universe, func(int) int {
@@ -507,7 +506,7 @@ func TestReconcileSameTime(t *testing.T) {
 		return 0
 	})
 	for _, limit := range []int{MinFrameLimit, DefaultFrameLimit} {
-		opts := ReconcileOptions{FrameLimit: limit, MaxRounds: 10_000}
+		opts := Options{FrameLimit: limit, MaxRounds: 10_000}
 		s := run(t, newSliceKeys(a).reconciler(t, opts), newSliceKeys(b).reconciler(t, opts), nil)
 		checkExact(t, s, a, b)
 		if s.maxMsg > limit {
@@ -533,10 +532,10 @@ func TestReconcileGrowing(t *testing.T) {
 			return 0
 		})
 		a, b := newSliceKeys(a0), newSliceKeys(b0)
-		opts := ReconcileOptions{FrameLimit: []int{MinFrameLimit, 4 << 10, DefaultFrameLimit}[seed%3], MaxRounds: 10_000}
+		opts := Options{FrameLimit: []int{MinFrameLimit, 4 << 10, DefaultFrameLimit}[seed%3], MaxRounds: 10_000}
 		between := func() {
 			for range rng.IntN(30) {
-				var k Key
+				var k crdt.Key
 				switch rng.IntN(3) {
 				case 0: // an old event one side lacked reaches it
 					k = universe[rng.IntN(len(universe))]
@@ -584,7 +583,7 @@ func toSet(ids []events.ID) map[events.ID]bool {
 	return m
 }
 
-func checkSubset(t *testing.T, name string, ids map[events.ID]bool, keys []Key) {
+func checkSubset(t *testing.T, name string, ids map[events.ID]bool, keys []crdt.Key) {
 	t.Helper()
 	all := make(map[events.ID]bool, len(keys))
 	for _, k := range keys {
@@ -604,9 +603,9 @@ func TestReconcileSet(t *testing.T) {
 	g := fixture.New(5, 3)
 	common, onlyA, onlyB := g.Batch(3000), g.Batch(120), g.Batch(80)
 	scattered := g.Batch(400) // half to each side, interleaved in time with the rest
-	a := newSet(t, memstore.New())
-	b := newSet(t, memstore.New())
-	merge := func(s *Set, evs []events.Event) {
+	a := newSet(t)
+	b := newSet(t)
+	merge := func(s *crdt.Set, evs []events.Event) {
 		t.Helper()
 		if _, err := s.Merge(ctx, evs); err != nil {
 			t.Fatal(err)
@@ -617,13 +616,13 @@ func TestReconcileSet(t *testing.T) {
 	merge(a, onlyA)
 	merge(b, onlyB)
 	for i, e := range scattered {
-		merge([]*Set{a, b}[i%2], []events.Event{e})
+		merge([]*crdt.Set{a, b}[i%2], []events.Event{e})
 	}
-	init, err := a.NewReconciler(ReconcileOptions{FrameLimit: 4 << 10})
+	init, err := NewReconciler(a, Options{FrameLimit: 4 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := b.NewReconciler(ReconcileOptions{FrameLimit: 4 << 10})
+	resp, err := NewReconciler(b, Options{FrameLimit: 4 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -631,7 +630,7 @@ func TestReconcileSet(t *testing.T) {
 	if len(s.have) != 120+200 || len(s.need) != 80+200 {
 		t.Fatalf("have %d, need %d; want 320, 280", len(s.have), len(s.need))
 	}
-	copyEvents := func(from, to *Set, ids []events.ID) {
+	copyEvents := func(from, to *crdt.Set, ids []events.ID) {
 		t.Helper()
 		var evs []events.Event
 		for _, id := range ids {
@@ -648,7 +647,9 @@ func TestReconcileSet(t *testing.T) {
 	}
 	copyEvents(b, a, s.need)
 	copyEvents(a, b, s.have)
-	if a.Fingerprint(All) != b.Fingerprint(All) || a.Len() != b.Len() {
+	sa, _ := a.Sum(crdt.All)
+	sb, _ := b.Sum(crdt.All)
+	if sa != sb || a.Len() != b.Len() {
 		t.Fatal("sets differ after repair")
 	}
 	again := run(t, mustReconciler(t, a), mustReconciler(t, b), nil)
@@ -657,9 +658,9 @@ func TestReconcileSet(t *testing.T) {
 	}
 }
 
-func mustReconciler(t *testing.T, s *Set) *Reconciler {
+func mustReconciler(t *testing.T, s *crdt.Set) *Reconciler {
 	t.Helper()
-	r, err := s.NewReconciler(ReconcileOptions{})
+	r, err := NewReconciler(s, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -672,8 +673,8 @@ func TestReconcileSetGrowing(t *testing.T) {
 	ctx := context.Background()
 	g := fixture.New(6, 3)
 	common, late := g.Batch(2000), g.Batch(600)
-	a := newSet(t, memstore.New())
-	b := newSet(t, memstore.New())
+	a := newSet(t)
+	b := newSet(t)
 	if _, err := a.Merge(ctx, common[:1900]); err != nil {
 		t.Fatal(err)
 	}
@@ -681,7 +682,7 @@ func TestReconcileSetGrowing(t *testing.T) {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
-	for i, s := range []*Set{a, b} {
+	for i, s := range []*crdt.Set{a, b} {
 		wg.Go(func() {
 			for j := i; j < len(late); j += 2 {
 				if _, err := s.Merge(ctx, late[j:j+1]); err != nil {
@@ -691,9 +692,9 @@ func TestReconcileSetGrowing(t *testing.T) {
 			}
 		})
 	}
-	opts := ReconcileOptions{FrameLimit: MinFrameLimit, MaxRounds: 10_000}
-	init, _ := a.NewReconciler(opts)
-	resp, _ := b.NewReconciler(opts)
+	opts := Options{FrameLimit: MinFrameLimit, MaxRounds: 10_000}
+	init, _ := NewReconciler(a, opts)
+	resp, _ := NewReconciler(b, opts)
 	s := run(t, init, resp, nil)
 	wg.Wait()
 	have, need := toSet(s.have), toSet(s.need)
@@ -711,28 +712,28 @@ func TestReconcileSetGrowing(t *testing.T) {
 
 // TestReconcileClosed checks that a closed set refuses to reconcile.
 func TestReconcileClosed(t *testing.T) {
-	s := newSet(t, memstore.New())
+	s := newSet(t)
 	r := mustReconciler(t, s)
 	s.Close()
-	if _, err := r.Initiate(); !errors.Is(err, ErrClosed) {
-		t.Fatalf("Initiate on a closed set: %v, want ErrClosed", err)
+	if _, err := r.Initiate(); !errors.Is(err, crdt.ErrClosed) {
+		t.Fatalf("Initiate on a closed set: %v, want crdt.ErrClosed", err)
 	}
-	if _, err := r.Respond([]byte{reconcileVersion, 0}); !errors.Is(err, ErrClosed) {
-		t.Fatalf("Respond on a closed set: %v, want ErrClosed", err)
+	if _, err := r.Respond([]byte{reconcileVersion, 0}); !errors.Is(err, crdt.ErrClosed) {
+		t.Fatalf("Respond on a closed set: %v, want crdt.ErrClosed", err)
 	}
 }
 
-// TestReconcileOptions checks defaults and that every problem is reported.
-func TestReconcileOptions(t *testing.T) {
-	o, err := ReconcileOptions{}.resolve()
+// TestOptions checks defaults and that every problem is reported.
+func TestOptions(t *testing.T) {
+	o, err := Options{}.resolve()
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := ReconcileOptions{FrameLimit: DefaultFrameLimit, Buckets: 16, IDListThreshold: 32, MaxRounds: 256}
+	want := Options{FrameLimit: DefaultFrameLimit, Buckets: 16, IDListThreshold: 32, MaxRounds: 256}
 	if o != want {
 		t.Errorf("defaults %+v, want %+v", o, want)
 	}
-	for _, bad := range []ReconcileOptions{
+	for _, bad := range []Options{
 		{FrameLimit: 100},
 		{FrameLimit: -1},
 		{FrameLimit: 1 << 30},
@@ -742,11 +743,11 @@ func TestReconcileOptions(t *testing.T) {
 		{IDListThreshold: 5000},
 		{MaxRounds: -1},
 	} {
-		if _, err := newReconciler(newSliceKeys(nil).read, bad); !errors.Is(err, ErrReconcileOptions) {
-			t.Errorf("%+v: %v, want ErrReconcileOptions", bad, err)
+		if _, err := newReconciler(newSliceKeys(nil).read, bad); !errors.Is(err, ErrOptions) {
+			t.Errorf("%+v: %v, want ErrOptions", bad, err)
 		}
 	}
-	_, err = ReconcileOptions{FrameLimit: 1, Buckets: 1, MaxRounds: -1}.resolve()
+	_, err = Options{FrameLimit: 1, Buckets: 1, MaxRounds: -1}.resolve()
 	if n := len(err.(interface{ Unwrap() []error }).Unwrap()); n != 3 {
 		t.Errorf("%d problems reported, want 3: %v", n, err)
 	}
@@ -754,20 +755,20 @@ func TestReconcileOptions(t *testing.T) {
 
 // TestReconcileOutOfOrder checks the initiator's state errors.
 func TestReconcileOutOfOrder(t *testing.T) {
-	r := newSliceKeys(newKeyGen(1).keys(10)).reconciler(t, ReconcileOptions{})
-	if _, _, err := r.Reconcile([]byte{reconcileVersion, 0}); !errors.Is(err, ErrReconcileState) {
+	r := newSliceKeys(newKeyGen(1).keys(10)).reconciler(t, Options{})
+	if _, _, err := r.Reconcile([]byte{reconcileVersion, 0}); !errors.Is(err, ErrState) {
 		t.Errorf("Reconcile before Initiate: %v", err)
 	}
 	if _, err := r.Initiate(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Initiate(); !errors.Is(err, ErrReconcileState) {
+	if _, err := r.Initiate(); !errors.Is(err, ErrState) {
 		t.Errorf("second Initiate: %v", err)
 	}
 	if _, done, err := r.Reconcile([]byte{reconcileVersion, 0}); !done || err != nil {
 		t.Fatalf("all-Skip reply: done %v, %v", done, err)
 	}
-	if _, _, err := r.Reconcile([]byte{reconcileVersion, 0}); !errors.Is(err, ErrReconcileState) {
+	if _, _, err := r.Reconcile([]byte{reconcileVersion, 0}); !errors.Is(err, ErrState) {
 		t.Errorf("Reconcile after done: %v", err)
 	}
 }
@@ -775,7 +776,7 @@ func TestReconcileOutOfOrder(t *testing.T) {
 // TestReconcileMaxRounds plays a responder that never agrees: the initiator
 // gives up after MaxRounds messages.
 func TestReconcileMaxRounds(t *testing.T) {
-	r := newSliceKeys(newKeyGen(2).keys(50_000)).reconciler(t, ReconcileOptions{MaxRounds: 5})
+	r := newSliceKeys(newKeyGen(2).keys(50_000)).reconciler(t, Options{MaxRounds: 5})
 	msg, err := r.Initiate()
 	if err != nil {
 		t.Fatal(err)
@@ -785,7 +786,7 @@ func TestReconcileMaxRounds(t *testing.T) {
 	hostile[2] = 1
 	for i := 1; ; i++ {
 		next, done, err := r.Reconcile(hostile)
-		if errors.Is(err, ErrReconcileRounds) {
+		if errors.Is(err, ErrRounds) {
 			if i != 5 || r.Rounds() != 5 {
 				t.Fatalf("gave up at reply %d after %d messages, want 5", i, r.Rounds())
 			}
@@ -797,7 +798,7 @@ func TestReconcileMaxRounds(t *testing.T) {
 		msg = next
 	}
 	_ = msg
-	if _, _, err := r.Reconcile(hostile); !errors.Is(err, ErrReconcileRounds) {
+	if _, _, err := r.Reconcile(hostile); !errors.Is(err, ErrRounds) {
 		t.Errorf("after giving up: %v", err)
 	}
 }
@@ -813,8 +814,8 @@ func TestReconcileBadReplyChangesNothing(t *testing.T) {
 		}
 		return 0
 	})
-	init := newSliceKeys(a).reconciler(t, ReconcileOptions{})
-	resp := newSliceKeys(b).reconciler(t, ReconcileOptions{})
+	init := newSliceKeys(a).reconciler(t, Options{})
+	resp := newSliceKeys(b).reconciler(t, Options{})
 	msg, err := init.Initiate()
 	if err != nil {
 		t.Fatal(err)
@@ -877,4 +878,11 @@ func TestPrefixLen(t *testing.T) {
 			t.Errorf("prefixLen(%d) = %d, want %d", c.n, got, c.want)
 		}
 	}
+}
+
+func newSet(t testing.TB) *crdt.Set {
+	t.Helper()
+	s := crdt.NewMemory(crdt.Options{})
+	t.Cleanup(func() { s.Close() })
+	return s
 }

@@ -1,4 +1,4 @@
-package crdt_test
+package rbsr_test
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 
 	"github.com/scopemesh/scopemesh/crdt"
 	"github.com/scopemesh/scopemesh/internal/fixture"
-	"github.com/scopemesh/scopemesh/internal/memstore"
+	"github.com/scopemesh/scopemesh/rbsr"
 )
 
 // Two replicas that shared 1,000 events, then recorded a few each apart,
@@ -16,13 +16,13 @@ func ExampleReconciler() {
 	ctx := context.Background()
 	g := fixture.New(1, 2)
 	common, mine, theirs := g.Batch(1000), g.Batch(3), g.Batch(2)
-	local, _ := crdt.New(ctx, memstore.New(), crdt.Options{})
-	remote, _ := crdt.New(ctx, memstore.New(), crdt.Options{})
+	local := crdt.NewMemory(crdt.Options{})
+	remote := crdt.NewMemory(crdt.Options{})
 	local.Merge(ctx, slices.Concat(common, mine))
 	remote.Merge(ctx, slices.Concat(common, theirs))
 
-	init, _ := local.NewReconciler(crdt.ReconcileOptions{})
-	resp, _ := remote.NewReconciler(crdt.ReconcileOptions{})
+	init, _ := rbsr.NewReconciler(local, rbsr.Options{})
+	resp, _ := rbsr.NewReconciler(remote, rbsr.Options{})
 	msg, _ := init.Initiate()
 	for {
 		reply, err := resp.Respond(msg) // across the network, in real use

@@ -1,4 +1,4 @@
-package crdt
+package rbsr
 
 import (
 	"bytes"
@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"slices"
 	"testing"
+
+	"github.com/scopemesh/scopemesh/crdt"
 )
 
 // TestReconcileWireRoundTrip writes random ranges and reads them back.
@@ -14,28 +16,28 @@ func TestReconcileWireRoundTrip(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	for trial := range 2000 {
 		// Ascending bounds, some sharing long prefixes, some whole keys.
-		var bounds []Key
+		var bounds []crdt.Key
 		for _, k := range newKeyGen(uint64(trial)).keys(1 + rng.IntN(20)) {
 			switch rng.IntN(3) {
 			case 0:
 				bounds = append(bounds, k)
 			default:
-				var b Key
-				copy(b[:], k[:1+rng.IntN(KeyLen)])
+				var b crdt.Key
+				copy(b[:], k[:1+rng.IntN(crdt.KeyLen)])
 				bounds = append(bounds, b)
 			}
 		}
-		slices.SortFunc(bounds, Key.Compare)
+		slices.SortFunc(bounds, crdt.Key.Compare)
 		bounds = slices.Compact(bounds)
-		if bounds[0] == MinKey {
+		if bounds[0] == crdt.MinKey {
 			bounds = bounds[1:]
 		}
 		// A bound's significant bytes must not end in zero: trimming
 		// them is what the writer does, so compare trimmed keys.
-		bounds = append(bounds, MaxKey)
+		bounds = append(bounds, crdt.MaxKey)
 		w := newMsgWriter(1 << 20)
 		type want struct {
-			hi   Key
+			hi   crdt.Key
 			mode rangeMode
 			body []byte
 		}
@@ -95,7 +97,7 @@ func TestReconcileWireRoundTrip(t *testing.T) {
 // are as short as that allows.
 func TestMinimalBound(t *testing.T) {
 	keys := newKeyGen(5).keys(10_000)
-	slices.SortFunc(keys, Key.Compare)
+	slices.SortFunc(keys, crdt.Key.Compare)
 	for i := 1; i < len(keys); i++ {
 		a, b := keys[i-1], keys[i]
 		if a == b {
@@ -106,7 +108,7 @@ func TestMinimalBound(t *testing.T) {
 			t.Fatalf("bound %v not in (%v, %v]", m, a, b)
 		}
 		n := boundLen(&m)
-		var shorter Key
+		var shorter crdt.Key
 		copy(shorter[:], m[:n-1])
 		if shorter.Compare(a) > 0 {
 			t.Fatalf("bound %v has a shorter prefix %v above %v", m, shorter, a)
@@ -121,7 +123,7 @@ func cat(parts ...[]byte) []byte { return slices.Concat(parts...) }
 // TestReconcileMalformed feeds broken messages to both roles: each gets the
 // right error, and nothing panics.
 func TestReconcileMalformed(t *testing.T) {
-	resp := newSliceKeys(newKeyGen(1).keys(1000)).reconciler(t, ReconcileOptions{FrameLimit: MinFrameLimit})
+	resp := newSliceKeys(newKeyGen(1).keys(1000)).reconciler(t, Options{FrameLimit: MinFrameLimit})
 	const (
 		fp   = byte(modeFingerprint) << 5
 		list = byte(modeIDList) << 5
@@ -129,37 +131,37 @@ func TestReconcileMalformed(t *testing.T) {
 		req  = byte(modeRequest) << 5
 	)
 	v := []byte{reconcileVersion}
-	maxBound := append([]byte{31, 0, KeyLen}, MaxKey[:]...)
+	maxBound := append([]byte{31, 0, crdt.KeyLen}, crdt.MaxKey[:]...)
 	for _, c := range []struct {
 		name string
 		msg  []byte
 		want error
 	}{
-		{"empty", nil, ErrReconcileMessage},
-		{"version 1", []byte{1, 0}, ErrReconcileVersion},
-		{"version 3", []byte{3, 0}, ErrReconcileVersion},
-		{"version 0", []byte{0}, ErrReconcileVersion},
-		{"no ranges", v, ErrReconcileMessage},
-		{"trailing byte", cat(v, []byte{0, 0}), ErrReconcileMessage},
-		{"check without IDDiff", cat(v, []byte{0}, fp16(1)), ErrReconcileMessage},
-		{"unknown mode", cat(v, []byte{7 << 5}), ErrReconcileMessage},
-		{"no end of key space", cat(v, []byte{1, 0, 5}), ErrReconcileMessage},
-		{"bound going back", cat(v, []byte{1, 0, 5, 1, 0, 4, 0}), ErrReconcileMessage},
-		{"bound repeated", cat(v, []byte{1, 0, 5, 1, 1}, []byte{0}), ErrReconcileMessage},
-		{"bound sharing too much", cat(v, []byte{1, 3, 5, 0}), ErrReconcileMessage},
-		{"bound ending in zero", cat(v, []byte{2, 0, 5, 0, 0}), ErrReconcileMessage},
-		{"short tail written long", cat(v, []byte{31, 0, 5, 1, 2, 3, 4, 5, 0}), ErrReconcileMessage},
-		{"bound over a key", cat(v, []byte{31, 0, 45}, bytes.Repeat([]byte{1}, 45), []byte{0}), ErrReconcileMessage},
-		{"truncated bound", cat(v, []byte{3, 0, 5}), ErrReconcileMessage},
-		{"MaxKey as a bound", cat(v, maxBound, []byte{0}), ErrReconcileMessage},
-		{"truncated fingerprint", cat(v, []byte{fp, 1, 2, 3}), ErrReconcileMessage},
-		{"list longer than the message", cat(v, []byte{list, 0xff, 0xff, 0x03, 4, 1, 2, 3, 4}), ErrReconcileMessage},
-		{"list count overflowing", cat(v, []byte{list}, bytes.Repeat([]byte{0xff}, 10), []byte{1}), ErrReconcileMessage},
-		{"3-byte prefixes", cat(v, []byte{list, 1, 3, 1, 2, 3}), ErrReconcileMessage},
-		{"33-byte prefixes", cat(v, []byte{list, 1, 33}, make([]byte, 33)), ErrReconcileMessage},
-		{"IDDiff to a responder", cat(v, []byte{diff, 0, 0}, fp16(0)), ErrReconcileMessage},
-		{"Request to a responder", cat(v, []byte{req}), ErrReconcileMessage},
-		{"over the frame limit", cat(v, make([]byte, MinFrameLimit)), ErrReconcileMessage},
+		{"empty", nil, ErrMessage},
+		{"version 1", []byte{1, 0}, ErrVersion},
+		{"version 3", []byte{3, 0}, ErrVersion},
+		{"version 0", []byte{0}, ErrVersion},
+		{"no ranges", v, ErrMessage},
+		{"trailing byte", cat(v, []byte{0, 0}), ErrMessage},
+		{"check without IDDiff", cat(v, []byte{0}, fp16(1)), ErrMessage},
+		{"unknown mode", cat(v, []byte{7 << 5}), ErrMessage},
+		{"no end of key space", cat(v, []byte{1, 0, 5}), ErrMessage},
+		{"bound going back", cat(v, []byte{1, 0, 5, 1, 0, 4, 0}), ErrMessage},
+		{"bound repeated", cat(v, []byte{1, 0, 5, 1, 1}, []byte{0}), ErrMessage},
+		{"bound sharing too much", cat(v, []byte{1, 3, 5, 0}), ErrMessage},
+		{"bound ending in zero", cat(v, []byte{2, 0, 5, 0, 0}), ErrMessage},
+		{"short tail written long", cat(v, []byte{31, 0, 5, 1, 2, 3, 4, 5, 0}), ErrMessage},
+		{"bound over a key", cat(v, []byte{31, 0, 45}, bytes.Repeat([]byte{1}, 45), []byte{0}), ErrMessage},
+		{"truncated bound", cat(v, []byte{3, 0, 5}), ErrMessage},
+		{"crdt.MaxKey as a bound", cat(v, maxBound, []byte{0}), ErrMessage},
+		{"truncated fingerprint", cat(v, []byte{fp, 1, 2, 3}), ErrMessage},
+		{"list longer than the message", cat(v, []byte{list, 0xff, 0xff, 0x03, 4, 1, 2, 3, 4}), ErrMessage},
+		{"list count overflowing", cat(v, []byte{list}, bytes.Repeat([]byte{0xff}, 10), []byte{1}), ErrMessage},
+		{"3-byte prefixes", cat(v, []byte{list, 1, 3, 1, 2, 3}), ErrMessage},
+		{"33-byte prefixes", cat(v, []byte{list, 1, 33}, make([]byte, 33)), ErrMessage},
+		{"IDDiff to a responder", cat(v, []byte{diff, 0, 0}, fp16(0)), ErrMessage},
+		{"Request to a responder", cat(v, []byte{req}), ErrMessage},
+		{"over the frame limit", cat(v, make([]byte, MinFrameLimit)), ErrMessage},
 	} {
 		reply, err := resp.Respond(c.msg)
 		if !errors.Is(err, c.want) {
@@ -170,7 +172,7 @@ func TestReconcileMalformed(t *testing.T) {
 	// Replies the initiator must refuse. Its first message lists its 3
 	// events as prefixes, so it expects at most an IDDiff for the whole
 	// key space.
-	init := newSliceKeys(newKeyGen(2).keys(3)).reconciler(t, ReconcileOptions{})
+	init := newSliceKeys(newKeyGen(2).keys(3)).reconciler(t, Options{})
 	if _, err := init.Initiate(); err != nil {
 		t.Fatal(err)
 	}
@@ -187,8 +189,8 @@ func TestReconcileMalformed(t *testing.T) {
 		{"IDDiff counting past the list limit", cat(v, []byte{diff, 0x81, 0x80, 0x01, 1, 0}, fp16(0))},
 		{"IDDiff count overflowing", cat(v, []byte{diff}, bytes.Repeat([]byte{0xff}, 9), []byte{1, 1, 0}, fp16(0))},
 	} {
-		if next, done, err := init.Reconcile(c.msg); !errors.Is(err, ErrReconcileMessage) {
-			t.Errorf("%s: Reconcile = %d bytes, %v, %v; want ErrReconcileMessage", c.name, len(next), done, err)
+		if next, done, err := init.Reconcile(c.msg); !errors.Is(err, ErrMessage) {
+			t.Errorf("%s: Reconcile = %d bytes, %v, %v; want ErrMessage", c.name, len(next), done, err)
 		}
 	}
 	// After all that, the session still works.
@@ -203,7 +205,7 @@ func TestReconcileMalformed(t *testing.T) {
 // one that lists just that many.
 func TestReconcileListLimit(t *testing.T) {
 	keys := newSliceKeys(newKeyGen(3).keys(3))
-	opts := ReconcileOptions{FrameLimit: MinFrameLimit, IDListThreshold: 2, Buckets: 2}
+	opts := Options{FrameLimit: MinFrameLimit, IDListThreshold: 2, Buckets: 2}
 	limit := listLimit(MinFrameLimit)
 	init := keys.reconciler(t, opts)
 	msg, err := init.Initiate()
@@ -233,10 +235,10 @@ func TestReconcileListLimit(t *testing.T) {
 			w.uvarint(1)
 			w.buf = append(w.buf, 0)
 		}
-		return w.finish(fingerprintOf(keys.Sum(0, 3), 3))
+		return w.finish(FingerprintOf(keys.Sum(0, 3), 3))
 	}
-	if _, _, err := init.Reconcile(diffs(limit, 1)); !errors.Is(err, ErrReconcileMessage) {
-		t.Fatalf("a reply listing %d IDs: %v, want ErrReconcileMessage", limit+1, err)
+	if _, _, err := init.Reconcile(diffs(limit, 1)); !errors.Is(err, ErrMessage) {
+		t.Fatalf("a reply listing %d IDs: %v, want ErrMessage", limit+1, err)
 	}
 	if _, done, err := init.Reconcile(diffs(limit-1, 1)); err != nil || !done {
 		t.Fatalf("a reply listing %d IDs: %v, %v", limit, done, err)
@@ -294,7 +296,7 @@ func seedMessages(tb testing.TB) (toResponder, toInitiator [][]byte) {
 			}
 			return 0
 		})
-		opts := ReconcileOptions{FrameLimit: fuzzFrame, IDListThreshold: 8}
+		opts := Options{FrameLimit: fuzzFrame, IDListThreshold: 8}
 		init := newSliceKeys(a).reconciler(tb, opts)
 		resp := newSliceKeys(b).reconciler(tb, opts)
 		msg, _ := init.Initiate()
@@ -328,7 +330,7 @@ func FuzzReconcileRespond(f *testing.F) {
 		f.Add(m)
 	}
 	f.Add([]byte{reconcileVersion, byte(modeIDList) << 5, 0xff, 0xff, 0x03, 4})
-	resp := newSliceKeys(fuzzKeys).reconciler(f, ReconcileOptions{FrameLimit: fuzzFrame, IDListThreshold: 8})
+	resp := newSliceKeys(fuzzKeys).reconciler(f, Options{FrameLimit: fuzzFrame, IDListThreshold: 8})
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		var reply []byte
 		var err error
@@ -337,7 +339,7 @@ func FuzzReconcileRespond(f *testing.F) {
 			t.Fatalf("Respond allocated %d bytes for a %d-byte message", n, len(msg))
 		}
 		if err != nil {
-			if !errors.Is(err, ErrReconcileMessage) && !errors.Is(err, ErrReconcileVersion) {
+			if !errors.Is(err, ErrMessage) && !errors.Is(err, ErrVersion) {
 				t.Fatalf("unexpected error: %v", err)
 			}
 			return
@@ -375,7 +377,7 @@ func FuzzReconcileReply(f *testing.F) {
 		f.Add(true, m)
 	}
 	a, b := split(fuzzKeys, func(i int) int { return i % 7 / 5 * (1 + i%2) })
-	opts := ReconcileOptions{FrameLimit: fuzzFrame, IDListThreshold: 8, MaxRounds: 50}
+	opts := Options{FrameLimit: fuzzFrame, IDListThreshold: 8, MaxRounds: 50}
 	ka, kb := newSliceKeys(a), newSliceKeys(b)
 	resp := kb.reconciler(f, opts)
 	f.Fuzz(func(t *testing.T, later bool, reply []byte) {
@@ -404,7 +406,7 @@ func FuzzReconcileReply(f *testing.F) {
 			t.Fatalf("Reconcile allocated %d bytes for a %d-byte reply", n, len(reply))
 		}
 		if err != nil {
-			if !errors.Is(err, ErrReconcileMessage) && !errors.Is(err, ErrReconcileVersion) {
+			if !errors.Is(err, ErrMessage) && !errors.Is(err, ErrVersion) {
 				t.Fatalf("unexpected error: %v", err)
 			}
 			// The refused reply changed nothing: the honest one works.
@@ -452,7 +454,7 @@ func FuzzReconcileSession(f *testing.F) {
 			}
 			return 0
 		})
-		opts := ReconcileOptions{
+		opts := Options{
 			FrameLimit:      []int{0, MinFrameLimit, 2 << 10, 8 << 10}[frame%4],
 			Buckets:         int(buckets % 40),
 			IDListThreshold: int(list % 50),

@@ -1,6 +1,6 @@
 //go:build race
 
-package crdt
+package rbsr
 
 // raceEnabled lets the slowest tests shrink under the race detector.
 const raceEnabled = true

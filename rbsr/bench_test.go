@@ -1,4 +1,4 @@
-package crdt
+package rbsr
 
 import (
 	"fmt"
@@ -6,27 +6,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/scopemesh/scopemesh/crdt/internal/keytree"
+	"github.com/scopemesh/scopemesh/crdt"
 )
-
-// benchSet returns a Set holding keys in its ordered index only: enough for
-// reconciliation, which reads nothing else, and quick to build at a million
-// keys.
-func benchSet(keys []Key) *Set {
-	tk := make([]keytree.Key, len(keys))
-	for i, k := range keys {
-		tk[i] = keytree.Key(k)
-	}
-	s := &Set{}
-	s.mu.tree = keytree.Build(tk)
-	return s
-}
 
 // benchPair returns two sets of about n keys each that differ in d keys,
 // half on each side (one, on the responder, for d = 1). Clustered puts the
 // differences at the newest end, as a partition leaves them; scattered
 // spreads them at random.
-func benchPair(n, d int, clustered bool) (a, b []Key) {
+func benchPair(n, d int, clustered bool) (a, b []crdt.Key) {
 	universe := newKeyGen(uint64(n + d)).keys(n + d - d/2)
 	rng := rand.New(rand.NewPCG(uint64(d), 3))
 	side := make([]int, len(universe))
@@ -53,7 +40,8 @@ func benchPair(n, d int, clustered bool) (a, b []Key) {
 }
 
 // BenchmarkReconcile runs whole sessions between two sets of a million
-// events and reports, per session: round trips, bytes each way, total bytes
+// events, held in the sorted-slice model (sliceKeys: the reconciler's own
+// cost, not the set's index) and reports, per session: round trips, bytes each way, total bytes
 // over 32 bytes per differing ID, and the time each side spent (one
 // goroutine, so CPU time).
 func BenchmarkReconcile(b *testing.B) {
@@ -64,12 +52,12 @@ func BenchmarkReconcile(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/d=%d", layout, d), func(b *testing.B) {
 				ka, kb := benchPair(n, d, clustered)
 				want := len(difference(ka, kb)) + len(difference(kb, ka))
-				sa, sb := benchSet(ka), benchSet(kb)
+				sa, sb := newSliceKeys(ka), newSliceKeys(kb)
 				var s session
 				var initTime, respTime time.Duration
 				for b.Loop() {
-					init, _ := sa.NewReconciler(ReconcileOptions{})
-					resp, _ := sb.NewReconciler(ReconcileOptions{})
+					init := sa.reconciler(b, Options{})
+					resp := sb.reconciler(b, Options{})
 					s = session{}
 					t0 := time.Now()
 					msg, err := init.Initiate()

@@ -1,4 +1,4 @@
-package crdt
+package rbsr
 
 import (
 	"bytes"
@@ -7,31 +7,31 @@ import (
 	"math/bits"
 	"slices"
 
-	"github.com/scopemesh/scopemesh/crdt/internal/keytree"
+	"github.com/scopemesh/scopemesh/crdt"
 	"github.com/scopemesh/scopemesh/events"
 )
 
-// Errors of reconciliation. A message refused with ErrReconcileVersion or
-// ErrReconcileMessage has changed nothing, neither the set nor the session.
+// Errors of reconciliation. A message refused with ErrVersion or
+// ErrMessage has changed nothing, neither the set nor the session.
 var (
-	// ErrReconcileVersion reports a message in a protocol version this node
+	// ErrVersion reports a message in a protocol version this node
 	// does not speak.
-	ErrReconcileVersion = errors.New("crdt: unsupported reconciliation protocol version")
-	// ErrReconcileMessage reports a malformed message, or one that breaks
+	ErrVersion = errors.New("rbsr: unsupported reconciliation protocol version")
+	// ErrMessage reports a malformed message, or one that breaks
 	// the protocol (an answer to nothing, a mode the receiver's role does
 	// not accept, a message over the frame limit).
-	ErrReconcileMessage = errors.New("crdt: malformed reconciliation message")
-	// ErrReconcileRounds reports a session that did not finish within
-	// ReconcileOptions.MaxRounds messages. What it learned stays valid.
-	ErrReconcileRounds = errors.New("crdt: reconciliation did not finish within its round limit")
-	// ErrReconcileOptions reports invalid ReconcileOptions.
-	ErrReconcileOptions = errors.New("crdt: invalid reconciliation options")
-	// ErrReconcileState reports a Reconciler method called out of order.
-	ErrReconcileState = errors.New("crdt: reconciler used out of order")
+	ErrMessage = errors.New("rbsr: malformed reconciliation message")
+	// ErrRounds reports a session that did not finish within
+	// Options.MaxRounds messages. What it learned stays valid.
+	ErrRounds = errors.New("rbsr: reconciliation did not finish within its round limit")
+	// ErrOptions reports invalid Options.
+	ErrOptions = errors.New("rbsr: invalid reconciliation options")
+	// ErrState reports a Reconciler method called out of order.
+	ErrState = errors.New("rbsr: reconciler used out of order")
 )
 
 const (
-	// DefaultFrameLimit is the frame limit of zero ReconcileOptions.
+	// DefaultFrameLimit is the frame limit of zero Options.
 	DefaultFrameLimit = 64 << 10
 	// MinFrameLimit is the smallest frame limit: room for a range split in
 	// two with bounds as long as keys, or a short list of whole IDs.
@@ -52,10 +52,14 @@ const (
 	// 7 bytes for each of its events. Unless the range has nothing in
 	// common, asking is cheaper for all but the smallest ranges.
 	responderListMax = 2
+
+	// diffChunk is how many keys an IDDiff answer reads from the set at a
+	// time.
+	diffChunk = 256
 )
 
-// ReconcileOptions configure a Reconciler. The zero value means the defaults.
-type ReconcileOptions struct {
+// Options configure a Reconciler. The zero value means the defaults.
+type Options struct {
 	// FrameLimit is the largest message, in bytes, the reconciler writes or
 	// accepts. A step with more to say than fits leaves the rest to later
 	// rounds. Zero means DefaultFrameLimit; at least MinFrameLimit. Both
@@ -70,7 +74,7 @@ type ReconcileOptions struct {
 	// little, still falls under it. Zero means 32; at most 4096.
 	IDListThreshold int
 	// MaxRounds is how many messages an initiator writes before giving up
-	// with ErrReconcileRounds, so a responder cannot keep it busy forever.
+	// with ErrRounds, so a responder cannot keep it busy forever.
 	// Zero means 256: with the default frame limit, enough for a session
 	// between sets of a million events that differ in a hundred thousand
 	// (71 rounds when the differences are the newest events, 166 when
@@ -80,15 +84,15 @@ type ReconcileOptions struct {
 	// From is where an initiator's session starts: keys below it are
 	// compared by neither side. Peers whose horizons differ reconcile
 	// from the higher one, as what lies below it one of them no longer
-	// keeps (Set.Expire). Zero is MinKey.
-	From Key
+	// keeps (Set.Expire). Zero is crdt.MinKey.
+	From crdt.Key
 }
 
 // resolve returns o with defaults filled in, or every problem with it.
-func (o ReconcileOptions) resolve() (ReconcileOptions, error) {
+func (o Options) resolve() (Options, error) {
 	var errs []error
 	bad := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%w: %s", ErrReconcileOptions, fmt.Sprintf(format, args...)))
+		errs = append(errs, fmt.Errorf("%w: %s", ErrOptions, fmt.Sprintf(format, args...)))
 	}
 	if o.FrameLimit == 0 {
 		o.FrameLimit = DefaultFrameLimit
@@ -142,8 +146,8 @@ func (o ReconcileOptions) resolve() (ReconcileOptions, error) {
 // bounds afresh, so it never relies on what an earlier step saw. Events added
 // meanwhile may be reported or not, and may cost extra rounds.
 type Reconciler struct {
-	read func(func(rankedKeys) error) error
-	opts ReconcileOptions
+	read func(func(Keys) error) error
+	opts Options
 
 	started, done bool
 	exhausted     bool       // MaxRounds was reached
@@ -156,36 +160,38 @@ type Reconciler struct {
 	listed        int                    // IDs the replies listed
 }
 
-// From returns where the initiator's session starts: ReconcileOptions.From,
+// From returns where the initiator's session starts: Options.From,
 // or the set's horizon if it is higher.
-func (r *Reconciler) From() Key { return r.opts.From }
+func (r *Reconciler) From() crdt.Key { return r.opts.From }
 
 // needRange is a range where the initiator learned of events it lacks: their
 // numbers in Need lie in [from, to), the numbers of the IDs the reply listed
 // there.
 type needRange struct {
-	lo, hi   Key
+	lo, hi   crdt.Key
 	from, to int
 }
 
 // sentList is an ID list the initiator sent, kept to read the answer's
 // bitmap against.
 type sentList struct {
-	lo, hi Key
+	lo, hi crdt.Key
 	ids    []events.ID
 	whole  bool // listed as whole IDs (or none), not prefixes
 }
 
 // NewReconciler returns a Reconciler over s, or an error matching
-// ErrReconcileOptions.
-func (s *Set) NewReconciler(opts ReconcileOptions) (*Reconciler, error) {
+// ErrOptions. An initiator's session starts at opts.From or at the set's
+// horizon, whichever is higher: what lies below it is no longer there to
+// compare.
+func NewReconciler[K Keys](s Set[K], opts Options) (*Reconciler, error) {
 	if h := s.Horizon(); opts.From.Compare(h) < 0 {
-		opts.From = h // what lies below is no longer here to compare
+		opts.From = h
 	}
-	return newReconciler(s.readKeys, opts)
+	return newReconciler(readFunc(s), opts)
 }
 
-func newReconciler(read func(func(rankedKeys) error) error, opts ReconcileOptions) (*Reconciler, error) {
+func newReconciler(read func(func(Keys) error) error, opts Options) (*Reconciler, error) {
 	o, err := opts.resolve()
 	if err != nil {
 		return nil, err
@@ -193,70 +199,24 @@ func newReconciler(read func(func(rankedKeys) error) error, opts ReconcileOption
 	return &Reconciler{read: read, opts: o, known: make(map[events.ID]struct{})}, nil
 }
 
-// readKeys calls fn with the set's ordered index under the read lock.
-func (s *Set) readKeys(fn func(rankedKeys) error) error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	return fn(treeKeys{s.mu.tree})
-}
-
-// rankedKeys is what reconciliation reads of a set: its keys in order,
-// addressed by rank. A step reads through one rankedKeys from start to end,
-// so the ranks it computes agree with each other; no rank outlives a step.
-type rankedKeys interface {
-	// Len returns the number of keys.
-	Len() int
-	// Rank returns the number of keys below k.
-	Rank(k Key) int
-	// At returns the key of rank i, for 0 <= i < Len().
-	At(i int) Key
-	// Sum returns the sum of the IDs of the keys of rank lo through hi-1.
-	Sum(lo, hi int) keytree.Sum
-	// Keys appends to dst the keys of rank lo through hi-1.
-	Keys(dst []Key, lo, hi int) []Key
-}
-
-// treeKeys reads a set's ordered index. The caller holds the set's lock.
-type treeKeys struct{ t *keytree.Tree }
-
-var _ rankedKeys = treeKeys{}
-
-func (v treeKeys) Len() int                   { return v.t.Len() }
-func (v treeKeys) Rank(k Key) int             { return v.t.Rank(keytree.Key(k)) }
-func (v treeKeys) At(i int) Key               { return Key(v.t.At(i)) }
-func (v treeKeys) Sum(lo, hi int) keytree.Sum { return v.t.Sum(lo, hi) }
-
-func (v treeKeys) Keys(dst []Key, lo, hi int) []Key {
-	if lo < hi {
-		v.t.Ascend(lo, func(i int, k keytree.Key) bool {
-			dst = append(dst, Key(k))
-			return i+1 < hi
-		})
-	}
-	return dst
-}
-
 // emptyFingerprint is the fingerprint of a range without events. A side that
 // receives it knows every event it holds in the range is missing there.
-var emptyFingerprint = fingerprintOf(keytree.Sum{}, 0)
+var emptyFingerprint = FingerprintOf(idSum{}, 0)
 
 // Initiate starts a session and returns its first message.
 func (r *Reconciler) Initiate() ([]byte, error) {
 	if r.started {
-		return nil, fmt.Errorf("%w: Initiate called twice", ErrReconcileState)
+		return nil, fmt.Errorf("%w: Initiate called twice", ErrState)
 	}
 	var msg []byte
-	err := r.read(func(keys rankedKeys) error {
+	err := r.read(func(keys Keys) error {
 		st := newStep(keys, &r.opts)
 		from, lo := r.opts.From, 0
-		if from != MinKey {
+		if from != crdt.MinKey {
 			st.w.skipRange(from)
 			lo = keys.Rank(from)
 		}
-		if from != MaxKey && !st.answerAsInitiator(from, MaxKey, lo, keys.Len(), false) {
+		if from != crdt.MaxKey && !st.answerAsInitiator(from, crdt.MaxKey, lo, keys.Len(), false) {
 			st.cut(lo)
 		}
 		msg = st.w.finish(Fingerprint{})
@@ -273,23 +233,23 @@ func (r *Reconciler) Initiate() ([]byte, error) {
 // Reconcile takes the responder's reply to the last message and returns the
 // next message to send, or done once the sets have been compared in full.
 // What the reply taught is in Have, Need and Listed before Reconcile
-// returns, even with ErrReconcileRounds; with any other error the reply
+// returns, even with ErrRounds; with any other error the reply
 // changed nothing.
 func (r *Reconciler) Reconcile(reply []byte) (next []byte, done bool, err error) {
 	switch {
 	case !r.started:
-		return nil, false, fmt.Errorf("%w: Reconcile before Initiate", ErrReconcileState)
+		return nil, false, fmt.Errorf("%w: Reconcile before Initiate", ErrState)
 	case r.done:
-		return nil, true, fmt.Errorf("%w: Reconcile after the session ended", ErrReconcileState)
+		return nil, true, fmt.Errorf("%w: Reconcile after the session ended", ErrState)
 	case r.exhausted:
-		return nil, false, fmt.Errorf("%w: %d messages", ErrReconcileRounds, r.opts.MaxRounds)
+		return nil, false, fmt.Errorf("%w: %d messages", ErrRounds, r.opts.MaxRounds)
 	}
 	verified, err := r.checkReply(reply)
 	if err != nil {
 		return nil, false, err
 	}
 	var lists []sentList
-	err = r.read(func(keys rankedKeys) error {
+	err = r.read(func(keys Keys) error {
 		st := newStep(keys, &r.opts)
 		if err := r.apply(st, reply, verified); err != nil {
 			return err
@@ -310,7 +270,7 @@ func (r *Reconciler) Reconcile(reply []byte) (next []byte, done bool, err error)
 	}
 	if r.rounds == r.opts.MaxRounds {
 		r.exhausted = true
-		return nil, false, fmt.Errorf("%w: %d messages", ErrReconcileRounds, r.opts.MaxRounds)
+		return nil, false, fmt.Errorf("%w: %d messages", ErrRounds, r.opts.MaxRounds)
 	}
 	r.rounds++
 	return next, false, nil
@@ -330,7 +290,7 @@ func (r *Reconciler) checkReply(reply []byte) (verified bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	var claim keytree.Sum
+	var claim idSum
 	count, next, listed := 0, 0, 0
 	var rg wireRange
 	for {
@@ -368,7 +328,7 @@ func (r *Reconciler) checkReply(reply []byte) (verified bool, err error) {
 			}
 			for j, id := range l {
 				if rg.bitmap[j/8]&(1<<(j%8)) == 0 {
-					claim.Add(id[:])
+					claim.add(id[:])
 					count++
 				}
 			}
@@ -378,7 +338,7 @@ func (r *Reconciler) checkReply(reply []byte) (verified bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	return !rd.diffs || fingerprintOf(claim, count) == check, nil
+	return !rd.diffs || FingerprintOf(claim, count) == check, nil
 }
 
 // apply reads a checked reply and writes the initiator's next message into
@@ -457,7 +417,7 @@ func (r *Reconciler) apply(st *step, reply []byte, verified bool) error {
 			r.forgetNeed(rg.lo, rg.hi)
 		default:
 			st.cut(loR)
-			r.forgetNeed(rg.lo, MaxKey)
+			r.forgetNeed(rg.lo, crdt.MaxKey)
 			cut = true
 		}
 	}
@@ -473,8 +433,8 @@ func (r *Reconciler) apply(st *step, reply []byte, verified bool) error {
 // of an honest reply that need an answer, and those never overlap a
 // settled range. A lying responder can at most get events named twice,
 // which it then sends twice.
-func (r *Reconciler) forgetNeed(lo, hi Key) {
-	i, _ := slices.BinarySearchFunc(r.needRanges, lo, func(nr needRange, k Key) int { return nr.lo.Compare(k) })
+func (r *Reconciler) forgetNeed(lo, hi crdt.Key) {
+	i, _ := slices.BinarySearchFunc(r.needRanges, lo, func(nr needRange, k crdt.Key) int { return nr.lo.Compare(k) })
 	j := i
 	for j < len(r.needRanges) && r.needRanges[j].lo.Compare(hi) < 0 {
 		j++
@@ -497,7 +457,7 @@ func (r *Reconciler) forgetNeed(lo, hi Key) {
 
 // learnFromList compares the responder's whole ID list of a range, whose
 // first ID has number first, with the initiator's keys there.
-func (r *Reconciler) learnFromList(rg *wireRange, mine []Key, first int) {
+func (r *Reconciler) learnFromList(rg *wireRange, mine []crdt.Key, first int) {
 	theirs := make(map[events.ID]bool, rg.count) // ID → seen here
 	for j := range rg.count {
 		theirs[events.ID(rg.id(j))] = false
@@ -587,7 +547,7 @@ func (r *Reconciler) RespondListing(msg []byte) (reply []byte, listed []events.I
 	if _, err := rd.check(); err != nil {
 		return nil, nil, err
 	}
-	err = r.read(func(keys rankedKeys) error {
+	err = r.read(func(keys Keys) error {
 		st := newStep(keys, &r.opts)
 		rd, _ := newMsgReader(msg, r.opts.FrameLimit)
 		for {
@@ -600,7 +560,7 @@ func (r *Reconciler) RespondListing(msg []byte) (reply []byte, listed []events.I
 				break
 			}
 		}
-		reply = st.w.finish(fingerprintOf(st.checkSum, st.checkCount))
+		reply = st.w.finish(FingerprintOf(st.checkSum, st.checkCount))
 		listed = st.listed
 		return nil
 	})
@@ -609,8 +569,8 @@ func (r *Reconciler) RespondListing(msg []byte) (reply []byte, listed []events.I
 
 // step is one message being written from one read of the set.
 type step struct {
-	keys rankedKeys
-	opts *ReconcileOptions
+	keys Keys
+	opts *Options
 	w    msgWriter
 
 	lists []sentList // initiator: the ID lists written
@@ -619,29 +579,29 @@ type step struct {
 	// prefix in the IDDiff ranges written in answer to prefixes, for the
 	// check.
 	listed     []events.ID
-	checkSum   keytree.Sum
+	checkSum   idSum
 	checkCount int
 
-	rankKey   Key // the last bound rank looked up, and its rank
+	rankKey   crdt.Key // the last bound rank looked up, and its rank
 	rankMemo  int
 	rankValid bool
 	sumRank   int // the last rank sumBelow computed, and its sum
-	sumMemo   keytree.Sum
+	sumMemo   idSum
 	sumValid  bool
 }
 
-func newStep(keys rankedKeys, opts *ReconcileOptions) *step {
+func newStep(keys Keys, opts *Options) *step {
 	return &step{keys: keys, opts: opts, w: newMsgWriter(opts.FrameLimit)}
 }
 
 // rank returns the rank of the range bound k. Ranges come in key order, one
 // range's upper bound the next one's lower, so it remembers its last answer.
-func (st *step) rank(k Key) int {
+func (st *step) rank(k crdt.Key) int {
 	if st.rankValid && k == st.rankKey {
 		return st.rankMemo
 	}
 	r := st.keys.Len()
-	if k != MaxKey {
+	if k != crdt.MaxKey {
 		r = st.keys.Rank(k)
 	}
 	st.rankKey, st.rankMemo, st.rankValid = k, r, true
@@ -651,9 +611,9 @@ func (st *step) rank(k Key) int {
 // sumBelow returns the sum of the IDs of the keys of rank below i. Like
 // rank, it remembers its last answer: neighbouring fingerprints then cost one
 // descent of the tree each instead of two.
-func (st *step) sumBelow(i int) keytree.Sum {
+func (st *step) sumBelow(i int) idSum {
 	if !st.sumValid || i != st.sumRank {
-		st.sumRank, st.sumMemo, st.sumValid = i, st.keys.Sum(0, i), true
+		st.sumRank, st.sumMemo, st.sumValid = i, idSum(st.keys.Sum(0, i)), true
 	}
 	return st.sumMemo
 }
@@ -661,16 +621,18 @@ func (st *step) sumBelow(i int) keytree.Sum {
 func (st *step) fingerprint(lo, hi int) Fingerprint {
 	below := st.sumBelow(lo)
 	sum := st.sumBelow(hi)
-	sum.Sub(below)
-	return fingerprintOf(sum, hi-lo)
+	sum.sub(below)
+	return FingerprintOf(sum, hi-lo)
 }
 
-func (st *step) keysIn(lo, hi int) []Key { return st.keys.Keys(make([]Key, 0, hi-lo), lo, hi) }
+func (st *step) keysIn(lo, hi int) []crdt.Key {
+	return st.keys.Keys(make([]crdt.Key, 0, hi-lo), lo, hi)
+}
 
 // cut ends the message's ranges early: one fingerprint covers everything
 // from rank lo on, to be compared, and so split or listed, in a later round.
 func (st *step) cut(lo int) {
-	st.w.begin(MaxKey, modeFingerprint)
+	st.w.begin(crdt.MaxKey, modeFingerprint)
 	fp := st.fingerprint(lo, st.keys.Len())
 	st.w.buf = append(st.w.buf, fp[:]...)
 }
@@ -679,7 +641,7 @@ func (st *step) cut(lo int) {
 // differ: the IDs of its events there, as prefixes unless whole is set, if
 // they are few, else buckets. It returns false if the answer must wait for a
 // later message.
-func (st *step) answerAsInitiator(lo, hi Key, loR, hiR int, whole bool) bool {
+func (st *step) answerAsInitiator(lo, hi crdt.Key, loR, hiR int, whole bool) bool {
 	if hiR-loR > st.opts.IDListThreshold {
 		return st.split(lo, hi, loR, hiR)
 	}
@@ -716,13 +678,13 @@ func prefixLen(n int) int {
 	return min(max((24+2*bits.Len(uint(n))+7)/8, minPrefixLen), idLen)
 }
 
-func (st *step) writeList(hi Key, keys []Key, plen int) {
+func (st *step) writeList(hi crdt.Key, keys []crdt.Key, plen int) {
 	st.w.begin(hi, modeIDList)
 	st.w.uvarint(len(keys))
 	if len(keys) > 0 {
 		st.w.buf = append(st.w.buf, byte(plen))
 		for i := range keys {
-			st.w.buf = append(st.w.buf, keys[i][keytree.IDOffset:keytree.IDOffset+plen]...)
+			st.w.buf = append(st.w.buf, keys[i][idOffset:idOffset+plen]...)
 		}
 	}
 }
@@ -758,7 +720,7 @@ func (st *step) answerAsResponder(rg *wireRange, loR, hiR int) bool {
 
 // wholeList writes the responder's whole IDs of a range, or splits the range
 // if they could never fit a message.
-func (st *step) wholeList(lo, hi Key, loR, hiR int) bool {
+func (st *step) wholeList(lo, hi crdt.Key, loR, hiR int) bool {
 	n := hiR - loR
 	size := uvarintLen(n)
 	if n > 0 {
@@ -803,12 +765,12 @@ func (st *step) diff(rg *wireRange, loR, hiR int) bool {
 	// IDs kept, so what this allocates is bounded by the list limit,
 	// however many events the range holds.
 	var missing []events.ID
-	var matched keytree.Sum
-	chunk := make([]Key, 0, min(n, scanChunk))
-	for at := loR; at < hiR; at += scanChunk {
-		chunk = st.keys.Keys(chunk[:0], at, min(at+scanChunk, hiR))
+	var matched idSum
+	chunk := make([]crdt.Key, 0, min(n, diffChunk))
+	for at := loR; at < hiR; at += diffChunk {
+		chunk = st.keys.Keys(chunk[:0], at, min(at+diffChunk, hiR))
 		for i := range chunk {
-			id := chunk[i][keytree.IDOffset:]
+			id := chunk[i][idOffset:]
 			p := id[:max(rg.plen, 1)]
 			x, _ := slices.BinarySearchFunc(order, p, func(j int32, p []byte) int { return bytes.Compare(rg.id(int(j)), p) })
 			found := false
@@ -818,7 +780,7 @@ func (st *step) diff(rg *wireRange, loR, hiR int) bool {
 				found = true
 			}
 			if found {
-				matched.Add(id)
+				matched.add(id)
 				continue
 			}
 			if len(missing) == maxIDs {
@@ -841,7 +803,7 @@ func (st *step) diff(rg *wireRange, loR, hiR int) bool {
 	st.w.buf = append(st.w.buf, bitmap...)
 	st.listed = append(st.listed, missing...)
 	if rg.count > 0 && rg.plen < idLen {
-		st.checkSum.Add(matched[:])
+		st.checkSum.add(matched[:])
 		st.checkCount += n - m
 	}
 	return true
@@ -855,10 +817,10 @@ func (st *step) diff(rg *wireRange, loR, hiR int) bool {
 // buckets must wait for a later message.
 //
 // REQUIRES: hiR-loR >= 2; callers list smaller ranges.
-func (st *step) split(lo, hi Key, loR, hiR int) bool {
+func (st *step) split(lo, hi crdt.Key, loR, hiR int) bool {
 	c := hiR - loR
 	if c < 2 {
-		panic("crdt: splitting a range of fewer than two events")
+		panic("rbsr: splitting a range of fewer than two events")
 	}
 	target := max(st.opts.IDListThreshold/2, 1)
 	k := min(max((c+target-1)/target, 2), st.opts.Buckets, c)
@@ -882,15 +844,15 @@ func (st *step) split(lo, hi Key, loR, hiR int) bool {
 
 // buckets returns the upper bounds of the buckets of [lo, hi) and their
 // rank boundaries: bucket i holds ranks ranks[i] to ranks[i+1]-1.
-func (st *step) buckets(lo, hi Key, loR, hiR, k int) (bounds []Key, ranks []int) {
+func (st *step) buckets(lo, hi crdt.Key, loR, hiR, k int) (bounds []crdt.Key, ranks []int) {
 	c := hiR - loR
-	starts := bucketStarts(c, k, hi == MaxKey)
-	bounds = make([]Key, 0, len(starts)+1)
+	starts := bucketStarts(c, k, hi == crdt.MaxKey)
+	bounds = make([]crdt.Key, 0, len(starts)+1)
 	ranks = append(make([]int, 0, len(starts)+2), loR)
 	for _, s := range starts {
 		b := minimalBound(st.keys.At(loR+s-1), st.keys.At(loR+s))
 		if b.Compare(hi) >= 0 {
-			continue // only a key equal to MaxKey gets here
+			continue // only a key equal to crdt.MaxKey gets here
 		}
 		bounds = append(bounds, b)
 		ranks = append(ranks, loR+s)
@@ -900,7 +862,7 @@ func (st *step) buckets(lo, hi Key, loR, hiR, k int) (bounds []Key, ranks []int)
 
 // bucketsCost returns the bytes that Fingerprint ranges ending at bounds add
 // to the message.
-func (st *step) bucketsCost(bounds []Key) int {
+func (st *step) bucketsCost(bounds []crdt.Key) int {
 	prev, prevLen, size := st.w.prev, st.w.prevLen, 0
 	if st.w.skip {
 		size += headerCost(&prev, prevLen, &st.w.skipTo)

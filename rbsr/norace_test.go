@@ -1,5 +1,5 @@
 //go:build !race
 
-package crdt
+package rbsr
 
 const raceEnabled = false
