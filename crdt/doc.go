@@ -65,9 +65,8 @@
 // commits: a writer leads a group of those that arrived meanwhile, whose
 // batch goes in key order to spare Pebble's memtable most of its search
 // (groupcommit.go). A memory set stores events and updates its ordered
-// index under a lock each, which a writer spins for, yielding between
-// rounds, rather than wait: each step is shorter than a goroutine's park
-// and wake (spinlock.go). Its index by trace, the costliest to update, is
+// index under a lock each, so that one writer's store overlaps another's
+// index update. Its index by trace, the costliest to update, is
 // in shards with locks of their own, which writers take after the first
 // lock, in parallel.
 //

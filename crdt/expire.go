@@ -133,7 +133,7 @@ func (s *Set) Expire(ctx context.Context, before Key, limit int) (deleted int, m
 	if err != nil {
 		return 0, true, fmt.Errorf("crdt: expiring events below %v: %w", cut, err)
 	}
-	s.mu.lockSpinning(s.spin)
+	s.mu.Lock()
 	n := s.mu.tree.DropBelow(keytree.Key(cut))
 	for d, c := range gone.nodes {
 		s.mu.nodes.sub(d, c)
@@ -141,7 +141,7 @@ func (s *Set) Expire(ctx context.Context, before Key, limit int) (deleted int, m
 	for d, c := range gone.kinds {
 		s.mu.kinds.sub(d, c)
 	}
-	s.mu.unlockSpinning()
+	s.mu.Unlock()
 	s.expired.Add(uint64(n))
 	if r, ok := s.store.(refiler); ok && r.stale() > s.Len() {
 		s.refile(r)

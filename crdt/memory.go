@@ -16,17 +16,13 @@ import (
 // found by ID through a compact table, and each index value's keys sit in a
 // sorted list, with no keys to format and no strings to compare.
 func NewMemory(opts Options) *Set {
-	return withBackend(newMemoryBackend(spinWorthwhile()), opts, nil, nil, nil)
+	return withBackend(newMemoryBackend(), opts, nil, nil, nil)
 }
 
 // memoryBackend keeps a set in maps and sorted key lists.
 type memoryBackend struct {
-	// spin is whether writers to the backend, and to its set's ordered
-	// index, spin for their locks (lockSpinning).
-	spin bool
-
 	mu struct {
-		spinLock
+		sync.RWMutex
 		events eventTable
 		// slabs hold the events' encodings back to back, each slab
 		// slabSize bytes or, for an event larger than that, the event
@@ -100,8 +96,8 @@ type indexValue [16]byte
 // without the lock held, so that fn may read the set.
 const memoryChunk = 256
 
-func newMemoryBackend(spin bool) *memoryBackend {
-	b := &memoryBackend{spin: spin}
+func newMemoryBackend() *memoryBackend {
+	b := &memoryBackend{}
 	b.mu.events = newEventTable()
 	return b
 }
@@ -127,7 +123,7 @@ func digestIndexValue(d uint64) indexValue {
 }
 
 func (b *memoryBackend) write(_ context.Context, recs []record) error {
-	b.mu.lockSpinning(b.spin)
+	b.mu.Lock()
 	for i := range recs {
 		r := &recs[i]
 		// The event first: a reader that finds an index entry finds the
@@ -144,7 +140,7 @@ func (b *memoryBackend) write(_ context.Context, recs []record) error {
 		b.mu.byKind.insert(digestIndexValue(r.kind), r.key)
 	}
 	makeSpare := b.askSpareLocked()
-	b.mu.unlockSpinning()
+	b.mu.Unlock()
 	if makeSpare {
 		b.makeSpare()
 	}
@@ -315,7 +311,7 @@ func (b *memoryBackend) expire(_ context.Context, before Key) (expiry, error) {
 	gone := newExpiry()
 	traces := make(map[events.TraceID]struct{})
 	var bad error
-	b.mu.lockSpinning(b.spin)
+	b.mu.Lock()
 	dropLists(&b.mu.byNode.runMap, before, gone.nodes, func(k Key) {
 		ev := b.mu.events.drop(k.ID())
 		if ev == nil {
@@ -333,7 +329,7 @@ func (b *memoryBackend) expire(_ context.Context, before Key) (expiry, error) {
 	})
 	dropLists(&b.mu.byKind.runMap, before, gone.kinds, func(Key) {})
 	b.mu.events.compact()
-	b.mu.unlockSpinning()
+	b.mu.Unlock()
 	for t := range traces {
 		shard := b.traceShard(t)
 		shard.Lock()

@@ -42,13 +42,12 @@ type Options struct {
 type Set struct {
 	store  backend
 	limits events.Limits
-	spin   bool // whether writers spin for the watches' locks (spinWorthwhile)
 	// closed is set by Close, under mu: writers check it before they do
 	// anything, without a lock.
 	closed atomic.Bool
 
 	mu struct {
-		spinLock
+		sync.RWMutex
 		tree  *keytree.Tree
 		nodes valueCounts // events per origin node, by digest
 		kinds valueCounts // events per kind, by digest
@@ -99,7 +98,7 @@ func New(ctx context.Context, ds datastore.Batching, opts Options) (*Set, error)
 
 // withBackend returns a set over store holding keys, with the given counts.
 func withBackend(store backend, opts Options, keys []keytree.Key, nodes, kinds map[uint64]int) *Set {
-	s := &Set{store: store, limits: opts.Limits, spin: spinWorthwhile()}
+	s := &Set{store: store, limits: opts.Limits}
 	s.mu.tree = keytree.Build(keys)
 	s.mu.nodes, s.mu.kinds = newValueCounts(nodes), newValueCounts(kinds)
 	return s
@@ -336,9 +335,8 @@ func (s *Set) commitToStore(ctx context.Context, recs []record) ([]record, error
 }
 
 // commitInMemory writes to the memory backend, then updates the ordered
-// index. Each step holds its own lock, for a microsecond or so, and spins
-// for it rather than wait in line (lockSpinning): while one writer updates
-// the index, the next writes its events. Every record goes to the index,
+// index, each step under its own lock: while one writer updates the
+// index, the next writes its events. Every record goes to the index,
 // not only those the backend found new: a writer whose event another one
 // wrote may reach the index first, and must not return before the event is
 // there. Whichever inserts it reports it new.
@@ -357,8 +355,8 @@ func (s *Set) commitInMemory(ctx context.Context, mem *memoryBackend, recs []rec
 	if err := mem.write(ctx, recs); err != nil {
 		return nil, err
 	}
-	s.mu.lockSpinning(mem.spin)
-	defer s.mu.unlockSpinning()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return s.indexLocked(recs), nil
 }
 

@@ -54,13 +54,9 @@ type Watch struct {
 	byNode bool
 
 	// mu is taken by every writer that adds an event the Watch takes,
-	// and by the reader: writers spin for it, as for the set's locks
-	// (lockSpinning), rather than park. A sync.Mutex spins only while its
-	// processor has nothing else to run, which with 8 callers recording
-	// on 2 processors it always has: parked writers then queued behind
-	// the publisher's watch while a processor sat idle.
+	// and by the reader.
 	mu struct {
-		spinLock
+		sync.Mutex
 		ring   []events.Encoded // a FIFO of n events starting at head; grows up to limit
 		limit  int
 		head   int
@@ -129,8 +125,8 @@ func (w *Watch) NextEncoded(ctx context.Context) (events.Encoded, error) {
 // closed. A reader that gathers events for a while, rather than waking for
 // each as Next does, takes them with Available.
 func (w *Watch) Available(dst []events.Encoded, max int) ([]events.Encoded, error) {
-	w.mu.lockSpinning(w.set.spin)
-	defer w.mu.unlockSpinning()
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	n := w.mu.n
 	if max > 0 {
 		n = min(n, max)
@@ -182,9 +178,9 @@ func (w *Watch) offer(recs []record) {
 	if !w.takesAny(recs) {
 		return // without taking the lock: a node merges far more than it records
 	}
-	w.mu.lockSpinning(w.set.spin)
+	w.mu.Lock()
 	if w.mu.closed {
-		w.mu.unlockSpinning()
+		w.mu.Unlock()
 		return // a publish that raced with Close
 	}
 	for i := range recs {
@@ -211,7 +207,7 @@ func (w *Watch) offer(recs []record) {
 		}
 		w.mu.gap.Dropped++
 	}
-	w.mu.unlockSpinning()
+	w.mu.Unlock()
 	w.wake()
 }
 
