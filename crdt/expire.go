@@ -143,9 +143,6 @@ func (s *Set) Expire(ctx context.Context, before Key, limit int) (deleted int, m
 	}
 	s.mu.Unlock()
 	s.expired.Add(uint64(n))
-	if r, ok := s.store.(refiler); ok && r.stale() > s.Len() {
-		s.refile(r)
-	}
 	return n, below > n, nil
 }
 
@@ -169,25 +166,4 @@ func (s *Set) aboveHorizon(r Range) Range {
 		r.From = h
 	}
 	return r
-}
-
-// refiler is a backend that files event IDs apart from the events, whose
-// table keeps entries of expired events until refiled.
-type refiler interface {
-	// stale returns how many entries of deleted events the table keeps.
-	stale() int
-	// refile files keys, the set's, afresh.
-	refile(keys func(yield func(Key) bool))
-}
-
-// refile refiles the set's keys in r, between commits: writers wait, once
-// every so many expired events, for as long as it takes.
-func (s *Set) refile(r refiler) {
-	s.commits.Lock()
-	defer s.commits.Unlock()
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	r.refile(func(yield func(Key) bool) {
-		s.mu.tree.Ascend(0, func(_ int, k keytree.Key) bool { return yield(Key(k)) })
-	})
 }

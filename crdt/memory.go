@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/scopemesh/scopemesh/events"
+	"github.com/scopemesh/scopemesh/hlc"
 )
 
 // NewMemory returns an empty set that keeps its events in memory only, for
@@ -23,7 +26,11 @@ func NewMemory(opts Options) *Set {
 type memoryBackend struct {
 	mu struct {
 		sync.RWMutex
-		events eventTable
+		// events finds each event by ID. dropped counts the entries
+		// expiry deleted since the map was last made afresh: a Go map
+		// never shrinks.
+		events  map[events.ID]memoryEvent
+		dropped int
 		// slabs hold the events' encodings back to back, each slab
 		// slabSize bytes or, for an event larger than that, the event
 		// alone. Slabs only grow, and a stored encoding never changes;
@@ -76,11 +83,9 @@ func (vl *valueLists) insert(v indexValue, k Key) { vl.of(v).insert(k) }
 var _ backend = (*memoryBackend)(nil)
 
 // memoryEvent locates an event's encoding in the slabs. It holds no
-// pointers, so the garbage collector never scans the event table: at a
-// million events, tens of megabytes it would otherwise mark on every
-// cycle.
+// pointers, so the garbage collector never scans the event table.
 type memoryEvent struct {
-	key       Key
+	time      [hlc.EncodedLen]byte // the event's key is time, then ID
 	slab, off uint32
 	len       uint32
 }
@@ -92,13 +97,17 @@ const slabSize = 1 << 20
 // bytes.
 type indexValue [16]byte
 
+// eventEntryBytes is roughly what an entry of the event table takes: its
+// ID and memoryEvent, and the map's spare slots.
+const eventEntryBytes = 3 * (int64(len(events.ID{})) + int64(unsafe.Sizeof(memoryEvent{}))) / 2
+
 // memoryChunk is how many keys list takes per read lock: it calls fn
 // without the lock held, so that fn may read the set.
 const memoryChunk = 256
 
 func newMemoryBackend() *memoryBackend {
 	b := &memoryBackend{}
-	b.mu.events = newEventTable()
+	b.mu.events = make(map[events.ID]memoryEvent)
 	return b
 }
 
@@ -128,14 +137,16 @@ func (b *memoryBackend) write(_ context.Context, recs []record) error {
 		r := &recs[i]
 		// The event first: a reader that finds an index entry finds the
 		// event too.
-		ev := b.mu.events.add(r.key, r.node)
-		if ev == nil {
+		id := r.key.ID()
+		if _, ok := b.mu.events[id]; ok {
 			// Stored already, by a writer that may not have indexed it
 			// yet: this record may be the one reported new.
 			r.own()
 			continue
 		}
+		ev := memoryEvent{time: [hlc.EncodedLen]byte(r.key[:hlc.EncodedLen])}
 		ev.slab, ev.off, ev.len = b.storeLocked(r)
+		b.mu.events[id] = ev
 		b.mu.byNode.insert(digestIndexValue(r.node), r.key)
 		b.mu.byKind.insert(digestIndexValue(r.kind), r.key)
 	}
@@ -230,8 +241,8 @@ const pageSize = 4 << 10
 func (b *memoryBackend) event(_ context.Context, k Key) ([]byte, error) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	ev, ok := b.mu.events.get(k.ID())
-	if !ok || ev.key != k {
+	ev, ok := b.mu.events[k.ID()]
+	if !ok || ev.time != [hlc.EncodedLen]byte(k[:hlc.EncodedLen]) {
 		return nil, fmt.Errorf("%w: %v", ErrNotFound, k.ID())
 	}
 	// Later writes append past these bytes and never change them, so the
@@ -242,12 +253,12 @@ func (b *memoryBackend) event(_ context.Context, k Key) ([]byte, error) {
 
 func (b *memoryBackend) keyOf(_ context.Context, id events.ID) (Key, error) {
 	b.mu.RLock()
-	ev, ok := b.mu.events.get(id)
+	ev, ok := b.mu.events[id]
 	b.mu.RUnlock()
 	if !ok {
 		return Key{}, fmt.Errorf("%w: %v", ErrNotFound, id)
 	}
-	return ev.key, nil
+	return Key(append(ev.time[:], id[:]...)), nil
 }
 
 // lists returns the lists of index i that hold value v's, and the lock
@@ -313,10 +324,12 @@ func (b *memoryBackend) expire(_ context.Context, before Key) (expiry, error) {
 	var bad error
 	b.mu.Lock()
 	dropLists(&b.mu.byNode.runMap, before, gone.nodes, func(k Key) {
-		ev := b.mu.events.drop(k.ID())
-		if ev == nil {
+		ev, ok := b.mu.events[k.ID()]
+		if !ok {
 			return
 		}
+		delete(b.mu.events, k.ID())
+		b.mu.dropped++
 		if e, err := storedLimits.UnmarshalHeader(b.mu.slabs[ev.slab][ev.off : ev.off+ev.len]); err != nil {
 			bad = fmt.Errorf("%w: event %v: %v", ErrCorrupt, k.ID(), err)
 		} else if !e.Correlation.IsZero() {
@@ -328,7 +341,12 @@ func (b *memoryBackend) expire(_ context.Context, before Key) (expiry, error) {
 		gone.n++
 	})
 	dropLists(&b.mu.byKind.runMap, before, gone.kinds, func(Key) {})
-	b.mu.events.compact()
+	if b.mu.dropped > len(b.mu.events) {
+		fresh := make(map[events.ID]memoryEvent, len(b.mu.events))
+		maps.Copy(fresh, b.mu.events)
+		b.mu.events = fresh
+		b.mu.dropped = 0
+	}
 	b.mu.Unlock()
 	for t := range traces {
 		shard := b.traceShard(t)
@@ -364,7 +382,7 @@ func (b *memoryBackend) saveHorizon(context.Context, Key) error { return nil }
 // index lists.
 func (b *memoryBackend) bytes(context.Context) (total, reclaimable int64, err error) {
 	b.mu.RLock()
-	n := b.mu.events.bytes()
+	n := int64(len(b.mu.events)+b.mu.dropped) * eventEntryBytes
 	for _, s := range b.mu.slabs {
 		n += int64(cap(s))
 	}

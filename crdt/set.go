@@ -55,11 +55,6 @@ type Set struct {
 	// horizon is the key below which the set keeps nothing (expire.go),
 	// read without a lock on every write; nil is MinKey.
 	horizon atomic.Pointer[Key]
-	// commits is held for reading by each commit to a datastore, from its
-	// write to its index update, and for writing while the backend's ID
-	// table is refiled from the ordered index, which then holds exactly
-	// what the store does.
-	commits          sync.RWMutex
 	expiring         sync.Mutex // Expire calls run one at a time
 	expired, refused atomic.Uint64
 
@@ -315,8 +310,6 @@ func (s *Set) commitToStore(ctx context.Context, recs []record) ([]record, error
 		return nil, err
 	}
 	defer s.inUse.Done()
-	s.commits.RLock()
-	defer s.commits.RUnlock()
 	fresh := s.unseen(recs)
 	if len(fresh) == 0 {
 		return nil, nil

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -102,12 +103,13 @@ type datastoreBackend struct {
 	buckets bucketTable // of the correlation index
 
 	// ids files the time of each event by its ID: with the ID, that is
-	// its key. It finds the candidates filed under the ID's 32-bit tag, and
-	// the datastore tells which one is stored.
+	// its key.
 	ids struct {
 		sync.RWMutex
-		t     idTable[[hlc.EncodedLen]byte]
-		stale int // entries of expired events in t
+		m map[events.ID][hlc.EncodedLen]byte
+		// dropped counts the entries expiry deleted since m was last
+		// made afresh: a Go map never shrinks.
+		dropped int
 	}
 }
 
@@ -116,20 +118,31 @@ var _ backend = (*datastoreBackend)(nil)
 func newDatastoreBackend(ds datastore.Batching, traceBucket time.Duration) *datastoreBackend {
 	b := &datastoreBackend{ds: ds}
 	b.buckets.width = int64(traceBucket)
-	b.ids.t = newIDTable[[hlc.EncodedLen]byte]()
+	b.ids.m = make(map[events.ID][hlc.EncodedLen]byte)
 	return b
 }
 
-// fileIDs adds keys to the ID table, once each: two commits of one event
-// may race past the ordered index's check and both write it.
+// fileIDs adds keys to the ID table.
 func (b *datastoreBackend) fileIDs(keys iter.Seq[Key]) {
 	b.ids.Lock()
 	defer b.ids.Unlock()
 	for k := range keys {
-		id, t := k.ID(), [hlc.EncodedLen]byte(k[:hlc.EncodedLen])
-		if filed, added := b.ids.t.add(id, t, 0, func(f *[hlc.EncodedLen]byte) bool { return *f == t }); added {
-			*filed = t
-		}
+		b.ids.m[k.ID()] = [hlc.EncodedLen]byte(k[:hlc.EncodedLen])
+	}
+}
+
+// forgetIDs drops ids from the ID table, making the table afresh once it
+// has dropped more than it holds.
+func (b *datastoreBackend) forgetIDs(ids []events.ID) {
+	b.ids.Lock()
+	defer b.ids.Unlock()
+	for _, id := range ids {
+		delete(b.ids.m, id)
+	}
+	if b.ids.dropped += len(ids); b.ids.dropped > len(b.ids.m) {
+		fresh := make(map[events.ID][hlc.EncodedLen]byte, len(b.ids.m))
+		maps.Copy(fresh, b.ids.m)
+		b.ids.m, b.ids.dropped = fresh, 0
 	}
 }
 
@@ -414,25 +427,14 @@ func (b *datastoreBackend) event(ctx context.Context, k Key) ([]byte, error) {
 	return data, nil
 }
 
-func (b *datastoreBackend) keyOf(ctx context.Context, id events.ID) (Key, error) {
-	var buf [2]Key
-	candidates := buf[:0]
+func (b *datastoreBackend) keyOf(_ context.Context, id events.ID) (Key, error) {
 	b.ids.RLock()
-	b.ids.t.find(id, func(t *[hlc.EncodedLen]byte) bool {
-		candidates = append(candidates, Key(append(t[:], id[:]...)))
-		return false
-	})
+	t, ok := b.ids.m[id]
 	b.ids.RUnlock()
-	for _, k := range candidates {
-		ok, err := b.ds.Has(ctx, eventKey(k))
-		if err != nil {
-			return Key{}, fmt.Errorf("crdt: looking up event %v: %w", id, err)
-		}
-		if ok {
-			return k, nil
-		}
+	if !ok {
+		return Key{}, fmt.Errorf("%w: %v", ErrNotFound, id)
 	}
-	return Key{}, fmt.Errorf("%w: %v", ErrNotFound, id)
+	return Key(append(t[:], id[:]...)), nil
 }
 
 // list reads the whole index prefix, from its start or its end: a
@@ -560,12 +562,14 @@ func (b *datastoreBackend) expire(ctx context.Context, before Key) (expiry, erro
 	gone := newExpiry()
 	end := appendEventKey(nil, before)
 	var bad error
+	var ids []events.ID
 	err := b.listRange(ctx, []byte(eventPrefix), end, func(key, value []byte) bool {
 		e, err := storedLimits.UnmarshalHeader(value)
 		if err != nil {
 			bad = fmt.Errorf("%w: event %q: %v", ErrCorrupt, key, err)
 			return false
 		}
+		ids = append(ids, e.ID)
 		gone.nodes[digest(e.Node)]++
 		gone.kinds[digest(e.Kind)]++
 		gone.n++
@@ -607,9 +611,7 @@ func (b *datastoreBackend) expire(ctx context.Context, before Key) (expiry, erro
 		return gone, err
 	}
 	b.buckets.remove(ended)
-	b.ids.Lock()
-	b.ids.stale += gone.n
-	b.ids.Unlock()
+	b.forgetIDs(ids)
 	return gone, nil
 }
 
@@ -696,25 +698,4 @@ func (b *datastoreBackend) bytes(ctx context.Context) (total, reclaimable int64,
 		return int64(n), int64(dead), err
 	}
 	return int64(n), 0, nil
-}
-
-func (b *datastoreBackend) stale() int {
-	b.ids.RLock()
-	defer b.ids.RUnlock()
-	return b.ids.stale
-}
-
-// refile files keys in a new ID table, which replaces the one that files
-// expired events too.
-func (b *datastoreBackend) refile(keys func(yield func(Key) bool)) {
-	t := newIDTable[[hlc.EncodedLen]byte]()
-	for k := range keys {
-		id, at := k.ID(), [hlc.EncodedLen]byte(k[:hlc.EncodedLen])
-		if filed, added := t.add(id, at, 0, func(f *[hlc.EncodedLen]byte) bool { return *f == at }); added {
-			*filed = at
-		}
-	}
-	b.ids.Lock()
-	defer b.ids.Unlock()
-	b.ids.t, b.ids.stale = t, 0
 }
