@@ -135,12 +135,8 @@ func (s *Set) Expire(ctx context.Context, before Key, limit int) (deleted int, m
 	}
 	s.mu.Lock()
 	n := s.mu.tree.DropBelow(keytree.Key(cut))
-	for d, c := range gone.nodes {
-		s.mu.nodes.sub(d, c)
-	}
-	for d, c := range gone.kinds {
-		s.mu.kinds.sub(d, c)
-	}
+	subtractCounts(s.mu.nodes, gone.nodes)
+	subtractCounts(s.mu.kinds, gone.kinds)
 	s.mu.Unlock()
 	s.expired.Add(uint64(n))
 	return n, below > n, nil
@@ -166,4 +162,14 @@ func (s *Set) aboveHorizon(r Range) Range {
 		r.From = h
 	}
 	return r
+}
+
+// subtractCounts takes gone's counts from counts, forgetting those that
+// reach zero.
+func subtractCounts(counts, gone map[uint64]int) {
+	for d, n := range gone {
+		if counts[d] -= n; counts[d] <= 0 {
+			delete(counts, d)
+		}
+	}
 }

@@ -74,11 +74,20 @@ type traceShard struct {
 const traceShards = 64
 
 // valueLists maps each value an index files events under to their keys.
-// Keys come in runs of one value, and a run skips the map.
-type valueLists struct{ runMap[indexValue, keyList] }
+type valueLists map[indexValue]*keyList
 
 // insert files k under v.
-func (vl *valueLists) insert(v indexValue, k Key) { vl.of(v).insert(k) }
+func (vl *valueLists) insert(v indexValue, k Key) {
+	l := (*vl)[v]
+	if l == nil {
+		if *vl == nil {
+			*vl = make(valueLists)
+		}
+		l = new(keyList)
+		(*vl)[v] = l
+	}
+	l.insert(k)
+}
 
 var _ backend = (*memoryBackend)(nil)
 
@@ -290,7 +299,7 @@ func (b *memoryBackend) list(ctx context.Context, i Index, value string, r Range
 		}
 		lists, mu := b.lists(i, v)
 		mu.RLock()
-		if l := lists.entries[v]; l != nil {
+		if l := (*lists)[v]; l != nil {
 			if descending {
 				l.descend(before, collect)
 			} else {
@@ -323,7 +332,7 @@ func (b *memoryBackend) expire(_ context.Context, before Key) (expiry, error) {
 	traces := make(map[events.TraceID]struct{})
 	var bad error
 	b.mu.Lock()
-	dropLists(&b.mu.byNode.runMap, before, gone.nodes, func(k Key) {
+	dropLists(b.mu.byNode, before, gone.nodes, func(k Key) {
 		ev, ok := b.mu.events[k.ID()]
 		if !ok {
 			return
@@ -340,7 +349,7 @@ func (b *memoryBackend) expire(_ context.Context, before Key) (expiry, error) {
 		}
 		gone.n++
 	})
-	dropLists(&b.mu.byKind.runMap, before, gone.kinds, func(Key) {})
+	dropLists(b.mu.byKind, before, gone.kinds, func(Key) {})
 	if b.mu.dropped > len(b.mu.events) {
 		fresh := make(map[events.ID]memoryEvent, len(b.mu.events))
 		maps.Copy(fresh, b.mu.events)
@@ -351,9 +360,9 @@ func (b *memoryBackend) expire(_ context.Context, before Key) (expiry, error) {
 	for t := range traces {
 		shard := b.traceShard(t)
 		shard.Lock()
-		if l := shard.entries[indexValue(t)]; l != nil {
+		if l := shard.valueLists[indexValue(t)]; l != nil {
 			if l.dropBelow(before, func(Key) {}); l.empty() {
-				shard.delete(indexValue(t))
+				delete(shard.valueLists, indexValue(t))
 			}
 		}
 		shard.Unlock()
@@ -364,14 +373,14 @@ func (b *memoryBackend) expire(_ context.Context, before Key) (expiry, error) {
 // dropLists drops the keys below before from lists, calling fn with each,
 // counts them by the digest the list's value holds, into counts if it is
 // not nil, and forgets the lists left empty.
-func dropLists(lists *runMap[indexValue, keyList], before Key, counts map[uint64]int, fn func(Key)) {
-	for v, l := range lists.entries {
+func dropLists(lists valueLists, before Key, counts map[uint64]int, fn func(Key)) {
+	for v, l := range lists {
 		n := l.dropBelow(before, fn)
 		if counts != nil && n > 0 {
 			counts[binary.BigEndian.Uint64(v[:8])] += n
 		}
 		if l.empty() {
-			lists.delete(v)
+			delete(lists, v)
 		}
 	}
 }
@@ -387,7 +396,7 @@ func (b *memoryBackend) bytes(context.Context) (total, reclaimable int64, err er
 		n += int64(cap(s))
 	}
 	for _, lists := range []*valueLists{&b.mu.byNode, &b.mu.byKind} {
-		for _, l := range lists.entries {
+		for _, l := range *lists {
 			n += l.bytes()
 		}
 	}
@@ -395,7 +404,7 @@ func (b *memoryBackend) bytes(context.Context) (total, reclaimable int64, err er
 	for i := range b.traces {
 		shard := &b.traces[i]
 		shard.RLock()
-		for _, l := range shard.entries {
+		for _, l := range shard.valueLists {
 			n += l.bytes()
 		}
 		shard.RUnlock()

@@ -124,9 +124,9 @@ func (s *Set) IndexCount(i Index, value string) int {
 	defer s.mu.RUnlock()
 	switch i {
 	case ByNode:
-		return s.mu.nodes.get(digest(value))
+		return s.mu.nodes[digest(value)]
 	case ByKind:
-		return s.mu.kinds.get(digest(value))
+		return s.mu.kinds[digest(value)]
 	}
 	return -1
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -49,8 +50,9 @@ type Set struct {
 	mu struct {
 		sync.RWMutex
 		tree  *keytree.Tree
-		nodes valueCounts // events per origin node, by digest
-		kinds valueCounts // events per kind, by digest
+		// nodes and kinds count the events per origin node and per
+		// kind, by digest, which the query planner weighs indexes by.
+		nodes, kinds map[uint64]int
 	}
 	// horizon is the key below which the set keeps nothing (expire.go),
 	// read without a lock on every write; nil is MinKey.
@@ -95,7 +97,13 @@ func New(ctx context.Context, ds datastore.Batching, opts Options) (*Set, error)
 func withBackend(store backend, opts Options, keys []keytree.Key, nodes, kinds map[uint64]int) *Set {
 	s := &Set{store: store, limits: opts.Limits}
 	s.mu.tree = keytree.Build(keys)
-	s.mu.nodes, s.mu.kinds = newValueCounts(nodes), newValueCounts(kinds)
+	s.mu.nodes, s.mu.kinds = maps.Clone(nodes), maps.Clone(kinds)
+	if s.mu.nodes == nil {
+		s.mu.nodes = make(map[uint64]int)
+	}
+	if s.mu.kinds == nil {
+		s.mu.kinds = make(map[uint64]int)
+	}
 	return s
 }
 
@@ -395,8 +403,8 @@ func (s *Set) indexLocked(written []record) []record {
 		if !s.mu.tree.Insert(keytree.Key(r.key)) {
 			return false
 		}
-		s.mu.nodes.add(r.node)
-		s.mu.kinds.add(r.kind)
+		s.mu.nodes[r.node]++
+		s.mu.kinds[r.kind]++
 		return true
 	})
 }
