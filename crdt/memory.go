@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"sync"
-	"sync/atomic"
 	"unsafe"
 
 	"github.com/scopemesh/scopemesh/events"
@@ -38,9 +37,6 @@ type memoryBackend struct {
 		slabs [][]byte
 		// live counts the unexpired events in each slab.
 		live []int32
-		// spareAsked is set once a writer has been asked to make the
-		// spare slab, and cleared when the spare is taken.
-		spareAsked bool
 		// byNode and byKind file events under the digest of their
 		// origin node and of their kind.
 		byNode, byKind valueLists
@@ -52,16 +48,6 @@ type memoryBackend struct {
 	// and writers take it after the lock above, in parallel: it was a
 	// third of the time a write held that lock.
 	traces [traceShards]traceShard
-
-	// spare is the next slab, made by a writer once the last slab is half
-	// full, after it released the lock. Memory fresh from the kernel is
-	// mapped a page at a time as it is first written: copying events into
-	// a fresh slab under the lock took that lock through 256 page faults a
-	// slab, 3 % of the CPU of recording in memory with 8 callers (`perf
-	// record -g go run ./bench record -stores memory -callers 8 -events
-	// 1000000`, under memoryBackend.write). The spare's pages are written
-	// before it is handed over.
-	spare atomic.Pointer[[]byte]
 }
 
 // traceShard is a shard of the index by correlation.
@@ -159,11 +145,7 @@ func (b *memoryBackend) write(_ context.Context, recs []record) error {
 		b.mu.byNode.insert(digestIndexValue(r.node), r.key)
 		b.mu.byKind.insert(digestIndexValue(r.kind), r.key)
 	}
-	makeSpare := b.askSpareLocked()
 	b.mu.Unlock()
-	if makeSpare {
-		b.makeSpare()
-	}
 	// Every record goes to its trace's list, which holds a key once: a
 	// record stored already is there, or will be once the writer that
 	// stored it gets there.
@@ -193,7 +175,7 @@ func (b *memoryBackend) storeLocked(r *record) (slab, off, length uint32) {
 	size := len(r.x.Wire())
 	n := len(b.mu.slabs)
 	if n == 0 || len(b.mu.slabs[n-1])+size > cap(b.mu.slabs[n-1]) {
-		b.mu.slabs = append(b.mu.slabs, b.newSlabLocked(size))
+		b.mu.slabs = append(b.mu.slabs, make([]byte, 0, max(slabSize, size)))
 		b.mu.live = append(b.mu.live, 0)
 		n++
 	}
@@ -204,48 +186,6 @@ func (b *memoryBackend) storeLocked(r *record) (slab, off, length uint32) {
 	b.mu.live[n-1]++
 	return uint32(n - 1), uint32(at), uint32(size)
 }
-
-// newSlabLocked returns an empty slab with room for size bytes: the spare
-// if there is one and size fits in it.
-//
-// REQUIRES: b.mu (write)
-func (b *memoryBackend) newSlabLocked(size int) []byte {
-	if size <= slabSize {
-		if spare := b.spare.Swap(nil); spare != nil {
-			b.mu.spareAsked = false
-			return *spare
-		}
-	}
-	return make([]byte, 0, max(slabSize, size))
-}
-
-// askSpareLocked reports whether the caller is to make the spare slab,
-// once it has released the lock: whether the last slab is half full and
-// no writer has been asked yet.
-//
-// REQUIRES: b.mu (write)
-func (b *memoryBackend) askSpareLocked() bool {
-	n := len(b.mu.slabs)
-	if b.mu.spareAsked || n == 0 || len(b.mu.slabs[n-1]) < slabSize/2 {
-		return false
-	}
-	b.mu.spareAsked = true
-	return true
-}
-
-// makeSpare makes the spare slab and writes each of its pages.
-func (b *memoryBackend) makeSpare() {
-	slab := make([]byte, slabSize)
-	for i := 0; i < len(slab); i += pageSize {
-		slab[i] = 0
-	}
-	slab = slab[:0]
-	b.spare.Store(&slab)
-}
-
-// pageSize is the smallest page size of the systems Go runs on: writing a
-// byte every pageSize bytes writes every page.
-const pageSize = 4 << 10
 
 func (b *memoryBackend) event(_ context.Context, k Key) ([]byte, error) {
 	b.mu.RLock()

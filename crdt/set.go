@@ -49,14 +49,14 @@ type Set struct {
 
 	mu struct {
 		sync.RWMutex
-		tree  *keytree.Tree
+		tree *keytree.Tree
 		// nodes and kinds count the events per origin node and per
 		// kind, by digest, which the query planner weighs indexes by.
 		nodes, kinds map[uint64]int
 	}
 	// horizon is the key below which the set keeps nothing (expire.go),
 	// read without a lock on every write; nil is MinKey.
-	horizon atomic.Pointer[Key]
+	horizon          atomic.Pointer[Key]
 	expiring         sync.Mutex // Expire calls run one at a time
 	expired, refused atomic.Uint64
 
