@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/scopemesh/scopemesh/crdt/internal/keytree"
 	"github.com/scopemesh/scopemesh/events"
 )
 
@@ -91,14 +90,14 @@ func (s *Set) Bytes(ctx context.Context) (total, reclaimable int64, err error) {
 // KeyAt returns the key of the event of rank i among those at or above
 // the horizon, counting from the oldest, and false if there is none.
 func (s *Set) KeyAt(i int) (Key, bool) {
-	h := keytree.Key(s.Horizon())
+	h := s.Horizon()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	i += s.mu.tree.Rank(h)
 	if i < 0 || i >= s.mu.tree.Len() {
 		return Key{}, false
 	}
-	return Key(s.mu.tree.At(i)), true
+	return s.mu.tree.At(i), true
 }
 
 // Expire raises the set's horizon to before, if it lies above it, and
@@ -120,10 +119,10 @@ func (s *Set) Expire(ctx context.Context, before Key, limit int) (deleted int, m
 	}
 	h := s.Horizon()
 	s.mu.RLock()
-	below := s.mu.tree.Rank(keytree.Key(h))
+	below := s.mu.tree.Rank(h)
 	cut := h
 	if limit > 0 && below > limit {
-		cut = Key(s.mu.tree.At(limit))
+		cut = s.mu.tree.At(limit)
 	}
 	s.mu.RUnlock()
 	if below == 0 {
@@ -134,7 +133,7 @@ func (s *Set) Expire(ctx context.Context, before Key, limit int) (deleted int, m
 		return 0, true, fmt.Errorf("crdt: expiring events below %v: %w", cut, err)
 	}
 	s.mu.Lock()
-	n := s.mu.tree.DropBelow(keytree.Key(cut))
+	n := s.mu.tree.DropBelow(cut)
 	subtractCounts(s.mu.nodes, gone.nodes)
 	subtractCounts(s.mu.kinds, gone.kinds)
 	s.mu.Unlock()

@@ -94,7 +94,7 @@ func New(ctx context.Context, ds datastore.Batching, opts Options) (*Set, error)
 }
 
 // withBackend returns a set over store holding keys, with the given counts.
-func withBackend(store backend, opts Options, keys []keytree.Key, nodes, kinds map[uint64]int) *Set {
+func withBackend(store backend, opts Options, keys []Key, nodes, kinds map[uint64]int) *Set {
 	s := &Set{store: store, limits: opts.Limits}
 	s.mu.tree = keytree.Build(keys)
 	s.mu.nodes, s.mu.kinds = maps.Clone(nodes), maps.Clone(kinds)
@@ -365,7 +365,7 @@ func (s *Set) commitInMemory(ctx context.Context, mem *memoryBackend, recs []rec
 // by key and without duplicates. It reorders recs.
 func (s *Set) unseen(recs []record) []record {
 	s.mu.RLock()
-	fresh := keepRecords(recs, func(r *record) bool { return !s.mu.tree.Has(keytree.Key(r.key)) })
+	fresh := keepRecords(recs, func(r *record) bool { return !s.mu.tree.Has(r.key) })
 	s.mu.RUnlock()
 	return sortedUnique(fresh)
 }
@@ -400,7 +400,7 @@ func sortedUnique(recs []record) []record {
 // REQUIRES: s.mu (write)
 func (s *Set) indexLocked(written []record) []record {
 	return keepRecords(written, func(r *record) bool {
-		if !s.mu.tree.Insert(keytree.Key(r.key)) {
+		if !s.mu.tree.Insert(r.key) {
 			return false
 		}
 		s.mu.nodes[r.node]++
@@ -413,7 +413,7 @@ func (s *Set) indexLocked(written []record) []record {
 func (s *Set) Len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.mu.tree.Len() - s.mu.tree.Rank(keytree.Key(s.Horizon()))
+	return s.mu.tree.Len() - s.mu.tree.Rank(s.Horizon())
 }
 
 // Has reports whether the set holds the event with key k.
@@ -423,7 +423,7 @@ func (s *Set) Has(k Key) bool {
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.mu.tree.Has(keytree.Key(k))
+	return s.mu.tree.Has(k)
 }
 
 // HasID reports whether the set holds the event with ID id. Unlike Has, it

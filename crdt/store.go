@@ -19,7 +19,6 @@ import (
 	"github.com/ipfs/go-datastore"
 	dsq "github.com/ipfs/go-datastore/query"
 
-	"github.com/scopemesh/scopemesh/crdt/internal/keytree"
 	"github.com/scopemesh/scopemesh/events"
 	"github.com/scopemesh/scopemesh/hlc"
 )
@@ -274,7 +273,7 @@ func parseIndexEntry(s string) (segment string, k Key, err error) {
 	return s[j+1 : i], k, nil
 }
 
-func (b *datastoreBackend) load(ctx context.Context) (keys []keytree.Key, nodes, kinds map[uint64]int, err error) {
+func (b *datastoreBackend) load(ctx context.Context) (keys []Key, nodes, kinds map[uint64]int, err error) {
 	byNode, err := b.loadIndex(ctx, nodePrefix)
 	if err != nil {
 		return nil, nil, nil, err
@@ -297,7 +296,7 @@ func (b *datastoreBackend) load(ctx context.Context) (keys []keytree.Key, nodes,
 // loadedIndex is one index as read at open: its event keys, in runs that
 // each hold one value's keys in order, and the count per value digest.
 type loadedIndex struct {
-	keys   []keytree.Key
+	keys   []Key
 	runs   []int // start of each run in keys
 	counts map[uint64]int
 }
@@ -319,7 +318,7 @@ func (b *datastoreBackend) loadIndex(ctx context.Context, prefix string) (*loade
 		if err != nil {
 			return fmt.Errorf("%w: index entry %q: %v", ErrCorrupt, entry, err)
 		}
-		idx.keys = append(idx.keys, keytree.Key(k))
+		idx.keys = append(idx.keys, k)
 		idx.counts[d]++
 		return nil
 	}
@@ -337,9 +336,9 @@ func (b *datastoreBackend) loadIndex(ctx context.Context, prefix string) (*loade
 // sorted returns the index's keys in order, merging its sorted runs
 // pairwise: O(n log runs), where sorting would be O(n log n) and, at a
 // million keys, several times slower.
-func (idx *loadedIndex) sorted() []keytree.Key {
+func (idx *loadedIndex) sorted() []Key {
 	keys, runs := idx.keys, append(idx.runs, len(idx.keys))
-	buf := make([]keytree.Key, len(keys))
+	buf := make([]Key, len(keys))
 	for len(runs) > 2 {
 		merged := runs[:0:0]
 		for i := 0; i+1 < len(runs); i += 2 {
@@ -357,9 +356,9 @@ func (idx *loadedIndex) sorted() []keytree.Key {
 }
 
 // mergeRuns merges the sorted a and b into dst.
-func mergeRuns(dst, a, b []keytree.Key) {
+func mergeRuns(dst, a, b []Key) {
 	for len(a) > 0 && len(b) > 0 {
-		if a[0].Compare(&b[0]) <= 0 {
+		if a[0].Compare(b[0]) <= 0 {
 			dst[0], a = a[0], a[1:]
 		} else {
 			dst[0], b = b[0], b[1:]
