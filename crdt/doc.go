@@ -47,12 +47,11 @@
 // go-datastore's query API cannot seek, so the set keeps every key in an
 // in-memory B+tree, rebuilt at New from the node index (one keys-only scan).
 // Inner nodes carry the count and the sum of the IDs below them, so a range's
-// count, its fingerprint and its k-th key cost O(log n). Beside it, a table
-// in memory finds an event's key by its ID (a 12-byte entry and, as the
-// table is kept between a quarter and half full, 16 to 32 bytes of slots an
-// event). Secondary indexes (by correlation, origin node and kind) live in
-// the datastore, written in the same batch as the event; a memory set
-// keeps them as sorted key lists. The datastore's layout carries a version
+// count, its fingerprint and its k-th key cost O(log n). Beside it, a map
+// in memory finds an event's key by its ID. Secondary indexes (by
+// correlation, origin node and kind) live in the datastore, written in the
+// same batch as the event; a memory set keeps them as sorted key lists
+// (package memset). The datastore's layout carries a version
 // (store.go): New rewrites a store in an older layout in place, a batch at
 // a time, and refuses one in a layout it does not know (layout.go).
 //

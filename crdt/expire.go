@@ -79,7 +79,7 @@ func (s *Set) Bytes(ctx context.Context) (total, reclaimable int64, err error) {
 	}
 	defer s.inUse.Done()
 	total, reclaimable, err = s.store.bytes(ctx)
-	if _, ok := s.store.(*memoryBackend); ok {
+	if _, ok := s.store.(memoryBackend); ok {
 		s.mu.RLock()
 		total += int64(s.mu.tree.Bytes())
 		s.mu.RUnlock()

@@ -333,7 +333,7 @@ func TestHorizonSurvivesReopen(t *testing.T) {
 func TestMemoryExpiryFreesMemory(t *testing.T) {
 	ctx := context.Background()
 	s := newMemorySet(t)
-	mem := s.store.(*memoryBackend)
+	mem := s.store.(memoryBackend)
 	all := fixture.New(11, 4).Batch(20_000)
 	if _, err := s.Merge(ctx, all); err != nil {
 		t.Fatal(err)
@@ -351,8 +351,8 @@ func TestMemoryExpiryFreesMemory(t *testing.T) {
 	if left > full/4 {
 		t.Fatalf("the memory set holds %d bytes of %d after 95 %% of its events expired", left, full)
 	}
-	if len(mem.mu.events) != 1000 {
-		t.Fatalf("the event table holds %d entries for 1000 events", len(mem.mu.events))
+	if n := mem.Len(); n != 1000 {
+		t.Fatalf("the event table holds %d entries for 1000 events", n)
 	}
 	checkAboveHorizon(t, s, all, KeyOf(sorted[19_000]), true)
 	// The survivors are still found by ID, and new events too.

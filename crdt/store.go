@@ -49,10 +49,8 @@ import (
 // value can put a '/' in a key. keyText is base 64 in an alphabet in ASCII
 // order, without padding, so that values of one length keep their byte
 // order in text and an index prefix lists its events in key order. Layout
-// 1 had lowercase hex in its place: keys half as long again, which took 15
-// % more of the CPU of recording on Pebble, 20.3 against 17.6 µs an event
-// (`go run ./bench record -stores pebble -callers 8`, 8 runs of each
-// alternating), and more room on disk. Layout 2 filed the correlation
+// 1 had lowercase hex in its place: keys half as long again, which cost
+// CPU and room on disk. Layout 2 filed the correlation
 // index by trace alone, /c/<trace>/<key>.
 const (
 	eventPrefix       = "/e/"
@@ -212,17 +210,17 @@ func appendEntries(recs []record, buckets *bucketTable, put func(key, value []by
 			if buf, filed = prefix(buf[:0], r); !filed {
 				continue
 			}
-			buf = keyText.AppendEncode(buf, r.key[:])
+			buf = keyText.AppendEncode(buf, r.Key[:])
 			if err := put(buf, nil); err != nil {
-				return fmt.Errorf("writing index of event %v: %w", r.x.Header().ID, err)
+				return fmt.Errorf("writing index of event %v: %w", r.X.Header().ID, err)
 			}
 		}
 		return nil
 	}
-	bucketOf := func(r *record) bucket { return buckets.of(r.key.Time().Wall) }
+	bucketOf := func(r *record) bucket { return buckets.of(r.Key.Time().Wall) }
 	var used []bucket
 	for i := range recs {
-		if !recs[i].trace.IsZero() {
+		if !recs[i].Trace.IsZero() {
 			used = append(used, bucketOf(&recs[i]))
 		}
 	}
@@ -233,27 +231,27 @@ func appendEntries(recs []record, buckets *bucketTable, put func(key, value []by
 		}
 	}
 	slices.SortFunc(recs, func(a, b record) int {
-		return cmp.Or(cmpBucket(bucketOf(&a), bucketOf(&b)), bytes.Compare(a.trace[:], b.trace[:]), a.key.Compare(b.key))
+		return cmp.Or(cmpBucket(bucketOf(&a), bucketOf(&b)), bytes.Compare(a.Trace[:], b.Trace[:]), a.Key.Compare(b.Key))
 	})
 	err := entries(func(dst []byte, r *record) ([]byte, bool) {
-		return appendBucketTracePrefix(dst, bucketOf(r), r.trace), !r.trace.IsZero()
+		return appendBucketTracePrefix(dst, bucketOf(r), r.Trace), !r.Trace.IsZero()
 	})
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(recs, func(a, b record) int { return cmp.Or(cmp.Compare(a.kind, b.kind), a.key.Compare(b.key)) })
-	if err := entries(func(dst []byte, r *record) ([]byte, bool) { return appendDigestPrefix(dst, kindPrefix, r.kind), true }); err != nil {
+	slices.SortFunc(recs, func(a, b record) int { return cmp.Or(cmp.Compare(a.Kind, b.Kind), a.Key.Compare(b.Key)) })
+	if err := entries(func(dst []byte, r *record) ([]byte, bool) { return appendDigestPrefix(dst, kindPrefix, r.Kind), true }); err != nil {
 		return nil, err
 	}
-	slices.SortFunc(recs, func(a, b record) int { return cmp.Or(cmp.Compare(a.node, b.node), a.key.Compare(b.key)) })
-	if err := entries(func(dst []byte, r *record) ([]byte, bool) { return appendDigestPrefix(dst, nodePrefix, r.node), true }); err != nil {
+	slices.SortFunc(recs, func(a, b record) int { return cmp.Or(cmp.Compare(a.Node, b.Node), a.Key.Compare(b.Key)) })
+	if err := entries(func(dst []byte, r *record) ([]byte, bool) { return appendDigestPrefix(dst, nodePrefix, r.Node), true }); err != nil {
 		return nil, err
 	}
-	slices.SortFunc(recs, func(a, b record) int { return a.key.Compare(b.key) })
+	slices.SortFunc(recs, func(a, b record) int { return a.Key.Compare(b.Key) })
 	for _, r := range recs {
-		buf = appendEventKey(buf[:0], r.key)
-		if err := put(buf, r.x.Wire()); err != nil {
-			return nil, fmt.Errorf("writing event %v: %w", r.x.Header().ID, err)
+		buf = appendEventKey(buf[:0], r.Key)
+		if err := put(buf, r.X.Wire()); err != nil {
+			return nil, fmt.Errorf("writing event %v: %w", r.X.Header().ID, err)
 		}
 	}
 	return added, nil
@@ -391,7 +389,7 @@ func (b *datastoreBackend) write(ctx context.Context, recs []record) error {
 		b.buckets.add(added)
 		b.fileIDs(func(yield func(Key) bool) {
 			for _, r := range recs {
-				if !yield(r.key) {
+				if !yield(r.Key) {
 					return
 				}
 			}

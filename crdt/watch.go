@@ -195,11 +195,11 @@ func (w *Watch) offer(recs []record) {
 			w.growLocked()
 		}
 		if w.mu.gap == nil && w.mu.n < len(w.mu.ring) {
-			w.mu.ring[(w.mu.head+w.mu.n)%len(w.mu.ring)] = r.x
+			w.mu.ring[(w.mu.head+w.mu.n)%len(w.mu.ring)] = r.X
 			w.mu.n++
 			continue
 		}
-		k := r.key
+		k := r.Key
 		if w.mu.gap == nil {
 			w.mu.gap = &GapError{From: k}
 		} else if k.Compare(w.mu.gap.From) < 0 {
@@ -212,7 +212,7 @@ func (w *Watch) offer(recs []record) {
 }
 
 // takes reports whether the Watch takes r's event.
-func (w *Watch) takes(r *record) bool { return !w.byNode || r.node == w.node }
+func (w *Watch) takes(r *record) bool { return !w.byNode || r.Node == w.node }
 
 // takesAny reports whether the Watch takes any of recs' events.
 func (w *Watch) takesAny(recs []record) bool {
@@ -229,15 +229,6 @@ func (w *Watch) takesAny(recs []record) bool {
 // REQUIRES: w.mu
 func (w *Watch) growLocked() {
 	ring := make([]events.Encoded, min(2*len(w.mu.ring), w.mu.limit))
-	// While the collector marks, a write of an event into the ring reads
-	// the pointers it replaces first. A fresh page first read maps the
-	// shared zero page, and the write then faults again and flushes every
-	// core's TLB: 3.5 % of the CPU of 3 nodes all recording (`perf record
-	// -g go run ./bench replicate -rate 0 -writers all -events 400000`,
-	// under do_wp_page). Clearing the ring now writes each page first,
-	// unless the collector is marking, when clearing reads it too: the
-	// flushes fell to 1.5 % in the same profile.
-	clear(ring)
 	for i := range w.mu.n {
 		ring[i] = w.mu.ring[(w.mu.head+i)%len(w.mu.ring)]
 	}

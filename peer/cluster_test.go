@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
@@ -18,7 +20,6 @@ import (
 	"github.com/scopemesh/scopemesh/crdt"
 	"github.com/scopemesh/scopemesh/events"
 	"github.com/scopemesh/scopemesh/hlc"
-	"github.com/scopemesh/scopemesh/internal/memstore"
 	"github.com/scopemesh/scopemesh/internal/poll"
 )
 
@@ -112,7 +113,7 @@ func addNode(t testing.TB, mn mocknet.Mocknet, i int, opts clusterOptions) *test
 	if err != nil {
 		t.Fatal(err)
 	}
-	set, err := crdt.New(context.Background(), memstore.New(), crdt.Options{})
+	set, err := crdt.New(context.Background(), dssync.MutexWrap(datastore.NewMapDatastore()), crdt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
