@@ -2,8 +2,9 @@
 // benchmarks run the event set's datastore layout. It is not the memory
 // set (crdt/memset, crdt.NewMemory), and no node uses it: a node without a
 // data directory keeps its events in the memory set and its other records
-// in go-datastore's map datastore. It goes once its last users, the
-// reconciler's tests and the query benchmark, move off it.
+// in go-datastore's map datastore. It goes once its last users move off
+// it: the reconciler's tests (moving to package rbsr without it) and the
+// query benchmark, which fills a datastore set of a million events.
 //
 // That layout keeps each event under /e/<key> and its index entries under
 // prefixes such as /n/<node>/<key>, and reads them with keys-only prefix
