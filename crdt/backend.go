@@ -90,23 +90,6 @@ func digest(value string) uint64 {
 	return h
 }
 
-// digestMemo remembers the last value digested and its digest. The events
-// of a merged batch mostly share their origin and come in runs of one
-// kind, and hashing a node's 52-byte ID costs more than comparing it.
-type digestMemo struct {
-	value  string
-	digest uint64
-	ok     bool
-}
-
-// of returns digest(value).
-func (m *digestMemo) of(value string) uint64 {
-	if !m.ok || value != m.value {
-		m.value, m.digest, m.ok = value, digest(value), true
-	}
-	return m.digest
-}
-
 // indexed reports whether index i lists e under value.
 func indexed(i Index, e events.Event, value string) bool {
 	switch i {

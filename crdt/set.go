@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,10 +61,6 @@ type Set struct {
 
 	watches watchList
 	inUse   sync.WaitGroup // calls under way that use the store
-
-	// lastAdded is the digest of the origin of the event last added by
-	// AddEncoded. It never changes once stored.
-	lastAdded atomic.Pointer[digestMemo]
 }
 
 // New opens the set stored in ds, rebuilding the ordered index from it.
@@ -155,14 +150,7 @@ func (s *Set) add(ctx context.Context, x events.Encoded, shared bool) (bool, err
 	if s.closed.Load() {
 		return false, ErrClosed
 	}
-	// A node adds its own events, so the digest of the origin is mostly
-	// that of the last add, and need not be hashed again.
-	var nodes, kinds digestMemo
-	last := s.lastAdded.Load()
-	if last != nil {
-		nodes = *last
-	}
-	rec, err := s.record(x, &nodes, &kinds)
+	rec, err := s.record(x)
 	if err != nil {
 		return false, fmt.Errorf("crdt: %w", err)
 	}
@@ -170,11 +158,6 @@ func (s *Set) add(ctx context.Context, x events.Encoded, shared bool) (bool, err
 		return false, fmt.Errorf("%w: %v", ErrExpired, rec.Key)
 	}
 	rec.Shared = shared
-	if last == nil || last.value != nodes.value {
-		// A copy of the name: x's may share memory its caller reuses.
-		stored := digestMemo{value: strings.Clone(nodes.value), digest: nodes.digest, ok: true}
-		s.lastAdded.Store(&stored)
-	}
 	// One record a call adds up: a pooled slice to hand it in saves the
 	// garbage collector a few hundred bytes per event.
 	one := singles.Get().(*[1]record)
@@ -233,9 +216,8 @@ func (s *Set) mergeEncoded(ctx context.Context, batch []events.Encoded, shared b
 	}
 	recs := getRecords(len(batch))
 	defer putRecords(recs)
-	var nodes, kinds digestMemo
 	for i, x := range batch {
-		rec, err := s.record(x, &nodes, &kinds)
+		rec, err := s.record(x)
 		if err != nil {
 			return fmt.Errorf("crdt: event %d of %d: %w", i, len(batch), err)
 		}
@@ -277,9 +259,8 @@ func putRecords(p *[]record) {
 
 // record returns x ready to write, checking it first unless it was checked
 // under the set's limits. Encoding checks the event: it hashes the content
-// it writes and compares the hash with the ID. It digests the event's node
-// and kind through the memos.
-func (s *Set) record(x events.Encoded, nodes, kinds *digestMemo) (record, error) {
+// it writes and compares the hash with the ID.
+func (s *Set) record(x events.Encoded) (record, error) {
 	if !x.CheckedUnder(s.limits) {
 		var err error
 		if x, err = s.limits.Encode(x.Event()); err != nil {
@@ -287,7 +268,7 @@ func (s *Set) record(x events.Encoded, nodes, kinds *digestMemo) (record, error)
 		}
 	}
 	e := x.Header()
-	return record{X: x, Key: KeyOf(e), Node: nodes.of(e.Node), Kind: kinds.of(e.Kind), Trace: e.Correlation}, nil
+	return record{X: x, Key: KeyOf(e), Node: digest(e.Node), Kind: digest(e.Kind), Trace: e.Correlation}, nil
 }
 
 // commit stores the records, adds them to the ordered index and tells the
