@@ -11,9 +11,9 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
 	"github.com/libp2p/go-libp2p/core/crypto"
 
-	"github.com/scopemesh/scopemesh/internal/memstore"
 	"github.com/scopemesh/scopemesh/internal/pebblestore"
 )
 
@@ -55,8 +55,8 @@ func openStore(cfg Config) (datastore.Batching, func() error, error) {
 	}
 	if cfg.DataDir == "" {
 		// The events live in the set itself (crdt.NewMemory); this holds
-		// what else a node keeps, such as the DHT's records.
-		ds := memstore.New()
+		// what else a node keeps, such as the DHT's records, which are few.
+		ds := dssync.MutexWrap(datastore.NewMapDatastore())
 		return ds, ds.Close, nil
 	}
 	var opts pebblestore.Options

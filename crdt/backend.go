@@ -4,19 +4,20 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/scopemesh/scopemesh/crdt/memset"
 	"github.com/scopemesh/scopemesh/events"
 )
 
 // backend keeps a set's events and their secondary index entries: a
 // go-datastore (datastoreBackend) or, for a set that lives only in memory,
-// an event table, slabs and sorted key lists of its own (memoryBackend). The
+// a memset.Store (memoryBackend). The
 // ordered index of every key, with its counts and sums, lives in the Set
 // itself, whatever the backend.
 //
 // A backend is safe for concurrent use and never calls back into the Set.
 // The memory backend calls fn without holding its lock; the datastore one
 // calls it from the datastore's listing, which must let fn read the
-// datastore meanwhile (memstore's and Pebble's do), so fn may use the set.
+// datastore meanwhile (Pebble's and go-datastore's map datastore do), so fn may use the set.
 type backend interface {
 	// write stores recs, sorted by key and without duplicates, with their
 	// index entries: all of them or, on error, none. It leaves recs in
@@ -47,29 +48,9 @@ type backend interface {
 	bytes(ctx context.Context) (total, reclaimable int64, err error)
 }
 
-// record is an event on its way into the store: x.Event(), stored as
-// x.Wire() under key. node and kind are the digests of its origin and kind,
-// and trace its correlation (zero if none), worked out once, before any
-// lock is taken: sorts and index updates read them many times, and reading
-// them through x copies the whole event.
-type record struct {
-	x          events.Encoded
-	key        Key
-	node, kind uint64
-	trace      events.TraceID
-	// shared is whether x's wire form is memory of the caller of a merge
-	// or an add, reused once the call returns. A commit replaces it with
-	// the set's own copy before it tells the watches, which keep x.
-	shared bool
-}
-
-// own gives r a wire form of its own if its memory is the caller's.
-func (r *record) own() {
-	if r.shared {
-		r.x.MoveTo(nil)
-		r.shared = false
-	}
-}
+// record is an event on its way into the store, with what the indexes
+// file it under; the memory set's type, which the datastore takes too.
+type record = memset.Record
 
 // Index names a secondary index of the set.
 type Index int
@@ -107,23 +88,6 @@ func digest(value string) uint64 {
 		h *= prime
 	}
 	return h
-}
-
-// digestMemo remembers the last value digested and its digest. The events
-// of a merged batch mostly share their origin and come in runs of one
-// kind, and hashing a node's 52-byte ID costs more than comparing it.
-type digestMemo struct {
-	value  string
-	digest uint64
-	ok     bool
-}
-
-// of returns digest(value).
-func (m *digestMemo) of(value string) uint64 {
-	if !m.ok || value != m.value {
-		m.value, m.digest, m.ok = value, digest(value), true
-	}
-	return m.digest
 }
 
 // indexed reports whether index i lists e under value.

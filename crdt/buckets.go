@@ -17,8 +17,7 @@ import (
 // range deletion, once retention has passed its end: entries of random
 // traces scattered over the store would each need a tombstone, which
 // compactions carry down the store and rewrite with every table they
-// touch. Those tombstones made recording on Pebble with retention running
-// a sixth slower than without (`go run ./bench retain`). A trace lookup
+// touch, and which slowed recording with retention running. A trace lookup
 // reads every bucket the set holds, which records under /b/ list: buckets
 // of about an eighth of the retention keep both the lookups and the
 // entries that outlive the horizon within their bucket few.

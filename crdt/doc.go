@@ -37,12 +37,11 @@
 // go-datastore's query API cannot seek, so the set keeps every key in an
 // in-memory B+tree, rebuilt at New from the node index (one keys-only scan).
 // Inner nodes carry the count and the sum of the IDs below them, so a range's
-// count, its fingerprint and its k-th key cost O(log n). Beside it, a table
-// in memory finds an event's key by its ID (a 12-byte entry and, as the
-// table is kept between a quarter and half full, 16 to 32 bytes of slots an
-// event). Secondary indexes (by correlation, origin node and kind) live in
-// the datastore, written in the same batch as the event; a memory set
-// keeps them as sorted key lists. The datastore's layout carries a version
+// count, its fingerprint and its k-th key cost O(log n). Beside it, a map
+// in memory finds an event's key by its ID. Secondary indexes (by
+// correlation, origin node and kind) live in the datastore, written in the
+// same batch as the event; a memory set keeps them as sorted key lists
+// (package memset). The datastore's layout carries a version
 // (store.go): New rewrites a store in an older layout in place, a batch at
 // a time, and refuses one in a layout it does not know (layout.go).
 //
@@ -55,9 +54,8 @@
 // commits: a writer leads a group of those that arrived meanwhile, whose
 // batch goes in key order to spare Pebble's memtable most of its search
 // (groupcommit.go). A memory set stores events and updates its ordered
-// index under a lock each, which a writer spins for, yielding between
-// rounds, rather than wait: each step is shorter than a goroutine's park
-// and wake (spinlock.go). Its index by trace, the costliest to update, is
+// index under a lock each, so that one writer's store overlaps another's
+// index update. Its index by trace, the costliest to update, is
 // in shards with locks of their own, which writers take after the first
 // lock, in parallel.
 //

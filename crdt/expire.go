@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/scopemesh/scopemesh/crdt/internal/keytree"
 	"github.com/scopemesh/scopemesh/events"
 )
 
@@ -80,7 +79,7 @@ func (s *Set) Bytes(ctx context.Context) (total, reclaimable int64, err error) {
 	}
 	defer s.inUse.Done()
 	total, reclaimable, err = s.store.bytes(ctx)
-	if _, ok := s.store.(*memoryBackend); ok {
+	if _, ok := s.store.(memoryBackend); ok {
 		s.mu.RLock()
 		total += int64(s.mu.tree.Bytes())
 		s.mu.RUnlock()
@@ -91,14 +90,14 @@ func (s *Set) Bytes(ctx context.Context) (total, reclaimable int64, err error) {
 // KeyAt returns the key of the event of rank i among those at or above
 // the horizon, counting from the oldest, and false if there is none.
 func (s *Set) KeyAt(i int) (Key, bool) {
-	h := keytree.Key(s.Horizon())
+	h := s.Horizon()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	i += s.mu.tree.Rank(h)
 	if i < 0 || i >= s.mu.tree.Len() {
 		return Key{}, false
 	}
-	return Key(s.mu.tree.At(i)), true
+	return s.mu.tree.At(i), true
 }
 
 // Expire raises the set's horizon to before, if it lies above it, and
@@ -120,10 +119,10 @@ func (s *Set) Expire(ctx context.Context, before Key, limit int) (deleted int, m
 	}
 	h := s.Horizon()
 	s.mu.RLock()
-	below := s.mu.tree.Rank(keytree.Key(h))
+	below := s.mu.tree.Rank(h)
 	cut := h
 	if limit > 0 && below > limit {
-		cut = Key(s.mu.tree.At(limit))
+		cut = s.mu.tree.At(limit)
 	}
 	s.mu.RUnlock()
 	if below == 0 {
@@ -133,19 +132,12 @@ func (s *Set) Expire(ctx context.Context, before Key, limit int) (deleted int, m
 	if err != nil {
 		return 0, true, fmt.Errorf("crdt: expiring events below %v: %w", cut, err)
 	}
-	s.mu.lockSpinning(s.spin)
-	n := s.mu.tree.DropBelow(keytree.Key(cut))
-	for d, c := range gone.nodes {
-		s.mu.nodes.sub(d, c)
-	}
-	for d, c := range gone.kinds {
-		s.mu.kinds.sub(d, c)
-	}
-	s.mu.unlockSpinning()
+	s.mu.Lock()
+	n := s.mu.tree.DropBelow(cut)
+	subtractCounts(s.mu.nodes, gone.nodes)
+	subtractCounts(s.mu.kinds, gone.kinds)
+	s.mu.Unlock()
 	s.expired.Add(uint64(n))
-	if r, ok := s.store.(refiler); ok && r.stale() > s.Len() {
-		s.refile(r)
-	}
 	return n, below > n, nil
 }
 
@@ -171,23 +163,12 @@ func (s *Set) aboveHorizon(r Range) Range {
 	return r
 }
 
-// refiler is a backend that files event IDs apart from the events, whose
-// table keeps entries of expired events until refiled.
-type refiler interface {
-	// stale returns how many entries of deleted events the table keeps.
-	stale() int
-	// refile files keys, the set's, afresh.
-	refile(keys func(yield func(Key) bool))
-}
-
-// refile refiles the set's keys in r, between commits: writers wait, once
-// every so many expired events, for as long as it takes.
-func (s *Set) refile(r refiler) {
-	s.commits.Lock()
-	defer s.commits.Unlock()
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	r.refile(func(yield func(Key) bool) {
-		s.mu.tree.Ascend(0, func(_ int, k keytree.Key) bool { return yield(Key(k)) })
-	})
+// subtractCounts takes gone's counts from counts, forgetting those that
+// reach zero.
+func subtractCounts(counts, gone map[uint64]int) {
+	for d, n := range gone {
+		if counts[d] -= n; counts[d] <= 0 {
+			delete(counts, d)
+		}
+	}
 }

@@ -333,7 +333,7 @@ func TestHorizonSurvivesReopen(t *testing.T) {
 func TestMemoryExpiryFreesMemory(t *testing.T) {
 	ctx := context.Background()
 	s := newMemorySet(t)
-	mem := s.store.(*memoryBackend)
+	mem := s.store.(memoryBackend)
 	all := fixture.New(11, 4).Batch(20_000)
 	if _, err := s.Merge(ctx, all); err != nil {
 		t.Fatal(err)
@@ -351,8 +351,8 @@ func TestMemoryExpiryFreesMemory(t *testing.T) {
 	if left > full/4 {
 		t.Fatalf("the memory set holds %d bytes of %d after 95 %% of its events expired", left, full)
 	}
-	if mem.mu.events.dead != 0 || mem.mu.events.n != 1000 {
-		t.Fatalf("the event table holds %d entries, %d dead, for 1000 events", mem.mu.events.n, mem.mu.events.dead)
+	if n := mem.Len(); n != 1000 {
+		t.Fatalf("the event table holds %d entries for 1000 events", n)
 	}
 	checkAboveHorizon(t, s, all, KeyOf(sorted[19_000]), true)
 	// The survivors are still found by ID, and new events too.
@@ -367,10 +367,10 @@ func TestMemoryExpiryFreesMemory(t *testing.T) {
 	}
 }
 
-// TestDatastoreRefilesIDs: once a datastore set's ID table files more
-// expired events than live ones, it is refiled from the ordered index, and
-// every live event, old or new, is still found by ID.
-func TestDatastoreRefilesIDs(t *testing.T) {
+// TestDatastoreForgetsExpiredIDs: a datastore set's ID table drops the
+// IDs of expired events, and every live event, old or new, is still found
+// by ID.
+func TestDatastoreForgetsExpiredIDs(t *testing.T) {
 	ctx := context.Background()
 	s := newSet(t, newMapStore())
 	ds := s.store.(*datastoreBackend)
@@ -386,8 +386,8 @@ func TestDatastoreRefilesIDs(t *testing.T) {
 	if _, _, err := s.Expire(ctx, KeyOf(sorted[2000]), 0); err != nil {
 		t.Fatal(err)
 	}
-	if n := ds.stale(); n != 0 {
-		t.Fatalf("the ID table still files %d expired events", n)
+	if n := len(ds.ids.m); n != 1000 {
+		t.Fatalf("the ID table files %d events, want the 1000 left", n)
 	}
 	late := later(t, fixture.New(14, 1).Batch(50), sorted[len(sorted)-1])
 	if _, err := s.Merge(ctx, late); err != nil {

@@ -26,10 +26,7 @@ type groupCommit struct {
 }
 
 // maxLeaders is how many group commits may be under way at once: while
-// one waits for the write-ahead log, the next applies to the memtable. With
-// 8 callers on 2 processors, two gave 73,000 events/s where one gave
-// 62,000, and 77,000 where four gave 73,000 (`go run ./bench record -stores
-// pebble -callers 8`, 8 runs of each in A-B-B-A order).
+// one waits for the write-ahead log, the next applies to the memtable.
 const maxLeaders = 2
 
 // maxGroupRecords bounds the records a leader takes from the queue: a group
@@ -79,10 +76,8 @@ func (g *groupCommit) write(recs []record, commit func([]record) error) error {
 
 	all := recs
 	if len(group) > 0 {
-		// A pooled slice: a group's records, a few hundred bytes each,
-		// were 40 % of the bytes recording on Pebble allocated (`go test
-		// -run '^$' -bench Record/pebble/callers=8 -benchmem -memprofile
-		// mem.prof .`).
+		// A pooled slice: a group's records are a few hundred bytes
+		// each, and most of what recording on Pebble would allocate.
 		pooled := getRecords(groupSize(recs, group))
 		defer putRecords(pooled)
 		all = append((*pooled)[:0], recs...)

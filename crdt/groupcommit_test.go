@@ -12,7 +12,7 @@ import (
 func recsOf(b byte, n int) []record {
 	recs := make([]record, n)
 	for i := range recs {
-		recs[i].key[0], recs[i].key[1] = b, byte(i)
+		recs[i].Key[0], recs[i].Key[1] = b, byte(i)
 	}
 	return recs
 }
@@ -56,7 +56,7 @@ func TestGroupCommitSharesCommits(t *testing.T) {
 			defer mu.Unlock()
 			for _, c := range commits {
 				for _, r := range c {
-					committed[w] = committed[w] || r.key[0] == byte(w)
+					committed[w] = committed[w] || r.Key[0] == byte(w)
 				}
 			}
 		})
@@ -88,10 +88,10 @@ func TestGroupCommitSharesCommits(t *testing.T) {
 	seen := map[Key]int{}
 	for _, c := range commits {
 		for i, r := range c {
-			seen[r.key]++
+			seen[r.Key]++
 			// A writer's records are consecutive in one commit.
-			if r.key[1] > 0 && (i == 0 || c[i-1].key != Key{0: r.key[0], 1: r.key[1] - 1}) {
-				t.Errorf("record %d of writer %d is not after its writer's previous one", r.key[1], r.key[0])
+			if r.Key[1] > 0 && (i == 0 || c[i-1].Key != Key{0: r.Key[0], 1: r.Key[1] - 1}) {
+				t.Errorf("record %d of writer %d is not after its writer's previous one", r.Key[1], r.Key[0])
 			}
 		}
 	}
@@ -125,9 +125,9 @@ func TestGroupCommitFailsTheGroup(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, r := range recs {
-			if r.key[0]%4 == 0 {
+			if r.Key[0]%4 == 0 {
 				for _, r := range recs {
-					failed[r.key[0]] = true
+					failed[r.Key[0]] = true
 				}
 				return errBad
 			}

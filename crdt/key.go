@@ -1,7 +1,6 @@
 package crdt
 
 import (
-	"bytes"
 	"encoding/hex"
 	"fmt"
 
@@ -16,8 +15,12 @@ const KeyLen = keytree.KeyLen
 // Key orders the events of a set: the 12-byte encoding of the event's hybrid
 // logical time followed by its 32-byte ID. Keys compare bytewise, so the set
 // orders events by time and breaks ties by ID; every replica therefore lists
-// the same events in the same order.
-type Key [KeyLen]byte
+// the same events in the same order. Its methods are Time, ID, Compare,
+// String, IsZero and Successor.
+//
+// It is the key type of the ordered index (and of the memory set), defined
+// there so that the index, the memory set and the set share one type.
+type Key = keytree.Key
 
 // MinKey is the smallest Key; no event has it.
 var MinKey Key
@@ -47,21 +50,6 @@ func KeyOf(e events.Event) Key { return MakeKey(e.Time, e.ID) }
 // a key at or after it.
 func TimeKey(t hlc.Timestamp) Key { return MakeKey(t, events.ID{}) }
 
-// Time returns the timestamp part of k.
-func (k Key) Time() hlc.Timestamp {
-	t, _ := hlc.DecodeTimestamp(k[:hlc.EncodedLen])
-	return t
-}
-
-// ID returns the event ID part of k.
-func (k Key) ID() events.ID { return events.ID(k[hlc.EncodedLen:]) }
-
-// Compare returns -1, 0 or +1 as k sorts before, with or after o.
-func (k Key) Compare(o Key) int { return bytes.Compare(k[:], o[:]) }
-
-// String returns the lowercase hex form of k, which sorts as k does.
-func (k Key) String() string { return hex.EncodeToString(k[:]) }
-
 // ParseKey reads the hex form of a Key.
 func ParseKey(s string) (Key, error) {
 	var k Key
@@ -73,6 +61,3 @@ func ParseKey(s string) (Key, error) {
 	}
 	return k, nil
 }
-
-// IsZero reports whether k is the zero Key, which no event has.
-func (k Key) IsZero() bool { return k == Key{} }

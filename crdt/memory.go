@@ -2,389 +2,76 @@ package crdt
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
-	"sync"
-	"sync/atomic"
 
+	"github.com/scopemesh/scopemesh/crdt/memset"
 	"github.com/scopemesh/scopemesh/events"
 )
 
 // NewMemory returns an empty set that keeps its events in memory only, for
 // nodes with nothing to persist. It behaves as a set on a datastore does,
-// at a fraction of the cost per event: encodings are copied into slabs and
-// found by ID through a compact table, and each index value's keys sit in a
-// sorted list, with no keys to format and no strings to compare.
+// at a fraction of the cost per event: encodings are copied into slabs,
+// and each index value's keys sit in a sorted list, with no keys to format
+// and no strings to compare (package memset).
 func NewMemory(opts Options) *Set {
-	return withBackend(newMemoryBackend(spinWorthwhile()), opts, nil, nil, nil)
+	return withBackend(memoryBackend{memset.New()}, opts, nil, nil, nil)
 }
 
-// memoryBackend keeps a set in maps and sorted key lists.
-type memoryBackend struct {
-	// spin is whether writers to the backend, and to its set's ordered
-	// index, spin for their locks (lockSpinning).
-	spin bool
+// memoryBackend is a set's backend over a memset.Store.
+type memoryBackend struct{ *memset.Store }
 
-	mu struct {
-		spinLock
-		events eventTable
-		// slabs hold the events' encodings back to back, each slab
-		// slabSize bytes or, for an event larger than that, the event
-		// alone. Slabs only grow, and a stored encoding never changes;
-		// a slab whose events have all expired is dropped (nil).
-		slabs [][]byte
-		// live counts the unexpired events in each slab.
-		live []int32
-		// spareAsked is set once a writer has been asked to make the
-		// spare slab, and cleared when the spare is taken.
-		spareAsked bool
-		// byNode and byKind file events under the digest of their
-		// origin node and of their kind.
-		byNode, byKind valueLists
-	}
+var _ backend = memoryBackend{}
 
-	// traces is the index by correlation, in shards by trace ID, each
-	// under a lock of its own. Finding a trace's list is the costliest
-	// step of a write — a map of every trace, mostly out of the cache —
-	// and writers take it after the lock above, in parallel: it was a
-	// third of the time a write held that lock.
-	traces [traceShards]traceShard
-
-	// spare is the next slab, made by a writer once the last slab is half
-	// full, after it released the lock. Memory fresh from the kernel is
-	// mapped a page at a time as it is first written: copying events into
-	// a fresh slab under the lock took that lock through 256 page faults a
-	// slab, 3 % of the CPU of recording in memory with 8 callers (`perf
-	// record -g go run ./bench record -stores memory -callers 8 -events
-	// 1000000`, under memoryBackend.write). The spare's pages are written
-	// before it is handed over.
-	spare atomic.Pointer[[]byte]
-}
-
-// traceShard is a shard of the index by correlation.
-type traceShard struct {
-	sync.RWMutex
-	valueLists
-}
-
-// traceShards is the number of shards of the index by correlation.
-const traceShards = 64
-
-// valueLists maps each value an index files events under to their keys.
-// Keys come in runs of one value, and a run skips the map.
-type valueLists struct{ runMap[indexValue, keyList] }
-
-// insert files k under v.
-func (vl *valueLists) insert(v indexValue, k Key) { vl.of(v).insert(k) }
-
-var _ backend = (*memoryBackend)(nil)
-
-// memoryEvent locates an event's encoding in the slabs. It holds no
-// pointers, so the garbage collector never scans the event table: at a
-// million events, tens of megabytes it would otherwise mark on every
-// cycle.
-type memoryEvent struct {
-	key       Key
-	slab, off uint32
-	len       uint32
-}
-
-// slabSize is the size of a slab of event encodings.
-const slabSize = 1 << 20
-
-// indexValue is a trace ID, or a node's or kind's digest in the first 8
-// bytes.
-type indexValue [16]byte
-
-// memoryChunk is how many keys list takes per read lock: it calls fn
-// without the lock held, so that fn may read the set.
-const memoryChunk = 256
-
-func newMemoryBackend(spin bool) *memoryBackend {
-	b := &memoryBackend{spin: spin}
-	b.mu.events = newEventTable()
-	return b
-}
-
-// valueOf returns the value under which index i files v.
-func valueOf(i Index, v string) (indexValue, error) {
-	switch i {
-	case ByCorrelation:
-		t, err := events.ParseTraceID(v)
-		return indexValue(t), err
-	case ByNode, ByKind:
-		return digestValue(v), nil
-	}
-	return indexValue{}, fmt.Errorf("crdt: unknown index %v", i)
-}
-
-func digestValue(v string) indexValue { return digestIndexValue(digest(v)) }
-
-func digestIndexValue(d uint64) indexValue {
-	var out indexValue
-	binary.BigEndian.PutUint64(out[:], d)
-	return out
-}
-
-func (b *memoryBackend) write(_ context.Context, recs []record) error {
-	b.mu.lockSpinning(b.spin)
-	for i := range recs {
-		r := &recs[i]
-		// The event first: a reader that finds an index entry finds the
-		// event too.
-		ev := b.mu.events.add(r.key, r.node)
-		if ev == nil {
-			// Stored already, by a writer that may not have indexed it
-			// yet: this record may be the one reported new.
-			r.own()
-			continue
-		}
-		ev.slab, ev.off, ev.len = b.storeLocked(r)
-		b.mu.byNode.insert(digestIndexValue(r.node), r.key)
-		b.mu.byKind.insert(digestIndexValue(r.kind), r.key)
-	}
-	makeSpare := b.askSpareLocked()
-	b.mu.unlockSpinning()
-	if makeSpare {
-		b.makeSpare()
-	}
-	// Every record goes to its trace's list, which holds a key once: a
-	// record stored already is there, or will be once the writer that
-	// stored it gets there.
-	for i := range recs {
-		if trace := recs[i].trace; !trace.IsZero() {
-			shard := b.traceShard(trace)
-			shard.Lock()
-			shard.insert(indexValue(trace), recs[i].key)
-			shard.Unlock()
-		}
-	}
+func (b memoryBackend) write(_ context.Context, recs []record) error {
+	b.Write(recs)
 	return nil
 }
 
-// traceShard returns the shard of the index by correlation that holds
-// trace's list.
-func (b *memoryBackend) traceShard(trace events.TraceID) *traceShard {
-	return &b.traces[trace[len(trace)-1]%traceShards]
-}
-
-// storeLocked copies r's encoding into the slabs, points r's event at the
-// copy, which never changes and is the one watches keep, and returns where
-// it went.
-//
-// REQUIRES: b.mu (write)
-func (b *memoryBackend) storeLocked(r *record) (slab, off, length uint32) {
-	size := len(r.x.Wire())
-	n := len(b.mu.slabs)
-	if n == 0 || len(b.mu.slabs[n-1])+size > cap(b.mu.slabs[n-1]) {
-		b.mu.slabs = append(b.mu.slabs, b.newSlabLocked(size))
-		b.mu.live = append(b.mu.live, 0)
-		n++
+func (b memoryBackend) event(_ context.Context, k Key) ([]byte, error) {
+	if data, ok := b.Event(k); ok {
+		return data, nil
 	}
-	s := &b.mu.slabs[n-1]
-	at := len(*s)
-	*s = r.x.MoveTo(*s)
-	r.shared = false
-	b.mu.live[n-1]++
-	return uint32(n - 1), uint32(at), uint32(size)
+	return nil, fmt.Errorf("%w: %v", ErrNotFound, k.ID())
 }
 
-// newSlabLocked returns an empty slab with room for size bytes: the spare
-// if there is one and size fits in it.
-//
-// REQUIRES: b.mu (write)
-func (b *memoryBackend) newSlabLocked(size int) []byte {
-	if size <= slabSize {
-		if spare := b.spare.Swap(nil); spare != nil {
-			b.mu.spareAsked = false
-			return *spare
-		}
+func (b memoryBackend) keyOf(_ context.Context, id events.ID) (Key, error) {
+	if k, ok := b.KeyOf(id); ok {
+		return k, nil
 	}
-	return make([]byte, 0, max(slabSize, size))
+	return Key{}, fmt.Errorf("%w: %v", ErrNotFound, id)
 }
 
-// askSpareLocked reports whether the caller is to make the spare slab,
-// once it has released the lock: whether the last slab is half full and
-// no writer has been asked yet.
-//
-// REQUIRES: b.mu (write)
-func (b *memoryBackend) askSpareLocked() bool {
-	n := len(b.mu.slabs)
-	if b.mu.spareAsked || n == 0 || len(b.mu.slabs[n-1]) < slabSize/2 {
-		return false
-	}
-	b.mu.spareAsked = true
-	return true
-}
-
-// makeSpare makes the spare slab and writes each of its pages.
-func (b *memoryBackend) makeSpare() {
-	slab := make([]byte, slabSize)
-	for i := 0; i < len(slab); i += pageSize {
-		slab[i] = 0
-	}
-	slab = slab[:0]
-	b.spare.Store(&slab)
-}
-
-// pageSize is the smallest page size of the systems Go runs on: writing a
-// byte every pageSize bytes writes every page.
-const pageSize = 4 << 10
-
-func (b *memoryBackend) event(_ context.Context, k Key) ([]byte, error) {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	ev, ok := b.mu.events.get(k.ID())
-	if !ok || ev.key != k {
-		return nil, fmt.Errorf("%w: %v", ErrNotFound, k.ID())
-	}
-	// Later writes append past these bytes and never change them, so the
-	// caller may read them after the lock is released.
-	end := ev.off + ev.len
-	return b.mu.slabs[ev.slab][ev.off:end:end], nil
-}
-
-func (b *memoryBackend) keyOf(_ context.Context, id events.ID) (Key, error) {
-	b.mu.RLock()
-	ev, ok := b.mu.events.get(id)
-	b.mu.RUnlock()
-	if !ok {
-		return Key{}, fmt.Errorf("%w: %v", ErrNotFound, id)
-	}
-	return ev.key, nil
-}
-
-// lists returns the lists of index i that hold value v's, and the lock
-// that guards them.
-func (b *memoryBackend) lists(i Index, v indexValue) (*valueLists, *sync.RWMutex) {
+// list lists the keys of r, from its start (or its end).
+func (b memoryBackend) list(ctx context.Context, i Index, value string, r Range, descending bool, fn func(Key) bool) error {
+	var mi memset.Index
+	var v memset.Value
 	switch i {
+	case ByCorrelation:
+		t, err := events.ParseTraceID(value)
+		if err != nil {
+			return err
+		}
+		mi, v = memset.ByTrace, memset.TraceValue(t)
 	case ByNode:
-		return &b.mu.byNode, &b.mu.RWMutex
+		mi, v = memset.ByNode, memset.DigestValue(digest(value))
 	case ByKind:
-		return &b.mu.byKind, &b.mu.RWMutex
+		mi, v = memset.ByKind, memset.DigestValue(digest(value))
+	default:
+		return fmt.Errorf("crdt: unknown index %v", i)
 	}
-	shard := b.traceShard(events.TraceID(v))
-	return &shard.valueLists, &shard.RWMutex
+	return b.List(ctx, mi, v, r.From, r.To, descending, fn)
 }
 
-// list starts at r's start (or end) and reads the index a chunk at a time.
-func (b *memoryBackend) list(ctx context.Context, i Index, value string, r Range, descending bool, fn func(Key) bool) error {
-	v, err := valueOf(i, value)
+func (b memoryBackend) expire(_ context.Context, before Key) (expiry, error) {
+	gone, err := b.Expire(before)
 	if err != nil {
-		return err
+		err = fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
-	from, before := r.From, r.To
-	chunk := make([]Key, 0, memoryChunk)
-	for {
-		chunk = chunk[:0]
-		collect := func(k Key) bool {
-			chunk = append(chunk, k)
-			return len(chunk) < memoryChunk
-		}
-		lists, mu := b.lists(i, v)
-		mu.RLock()
-		if l := lists.entries[v]; l != nil {
-			if descending {
-				l.descend(before, collect)
-			} else {
-				l.ascend(from, collect)
-			}
-		}
-		mu.RUnlock()
-		for _, k := range chunk {
-			if !fn(k) {
-				return nil
-			}
-		}
-		if len(chunk) < memoryChunk {
-			return ctx.Err()
-		}
-		last := chunk[len(chunk)-1]
-		if descending {
-			before = last
-		} else if from = last.Successor(); from == MaxKey {
-			return ctx.Err()
-		}
-	}
+	return expiry{n: gone.Events, nodes: gone.Nodes, kinds: gone.Kinds}, err
 }
 
-// expire drops the events below before from the node and kind lists, which
-// count them by digest, the event table and the slabs, then from their
-// traces' lists, whose traces it reads from the events.
-func (b *memoryBackend) expire(_ context.Context, before Key) (expiry, error) {
-	gone := newExpiry()
-	traces := make(map[events.TraceID]struct{})
-	var bad error
-	b.mu.lockSpinning(b.spin)
-	dropLists(&b.mu.byNode.runMap, before, gone.nodes, func(k Key) {
-		ev := b.mu.events.drop(k.ID())
-		if ev == nil {
-			return
-		}
-		if e, err := storedLimits.UnmarshalHeader(b.mu.slabs[ev.slab][ev.off : ev.off+ev.len]); err != nil {
-			bad = fmt.Errorf("%w: event %v: %v", ErrCorrupt, k.ID(), err)
-		} else if !e.Correlation.IsZero() {
-			traces[e.Correlation] = struct{}{}
-		}
-		if b.mu.live[ev.slab]--; b.mu.live[ev.slab] == 0 && int(ev.slab) < len(b.mu.slabs)-1 {
-			b.mu.slabs[ev.slab] = nil
-		}
-		gone.n++
-	})
-	dropLists(&b.mu.byKind.runMap, before, gone.kinds, func(Key) {})
-	b.mu.events.compact()
-	b.mu.unlockSpinning()
-	for t := range traces {
-		shard := b.traceShard(t)
-		shard.Lock()
-		if l := shard.entries[indexValue(t)]; l != nil {
-			if l.dropBelow(before, func(Key) {}); l.empty() {
-				shard.delete(indexValue(t))
-			}
-		}
-		shard.Unlock()
-	}
-	return gone, bad
-}
+func (b memoryBackend) saveHorizon(context.Context, Key) error { return nil }
 
-// dropLists drops the keys below before from lists, calling fn with each,
-// counts them by the digest the list's value holds, into counts if it is
-// not nil, and forgets the lists left empty.
-func dropLists(lists *runMap[indexValue, keyList], before Key, counts map[uint64]int, fn func(Key)) {
-	for v, l := range lists.entries {
-		n := l.dropBelow(before, fn)
-		if counts != nil && n > 0 {
-			counts[binary.BigEndian.Uint64(v[:8])] += n
-		}
-		if l.empty() {
-			lists.delete(v)
-		}
-	}
-}
-
-func (b *memoryBackend) saveHorizon(context.Context, Key) error { return nil }
-
-// bytes adds up the slabs in use, the event table and the keys of the
-// index lists.
-func (b *memoryBackend) bytes(context.Context) (total, reclaimable int64, err error) {
-	b.mu.RLock()
-	n := b.mu.events.bytes()
-	for _, s := range b.mu.slabs {
-		n += int64(cap(s))
-	}
-	for _, lists := range []*valueLists{&b.mu.byNode, &b.mu.byKind} {
-		for _, l := range lists.entries {
-			n += l.bytes()
-		}
-	}
-	b.mu.RUnlock()
-	for i := range b.traces {
-		shard := &b.traces[i]
-		shard.RLock()
-		for _, l := range shard.entries {
-			n += l.bytes()
-		}
-		shard.RUnlock()
-	}
-	return n, 0, nil
+func (b memoryBackend) bytes(context.Context) (total, reclaimable int64, err error) {
+	return b.Bytes(), 0, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/scopemesh/scopemesh/crdt/internal/keytree"
 	"github.com/scopemesh/scopemesh/events"
 )
 
@@ -74,8 +73,8 @@ func (s *Set) nextKeys(r Range, descending bool) ([]Key, error) {
 		return nil, nil
 	}
 	keys := make([]Key, 0, n)
-	collect := func(_ int, k keytree.Key) bool {
-		keys = append(keys, Key(k))
+	collect := func(_ int, k Key) bool {
+		keys = append(keys, k)
 		return len(keys) < n
 	}
 	if descending {
@@ -90,20 +89,9 @@ func (s *Set) nextKeys(r Range, descending bool) ([]Key, error) {
 //
 // REQUIRES: s.mu (read)
 func (s *Set) ranksLocked(r Range) (lo, hi int) {
-	lo = s.mu.tree.Rank(keytree.Key(r.From))
-	hi = s.mu.tree.Rank(keytree.Key(r.To))
+	lo = s.mu.tree.Rank(r.From)
+	hi = s.mu.tree.Rank(r.To)
 	return lo, max(lo, hi)
-}
-
-// Successor returns the smallest key after k (MaxKey for MaxKey).
-func (k Key) Successor() Key {
-	for i := len(k) - 1; i >= 0; i-- {
-		k[i]++
-		if k[i] != 0 {
-			return k
-		}
-	}
-	return MaxKey
 }
 
 // Count returns the number of events whose keys lie in r.
@@ -124,9 +112,9 @@ func (s *Set) IndexCount(i Index, value string) int {
 	defer s.mu.RUnlock()
 	switch i {
 	case ByNode:
-		return s.mu.nodes.get(digest(value))
+		return s.mu.nodes[digest(value)]
 	case ByKind:
-		return s.mu.kinds.get(digest(value))
+		return s.mu.kinds[digest(value)]
 	}
 	return -1
 }

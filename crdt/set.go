@@ -5,8 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,34 +42,25 @@ type Options struct {
 type Set struct {
 	store  backend
 	limits events.Limits
-	spin   bool // whether writers spin for the watches' locks (spinWorthwhile)
 	// closed is set by Close, under mu: writers check it before they do
 	// anything, without a lock.
 	closed atomic.Bool
 
 	mu struct {
-		spinLock
-		tree  *keytree.Tree
-		nodes valueCounts // events per origin node, by digest
-		kinds valueCounts // events per kind, by digest
+		sync.RWMutex
+		tree *keytree.Tree
+		// nodes and kinds count the events per origin node and per
+		// kind, by digest, which the query planner weighs indexes by.
+		nodes, kinds map[uint64]int
 	}
 	// horizon is the key below which the set keeps nothing (expire.go),
 	// read without a lock on every write; nil is MinKey.
-	horizon atomic.Pointer[Key]
-	// commits is held for reading by each commit to a datastore, from its
-	// write to its index update, and for writing while the backend's ID
-	// table is refiled from the ordered index, which then holds exactly
-	// what the store does.
-	commits          sync.RWMutex
+	horizon          atomic.Pointer[Key]
 	expiring         sync.Mutex // Expire calls run one at a time
 	expired, refused atomic.Uint64
 
 	watches watchList
 	inUse   sync.WaitGroup // calls under way that use the store
-
-	// lastAdded is the digest of the origin of the event last added by
-	// AddEncoded. It never changes once stored.
-	lastAdded atomic.Pointer[digestMemo]
 }
 
 // New opens the set stored in ds, rebuilding the ordered index from it.
@@ -98,10 +89,16 @@ func New(ctx context.Context, ds datastore.Batching, opts Options) (*Set, error)
 }
 
 // withBackend returns a set over store holding keys, with the given counts.
-func withBackend(store backend, opts Options, keys []keytree.Key, nodes, kinds map[uint64]int) *Set {
-	s := &Set{store: store, limits: opts.Limits, spin: spinWorthwhile()}
+func withBackend(store backend, opts Options, keys []Key, nodes, kinds map[uint64]int) *Set {
+	s := &Set{store: store, limits: opts.Limits}
 	s.mu.tree = keytree.Build(keys)
-	s.mu.nodes, s.mu.kinds = newValueCounts(nodes), newValueCounts(kinds)
+	s.mu.nodes, s.mu.kinds = maps.Clone(nodes), maps.Clone(kinds)
+	if s.mu.nodes == nil {
+		s.mu.nodes = make(map[uint64]int)
+	}
+	if s.mu.kinds == nil {
+		s.mu.kinds = make(map[uint64]int)
+	}
 	return s
 }
 
@@ -153,28 +150,14 @@ func (s *Set) add(ctx context.Context, x events.Encoded, shared bool) (bool, err
 	if s.closed.Load() {
 		return false, ErrClosed
 	}
-	// A node adds its own events, so the digest of the origin is mostly
-	// that of the last add: hashing the 52-byte node ID was 1 % of the CPU
-	// of recording in memory with 8 callers (`perf record -g go run ./bench
-	// record -stores memory -callers 8 -events 1000000`, in Set.record).
-	var nodes, kinds digestMemo
-	last := s.lastAdded.Load()
-	if last != nil {
-		nodes = *last
-	}
-	rec, err := s.record(x, &nodes, &kinds)
+	rec, err := s.record(x)
 	if err != nil {
 		return false, fmt.Errorf("crdt: %w", err)
 	}
-	if rec.key.Compare(s.Horizon()) < 0 {
-		return false, fmt.Errorf("%w: %v", ErrExpired, rec.key)
+	if rec.Key.Compare(s.Horizon()) < 0 {
+		return false, fmt.Errorf("%w: %v", ErrExpired, rec.Key)
 	}
-	rec.shared = shared
-	if last == nil || last.value != nodes.value {
-		// A copy of the name: x's may share memory its caller reuses.
-		stored := digestMemo{value: strings.Clone(nodes.value), digest: nodes.digest, ok: true}
-		s.lastAdded.Store(&stored)
-	}
+	rec.Shared = shared
 	// One record a call adds up: a pooled slice to hand it in saves the
 	// garbage collector a few hundred bytes per event.
 	one := singles.Get().(*[1]record)
@@ -207,7 +190,7 @@ func (s *Set) Merge(ctx context.Context, batch []events.Event) ([]events.Event, 
 	err := s.mergeEncoded(ctx, xs, false, func(added []record) {
 		evs = make([]events.Event, len(added))
 		for i, r := range added {
-			evs[i] = r.x.Event()
+			evs[i] = r.X.Event()
 		}
 	})
 	return evs, err
@@ -233,17 +216,16 @@ func (s *Set) mergeEncoded(ctx context.Context, batch []events.Encoded, shared b
 	}
 	recs := getRecords(len(batch))
 	defer putRecords(recs)
-	var nodes, kinds digestMemo
 	for i, x := range batch {
-		rec, err := s.record(x, &nodes, &kinds)
+		rec, err := s.record(x)
 		if err != nil {
 			return fmt.Errorf("crdt: event %d of %d: %w", i, len(batch), err)
 		}
-		rec.shared = shared
+		rec.Shared = shared
 		(*recs)[i] = rec
 	}
 	horizon := s.Horizon()
-	kept := keepRecords(*recs, func(r *record) bool { return r.key.Compare(horizon) >= 0 })
+	kept := keepRecords(*recs, func(r *record) bool { return r.Key.Compare(horizon) >= 0 })
 	s.refused.Add(uint64(len(*recs) - len(kept)))
 	fresh, err := s.commit(ctx, kept)
 	if err != nil {
@@ -277,9 +259,8 @@ func putRecords(p *[]record) {
 
 // record returns x ready to write, checking it first unless it was checked
 // under the set's limits. Encoding checks the event: it hashes the content
-// it writes and compares the hash with the ID. It digests the event's node
-// and kind through the memos.
-func (s *Set) record(x events.Encoded, nodes, kinds *digestMemo) (record, error) {
+// it writes and compares the hash with the ID.
+func (s *Set) record(x events.Encoded) (record, error) {
 	if !x.CheckedUnder(s.limits) {
 		var err error
 		if x, err = s.limits.Encode(x.Event()); err != nil {
@@ -287,7 +268,7 @@ func (s *Set) record(x events.Encoded, nodes, kinds *digestMemo) (record, error)
 		}
 	}
 	e := x.Header()
-	return record{x: x, key: KeyOf(e), node: nodes.of(e.Node), kind: kinds.of(e.Kind), trace: e.Correlation}, nil
+	return record{X: x, Key: KeyOf(e), Node: digest(e.Node), Kind: digest(e.Kind), Trace: e.Correlation}, nil
 }
 
 // commit stores the records, adds them to the ordered index and tells the
@@ -296,7 +277,7 @@ func (s *Set) record(x events.Encoded, nodes, kinds *digestMemo) (record, error)
 func (s *Set) commit(ctx context.Context, recs []record) ([]record, error) {
 	var added []record
 	var err error
-	if mem, ok := s.store.(*memoryBackend); ok {
+	if mem, ok := s.store.(memoryBackend); ok {
 		added, err = s.commitInMemory(ctx, mem, recs)
 	} else {
 		added, err = s.commitToStore(ctx, recs)
@@ -316,8 +297,6 @@ func (s *Set) commitToStore(ctx context.Context, recs []record) ([]record, error
 		return nil, err
 	}
 	defer s.inUse.Done()
-	s.commits.RLock()
-	defer s.commits.RUnlock()
 	fresh := s.unseen(recs)
 	if len(fresh) == 0 {
 		return nil, nil
@@ -325,7 +304,7 @@ func (s *Set) commitToStore(ctx context.Context, recs []record) ([]record, error
 	for i := range fresh {
 		// A datastore may keep the values it is given (go-datastore's
 		// map datastore does): it gets copies of what the caller reuses.
-		fresh[i].own()
+		fresh[i].Own()
 	}
 	if err := s.store.write(ctx, fresh); err != nil {
 		return nil, err
@@ -336,13 +315,12 @@ func (s *Set) commitToStore(ctx context.Context, recs []record) ([]record, error
 }
 
 // commitInMemory writes to the memory backend, then updates the ordered
-// index. Each step holds its own lock, for a microsecond or so, and spins
-// for it rather than wait in line (lockSpinning): while one writer updates
-// the index, the next writes its events. Every record goes to the index,
+// index, each step under its own lock: while one writer updates the
+// index, the next writes its events. Every record goes to the index,
 // not only those the backend found new: a writer whose event another one
 // wrote may reach the index first, and must not return before the event is
 // there. Whichever inserts it reports it new.
-func (s *Set) commitInMemory(ctx context.Context, mem *memoryBackend, recs []record) ([]record, error) {
+func (s *Set) commitInMemory(ctx context.Context, mem memoryBackend, recs []record) ([]record, error) {
 	if len(recs) > 1 {
 		// A merged batch often repeats events the set holds (gossip and
 		// sync deliver some twice): the read lock finds them, and takes
@@ -357,8 +335,8 @@ func (s *Set) commitInMemory(ctx context.Context, mem *memoryBackend, recs []rec
 	if err := mem.write(ctx, recs); err != nil {
 		return nil, err
 	}
-	s.mu.lockSpinning(mem.spin)
-	defer s.mu.unlockSpinning()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return s.indexLocked(recs), nil
 }
 
@@ -366,7 +344,7 @@ func (s *Set) commitInMemory(ctx context.Context, mem *memoryBackend, recs []rec
 // by key and without duplicates. It reorders recs.
 func (s *Set) unseen(recs []record) []record {
 	s.mu.RLock()
-	fresh := keepRecords(recs, func(r *record) bool { return !s.mu.tree.Has(keytree.Key(r.key)) })
+	fresh := keepRecords(recs, func(r *record) bool { return !s.mu.tree.Has(r.Key) })
 	s.mu.RUnlock()
 	return sortedUnique(fresh)
 }
@@ -389,8 +367,8 @@ func keepRecords(recs []record, keep func(*record) bool) []record {
 
 // sortedUnique sorts recs by key and drops duplicates, in place.
 func sortedUnique(recs []record) []record {
-	slices.SortFunc(recs, func(a, b record) int { return a.key.Compare(b.key) })
-	return slices.CompactFunc(recs, func(a, b record) bool { return a.key == b.key })
+	slices.SortFunc(recs, func(a, b record) int { return a.Key.Compare(b.Key) })
+	return slices.CompactFunc(recs, func(a, b record) bool { return a.Key == b.Key })
 }
 
 // indexLocked adds the written records to the ordered index and the counts
@@ -401,11 +379,11 @@ func sortedUnique(recs []record) []record {
 // REQUIRES: s.mu (write)
 func (s *Set) indexLocked(written []record) []record {
 	return keepRecords(written, func(r *record) bool {
-		if !s.mu.tree.Insert(keytree.Key(r.key)) {
+		if !s.mu.tree.Insert(r.Key) {
 			return false
 		}
-		s.mu.nodes.add(r.node)
-		s.mu.kinds.add(r.kind)
+		s.mu.nodes[r.Node]++
+		s.mu.kinds[r.Kind]++
 		return true
 	})
 }
@@ -414,7 +392,7 @@ func (s *Set) indexLocked(written []record) []record {
 func (s *Set) Len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.mu.tree.Len() - s.mu.tree.Rank(keytree.Key(s.Horizon()))
+	return s.mu.tree.Len() - s.mu.tree.Rank(s.Horizon())
 }
 
 // Has reports whether the set holds the event with key k.
@@ -424,7 +402,7 @@ func (s *Set) Has(k Key) bool {
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.mu.tree.Has(keytree.Key(k))
+	return s.mu.tree.Has(k)
 }
 
 // HasID reports whether the set holds the event with ID id. Unlike Has, it

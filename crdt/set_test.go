@@ -424,8 +424,8 @@ func TestWritesAfterCloseChangeNothing(t *testing.T) {
 		if n := s.Len(); n != 10 {
 			t.Fatalf("Len after writes to a closed set = %d, want 10", n)
 		}
-		if mem, ok := s.store.(*memoryBackend); ok && mem.mu.events.n != 10 {
-			t.Fatalf("the memory backend holds %d events, want 10", mem.mu.events.n)
+		if mem, ok := s.store.(memoryBackend); ok && mem.Len() != 10 {
+			t.Fatalf("the memory backend holds %d events, want 10", mem.Len())
 		}
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -18,7 +19,6 @@ import (
 	"github.com/ipfs/go-datastore"
 	dsq "github.com/ipfs/go-datastore/query"
 
-	"github.com/scopemesh/scopemesh/crdt/internal/keytree"
 	"github.com/scopemesh/scopemesh/events"
 	"github.com/scopemesh/scopemesh/hlc"
 )
@@ -49,10 +49,8 @@ import (
 // value can put a '/' in a key. keyText is base 64 in an alphabet in ASCII
 // order, without padding, so that values of one length keep their byte
 // order in text and an index prefix lists its events in key order. Layout
-// 1 had lowercase hex in its place: keys half as long again, which took 15
-// % more of the CPU of recording on Pebble, 20.3 against 17.6 µs an event
-// (`go run ./bench record -stores pebble -callers 8`, 8 runs of each
-// alternating), and more room on disk. Layout 2 filed the correlation
+// 1 had lowercase hex in its place: keys half as long again, which cost
+// CPU and room on disk. Layout 2 filed the correlation
 // index by trace alone, /c/<trace>/<key>.
 const (
 	eventPrefix       = "/e/"
@@ -102,12 +100,13 @@ type datastoreBackend struct {
 	buckets bucketTable // of the correlation index
 
 	// ids files the time of each event by its ID: with the ID, that is
-	// its key. It finds the candidates filed under the ID's 32-bit tag, and
-	// the datastore tells which one is stored.
+	// its key.
 	ids struct {
 		sync.RWMutex
-		t     idTable[[hlc.EncodedLen]byte]
-		stale int // entries of expired events in t
+		m map[events.ID][hlc.EncodedLen]byte
+		// dropped counts the entries expiry deleted since m was last
+		// made afresh: a Go map never shrinks.
+		dropped int
 	}
 }
 
@@ -116,20 +115,31 @@ var _ backend = (*datastoreBackend)(nil)
 func newDatastoreBackend(ds datastore.Batching, traceBucket time.Duration) *datastoreBackend {
 	b := &datastoreBackend{ds: ds}
 	b.buckets.width = int64(traceBucket)
-	b.ids.t = newIDTable[[hlc.EncodedLen]byte]()
+	b.ids.m = make(map[events.ID][hlc.EncodedLen]byte)
 	return b
 }
 
-// fileIDs adds keys to the ID table, once each: two commits of one event
-// may race past the ordered index's check and both write it.
+// fileIDs adds keys to the ID table.
 func (b *datastoreBackend) fileIDs(keys iter.Seq[Key]) {
 	b.ids.Lock()
 	defer b.ids.Unlock()
 	for k := range keys {
-		id, t := k.ID(), [hlc.EncodedLen]byte(k[:hlc.EncodedLen])
-		if filed, added := b.ids.t.add(id, t, 0, func(f *[hlc.EncodedLen]byte) bool { return *f == t }); added {
-			*filed = t
-		}
+		b.ids.m[k.ID()] = [hlc.EncodedLen]byte(k[:hlc.EncodedLen])
+	}
+}
+
+// forgetIDs drops ids from the ID table, making the table afresh once it
+// has dropped more than it holds.
+func (b *datastoreBackend) forgetIDs(ids []events.ID) {
+	b.ids.Lock()
+	defer b.ids.Unlock()
+	for _, id := range ids {
+		delete(b.ids.m, id)
+	}
+	if b.ids.dropped += len(ids); b.ids.dropped > len(b.ids.m) {
+		fresh := make(map[events.ID][hlc.EncodedLen]byte, len(b.ids.m))
+		maps.Copy(fresh, b.ids.m)
+		b.ids.m, b.ids.dropped = fresh, 0
 	}
 }
 
@@ -200,17 +210,17 @@ func appendEntries(recs []record, buckets *bucketTable, put func(key, value []by
 			if buf, filed = prefix(buf[:0], r); !filed {
 				continue
 			}
-			buf = keyText.AppendEncode(buf, r.key[:])
+			buf = keyText.AppendEncode(buf, r.Key[:])
 			if err := put(buf, nil); err != nil {
-				return fmt.Errorf("writing index of event %v: %w", r.x.Header().ID, err)
+				return fmt.Errorf("writing index of event %v: %w", r.X.Header().ID, err)
 			}
 		}
 		return nil
 	}
-	bucketOf := func(r *record) bucket { return buckets.of(r.key.Time().Wall) }
+	bucketOf := func(r *record) bucket { return buckets.of(r.Key.Time().Wall) }
 	var used []bucket
 	for i := range recs {
-		if !recs[i].trace.IsZero() {
+		if !recs[i].Trace.IsZero() {
 			used = append(used, bucketOf(&recs[i]))
 		}
 	}
@@ -221,27 +231,27 @@ func appendEntries(recs []record, buckets *bucketTable, put func(key, value []by
 		}
 	}
 	slices.SortFunc(recs, func(a, b record) int {
-		return cmp.Or(cmpBucket(bucketOf(&a), bucketOf(&b)), bytes.Compare(a.trace[:], b.trace[:]), a.key.Compare(b.key))
+		return cmp.Or(cmpBucket(bucketOf(&a), bucketOf(&b)), bytes.Compare(a.Trace[:], b.Trace[:]), a.Key.Compare(b.Key))
 	})
 	err := entries(func(dst []byte, r *record) ([]byte, bool) {
-		return appendBucketTracePrefix(dst, bucketOf(r), r.trace), !r.trace.IsZero()
+		return appendBucketTracePrefix(dst, bucketOf(r), r.Trace), !r.Trace.IsZero()
 	})
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(recs, func(a, b record) int { return cmp.Or(cmp.Compare(a.kind, b.kind), a.key.Compare(b.key)) })
-	if err := entries(func(dst []byte, r *record) ([]byte, bool) { return appendDigestPrefix(dst, kindPrefix, r.kind), true }); err != nil {
+	slices.SortFunc(recs, func(a, b record) int { return cmp.Or(cmp.Compare(a.Kind, b.Kind), a.Key.Compare(b.Key)) })
+	if err := entries(func(dst []byte, r *record) ([]byte, bool) { return appendDigestPrefix(dst, kindPrefix, r.Kind), true }); err != nil {
 		return nil, err
 	}
-	slices.SortFunc(recs, func(a, b record) int { return cmp.Or(cmp.Compare(a.node, b.node), a.key.Compare(b.key)) })
-	if err := entries(func(dst []byte, r *record) ([]byte, bool) { return appendDigestPrefix(dst, nodePrefix, r.node), true }); err != nil {
+	slices.SortFunc(recs, func(a, b record) int { return cmp.Or(cmp.Compare(a.Node, b.Node), a.Key.Compare(b.Key)) })
+	if err := entries(func(dst []byte, r *record) ([]byte, bool) { return appendDigestPrefix(dst, nodePrefix, r.Node), true }); err != nil {
 		return nil, err
 	}
-	slices.SortFunc(recs, func(a, b record) int { return a.key.Compare(b.key) })
+	slices.SortFunc(recs, func(a, b record) int { return a.Key.Compare(b.Key) })
 	for _, r := range recs {
-		buf = appendEventKey(buf[:0], r.key)
-		if err := put(buf, r.x.Wire()); err != nil {
-			return nil, fmt.Errorf("writing event %v: %w", r.x.Header().ID, err)
+		buf = appendEventKey(buf[:0], r.Key)
+		if err := put(buf, r.X.Wire()); err != nil {
+			return nil, fmt.Errorf("writing event %v: %w", r.X.Header().ID, err)
 		}
 	}
 	return added, nil
@@ -261,7 +271,7 @@ func parseIndexEntry(s string) (segment string, k Key, err error) {
 	return s[j+1 : i], k, nil
 }
 
-func (b *datastoreBackend) load(ctx context.Context) (keys []keytree.Key, nodes, kinds map[uint64]int, err error) {
+func (b *datastoreBackend) load(ctx context.Context) (keys []Key, nodes, kinds map[uint64]int, err error) {
 	byNode, err := b.loadIndex(ctx, nodePrefix)
 	if err != nil {
 		return nil, nil, nil, err
@@ -284,7 +294,7 @@ func (b *datastoreBackend) load(ctx context.Context) (keys []keytree.Key, nodes,
 // loadedIndex is one index as read at open: its event keys, in runs that
 // each hold one value's keys in order, and the count per value digest.
 type loadedIndex struct {
-	keys   []keytree.Key
+	keys   []Key
 	runs   []int // start of each run in keys
 	counts map[uint64]int
 }
@@ -306,7 +316,7 @@ func (b *datastoreBackend) loadIndex(ctx context.Context, prefix string) (*loade
 		if err != nil {
 			return fmt.Errorf("%w: index entry %q: %v", ErrCorrupt, entry, err)
 		}
-		idx.keys = append(idx.keys, keytree.Key(k))
+		idx.keys = append(idx.keys, k)
 		idx.counts[d]++
 		return nil
 	}
@@ -324,9 +334,9 @@ func (b *datastoreBackend) loadIndex(ctx context.Context, prefix string) (*loade
 // sorted returns the index's keys in order, merging its sorted runs
 // pairwise: O(n log runs), where sorting would be O(n log n) and, at a
 // million keys, several times slower.
-func (idx *loadedIndex) sorted() []keytree.Key {
+func (idx *loadedIndex) sorted() []Key {
 	keys, runs := idx.keys, append(idx.runs, len(idx.keys))
-	buf := make([]keytree.Key, len(keys))
+	buf := make([]Key, len(keys))
 	for len(runs) > 2 {
 		merged := runs[:0:0]
 		for i := 0; i+1 < len(runs); i += 2 {
@@ -344,9 +354,9 @@ func (idx *loadedIndex) sorted() []keytree.Key {
 }
 
 // mergeRuns merges the sorted a and b into dst.
-func mergeRuns(dst, a, b []keytree.Key) {
+func mergeRuns(dst, a, b []Key) {
 	for len(a) > 0 && len(b) > 0 {
-		if a[0].Compare(&b[0]) <= 0 {
+		if a[0].Compare(b[0]) <= 0 {
 			dst[0], a = a[0], a[1:]
 		} else {
 			dst[0], b = b[0], b[1:]
@@ -379,7 +389,7 @@ func (b *datastoreBackend) write(ctx context.Context, recs []record) error {
 		b.buckets.add(added)
 		b.fileIDs(func(yield func(Key) bool) {
 			for _, r := range recs {
-				if !yield(r.key) {
+				if !yield(r.Key) {
 					return
 				}
 			}
@@ -414,25 +424,14 @@ func (b *datastoreBackend) event(ctx context.Context, k Key) ([]byte, error) {
 	return data, nil
 }
 
-func (b *datastoreBackend) keyOf(ctx context.Context, id events.ID) (Key, error) {
-	var buf [2]Key
-	candidates := buf[:0]
+func (b *datastoreBackend) keyOf(_ context.Context, id events.ID) (Key, error) {
 	b.ids.RLock()
-	b.ids.t.find(id, func(t *[hlc.EncodedLen]byte) bool {
-		candidates = append(candidates, Key(append(t[:], id[:]...)))
-		return false
-	})
+	t, ok := b.ids.m[id]
 	b.ids.RUnlock()
-	for _, k := range candidates {
-		ok, err := b.ds.Has(ctx, eventKey(k))
-		if err != nil {
-			return Key{}, fmt.Errorf("crdt: looking up event %v: %w", id, err)
-		}
-		if ok {
-			return k, nil
-		}
+	if !ok {
+		return Key{}, fmt.Errorf("%w: %v", ErrNotFound, id)
 	}
-	return Key{}, fmt.Errorf("%w: %v", ErrNotFound, id)
+	return Key(append(t[:], id[:]...)), nil
 }
 
 // list reads the whole index prefix, from its start or its end: a
@@ -560,12 +559,14 @@ func (b *datastoreBackend) expire(ctx context.Context, before Key) (expiry, erro
 	gone := newExpiry()
 	end := appendEventKey(nil, before)
 	var bad error
+	var ids []events.ID
 	err := b.listRange(ctx, []byte(eventPrefix), end, func(key, value []byte) bool {
 		e, err := storedLimits.UnmarshalHeader(value)
 		if err != nil {
 			bad = fmt.Errorf("%w: event %q: %v", ErrCorrupt, key, err)
 			return false
 		}
+		ids = append(ids, e.ID)
 		gone.nodes[digest(e.Node)]++
 		gone.kinds[digest(e.Kind)]++
 		gone.n++
@@ -607,9 +608,7 @@ func (b *datastoreBackend) expire(ctx context.Context, before Key) (expiry, erro
 		return gone, err
 	}
 	b.buckets.remove(ended)
-	b.ids.Lock()
-	b.ids.stale += gone.n
-	b.ids.Unlock()
+	b.forgetIDs(ids)
 	return gone, nil
 }
 
@@ -696,25 +695,4 @@ func (b *datastoreBackend) bytes(ctx context.Context) (total, reclaimable int64,
 		return int64(n), int64(dead), err
 	}
 	return int64(n), 0, nil
-}
-
-func (b *datastoreBackend) stale() int {
-	b.ids.RLock()
-	defer b.ids.RUnlock()
-	return b.ids.stale
-}
-
-// refile files keys in a new ID table, which replaces the one that files
-// expired events too.
-func (b *datastoreBackend) refile(keys func(yield func(Key) bool)) {
-	t := newIDTable[[hlc.EncodedLen]byte]()
-	for k := range keys {
-		id, at := k.ID(), [hlc.EncodedLen]byte(k[:hlc.EncodedLen])
-		if filed, added := t.add(id, at, 0, func(f *[hlc.EncodedLen]byte) bool { return *f == at }); added {
-			*filed = at
-		}
-	}
-	b.ids.Lock()
-	defer b.ids.Unlock()
-	b.ids.t, b.ids.stale = t, 0
 }

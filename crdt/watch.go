@@ -54,13 +54,9 @@ type Watch struct {
 	byNode bool
 
 	// mu is taken by every writer that adds an event the Watch takes,
-	// and by the reader: writers spin for it, as for the set's locks
-	// (lockSpinning), rather than park. A sync.Mutex spins only while its
-	// processor has nothing else to run, which with 8 callers recording
-	// on 2 processors it always has: parked writers then queued behind
-	// the publisher's watch while a processor sat idle.
+	// and by the reader.
 	mu struct {
-		spinLock
+		sync.Mutex
 		ring   []events.Encoded // a FIFO of n events starting at head; grows up to limit
 		limit  int
 		head   int
@@ -129,8 +125,8 @@ func (w *Watch) NextEncoded(ctx context.Context) (events.Encoded, error) {
 // closed. A reader that gathers events for a while, rather than waking for
 // each as Next does, takes them with Available.
 func (w *Watch) Available(dst []events.Encoded, max int) ([]events.Encoded, error) {
-	w.mu.lockSpinning(w.set.spin)
-	defer w.mu.unlockSpinning()
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	n := w.mu.n
 	if max > 0 {
 		n = min(n, max)
@@ -182,9 +178,9 @@ func (w *Watch) offer(recs []record) {
 	if !w.takesAny(recs) {
 		return // without taking the lock: a node merges far more than it records
 	}
-	w.mu.lockSpinning(w.set.spin)
+	w.mu.Lock()
 	if w.mu.closed {
-		w.mu.unlockSpinning()
+		w.mu.Unlock()
 		return // a publish that raced with Close
 	}
 	for i := range recs {
@@ -199,11 +195,11 @@ func (w *Watch) offer(recs []record) {
 			w.growLocked()
 		}
 		if w.mu.gap == nil && w.mu.n < len(w.mu.ring) {
-			w.mu.ring[(w.mu.head+w.mu.n)%len(w.mu.ring)] = r.x
+			w.mu.ring[(w.mu.head+w.mu.n)%len(w.mu.ring)] = r.X
 			w.mu.n++
 			continue
 		}
-		k := r.key
+		k := r.Key
 		if w.mu.gap == nil {
 			w.mu.gap = &GapError{From: k}
 		} else if k.Compare(w.mu.gap.From) < 0 {
@@ -211,12 +207,12 @@ func (w *Watch) offer(recs []record) {
 		}
 		w.mu.gap.Dropped++
 	}
-	w.mu.unlockSpinning()
+	w.mu.Unlock()
 	w.wake()
 }
 
 // takes reports whether the Watch takes r's event.
-func (w *Watch) takes(r *record) bool { return !w.byNode || r.node == w.node }
+func (w *Watch) takes(r *record) bool { return !w.byNode || r.Node == w.node }
 
 // takesAny reports whether the Watch takes any of recs' events.
 func (w *Watch) takesAny(recs []record) bool {
@@ -233,15 +229,6 @@ func (w *Watch) takesAny(recs []record) bool {
 // REQUIRES: w.mu
 func (w *Watch) growLocked() {
 	ring := make([]events.Encoded, min(2*len(w.mu.ring), w.mu.limit))
-	// While the collector marks, a write of an event into the ring reads
-	// the pointers it replaces first. A fresh page first read maps the
-	// shared zero page, and the write then faults again and flushes every
-	// core's TLB: 3.5 % of the CPU of 3 nodes all recording (`perf record
-	// -g go run ./bench replicate -rate 0 -writers all -events 400000`,
-	// under do_wp_page). Clearing the ring now writes each page first,
-	// unless the collector is marking, when clearing reads it too: the
-	// flushes fell to 1.5 % in the same profile.
-	clear(ring)
 	for i := range w.mu.n {
 		ring[i] = w.mu.ring[(w.mu.head+i)%len(w.mu.ring)]
 	}

@@ -10,12 +10,12 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	ds "github.com/ipfs/go-datastore"
 	dsq "github.com/ipfs/go-datastore/query"
+	dssync "github.com/ipfs/go-datastore/sync"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
 	"github.com/scopemesh/scopemesh"
 	"github.com/scopemesh/scopemesh/events"
 	"github.com/scopemesh/scopemesh/hlc"
-	"github.com/scopemesh/scopemesh/internal/memstore"
 )
 
 // The tests below reproduce, each on its own, defects the nemesis found,
@@ -149,7 +149,7 @@ func TestCloseWaitsForInboundSync(t *testing.T) {
 // events until physical time caught up.
 func TestRestartsKeepClockNearPhysicalTime(t *testing.T) {
 	ctx := context.Background()
-	store := memstore.New()
+	store := dssync.MutexWrap(ds.NewMapDatastore())
 	mn := mocknet.New()
 	defer mn.Close()
 	for inc := range 4 {

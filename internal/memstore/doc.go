@@ -1,7 +1,10 @@
-// Package memstore is an ordered in-memory go-datastore: a scopemesh node
-// without a data directory keeps its own records and the DHT's in one (its
-// events live in the event set itself, crdt.NewMemory), and tests and
-// benchmarks run the event set's datastore layout on it.
+// Package memstore is an ordered in-memory go-datastore, on which tests and
+// benchmarks run the event set's datastore layout. It is not the memory
+// set (crdt/memset, crdt.NewMemory), and no node uses it: a node without a
+// data directory keeps its events in the memory set and its other records
+// in go-datastore's map datastore. It goes once its last users move off
+// it: the reconciler's tests (moving to package rbsr without it) and the
+// query benchmark, which fills a datastore set of a million events.
 //
 // That layout keeps each event under /e/<key> and its index entries under
 // prefixes such as /n/<node>/<key>, and reads them with keys-only prefix

@@ -17,7 +17,6 @@ import (
 
 	"github.com/scopemesh/scopemesh/crdt"
 	"github.com/scopemesh/scopemesh/events"
-	"github.com/scopemesh/scopemesh/internal/memstore"
 )
 
 // The full-state baseline heals a split the naive way: each pair of
@@ -51,10 +50,9 @@ const (
 const idsPerFrame = 8192
 
 type fullStateReplica struct {
-	host  host.Host
-	wire  *Wire
-	store *memstore.Store
-	set   *crdt.Set
+	host host.Host
+	wire *Wire
+	set  *crdt.Set
 
 	mu  sync.Mutex
 	ids map[events.ID]bool
@@ -119,27 +117,23 @@ func RunFullState(ctx context.Context, states [][]events.Event, a, b []int, miss
 }
 
 // newSet returns an in-memory set holding evs, as a node's would.
-func newSet(ctx context.Context, evs []events.Event) (*crdt.Set, *memstore.Store, error) {
-	store := memstore.New()
-	set, err := crdt.New(ctx, store, crdt.Options{})
-	if err != nil {
-		return nil, nil, err
-	}
+func newSet(ctx context.Context, evs []events.Event) (*crdt.Set, error) {
+	set := crdt.NewMemory(crdt.Options{})
 	for len(evs) > 0 {
 		n := min(len(evs), 1000)
 		if _, err := set.Merge(ctx, evs[:n]); err != nil {
 			set.Close()
-			return nil, nil, err
+			return nil, err
 		}
 		evs = evs[n:]
 	}
-	return set, store, nil
+	return set, nil
 }
 
 func newFullStateReplica(ctx context.Context, evs []events.Event) (*fullStateReplica, error) {
 	r := &fullStateReplica{wire: NewWire(), ids: make(map[events.ID]bool, len(evs))}
 	var err error
-	if r.set, r.store, err = newSet(ctx, evs); err != nil {
+	if r.set, err = newSet(ctx, evs); err != nil {
 		return nil, err
 	}
 	for _, e := range evs {
@@ -157,7 +151,6 @@ func (r *fullStateReplica) close() {
 		r.host.Close()
 	}
 	r.set.Close()
-	r.store.Close()
 }
 
 // snapshot returns the IDs the replica holds now.

@@ -242,12 +242,12 @@ func (c *Cluster) pairTraffic(a, b []int) []Pair {
 // b, in-process, with the options sync uses.
 func reconcileSides(ctx context.Context, a, b []events.Event) (ReconcileFigures, error) {
 	var f ReconcileFigures
-	sa, _, err := newSet(ctx, a)
+	sa, err := newSet(ctx, a)
 	if err != nil {
 		return f, err
 	}
 	defer sa.Close()
-	sb, _, err := newSet(ctx, b)
+	sb, err := newSet(ctx, b)
 	if err != nil {
 		return f, err
 	}

@@ -92,7 +92,7 @@ func BenchmarkInsertRandom(b *testing.B) {
 func BenchmarkBuild(b *testing.B) {
 	keys := randomKeys(benchN, 5)
 	sorted := slices.Clone(keys)
-	slices.SortFunc(sorted, func(a, b Key) int { return a.Compare(&b) })
+	slices.SortFunc(sorted, func(a, b Key) int { return compareKeys(&a, &b) })
 	b.Run("sorted", func(b *testing.B) {
 		for range b.N {
 			Build(sorted)

@@ -21,7 +21,7 @@ func build(keys []Key, leafMax, innerMax int) *Tree {
 		return t
 	}
 	if !isSorted(keys) {
-		slices.SortFunc(keys, func(a, b Key) int { return a.Compare(&b) })
+		slices.SortFunc(keys, func(a, b Key) int { return compareKeys(&a, &b) })
 	}
 
 	lmax := t.leafLimit()
@@ -75,7 +75,7 @@ func build(keys []Key, leafMax, innerMax int) *Tree {
 // neighbours are duplicates, which the build loop skips.
 func isSorted(keys []Key) bool {
 	for i := 1; i < len(keys); i++ {
-		if keys[i-1].Compare(&keys[i]) > 0 {
+		if compareKeys(&keys[i-1], &keys[i]) > 0 {
 			return false
 		}
 	}

@@ -119,7 +119,7 @@ func (nd *inner) spill(j int, k *Key, limit int) bool {
 	nd.leaves[j+1].insertAt(0, &moved)
 	nd.setSep(j+1, &moved)
 	nd.sums[j].addID(k)
-	nd.sums[j].sub(loadU256(moved.ID()))
+	nd.sums[j].sub(loadU256(moved[IDOffset:]))
 	nd.counts[j+1]++
 	nd.sums[j+1].addID(&moved)
 	return true

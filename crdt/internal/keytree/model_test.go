@@ -31,7 +31,7 @@ func (m *model) insert(k Key) bool {
 func (m *model) dropBelow(k Key) int {
 	n := 0
 	for x := range m.set {
-		if x.Compare(&k) < 0 {
+		if compareKeys(&x, &k) < 0 {
 			delete(m.set, x)
 			n++
 		}
@@ -46,7 +46,7 @@ func (m *model) keys() []Key {
 		for k := range m.set {
 			m.sorted = append(m.sorted, k)
 		}
-		slices.SortFunc(m.sorted, func(a, b Key) int { return a.Compare(&b) })
+		slices.SortFunc(m.sorted, func(a, b Key) int { return compareKeys(&a, &b) })
 		m.dirty = false
 	}
 	return m.sorted
@@ -54,7 +54,7 @@ func (m *model) keys() []Key {
 
 func (m *model) rank(k Key) int {
 	ks := m.keys()
-	return sort.Search(len(ks), func(i int) bool { return ks[i].Compare(&k) >= 0 })
+	return sort.Search(len(ks), func(i int) bool { return compareKeys(&ks[i], &k) >= 0 })
 }
 
 var two256 = new(big.Int).Lsh(big.NewInt(1), 256)
@@ -80,7 +80,7 @@ func prefixes(keys []Key) []*big.Int {
 	p := make([]*big.Int, len(keys)+1)
 	p[0] = new(big.Int)
 	for i := range keys {
-		p[i+1] = new(big.Int).Add(p[i], leInt(keys[i].ID()))
+		p[i+1] = new(big.Int).Add(p[i], leInt(keys[i][IDOffset:]))
 	}
 	return p
 }
@@ -217,7 +217,7 @@ func (c *checker) leaf(lf *leaf) (n int, s u256, lo, hi Key, err error) {
 	}
 	for i := range lf.n {
 		k := &lf.keys[i]
-		if c.prev != nil && c.prev.Compare(k) >= 0 {
+		if c.prev != nil && compareKeys(c.prev, k) >= 0 {
 			return 0, s, lo, hi, fmt.Errorf("key %x follows %x", *k, *c.prev)
 		}
 		c.prev = k

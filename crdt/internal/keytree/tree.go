@@ -130,7 +130,7 @@ func (lf *leaf) search(k *Key) (int, bool) {
 	kh := k.head()
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if h := lf.keys[m].head(); h < kh || h == kh && lf.keys[m].Compare(k) < 0 {
+		if h := lf.keys[m].head(); h < kh || h == kh && compareKeys(&lf.keys[m], k) < 0 {
 			lo = m + 1
 		} else {
 			hi = m
@@ -160,7 +160,7 @@ func (nd *inner) route(k *Key) int {
 	lo, hi := 1, nd.n
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if h := nd.heads[m]; h < kh || h == kh && nd.seps[m].Compare(k) <= 0 {
+		if h := nd.heads[m]; h < kh || h == kh && compareKeys(&nd.seps[m], k) <= 0 {
 			lo = m + 1
 		} else {
 			hi = m

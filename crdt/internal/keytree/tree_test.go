@@ -248,7 +248,7 @@ func TestBuild(t *testing.T) {
 			keys = append(keys, g.random())
 		}
 		sorted := slices.Clone(keys)
-		slices.SortFunc(sorted, func(a, b Key) int { return a.Compare(&b) })
+		slices.SortFunc(sorted, func(a, b Key) int { return compareKeys(&a, &b) })
 		var dups []Key
 		for _, k := range keys {
 			dups = append(dups, k)
@@ -257,7 +257,7 @@ func TestBuild(t *testing.T) {
 			}
 		}
 		sortedDups := slices.Clone(dups)
-		slices.SortFunc(sortedDups, func(a, b Key) int { return a.Compare(&b) })
+		slices.SortFunc(sortedDups, func(a, b Key) int { return compareKeys(&a, &b) })
 		inputs := map[string][]Key{
 			"sorted":            sorted,
 			"unsorted":          keys,

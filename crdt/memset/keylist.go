@@ -1,25 +1,22 @@
-package crdt
+package memset
 
 import (
 	"slices"
 	"sort"
 	"unsafe"
+
+	"github.com/scopemesh/scopemesh/crdt/internal/keytree"
 )
 
 // keyListChunk is the most keys a chunk of a keyList holds: a chunk is 5.5
 // KiB at most, so an insert in the middle moves at most that much.
 const keyListChunk = 128
 
-// firstChunkKeys is the room a new list's first chunk has. Most lists are
-// a trace's, and a request's trace mostly holds a few events: grown from
-// one key, its chunk was allocated and copied once per doubling, which
-// took 1.1 % of the CPU of recording in memory with 8 callers (`perf
-// record -g go run ./bench record -stores memory -callers 8 -events
-// 1000000`, under keyList.insert).
+// firstChunkKeys is the room a new list's first chunk has: most lists are
+// a trace's, and a trace mostly holds a few events.
 const firstChunkKeys = 4
 
-// keyList is a sorted set of keys, the list one value of a memory-backed
-// index holds. Keys sit in chunks of at most keyListChunk, in order. Keys
+// keyList is a sorted set of keys, the list one value of an index holds. Keys sit in chunks of at most keyListChunk, in order. Keys
 // mostly arrive in order (an origin's events come in time order), so the
 // common insert appends to the last chunk after one comparison; any other
 // finds its chunk by binary search and splits it when full.
@@ -61,11 +58,8 @@ func (l *keyList) insert(k Key) {
 	}
 	if len(c) == keyListChunk {
 		// Split the full chunk in two before inserting, each half with
-		// room to grow in place: inserting first grew the chunk's array
-		// to twice its size only to split it, and left the first half
-		// with no room, which cost a quarter of the bytes recording
-		// allocated (`go test -run '^$' -bench Record/memory/callers=8
-		// -benchmem -memprofile mem.prof .`).
+		// room to grow in place: inserting first would grow the chunk's
+		// array to twice its size only to split it.
 		half := keyListChunk / 2
 		l.chunks = slices.Insert(l.chunks, i+1, append(make([]Key, 0, keyListChunk), c[half:]...))
 		l.chunks[i] = c[:half]
@@ -158,7 +152,7 @@ func (l *keyList) empty() bool { return len(l.chunks) == 0 }
 func (l *keyList) bytes() int64 {
 	n := int64(cap(l.chunks)) * int64(unsafe.Sizeof([]Key{}))
 	for _, c := range l.chunks {
-		n += int64(cap(c)) * KeyLen
+		n += int64(cap(c)) * keytree.KeyLen
 	}
 	return n
 }
