@@ -557,7 +557,8 @@ type retryTable struct {
 const maxRetries = 256
 
 // syncLater asks for a sync with p once after has passed (plus a margin for
-// the clocks to move), unless one is already scheduled.
+// the clocks to move), unless one is already scheduled: a goroutine Close
+// waits for, at most maxRetries of them.
 func (n *Host) syncLater(p lpeer.ID, after time.Duration) {
 	t := &n.retries
 	t.mu.Lock()
@@ -569,11 +570,12 @@ func (n *Host) syncLater(p lpeer.ID, after time.Duration) {
 		t.pending = make(map[lpeer.ID]bool)
 	}
 	t.pending[p] = true
-	time.AfterFunc(min(after, n.cfg.SyncInterval)+50*time.Millisecond, func() {
+	n.goLoop(n.ctx, func(ctx context.Context) {
+		due := sleep(ctx, min(after, n.cfg.SyncInterval)+50*time.Millisecond)
 		t.mu.Lock()
 		delete(t.pending, p)
 		t.mu.Unlock()
-		if n.ctx.Err() == nil {
+		if due {
 			n.requestSync(p)
 		}
 	})

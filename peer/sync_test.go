@@ -9,13 +9,14 @@ import (
 	"testing"
 	"time"
 
+	datastore "github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
 	"github.com/scopemesh/scopemesh/crdt"
 	"github.com/scopemesh/scopemesh/events"
 	"github.com/scopemesh/scopemesh/hlc"
-	"github.com/scopemesh/scopemesh/internal/memstore"
 	"github.com/scopemesh/scopemesh/rbsr"
 )
 
@@ -349,7 +350,7 @@ func TestServeNumbersListedIDsPerPass(t *testing.T) {
 	}
 	// The first message of an empty set lists no IDs, so each answer to it
 	// counts, and lists, every event b holds.
-	empty, err := crdt.New(context.Background(), memstore.New(), crdt.Options{})
+	empty, err := crdt.New(context.Background(), dssync.MutexWrap(datastore.NewMapDatastore()), crdt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
