@@ -127,9 +127,8 @@ func (l Limits) DecodeBatch(b []byte) ([]Event, error) {
 // so that it can be stored or sent on without encoding or hashing it again.
 // It checks the events as DecodeBatch does, but leaves their Attrs and
 // Payload in the wire form until Encoded.Event is called: storing or
-// forwarding an event needs neither, and not building them took 10–16 %
-// off the CPU per event that 3 loopback nodes spent replicating (`go run
-// ./bench replicate -rate 0 -writers one,all`).
+// forwarding an event needs neither, and building them is much of what
+// replicating an event costs.
 func (l Limits) DecodeBatchEncoded(b []byte) ([]Encoded, error) { return l.AppendBatchEncoded(nil, b) }
 
 // AppendBatchEncoded is DecodeBatchEncoded appending the events to dst, so
@@ -282,16 +281,10 @@ var (
 		// Event IDs already detect corruption of the content, so the
 		// frame checksum would only cost time and 4 bytes. A batch's
 		// literals are mostly hashes and random IDs, which Huffman coding
-		// does not shrink: without it, a batch of 100 typical events
-		// comes out the same size, 39.1 bytes an event, and encodes in
-		// 1.5 µs an event instead of 1.9 (`go test -run '^$' -bench
-		// EncodeBatch ./events`, 4 alternating runs of each). Decoders
-		// need nothing new. A 32 KiB window, where the default is 4 MiB
-		// and a batch at most 1 MiB, finds nearly every match: a batch of
-		// 1,000 such events comes out 1.2 % larger, 37.8 bytes an event,
-		// in a tenth less time, 381 against 426 ns an event (`go test -run
-		// '^$' -bench EncodeBatchEncoded ./events`, 6 alternating runs of
-		// each).
+		// does not shrink: without it a batch is as small and encodes
+		// faster. Decoders need nothing new. A 32 KiB window, where the
+		// default is 4 MiB and a batch at most 1 MiB, finds nearly every
+		// match in less time.
 		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderCRC(false),
 			zstd.WithNoEntropyCompression(true), zstd.WithWindowSize(32<<10))
 		if err != nil {

@@ -102,10 +102,9 @@ type channel struct {
 // peer that published a message; nothing here needs that — a batch is
 // checked event by event, each event's ID is the hash of its content, and
 // peer scores charge the peer a message came from, not its author — while
-// signing every message and verifying it on every node took 7–11 % of the
-// CPU per replicated event (`go run ./bench replicate -rate 0 -writers
-// one,all`, 3 nodes). Nodes that sign and nodes that do not refuse each
-// other's messages, so the topic's version changed with this.
+// signing every message and verifying it on every node cost a noticeable
+// part of replicating an event. Nodes that sign and nodes that do not
+// refuse each other's messages, so the topic's version changed with this.
 func unsignedMessages() []pubsub.Option {
 	return []pubsub.Option{
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
@@ -122,10 +121,7 @@ func unsignedMessages() []pubsub.Option {
 // the merge in the order it sent them. Validated concurrently, they were
 // merged out of order about half the time: a batch merged after a later
 // one put its events in the middle of the set's index lists rather than
-// at their ends, a search and a move each. In 3 loopback nodes replicating
-// from one writer, those inserts fell from 14 % of the CPU to 7.6 % (`go
-// run ./bench replicate -rate 0 -writers one -events 400000 -cpuprofile
-// cpu.prof`).
+// at their ends, a search and a move each.
 // viewTopics, which others join, are scored as the topics are.
 func startGossip(ctx context.Context, h host.Host, g *gossip, topics, viewTopics []string) error {
 	g.self, g.selfStr = h.ID(), h.ID().String()
@@ -252,11 +248,9 @@ type decodedBatch struct {
 // decodedBatches holds the buffers gossiped batches are decoded into: the
 // receive loop hands each back once the merge has copied what it keeps.
 // A new slice of events for every batch, a thousand events of a couple of
-// hundred bytes each, cost about a tenth of the CPU per replicated event
-// (`go run ./bench replicate -rate 0 -writers one`, 3 nodes). Decoding in
-// place, rather than copying each event's wire form out of the batch, took
-// another 1.5–4 % off decoding and merging (`go test -run '^$' -bench
-// Receive -benchtime 5x -count 6 ./crdt`).
+// hundred bytes each, was a large part of replicating an event; events
+// are decoded in place rather than copied out of the batch for the same
+// reason.
 var decodedBatches = sync.Pool{New: func() any { return new(decodedBatch) }}
 
 // receiveLoop merges the validated batches of peers that arrive on c.

@@ -71,10 +71,8 @@ func NewLibp2pHost(o HostOptions) (host.Host, error) {
 		libp2p.Transport(quic.NewTransport),
 		// TLS first, as a dialled node takes its dialler's first
 		// choice: TLS encrypts with AES-GCM where the processor has AES
-		// instructions, Noise always with ChaCha20-Poly1305. Replicating
-		// among 3 loopback nodes, the cipher took 0.5 % of the CPU under
-		// TLS against 2.4 % under Noise (`go run ./bench replicate -rate
-		// 0 -writers one -events 400000 -cpuprofile cpu.prof`).
+		// instructions, Noise always with ChaCha20-Poly1305, which costs
+		// several times as much CPU when replicating.
 		libp2p.Security(libp2ptls.ID, libp2ptls.New),
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
