@@ -325,15 +325,32 @@ func TestTailDeliversRecordedEvents(t *testing.T) {
 	}
 }
 
+// TestTailStopsWhenInterrupted: a tail that has delivered an event and
+// waits for more ends cleanly when interrupted.
 func TestTailStopsWhenInterrupted(t *testing.T) {
 	n := startNode(t)
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := &signalWriter{wrote: make(chan struct{})}
 	done := make(chan int, 1)
 	go func() {
-		_, _, code := cli(ctx, "tail", "--api", n.api)
-		done <- code
+		done <- run(ctx, []string{"tail", "--api", n.api, "--kind", "tailed"}, strings.NewReader(""), out, io.Discard)
 	}()
-	time.Sleep(100 * time.Millisecond) // let it subscribe, or not: either way it must end
+	// Events recorded before the stream opens are not delivered: record
+	// until one arrives, so that the tail is surely waiting on the stream.
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(20 * time.Second)
+	for waiting := true; waiting; {
+		select {
+		case <-out.wrote:
+			waiting = false
+		case <-tick.C:
+			mustCLI(t, "record", "--api", n.api, "tailed")
+		case <-deadline:
+			t.Fatal("tail delivered nothing")
+		}
+	}
 	cancel()
 	select {
 	case code := <-done:
@@ -343,6 +360,18 @@ func TestTailStopsWhenInterrupted(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("tail did not stop")
 	}
+}
+
+// signalWriter discards what it is given and closes wrote at the first
+// write.
+type signalWriter struct {
+	once  sync.Once
+	wrote chan struct{}
+}
+
+func (w *signalWriter) Write(p []byte) (int, error) {
+	w.once.Do(func() { close(w.wrote) })
+	return len(p), nil
 }
 
 func TestUsageErrorsExit2(t *testing.T) {
