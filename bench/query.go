@@ -11,11 +11,11 @@ import (
 
 	"github.com/scopemesh/scopemesh"
 	"github.com/scopemesh/scopemesh/bench/internal/cluster"
+	"github.com/scopemesh/scopemesh/bench/internal/memstore"
 	"github.com/scopemesh/scopemesh/bench/internal/report"
 	"github.com/scopemesh/scopemesh/crdt"
 	"github.com/scopemesh/scopemesh/events"
 	"github.com/scopemesh/scopemesh/internal/fixture"
-	"github.com/scopemesh/scopemesh/internal/memstore"
 	"github.com/scopemesh/scopemesh/query"
 )
 

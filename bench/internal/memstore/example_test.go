@@ -7,7 +7,7 @@ import (
 	ds "github.com/ipfs/go-datastore"
 	dsq "github.com/ipfs/go-datastore/query"
 
-	"github.com/scopemesh/scopemesh/internal/memstore"
+	"github.com/scopemesh/scopemesh/bench/internal/memstore"
 )
 
 func Example() {

@@ -1,10 +1,8 @@
-// Package memstore is an ordered in-memory go-datastore, on which tests and
-// benchmarks run the event set's datastore layout. It is not the memory
-// set (crdt/memset, crdt.NewMemory), and no node uses it: a node without a
-// data directory keeps its events in the memory set and its other records
-// in go-datastore's map datastore. It goes once its last users move off
-// it: the reconciler's tests (moving to package rbsr without it) and the
-// query benchmark, which fills a datastore set of a million events.
+// Package memstore is an ordered in-memory go-datastore on which the query
+// benchmark fills a datastore set of a million events in the layout Pebble
+// holds. It is the benchmark's, not the library's: a node without a data
+// directory keeps its events in the memory set (crdt/memset) and its other
+// records in go-datastore's map datastore.
 //
 // That layout keeps each event under /e/<key> and its index entries under
 // prefixes such as /n/<node>/<key>, and reads them with keys-only prefix
