@@ -51,6 +51,24 @@ type HostOptions struct {
 	Gater        *Gater // refuses disconnected peers; nil: none
 }
 
+// Keepalives of a connection: a connection whose packets stop arriving —
+// a link that went down without a reset, a peer killed behind a NAT — is
+// closed within about muxKeepAlive+muxWriteTimeout, not yamux's 40 s, so
+// that the peer is marked unreachable and its sessions end.
+const (
+	muxKeepAlive    = 5 * time.Second
+	muxWriteTimeout = 5 * time.Second
+)
+
+// muxer is yamux as libp2p configures it, with keepalives every
+// muxKeepAlive answered within muxWriteTimeout.
+func muxer() *yamux.Transport {
+	t := *yamux.DefaultTransport
+	t.KeepAliveInterval = muxKeepAlive
+	t.ConnectionWriteTimeout = muxWriteTimeout
+	return &t
+}
+
 // NewLibp2pHost builds the host a node runs on: TCP and QUIC, TLS and Noise,
 // yamux, the default resource manager, a connection manager, NAT port
 // mapping, AutoNAT v2, the circuit relay v2 client with hole punching, and
@@ -75,7 +93,7 @@ func NewLibp2pHost(o HostOptions) (host.Host, error) {
 		// several times as much CPU when replicating.
 		libp2p.Security(libp2ptls.ID, libp2ptls.New),
 		libp2p.Security(noise.ID, noise.New),
-		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.Muxer(yamux.ID, muxer()),
 		libp2p.ConnectionManager(cm),
 		libp2p.EnableAutoNATv2(),
 		libp2p.EnableHolePunching(),
