@@ -238,10 +238,23 @@ func (t *memberTable) connected(p lpeer.ID, conn string) (returned, owed bool) {
 	returned = m.kept() && !m.Refused && !m.UnreachableSince.IsZero()
 	if returned {
 		m.Reconnects++
+		t.soonerLocked(now)
 	}
 	m.Connected, m.ConnectedSince, m.UnreachableSince = true, now, time.Time{}
 	m.backoff, m.nextDial = 0, time.Time{}
 	return returned, owed
+}
+
+// soonerLocked brings the redials of the unreachable members forward to
+// within minRedial: a member came back, so a path to the cluster did,
+// and those behind it may be back too. Their backoff starts over.
+func (t *memberTable) soonerLocked(now time.Time) {
+	for _, o := range t.peers {
+		if !o.Connected && o.nextDial.After(now.Add(minRedial)) {
+			o.backoff = minRedial
+			o.nextDial = now.Add(rand.N(minRedial)) // jitter spreads the redials
+		}
+	}
 }
 
 // oweSync records that a requested sync with p failed while no connection

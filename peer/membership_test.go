@@ -98,3 +98,28 @@ func TestQueriesAskCandidatesInOpenClusters(t *testing.T) {
 		t.Fatalf("a closed cluster's query asks %v, want no one", got)
 	}
 }
+
+// TestAReturnedMemberBringsRedialsForward: when a member comes back, the
+// others still unreachable are redialled within minRedial, not after
+// their backoff.
+func TestAReturnedMemberBringsRedialsForward(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	tab := newMemberTable(func() time.Time { return now }, DefaultForgetAfter)
+	back, behind := lpeer.ID("back"), lpeer.ID("behind")
+	for _, p := range []lpeer.ID{back, behind} {
+		tab.connected(p, "c")
+		tab.want(p)
+		tab.disconnected(p, "c")
+	}
+	for range 8 { // the backoff grows to maxRedial
+		now = now.Add(maxRedial)
+		tab.dueForDial()
+	}
+	if next := tab.peers[behind].nextDial; next.Sub(now) < maxRedial/2 {
+		t.Fatalf("the backoff did not grow: next dial in %v", next.Sub(now))
+	}
+	tab.connected(back, "c2")
+	if next := tab.peers[behind].nextDial; next.Sub(now) > minRedial {
+		t.Fatalf("a member came back, and the next redial of another is %v away", next.Sub(now))
+	}
+}
