@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/scopemesh/scopemesh/events"
+	"github.com/scopemesh/scopemesh/internal/testcluster"
 	"github.com/scopemesh/scopemesh/otelbridge"
 )
 
@@ -31,7 +32,7 @@ func (discard) Record(_ context.Context, e events.Event) (events.Event, error) {
 // before the timer stops, so every span is exported within the time
 // measured.
 func BenchmarkSpan(b *testing.B) {
-	node := openNode(b, "cart") // in memory
+	node := testcluster.Open(b, "cart") // in memory
 	batched := func(x sdktrace.SpanExporter) sdktrace.TracerProviderOption {
 		return sdktrace.WithBatcher(x, sdktrace.WithBlocking())
 	}

@@ -20,29 +20,12 @@ import (
 	"github.com/scopemesh/scopemesh"
 	"github.com/scopemesh/scopemesh/events"
 	"github.com/scopemesh/scopemesh/internal/poll"
+	"github.com/scopemesh/scopemesh/internal/testcluster"
 	"github.com/scopemesh/scopemesh/otelbridge"
 	"github.com/scopemesh/scopemesh/query"
 )
 
 var _ otelbridge.Recorder = (*scopemesh.Node)(nil)
-
-// openNode opens a node named name on loopback, in the test's own
-// cluster, that finds no peers by itself.
-func openNode(t testing.TB, name string) *scopemesh.Node {
-	t.Helper()
-	n, err := scopemesh.Open(context.Background(), scopemesh.Config{
-		Name:        name,
-		Cluster:     t.Name(),
-		ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
-		DisableMDNS: true,
-		DHT:         scopemesh.DHTOff,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
-	return n
-}
 
 // service is an HTTP service instrumented with otelhttp, exporting its
 // spans to its own node and to a span recorder the services share.
@@ -55,7 +38,7 @@ type service struct {
 }
 
 func newService(t *testing.T, name string, spans *tracetest.SpanRecorder) *service {
-	node := openNode(t, name)
+	node := testcluster.Open(t, name)
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithBatcher(otelbridge.New(node, otelbridge.Config{})),
 		sdktrace.WithSpanProcessor(spans),

@@ -24,6 +24,7 @@ import (
 	"github.com/scopemesh/scopemesh/events"
 	"github.com/scopemesh/scopemesh/internal/httpquery"
 	"github.com/scopemesh/scopemesh/internal/poll"
+	"github.com/scopemesh/scopemesh/internal/testcluster"
 	"github.com/scopemesh/scopemesh/query"
 )
 
@@ -40,16 +41,7 @@ func startNode(t *testing.T) *testNode { t.Helper(); return startNamed(t, "") }
 // startNamed starts a test node named name.
 func startNamed(t *testing.T, name string) *testNode {
 	t.Helper()
-	node, err := scopemesh.Open(context.Background(), scopemesh.Config{
-		Name:        name,
-		Cluster:     t.Name(),
-		ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
-		DisableMDNS: true,
-		DHT:         scopemesh.DHTOff,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	node := testcluster.Open(t, name)
 	// t.TempDir paths can pass the 107 bytes a socket path may have.
 	dir, err := os.MkdirTemp("", "smapi")
 	if err != nil {
@@ -67,8 +59,7 @@ func startNamed(t *testing.T, name string) *testNode {
 		if err := srv.Shutdown(ctx); err != nil {
 			t.Errorf("shutting the API down: %v", err)
 		}
-		node.Close()
-		os.RemoveAll(dir)
+		os.RemoveAll(dir) // the node closes after, in Open's cleanup
 	})
 	return &testNode{Node: node, api: addr.address}
 }

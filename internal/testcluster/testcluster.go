@@ -11,6 +11,24 @@ import (
 	"github.com/scopemesh/scopemesh/internal/poll"
 )
 
+// Open opens a node named name on loopback TCP, in a cluster named after
+// t, that finds no peers by itself. It closes when t ends.
+func Open(t testing.TB, name string) *scopemesh.Node {
+	t.Helper()
+	node, err := scopemesh.Open(context.Background(), scopemesh.Config{
+		Cluster:     t.Name(),
+		Name:        name,
+		ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
+		DisableMDNS: true,
+		DHT:         scopemesh.DHTOff,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { node.Close() })
+	return node
+}
+
 // Start opens n nodes of a cluster named after t on loopback TCP, with
 // discovery off, named node-1 to node-n, connects every pair, and waits
 // until each has every other connected, named and in its gossip mesh, so
@@ -32,18 +50,7 @@ func StartNamed(t testing.TB, names ...string) []*scopemesh.Node {
 	n := len(names)
 	nodes := make([]*scopemesh.Node, n)
 	for i := range nodes {
-		node, err := scopemesh.Open(ctx, scopemesh.Config{
-			Cluster:     t.Name(),
-			Name:        names[i],
-			ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
-			DisableMDNS: true,
-			DHT:         scopemesh.DHTOff,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { node.Close() })
-		nodes[i] = node
+		nodes[i] = Open(t, names[i])
 	}
 	for i, a := range nodes {
 		for _, b := range nodes[i+1:] {
