@@ -54,7 +54,7 @@ type Config struct {
 	// dials them besides Bootstrap. Records that do not open are skipped.
 	Members []byte
 	// SaveMembers, if set, is given the member records the node holds
-	// once a minute and when it closes, to keep for the next start.
+	// every ten minutes and when it closes, to keep for the next start.
 	SaveMembers func([]byte) error
 	SyncLimits  SyncLimits // bounds of one sync session
 

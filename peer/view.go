@@ -259,6 +259,7 @@ func (v *view) beatLoop(ctx context.Context) {
 	defer beat.Stop()
 	swap := time.NewTimer(exchangeInterval(0))
 	defer swap.Stop()
+	saved := time.Now()
 	for {
 		if env, err := v.sign(false); err == nil {
 			if err := v.publish(ctx, env); err != nil && ctx.Err() == nil {
@@ -268,11 +269,19 @@ func (v *view) beatLoop(ctx context.Context) {
 		if !v.waitForBeat(ctx, beat.C, swap) {
 			return
 		}
-		if err := v.save(); err != nil {
-			v.n.log.Warn("saving the member records", "err", err)
+		if time.Since(saved) >= saveMembersEvery {
+			saved = time.Now()
+			if err := v.save(); err != nil {
+				v.n.log.Warn("saving the member records", "err", err)
+			}
 		}
 	}
 }
+
+// saveMembersEvery is how often a running node hands its member records
+// to Config.SaveMembers, besides when it closes: a list of hundreds of
+// members is megabytes, and ten minutes old is recent enough to redial.
+const saveMembersEvery = 10 * time.Minute
 
 // waitForBeat swaps lists when swap fires, until the next beat or a change
 // of connections calls for a record. It returns false once ctx is done.
