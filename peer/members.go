@@ -119,6 +119,9 @@ type memberTable struct {
 	// that its old records, still passed around, do not bring it back; a
 	// newer incarnation does. At most maxMembers, each for expiry.
 	forgotten map[lpeer.ID]forgetting
+	// broughtForward is when a returning member last brought the other
+	// redials forward: a member that flaps does so once per maxRedial.
+	broughtForward time.Time
 }
 
 type forgetting struct {
@@ -247,8 +250,13 @@ func (t *memberTable) connected(p lpeer.ID, conn string) (returned, owed bool) {
 
 // soonerLocked brings the redials of the unreachable members forward to
 // within minRedial: a member came back, so a path to the cluster did,
-// and those behind it may be back too. Their backoff starts over.
+// and those behind it may be back too. Their backoff starts over. It
+// does so at most once per maxRedial.
 func (t *memberTable) soonerLocked(now time.Time) {
+	if now.Sub(t.broughtForward) < maxRedial {
+		return
+	}
+	t.broughtForward = now
 	for _, o := range t.peers {
 		if !o.Connected && o.nextDial.After(now.Add(minRedial)) {
 			o.backoff = minRedial

@@ -123,3 +123,27 @@ func TestAReturnedMemberBringsRedialsForward(t *testing.T) {
 		t.Fatalf("a member came back, and the next redial of another is %v away", next.Sub(now))
 	}
 }
+
+// TestAFlappingMemberBringsRedialsForwardOnce: a member that comes and
+// goes does not keep every redial at its shortest.
+func TestAFlappingMemberBringsRedialsForwardOnce(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	tab := newMemberTable(func() time.Time { return now }, DefaultForgetAfter)
+	flapper, behind := lpeer.ID("flapper"), lpeer.ID("behind")
+	for _, p := range []lpeer.ID{flapper, behind} {
+		tab.connected(p, "c")
+		tab.want(p)
+		tab.disconnected(p, "c")
+	}
+	tab.connected(flapper, "c") // brings behind's redial forward
+	tab.disconnected(flapper, "c")
+	for range 7 { // not quite maxRedial
+		now = now.Add(maxRedial / 8)
+		tab.dueForDial()
+	}
+	grown := tab.peers[behind].nextDial
+	tab.connected(flapper, "c") // within maxRedial of the first return
+	if got := tab.peers[behind].nextDial; !got.Equal(grown) {
+		t.Fatalf("a second return within %v moved the redial from %v to %v", maxRedial, grown.Sub(now), got.Sub(now))
+	}
+}
