@@ -24,7 +24,8 @@ func fakeRecords(t testing.TB, n int) [][]byte {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if out[i], err = signRecord(&memberRecord{Name: "fake", Incarnation: 1, Beat: 1}, key); err != nil {
+		if out[i], err = signRecord(&memberRecord{Name: "fake", Incarnation: 1, Beat: 1,
+			Wall: time.Now().Add(-10 * time.Minute).UnixNano()}, key); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -205,7 +206,7 @@ func TestClosedViewSpreads(t *testing.T) {
 }
 
 // TestSavedMembersThatDoNotReadAreSkipped: saved member records that are
-// junk, tampered or too many start the node without them; good ones are
+// junk, tampered, expired or too many start the node without them; good ones are
 // known, as last heard when they were signed.
 func TestSavedMembersThatDoNotReadAreSkipped(t *testing.T) {
 	_, nodes := newCluster(t, 1, clusterOptions{})
@@ -217,6 +218,19 @@ func TestSavedMembersThatDoNotReadAreSkipped(t *testing.T) {
 	n.view.restore(joinRecords(nil, [][]byte{tampered, []byte("not a record")}))
 	if got := inView(n); got != 0 {
 		t.Fatalf("%d members from records that do not read", got)
+	}
+	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale, err := signRecord(&memberRecord{Name: "stale", Incarnation: 1, Beat: 1,
+		Wall: time.Now().Add(-DefaultForgetAfter - time.Hour).UnixNano()}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.view.restore(joinRecords(nil, [][]byte{stale}))
+	if got := inView(n); got != 0 {
+		t.Fatalf("%d members from a record older than the expiry", got)
 	}
 	n.view.restore(joinRecords(nil, fakes[1:]))
 	if got := inView(n); got != 2 {

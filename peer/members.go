@@ -407,11 +407,14 @@ func (t *memberTable) learn(p lpeer.ID, r *memberRecord, env []byte) (news, fres
 }
 
 // restore adds p's record from a node's last run, unless the table holds
-// one as new: p is last heard of when it signed it. It reports whether p
-// was added.
+// one as new or the record is older than the expiry: p is last heard of
+// when it signed it. It reports whether p was added.
 func (t *memberTable) restore(p lpeer.ID, r *memberRecord, env []byte) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.now().Sub(time.Unix(0, r.Wall)) > t.expiry {
+		return false
+	}
 	m, ok := t.peers[p]
 	if ok && m.record != nil && !r.newer(m.record) {
 		return false
