@@ -96,6 +96,7 @@ type Host struct {
 	sessions   sessions
 	retries    retryTable
 	queries    queryGate
+	serves     chan struct{} // batches being sent to peers that fetch them
 	syncLimits SyncLimits
 	syncNow    chan lpeer.ID // members to sync with soon
 	// joinResync is how long after a join its second sync waits:
@@ -193,7 +194,9 @@ func New(h host.Host, cfg Config) (_ *Host, err error) {
 	n.replica = &replica{set: cfg.Set, clock: cfg.Clock, limits: cfg.Limits, keys: keys, signed: cfg.SignEvents,
 		skew: &skewTable{now: time.Now}, log: n.log, retry: n.syncLater}
 	n.gossip = &gossip{replica: n.replica, members: n.members, log: n.log,
-		member: func(p lpeer.ID) bool { return n.member(expired, p) }}
+		member:  func(p lpeer.ID) bool { return n.member(expired, p) },
+		batches: n.protocols(func(nm names) protocol.ID { return nm.batches })}
+	n.serves = make(chan struct{}, maxServes)
 	var topics, viewTopics []string
 	for _, nm := range n.keyNames() {
 		topics, viewTopics = append(topics, nm.topic), append(viewTopics, nm.viewTopic)
@@ -220,6 +223,7 @@ func New(h host.Host, cfg Config) (_ *Host, err error) {
 	for _, nm := range n.keyNames() {
 		h.SetStreamHandler(nm.sync, n.handleSync)
 		h.SetStreamHandler(nm.query, n.handleQuery)
+		h.SetStreamHandler(nm.batches, n.handleBatch)
 	}
 	n.goLoop(ctx, n.syncLoop)
 
@@ -299,6 +303,7 @@ func (n *Host) Close() error {
 		for _, nm := range n.keyNames() {
 			n.h.RemoveStreamHandler(nm.sync)
 			n.h.RemoveStreamHandler(nm.query)
+			n.h.RemoveStreamHandler(nm.batches)
 		}
 		if n.keys != nil {
 			n.h.RemoveStreamHandler(authProtocol)

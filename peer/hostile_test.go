@@ -70,7 +70,7 @@ func TestHostileSkewFloodIsBoundedAndNotForwarded(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, data := range append([][]byte{longBatch}, batches...) {
-		if err := topic.Publish(ctx, data); err != nil {
+		if err := topic.announce(ctx, data); err != nil {
 			t.Fatal(err)
 		}
 	}

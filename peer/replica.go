@@ -71,17 +71,30 @@ func (r *replica) seal(channel string) func([]byte, error) ([]byte, error) {
 	}
 }
 
-// decode opens, decodes and verifies a batch that arrived on channel, and
-// appends its events to dst: each event's ID must match its content and,
-// if the cluster signs events, its signature must be its origin's. Given a
-// scratch buffer, it decodes in place (events.Limits.AppendBatchInPlace).
-func (r *replica) decode(dst []events.Encoded, channel string, data []byte, scratch *[]byte) ([]events.Encoded, error) {
-	if r.keys != nil {
-		var err error
-		if data, err = r.keys.open(channel, data); err != nil {
-			return nil, err
-		}
+// open opens data that arrived on channel: in an open cluster, data is
+// not sealed.
+func (r *replica) open(channel string, data []byte) ([]byte, error) {
+	if r.keys == nil {
+		return data, nil
 	}
+	return r.keys.open(channel, data)
+}
+
+// decode opens, decodes and verifies a batch that arrived on channel, and
+// appends its events to dst, as decodeOpen does.
+func (r *replica) decode(dst []events.Encoded, channel string, data []byte, scratch *[]byte) ([]events.Encoded, error) {
+	data, err := r.open(channel, data)
+	if err != nil {
+		return nil, err
+	}
+	return r.decodeOpen(dst, data, scratch)
+}
+
+// decodeOpen decodes and verifies a batch, and appends its events to dst:
+// each event's ID must match its content and, if the cluster signs events,
+// its signature must be its origin's. Given a scratch buffer, it decodes in
+// place (events.Limits.AppendBatchInPlace).
+func (r *replica) decodeOpen(dst []events.Encoded, data []byte, scratch *[]byte) ([]events.Encoded, error) {
 	var xs []events.Encoded
 	var err error
 	if scratch == nil {

@@ -2,13 +2,16 @@ package peer
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
 	"github.com/scopemesh/scopemesh/events"
@@ -24,8 +27,8 @@ func TestRogueBatchesChangeNothing(t *testing.T) {
 	rogue, topic := joinRogue(t, mn, nodes)
 
 	bad := [][]byte{[]byte("not a batch"), {1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}, forgedBatch(t)}
-	for _, msg := range bad {
-		if err := topic.Publish(ctx, msg); err != nil {
+	for _, body := range bad {
+		if err := topic.announce(ctx, body); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -52,13 +55,43 @@ func TestRogueBatchesChangeNothing(t *testing.T) {
 	}
 }
 
+// rogueTopic is a rogue's side of the cluster topic: it announces any
+// batch it likes, and sends the batches it announced to whoever asks.
+type rogueTopic struct {
+	*pubsub.Topic
+	mu     sync.Mutex
+	bodies map[[sha256.Size]byte][]byte
+}
+
+// announce announces body, and will send it.
+func (r *rogueTopic) announce(ctx context.Context, body []byte) error {
+	a := announcement{hash: sha256.Sum256(body), size: len(body)}
+	r.mu.Lock()
+	r.bodies[a.hash] = body
+	r.mu.Unlock()
+	return r.Publish(ctx, a.encode())
+}
+
+func (r *rogueTopic) serve(raw network.Stream) {
+	defer raw.Close()
+	s := newStream(raw, SyncLimits{Idle: time.Second, Bytes: 64})
+	_, want, err := s.recv(frameWant)
+	if err != nil || len(want) != sha256.Size {
+		return
+	}
+	r.mu.Lock()
+	body := r.bodies[[sha256.Size]byte(want)]
+	r.mu.Unlock()
+	s.send(frameEvents, body)
+}
+
 // joinRogue starts a host that speaks gossipsub on the cluster's topic but
 // none of its rules, connected to targets, and returns it with the topic
 // once it is in their meshes and knows they are in the topic: a message
 // published before its router learned of their subscriptions reached
 // nobody, and the rogue was never penalised (once, in CI's parallel -race
 // run).
-func joinRogue(t *testing.T, mn mocknet.Mocknet, targets []*testNode) (host.Host, *pubsub.Topic) {
+func joinRogue(t *testing.T, mn mocknet.Mocknet, targets []*testNode) (host.Host, *rogueTopic) {
 	t.Helper()
 	rogue, err := mn.GenPeer()
 	if err != nil {
@@ -76,10 +109,12 @@ func joinRogue(t *testing.T, mn mocknet.Mocknet, targets []*testNode) (host.Host
 	if err != nil {
 		t.Fatal(err)
 	}
-	topic, err := ps.Join(namesFor("test").topic)
+	joined, err := ps.Join(namesFor("test").topic)
 	if err != nil {
 		t.Fatal(err)
 	}
+	topic := &rogueTopic{Topic: joined, bodies: make(map[[sha256.Size]byte][]byte)}
+	rogue.SetStreamHandler(namesFor("test").batches, topic.serve)
 	if _, err := topic.Subscribe(); err != nil {
 		t.Fatal(err)
 	}

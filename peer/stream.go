@@ -63,9 +63,9 @@ func (s *stream) channel() string { return string(s.s.Protocol()) }
 // of one of the types want; an error frame becomes an error.
 func (s *stream) recv(want ...byte) (byte, []byte, error) { return s.recvMax(maxFrame, want...) }
 
-// busyErrors are the errors a peer's error frame names that callers tell
-// apart: the peer is busy, and may be asked again.
-var busyErrors = []error{ErrBusy, ErrQueryBusy, ErrViewBusy}
+// knownErrors are the errors a peer's error frame names that callers tell
+// apart: the peer is busy, and may be asked again, or holds nothing.
+var knownErrors = []error{ErrBusy, ErrQueryBusy, ErrViewBusy, ErrFetchBusy, ErrNotHeld}
 
 // recvMax is recv for a frame whose payload may be up to max bytes.
 func (s *stream) recvMax(max int, want ...byte) (byte, []byte, error) {
@@ -97,9 +97,9 @@ func (s *stream) next(max int) (byte, []byte, error) {
 		return 0, nil, fmt.Errorf("%w: more than %d bytes", ErrSyncLimit, s.lim.Bytes)
 	}
 	if typ == frameError {
-		for _, busy := range busyErrors {
-			if string(payload) == busy.Error() {
-				return 0, nil, busy
+		for _, known := range knownErrors {
+			if string(payload) == known.Error() {
+				return 0, nil, known
 			}
 		}
 		return 0, nil, fmt.Errorf("peer: the peer ended the session: %s", payload)

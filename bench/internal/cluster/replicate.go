@@ -62,6 +62,9 @@ type ReplicateResult struct {
 	Traffic Traffic `json:"traffic"` // bytes every host sent, during the run
 	// BytesPerEvent is every byte sent over events × (nodes − 1).
 	BytesPerEvent float64 `json:"bytes_per_event"`
+	// EventBytes is an event's size in the batches gossip published,
+	// encoded and compressed: what each node must receive of it at least.
+	EventBytes float64 `json:"event_bytes"`
 }
 
 // Replicate runs a replication workload on the cluster and measures it.
@@ -119,6 +122,9 @@ func (c *Cluster) Replicate(ctx context.Context, cfg ReplicateConfig) (Replicate
 	res.Traffic = c.Traffic().Sub(traffic0)
 	if d := cfg.Events * (len(c.Nodes) - 1); d > 0 {
 		res.BytesPerEvent = float64(res.Traffic.Total()) / float64(d)
+	}
+	if res.Gossip.EventsPublished > 0 {
+		res.EventBytes = float64(res.Gossip.BytesPublished) / float64(res.Gossip.EventsPublished)
 	}
 	if subs != nil {
 		res.Latency, res.LatencyLost = subs.latencies(due)
@@ -275,6 +281,9 @@ func (c *Cluster) gossip() peer.GossipStats {
 		s := m.Status().Gossip
 		g.BatchesPublished += s.BatchesPublished
 		g.EventsPublished += s.EventsPublished
+		g.BytesPublished += s.BytesPublished
+		g.FetchesFailed += s.FetchesFailed
+		g.BatchesServed += s.BatchesServed
 		g.BatchesReceived += s.BatchesReceived
 		g.EventsMerged += s.EventsMerged
 		g.BatchesRejected += s.BatchesRejected
@@ -290,6 +299,9 @@ func subGossip(a, b peer.GossipStats) peer.GossipStats {
 	return peer.GossipStats{
 		BatchesPublished: a.BatchesPublished - b.BatchesPublished,
 		EventsPublished:  a.EventsPublished - b.EventsPublished,
+		BytesPublished:   a.BytesPublished - b.BytesPublished,
+		FetchesFailed:    a.FetchesFailed - b.FetchesFailed,
+		BatchesServed:    a.BatchesServed - b.BatchesServed,
 		BatchesReceived:  a.BatchesReceived - b.BatchesReceived,
 		EventsMerged:     a.EventsMerged - b.EventsMerged,
 		BatchesRejected:  a.BatchesRejected - b.BatchesRejected,

@@ -73,6 +73,8 @@ func kind(p protocol.ID) string {
 		return "sync"
 	case strings.Contains(s, "meshsub"):
 		return "gossip"
+	case strings.Contains(s, "/batches/"):
+		return "batches"
 	case strings.Contains(s, "/members/"):
 		return "members"
 	}
@@ -100,23 +102,25 @@ func (w *Wire) LogRecvMessageStream(n int64, p protocol.ID, from lpeer.ID) {
 // protocol that sent them.
 type Traffic struct {
 	Sync    int64 `json:"sync"`    // scopemesh's sync protocol, or a baseline's exchange
-	Gossip  int64 `json:"gossip"`  // gossipsub: event batches and member records
+	Gossip  int64 `json:"gossip"`  // gossipsub: batch announcements and member records
+	Batches int64 `json:"batches"` // announced batches, fetched
 	Members int64 `json:"members"` // member list exchanges
 	Other   int64 `json:"other"`   // identify, ping, queries, ...
 }
 
 // Total returns every byte sent.
-func (t Traffic) Total() int64 { return t.Sync + t.Gossip + t.Members + t.Other }
+func (t Traffic) Total() int64 { return t.Sync + t.Gossip + t.Batches + t.Members + t.Other }
 
 // Sub returns the traffic of t since an earlier snapshot.
 func (t Traffic) Sub(earlier Traffic) Traffic {
-	return Traffic{Sync: t.Sync - earlier.Sync, Gossip: t.Gossip - earlier.Gossip,
+	return Traffic{Sync: t.Sync - earlier.Sync, Gossip: t.Gossip - earlier.Gossip, Batches: t.Batches - earlier.Batches,
 		Members: t.Members - earlier.Members, Other: t.Other - earlier.Other}
 }
 
 // Add returns the sum of two snapshots.
 func (t Traffic) Add(o Traffic) Traffic {
-	return Traffic{Sync: t.Sync + o.Sync, Gossip: t.Gossip + o.Gossip, Members: t.Members + o.Members, Other: t.Other + o.Other}
+	return Traffic{Sync: t.Sync + o.Sync, Gossip: t.Gossip + o.Gossip, Batches: t.Batches + o.Batches,
+		Members: t.Members + o.Members, Other: t.Other + o.Other}
 }
 
 // Sent returns the bytes sent so far, by kind of protocol. Counting what
@@ -132,6 +136,8 @@ func (w *Wire) Sent() Traffic {
 			t.Sync += n
 		case "gossip":
 			t.Gossip += n
+		case "batches":
+			t.Batches += n
 		case "members":
 			t.Members += n
 		default:
