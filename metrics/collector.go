@@ -37,7 +37,9 @@ var (
 
 	gossipBatches   = desc("gossip_batches_total", "Gossip batches this node published, or received valid from peers.", "direction")
 	gossipPublished = desc("gossip_events_published_total", "Events in the gossip batches this node published.")
-	gossipRejected  = desc("gossip_batches_rejected_total", "Gossip batches not merged, by reason: invalid (malformed or forged) or clock_ahead (an event ran ahead of the clock; sync fetches it later).", "reason")
+	gossipRejected  = desc("gossip_batches_rejected_total", "Gossip batches not merged, by reason: invalid (malformed or forged), clock_ahead (an event ran ahead of the clock; sync fetches it later) or not_sent (no peer that announced the batch sent it; sync fetches it later).", "reason")
+	gossipServed    = desc("gossip_batches_served_total", "Announced batches this node sent to peers that fetched them.")
+	gossipBytes     = desc("gossip_published_bytes_total", "Bytes of the batches this node published, encoded.")
 	gossipDropped   = desc("gossip_dropped_total", "Gossip dropped for want of room: outbound RPCs to a peer with a full queue, inbound messages the merge fell behind on.", "direction")
 	gossipGaps      = desc("gossip_publish_gaps_total", "Times the gossip publisher fell behind and read its events back from the store.")
 	gossipErrors    = desc("gossip_publish_errors_total", "Gossip batches that could not be encoded or published.")
@@ -67,7 +69,7 @@ var memberStates = []peer.MemberState{peer.StateConnected, peer.StateReachable, 
 
 var allDescs = []*prometheus.Desc{
 	eventsHeld, eventsRecorded, eventsReceived, eventsExpired,
-	gossipBatches, gossipPublished, gossipRejected, gossipDropped, gossipGaps, gossipErrors,
+	gossipBatches, gossipPublished, gossipRejected, gossipServed, gossipBytes, gossipDropped, gossipGaps, gossipErrors,
 	syncSessions, syncBytes, syncEvents, syncDuration, queries, queryDuration,
 	members, clockSkewOrigins, clockSkewAhead, storeBytes, storeReclaimable, horizon, uptime,
 }
@@ -101,6 +103,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(gossipPublished, g.EventsPublished)
 	counter(gossipRejected, g.BatchesRejected, "invalid")
 	counter(gossipRejected, g.BatchesHeld, "clock_ahead")
+	counter(gossipRejected, g.FetchesFailed, "not_sent")
+	counter(gossipServed, g.BatchesServed)
+	counter(gossipBytes, g.BytesPublished)
 	counter(gossipDropped, g.DroppedOutbound, "outbound")
 	counter(gossipDropped, g.DroppedInbound, "inbound")
 	counter(gossipGaps, g.PublishGaps)

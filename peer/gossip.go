@@ -32,8 +32,12 @@ const (
 	outboundQueue       = 1024 // RPCs per peer
 	validateQueue       = 1024 // messages awaiting validation
 	subscriptionSize    = 1024 // validated messages awaiting the merge loop
-	validateConcurrency = 64   // announcements whose batches are being fetched at once
-	watchBuffer         = 1 << 16
+	validateConcurrency = 256  // announcements whose batches are being fetched at once
+	// repairAfter is how long after gossip lost a batch a sync with a peer
+	// that has it runs: soon, but late enough to take a burst of losses in
+	// one session.
+	repairAfter = time.Second
+	watchBuffer = 1 << 16
 )
 
 // GossipStats counts the delta replication of one node.
@@ -47,7 +51,7 @@ type GossipStats struct {
 	BatchesRejected  uint64 // batches that failed validation: malformed or forged
 	BatchesHeld      uint64 // batches not taken now: an event's clock ran ahead of the allowed offset
 	DroppedOutbound  uint64 // RPCs dropped because a peer's queue was full
-	DroppedInbound   uint64 // messages dropped because the merge loop fell behind
+	DroppedInbound   uint64 // messages dropped because validation or the merge loop fell behind
 	PublishGaps      uint64 // times the publisher fell behind and re-read the store
 	PublishErrors    uint64 // batches that could not be encoded or published
 	FetchesFailed    uint64 // announced batches no peer that announced them sent
@@ -254,6 +258,7 @@ func (g *gossip) validate(ctx context.Context, from lpeer.ID, msg *pubsub.Messag
 	if err != nil {
 		g.counts.fetchesFailed.Add(1)
 		g.log.Debug("fetching an announced batch failed", "from", from, "err", err)
+		g.replica.retry(from, repairAfter)
 		return pubsub.ValidationIgnore
 	}
 	d := decodedBatches.Get().(*decodedBatch)
@@ -524,6 +529,16 @@ func (t tracer) UndeliverableMessage(*pubsub.Message) { t.g.counts.droppedInboun
 func (t tracer) Graft(p lpeer.ID, _ string)           { t.g.members.setMesh(p, true) }
 func (t tracer) Prune(p lpeer.ID, _ string)           { t.g.members.setMesh(p, false) }
 
+// RejectMessage counts the announcements dropped for want of room to
+// validate them, and has the batches they name synced from the peer that
+// sent them.
+func (t tracer) RejectMessage(m *pubsub.Message, reason string) {
+	if reason == pubsub.RejectValidationQueueFull || reason == pubsub.RejectValidationThrottled {
+		t.g.counts.droppedInbound.Add(1)
+		t.g.replica.retry(m.ReceivedFrom, repairAfter)
+	}
+}
+
 // DuplicateMessage notes another peer that announced a batch: it holds it.
 func (t tracer) DuplicateMessage(m *pubsub.Message) { t.g.alts.add(m.ID, m.ReceivedFrom) }
 
@@ -533,7 +548,6 @@ func (tracer) Join(string)                                           {}
 func (tracer) Leave(string)                                          {}
 func (tracer) ValidateMessage(*pubsub.Message)                       {}
 func (tracer) DeliverMessage(*pubsub.Message)                        {}
-func (tracer) RejectMessage(*pubsub.Message, string)                 {}
 func (tracer) ThrottlePeer(lpeer.ID)                                 {}
 func (tracer) RecvRPC(*pubsub.RPC)                                   {}
 func (tracer) SendRPC(*pubsub.RPC, lpeer.ID)                         {}
