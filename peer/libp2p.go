@@ -28,6 +28,7 @@ import (
 	manet "github.com/multiformats/go-multiaddr/net"
 	"github.com/quic-go/quic-go"
 	"go.uber.org/fx"
+	"golang.org/x/time/rate"
 )
 
 // DefaultListenAddrs are where a host listens when given none: TCP and QUIC
@@ -95,12 +96,13 @@ func NewLibp2pHost(o HostOptions) (host.Host, error) {
 	if len(listen) == 0 {
 		listen = DefaultListenAddrs
 	}
-	cm, err := connmgr.NewConnManager(64, 256, connmgr.WithGracePeriod(time.Minute))
+	listen, sockets, err := bindQUIC(listen)
 	if err != nil {
 		return nil, err
 	}
-	listen, sockets, err := bindQUIC(listen)
+	cm, err := connmgr.NewConnManager(64, 256, connmgr.WithGracePeriod(time.Minute))
 	if err != nil {
+		closeSockets(sockets)
 		return nil, err
 	}
 	opts := []libp2p.Option{
@@ -154,9 +156,7 @@ func NewLibp2pHost(o HostOptions) (host.Host, error) {
 	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
-		for _, c := range sockets {
-			c.Close() // if the QUIC connection manager did not
-		}
+		closeSockets(sockets) // if the QUIC connection manager did not
 		return nil, fmt.Errorf("peer: starting libp2p: %w", err)
 	}
 	return h, nil
@@ -182,15 +182,15 @@ func bindQUIC(listen []string) ([]string, []*net.UDPConn, error) {
 		if _, err := a.ValueForProtocol(ma.P_QUIC_V1); err != nil {
 			continue
 		}
-		network, hostport, err := manet.DialArgs(a)
+		netw, hostport, err := manet.DialArgs(a)
 		if err != nil {
 			continue
 		}
-		laddr, err := net.ResolveUDPAddr(network, hostport)
+		laddr, err := net.ResolveUDPAddr(netw, hostport)
 		if err != nil {
 			continue
 		}
-		c, err := net.ListenUDP(network, laddr)
+		c, err := net.ListenUDP(netw, laddr)
 		if err != nil {
 			continue
 		}
@@ -199,7 +199,13 @@ func bindQUIC(listen []string) ([]string, []*net.UDPConn, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		out[i] = ma.Split(a)[0].String() + port.String() + "/quic-v1"
+		bound := slices.Clone(a)
+		for j := range bound {
+			if bound[j].Protocol().Code == ma.P_UDP {
+				bound[j] = *port
+			}
+		}
+		out[i] = bound.String()
 	}
 	return out, sockets, nil
 }
@@ -236,49 +242,61 @@ func quicConnManager(sockets []*net.UDPConn) func(quic.StatelessResetKey, quic.T
 		cm, err := quicreuse.NewConnManager(key, tokens,
 			quicreuse.ConnContext(connContext),
 			quicreuse.VerifySourceAddress(rcmgr.VerifySourceAddress),
-			quicreuse.EnableMetrics(nil))
+			quicreuse.EnableMetrics(nil)) // the default registerer, as libp2p's
 		if err != nil {
 			return nil, err
 		}
+		// As NewConnManager does for its own transports: past 1000 new
+		// connections a second, every source address is verified.
+		limiter := rate.NewLimiter(1000, 1000)
+		verify := func(addr net.Addr) bool { return !limiter.Allow() || rcmgr.VerifySourceAddress(addr) }
 		var lent []*quic.Transport
-		closeAll := func() error {
+		release := func() error {
 			errs := []error{cm.Close()} // it stops using the lent transports
 			for _, tr := range lent {
 				errs = append(errs, tr.Close())
 			}
-			for _, c := range sockets {
-				errs = append(errs, c.Close())
-			}
-			return errors.Join(errs...)
+			return errors.Join(append(errs, closeSockets(sockets))...)
 		}
 		for _, c := range sockets {
 			tr := &quic.Transport{Conn: c, StatelessResetKey: &key, TokenGeneratorKey: &tokens,
-				ConnContext: connContext, VerifySourceAddress: rcmgr.VerifySourceAddress}
+				ConnContext: connContext, VerifySourceAddress: verify}
 			lent = append(lent, tr)
-			network := "udp4"
+			netw := "udp4"
 			if c.LocalAddr().(*net.UDPAddr).IP.To4() == nil {
-				network = "udp6"
+				netw = "udp6"
 			}
-			if _, err := cm.LendTransport(network, tunedQUIC{tr}, c); err != nil {
-				closeAll()
+			if _, err := cm.LendTransport(netw, tunedQUIC{tr}, c); err != nil {
+				release()
 				return nil, fmt.Errorf("peer: lending a QUIC transport on %v: %w", c.LocalAddr(), err)
 			}
 		}
-		lc.Append(fx.StopHook(closeAll))
+		lc.Append(fx.StopHook(release))
 		return cm, nil
 	}
+}
+
+// closeSockets closes every socket.
+func closeSockets(sockets []*net.UDPConn) error {
+	var errs []error
+	for _, c := range sockets {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // tunedQUIC is a QUIC transport whose connections take quicKeepAlive and
 // quicIdle.
 type tunedQUIC struct{ *quic.Transport }
 
+// tuned returns a copy of conf with quicKeepAlive and quicIdle.
 func tuned(conf *quic.Config) *quic.Config {
 	conf = conf.Clone()
 	conf.KeepAlivePeriod, conf.MaxIdleTimeout = quicKeepAlive, quicIdle
 	return conf
 }
 
+// Listen accepts connections with quicKeepAlive and quicIdle.
 func (t tunedQUIC) Listen(tlsConf *tls.Config, conf *quic.Config) (quicreuse.QUICListener, error) {
 	ln, err := t.Transport.Listen(tlsConf, tuned(conf))
 	if err != nil {
@@ -287,6 +305,7 @@ func (t tunedQUIC) Listen(tlsConf *tls.Config, conf *quic.Config) (quicreuse.QUI
 	return ln, nil
 }
 
+// Dial dials a connection with quicKeepAlive and quicIdle.
 func (t tunedQUIC) Dial(ctx context.Context, addr net.Addr, tlsConf *tls.Config, conf *quic.Config) (*quic.Conn, error) {
 	return t.Transport.Dial(ctx, addr, tlsConf, tuned(conf))
 }
