@@ -554,7 +554,7 @@ func (n *Host) dial(ctx context.Context, ai lpeer.AddrInfo) error {
 }
 
 // awaitConnection waits up to d for a connection to p, and reports
-// whether one is open. Its error is ctx's, or the event bus's.
+// whether one is open. Its error is ctx's, the event bus's, or ErrClosed.
 func (n *Host) awaitConnection(ctx context.Context, p lpeer.ID, d time.Duration) (bool, error) {
 	sub, err := n.h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
 	if err != nil {
@@ -574,8 +574,11 @@ func (n *Host) awaitConnection(ctx context.Context, p lpeer.ID, d time.Duration)
 			return false, ctx.Err()
 		case <-t.C:
 			return n.h.Network().Connectedness(p) == network.Connected, nil
-		case e := <-sub.Out():
-			if e := e.(event.EvtPeerConnectednessChanged); e.Peer == p && e.Connectedness == network.Connected {
+		case e, open := <-sub.Out():
+			if !open { // the host closed
+				return false, ErrClosed
+			}
+			if e, ok := e.(event.EvtPeerConnectednessChanged); ok && e.Peer == p && e.Connectedness == network.Connected {
 				return true, nil
 			}
 		}
