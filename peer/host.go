@@ -516,15 +516,21 @@ const (
 	quickRedials = 3
 )
 
+// dialRetried is what a node logs, at debug level, when it tries a dial
+// that failed at once again.
+const dialRetried = "dial failed at once: trying again"
+
 // dial connects to ai. Two peers dialling each other's listening TCP ports
-// at the same moment make one connection (TCP simultaneous open, as both
-// dial from their listening port), on which both handshakes fail at once;
-// so a dial that fails quickly is tried again, with the swarm's backoff
-// for the peer cleared, after a pause that the peer IDs break the tie of:
-// the smaller waits tens of milliseconds, the larger a few hundred, so
-// that the smaller's dial has connected them by then. Two peers dialling
-// each other can also fail one handshake while the other's succeeds: a
-// dial after which the peer is connected succeeded.
+// at the same moment can make one connection (TCP simultaneous open, as
+// both dial from their listening port), on which both handshakes fail at
+// once; so a dial that fails quickly is tried again, with the swarm's
+// backoff for the peer cleared, after a pause that the peer IDs break the
+// tie of: the smaller waits tens of milliseconds, the larger a few
+// hundred, so that the smaller's dial has connected them by then. The
+// pause ends as soon as a connection to the peer opens: a dial after which
+// the peer is connected succeeded. Both sides dial at once the first time,
+// so a peer that only one side can reach (behind NAT) is connected as
+// fast as before.
 func (n *Host) dial(ctx context.Context, ai lpeer.AddrInfo) error {
 	pause := func() time.Duration { return time.Duration(10+rand.IntN(40)) * time.Millisecond }
 	if n.h.ID() > ai.ID {
@@ -536,14 +542,50 @@ func (n *Host) dial(ctx context.Context, ai lpeer.AddrInfo) error {
 		if err == nil || n.h.Network().Connectedness(ai.ID) == network.Connected {
 			return nil
 		}
-		if redials == quickRedials || time.Since(start) > quickFailure || !sleep(ctx, pause()) {
+		if redials == quickRedials || time.Since(start) > quickFailure {
 			return err
 		}
-		if n.h.Network().Connectedness(ai.ID) == network.Connected {
+		n.log.Debug(dialRetried, "peer", ai.ID, "err", err)
+		switch connected, werr := n.awaitConnection(ctx, ai.ID, pause()); {
+		case connected:
 			return nil
+		case werr != nil:
+			return errors.Join(err, werr)
 		}
 		if sw, ok := n.h.Network().(*swarm.Swarm); ok {
 			sw.Backoff().Clear(ai.ID)
+		}
+	}
+}
+
+// awaitConnection waits up to d for a connection to p, and reports
+// whether one is open. Its error is ctx's, the event bus's, or ErrClosed.
+func (n *Host) awaitConnection(ctx context.Context, p lpeer.ID, d time.Duration) (bool, error) {
+	sub, err := n.h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
+	if err != nil {
+		return false, fmt.Errorf("peer: watching connections: %w", err)
+	}
+	defer sub.Close()
+	// Subscribed first, so a connection that opens between the check and
+	// the wait is not missed.
+	if n.h.Network().Connectedness(p) == network.Connected {
+		return true, nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-t.C:
+			return n.h.Network().Connectedness(p) == network.Connected, nil
+		case e, open := <-sub.Out():
+			if !open { // the host closed
+				return false, ErrClosed
+			}
+			if e, ok := e.(event.EvtPeerConnectednessChanged); ok && e.Peer == p && e.Connectedness == network.Connected {
+				return true, nil
+			}
 		}
 	}
 }
