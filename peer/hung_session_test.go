@@ -16,12 +16,9 @@ import (
 // mid-session — holds one of a node's session slots until the idle limit
 // (the default 10 s) ends it. Meanwhile sessions with two other members
 // complete within about a second: the hung session delays them by at most
-// SyncLimits.shareAfter, not by the idle limit. Once where the node
-// started the hung session, once where the frozen peer did.
-//
-// Not covered, as it fails: while the node's own session hangs, a session
-// a member starts with the node is refused as busy (sessions.start), and
-// the member's retries, about a second of them, all are.
+// SyncLimits.shareAfter, not by the idle limit. Where the node started the
+// hung session, with sessions the node starts and one a member starts;
+// where the frozen peer did.
 func TestHungSessionDoesNotBlockOthers(t *testing.T) {
 	type syncFunc func(victim, left, right *testNode) SyncResult
 	byNode := func(victim, other *testNode) SyncResult {
@@ -36,6 +33,10 @@ func TestHungSessionDoesNotBlockOthers(t *testing.T) {
 		{"started by the node", true, []string{"the node, with one member", "the node, with another"}, [2]syncFunc{
 			func(v, l, _ *testNode) SyncResult { return byNode(v, l) },
 			func(v, _, r *testNode) SyncResult { return byNode(v, r) },
+		}},
+		{"started by the node, beside a member's", true, []string{"the node", "a member"}, [2]syncFunc{
+			func(v, l, _ *testNode) SyncResult { return byNode(v, l) },
+			func(v, _, r *testNode) SyncResult { return byNode(r, v) },
 		}},
 		{"started by the frozen peer", false, []string{"the node", "a member"}, [2]syncFunc{
 			func(v, l, _ *testNode) SyncResult { return byNode(v, l) },

@@ -107,12 +107,19 @@ const (
 // at once: after that, the periodic sync tries later.
 const busyRetries = 8
 
+// ownRefuses is how long one of this node's own sessions has inbound ones
+// refused (start): long enough for two nodes that started at once to sort
+// it out, short enough that peers' retries outlast it when the own session
+// hangs.
+const ownRefuses = 300 * time.Millisecond
+
 // sessions allots the session slots. Its zero value is usable.
 type sessions struct {
 	mu      sync.Mutex
-	peers   map[lpeer.ID]bool // peers with a session running
-	inbound int               // sessions peers started that run
-	ended   chan struct{}     // closed, and replaced, when a session ends
+	peers   map[lpeer.ID]bool      // peers with a session running
+	own     map[lpeer.ID]time.Time // of them, those this node started, and when
+	inbound int                    // sessions peers started that run
+	ended   chan struct{}          // closed, and replaced, when a session ends
 }
 
 // start claims a slot for a session with p, inbound if p started it. An
@@ -120,7 +127,7 @@ type sessions struct {
 // and then, until ctx ends, for a free slot and for p's running session to
 // end. An inbound one is refused with ErrBusy, for its initiator to try
 // again in a moment, if no slot is free or one of this node's own sessions
-// runs; otherwise it waits, at most share, for the other inbound ones,
+// started within ownRefuses; otherwise it waits, at most share, for the other inbound ones,
 // which are all under way. Had it waited for this node's own sessions,
 // which wait for their peers' in turn, nodes syncing with each other all
 // at once would each have waited the whole of share.
@@ -149,31 +156,38 @@ func (s *sessions) start(ctx context.Context, p lpeer.ID, inbound bool, share ti
 // tryStart claims a slot for a session with p if one is free and, unless
 // shared, no other session it waits for runs (start). busy reports that
 // no slot for it is free (or p has one), or, for an inbound session, that
-// one of this node's own runs; ended closes when a session ends.
+// one of this node's own started lately; ended closes when a session ends.
 func (s *sessions) tryStart(p lpeer.ID, inbound, shared bool) (end func(), busy bool, ended <-chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended == nil {
 		s.ended = make(chan struct{})
 	}
-	own := len(s.peers) - s.inbound
-	if s.peers[p] || len(s.peers) >= maxSessions || inbound && (s.inbound >= maxInbound || own > 0) {
+	now := time.Now()
+	recent := false
+	for _, started := range s.own {
+		recent = recent || now.Sub(started) < ownRefuses
+	}
+	if s.peers[p] || len(s.peers) >= maxSessions || inbound && (s.inbound >= maxInbound || recent) {
 		return nil, true, s.ended
 	}
-	if !shared && (s.inbound > 0 || !inbound && own > 0) {
+	if !shared && (s.inbound > 0 || !inbound && len(s.own) > 0) {
 		return nil, false, s.ended
 	}
 	if s.peers == nil {
-		s.peers = make(map[lpeer.ID]bool)
+		s.peers, s.own = make(map[lpeer.ID]bool), make(map[lpeer.ID]time.Time)
 	}
 	s.peers[p] = true
 	if inbound {
 		s.inbound++
+	} else {
+		s.own[p] = now
 	}
 	return func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		delete(s.peers, p)
+		delete(s.own, p)
 		if inbound {
 			s.inbound--
 		}
