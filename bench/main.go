@@ -30,6 +30,7 @@ var scenarios = map[string]scenario{
 	"reconcile": {"the reconciler alone, n up to 10,000,000, chosen d, clustered and scattered", runReconcile},
 	"retain":    {"recording on Pebble with retention as simulated days pass: store size, throughput, expiry cost", runRetain},
 	"query":     {"trace and filter queries at n up to 1,000,000, on one node and across a cluster", runQuery},
+	"sim":       {"a model of 10 to 1,000 nodes from measured costs: bytes per event per node, latency, batches announced or pushed", runSim},
 	"plot":      {"render the JSON results as PNG charts", runPlot},
 }
 

@@ -27,6 +27,8 @@ type chart struct {
 
 var charts = []chart{
 	{"replicate-throughput.png", "replicate", drawThroughput},
+	{"replicate-bytes.png", "replicate", drawReplicateBytes},
+	{"sim-bytes.png", "sim", drawSimBytes},
 	{"heal-bytes.png", "heal", drawHealBytes},
 	{"reconcile-bytes.png", "reconcile", drawReconcileBytes},
 	{"retain-bytes.png", "retain", drawRetainBytes},
@@ -148,6 +150,72 @@ func drawThroughput(saved []report.Saved) (*plot.Plot, bool, error) {
 		lines = append(lines, "one writer: events stored/s, all nodes together", stored)
 	}
 	err = plotutil.AddLinePoints(p, lines...)
+	p.Y.Min = 0
+	headroom(p, 1.3)
+	return p, true, err
+}
+
+// drawReplicateBytes plots the bytes each node received per event against
+// the number of nodes, unpaced and paced, with an event's size in a batch,
+// from the newest run that measured more than one cluster size.
+func drawReplicateBytes(saved []report.Saved) (*plot.Plot, bool, error) {
+	all, from, err := runsOf[cluster.ReplicateResult](saved)
+	if err != nil || len(all) == 0 {
+		return nil, false, err
+	}
+	pick := len(all) - 1
+	for i := len(all) - 1; i >= 0; i-- {
+		if sizes(all[i]) > 1 {
+			pick = i
+			break
+		}
+	}
+	unpaced, paced, floor := plotter.XYs{}, plotter.XYs{}, plotter.XYs{}
+	for _, r := range all[pick] {
+		if r.Writers != 1 || r.EventBytes == 0 {
+			continue
+		}
+		pt := plotter.XY{X: float64(r.Nodes), Y: r.BytesPerEvent}
+		if r.Rate > 0 {
+			paced = append(paced, pt)
+		} else {
+			unpaced = append(unpaced, pt)
+			floor = append(floor, plotter.XY{X: pt.X, Y: r.EventBytes})
+		}
+	}
+	if len(unpaced)+len(paced) == 0 {
+		return nil, false, nil
+	}
+	p := newPlot("bytes each node received per event", "nodes (loopback TCP, all in one process)", "bytes", from[pick])
+	var lines []any
+	if len(unpaced) > 0 {
+		lines = append(lines, "one writer, as fast as it can", unpaced, "an event in a compressed batch", floor)
+	}
+	if len(paced) > 0 {
+		lines = append(lines, "one writer, paced (smaller batches)", paced)
+	}
+	err = plotutil.AddLinePoints(p, lines...)
+	p.Y.Min = 0
+	headroom(p, 1.5)
+	return p, true, err
+}
+
+// drawSimBytes plots the model's bytes received per event per node against
+// the number of nodes, batches announced and pushed, from the newest run.
+func drawSimBytes(saved []report.Saved) (*plot.Plot, bool, error) {
+	all, from, err := runsOf[simResult](saved)
+	if err != nil || len(all) == 0 {
+		return nil, false, err
+	}
+	last := len(all) - 1
+	lines := map[string]plotter.XYs{}
+	for _, r := range all[last] {
+		lines[r.Design] = append(lines[r.Design], plotter.XY{X: float64(r.Nodes), Y: r.BytesPerEvent})
+	}
+	p := newPlot("model: bytes each node receives per event", "nodes", "bytes", from[last])
+	p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
+	err = plotutil.AddLinePoints(p, "batches announced, each fetched once (now)", lines["announce"],
+		"batches pushed over the mesh (before)", lines["push"])
 	p.Y.Min = 0
 	headroom(p, 1.3)
 	return p, true, err

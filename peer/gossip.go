@@ -100,6 +100,7 @@ type gossip struct {
 	cache    *batchCache
 	alts     alternates
 	ps       *pubsub.PubSub
+	topics   []string   // the names of the channels, set before pubsub starts
 	channels []*channel // channels[0] is the one this node publishes on
 	watch    *crdt.Watch
 }
@@ -140,7 +141,7 @@ func unsignedMessages() []pubsub.Option {
 // not over a link with any delay.
 // viewTopics, which others join, are scored as the topics are.
 func startGossip(ctx context.Context, h host.Host, g *gossip, topics, viewTopics []string) error {
-	g.self, g.selfStr, g.h = h.ID(), h.ID().String(), h
+	g.self, g.selfStr, g.h, g.topics = h.ID(), h.ID().String(), h, topics
 	g.cache = newBatchCache()
 	ps, err := pubsub.NewGossipSub(ctx, h, append(unsignedMessages(),
 		pubsub.WithPeerOutboundQueueSize(outboundQueue),
@@ -526,8 +527,19 @@ var _ pubsub.RawTracer = tracer{}
 
 func (t tracer) DropRPC(*pubsub.RPC, lpeer.ID)        { t.g.counts.droppedOutbound.Add(1) }
 func (t tracer) UndeliverableMessage(*pubsub.Message) { t.g.counts.droppedInbound.Add(1) }
-func (t tracer) Graft(p lpeer.ID, _ string)           { t.g.members.setMesh(p, true) }
-func (t tracer) Prune(p lpeer.ID, _ string)           { t.g.members.setMesh(p, false) }
+
+// Graft and Prune follow the mesh of the event topics, not the view's.
+func (t tracer) Graft(p lpeer.ID, topic string) {
+	if slices.Contains(t.g.topics, topic) {
+		t.g.members.setMesh(p, true)
+	}
+}
+
+func (t tracer) Prune(p lpeer.ID, topic string) {
+	if slices.Contains(t.g.topics, topic) {
+		t.g.members.setMesh(p, false)
+	}
+}
 
 // RejectMessage counts the announcements dropped for want of room to
 // validate them, and has the batches they name synced from the peer that
