@@ -32,6 +32,7 @@ var small = map[string][]string{
 	"./bench query":        {"-n", "2000", "-cluster-n", "2000", "-nodes", "3", "-samples", "20"},
 	"./bench retain":       {"-events", "20000", "-samples", "10"},
 	"./bench members":      {"-nodes", "3", "-spread", "1", "-idle", "2s"},
+	"./bench sim":          {"-nodes", "10,100", "-batches", "2"},
 	"./bench plot":         nil, // charts from the runs above
 	"./examples/cluster":   {"-requests", "50"},
 	"./examples/httptrace": nil,
