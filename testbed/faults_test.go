@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -19,6 +21,7 @@ var (
 	faultsSeeds = flag.Int("faults.seeds", 1, "TestFaults: run this many schedules, with seeds from -faults.seed on")
 	faultsLong  = flag.Bool("faults.long", false, "TestFaults: run the long schedule")
 	faultsTCP   = flag.Bool("faults.tcp", false, "TestFaults: the nodes listen on TCP only, not TCP and QUIC")
+	faultsLogs  = flag.String("faults.logs", "", "TestFaults: keep the nodes' debug logs in this `dir`, as seed-N/nI.log")
 )
 
 // The fault schedule: numNodes nodes, and a fault drawn at the start of
@@ -259,6 +262,10 @@ func gist(err error) string {
 // convergence.
 func runFaults(t *testing.T, bin string, seed uint64, size scheduleSize) time.Duration {
 	l := &lan{t: t, net: newNetwork(t, bin, "faults.sh", "faults", fmt.Sprint(numNodes)), tcp: *faultsTCP}
+	if *faultsLogs != "" {
+		// Runs before the network's cleanup removes the logs.
+		t.Cleanup(func() { l.keepLogs(filepath.Join(*faultsLogs, fmt.Sprint("seed-", seed))) })
+	}
 	for i := range numNodes {
 		var boot []int
 		for _, b := range bootstrapOf(i) {
@@ -531,6 +538,27 @@ func (l *lan) setSlow(i int, on bool) {
 	if on {
 		l.t.Logf("slow link of n%d: %s", i, strings.TrimSpace(out))
 	}
+}
+
+// keepLogs copies the nodes' logs into dir.
+func (l *lan) keepLogs(dir string) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		l.t.Error(err)
+		return
+	}
+	for _, node := range l.nodes {
+		if node == nil {
+			continue
+		}
+		b, err := os.ReadFile(node.log)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, node.Name+".log"), b, 0o644)
+		}
+		if err != nil {
+			l.t.Error(err)
+		}
+	}
+	l.t.Logf("the nodes' logs are in %s", dir)
 }
 
 // logPeers logs, for each node, how it sees each other node after the
