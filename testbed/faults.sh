@@ -20,15 +20,17 @@
 #   10.55.0.1   10.55.0.2       10.55.0.N       (eth0, 10.55.0.0/24)
 #
 # cut replaces the DROP rules of NODE's chain "faults", hooked into its
-# INPUT and OUTPUT: silent drops, as a broken link gives, not resets, so
-# that the nodes find out only by their keepalives. A partition is a cut on
-# both sides of every link between its groups.
+# INPUT: what arrives from ADDRs is dropped, silently, as a broken link
+# drops it, so that the nodes find out only by their keepalives. Not in
+# OUTPUT: a DROP there fails the sender's sendmsg with EPERM, which closes
+# a QUIC connection at once, as no real network does. A partition is a cut
+# on both ends of every link between its groups, one direction each.
 #
 # slow puts netem (100ms delay with 30ms jitter, 2% loss) on both ends of
 # NODE's link. Kernels without sch_netem refuse it: then slow rate-limits
 # both ends with tbf (1mbit, whose queue delays what it holds) and drops 2%
-# of what NODE sends at random with iptables' statistic match. It prints
-# which it did.
+# of what NODE receives at random with iptables' statistic match. It
+# prints which it did.
 #
 # Every link lives inside the namespaces: removing them removes everything.
 # If `up` fails half-way, it removes what it built. A driver that may die
@@ -80,7 +82,6 @@ up() {
 		ip -n "$(ns n$i)" link set eth0 up
 		inside "n$i" iptables -N faults
 		inside "n$i" iptables -A INPUT -j faults
-		inside "n$i" iptables -A OUTPUT -j faults
 	done
 	trap - EXIT
 }
@@ -104,7 +105,6 @@ cut() {
 	inside "$node" iptables -F faults
 	for addr in "$@"; do
 		inside "$node" iptables -A faults -s "$addr" -j DROP
-		inside "$node" iptables -A faults -d "$addr" -j DROP
 	done
 }
 
@@ -117,9 +117,9 @@ slow() {
 		set -- $end
 		tc -n "$1" qdisc del dev "$2" root 2>/dev/null || true
 	done
-	# The lossy rule of the fallback sits in the OUTPUT chain, apart from
-	# the cuts of chain faults.
-	while inside "$node" iptables -D OUTPUT -m statistic --mode random --probability 0.02 -j DROP 2>/dev/null; do :; done
+	# The lossy rule of the fallback sits in INPUT, apart from the cuts of
+	# chain faults.
+	while inside "$node" iptables -D INPUT -m statistic --mode random --probability 0.02 -j DROP 2>/dev/null; do :; done
 	case "$state" in
 	off) return ;;
 	on) ;;
@@ -128,7 +128,7 @@ slow() {
 	qdisc="netem delay 100ms 30ms loss 2%"
 	if ! tc -n "$(ns "$node")" qdisc add dev eth0 root $qdisc 2>/dev/null; then
 		qdisc="tbf rate 1mbit burst 32kbit latency 400ms"
-		inside "$node" iptables -A OUTPUT -m statistic --mode random --probability 0.02 -j DROP
+		inside "$node" iptables -A INPUT -m statistic --mode random --probability 0.02 -j DROP
 		echo "no netem in this kernel: tbf (1mbit) and 2% drops with iptables statistic"
 		tc -n "$(ns "$node")" qdisc add dev eth0 root $qdisc
 	else

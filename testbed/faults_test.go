@@ -221,7 +221,7 @@ func bootstrapOf(i int) []int {
 // may or may not have been stored).
 type writer struct {
 	node   *Node
-	acked  map[string]int // event ID → sequence number
+	acked  map[string]ack // by event ID
 	failed map[int]bool   // sequence numbers
 	errs   map[string]int // why records failed, counted
 }
@@ -235,7 +235,7 @@ func (w *writer) run(stop <-chan struct{}) {
 			w.failed[seq] = true
 			w.errs[gist(err)]++
 		} else {
-			w.acked[e.ID] = seq
+			w.acked[e.ID] = ack{fmt.Sprintf("%s seq=%d", w.node.Name, seq), time.Now()}
 		}
 		select {
 		case <-stop:
@@ -283,7 +283,7 @@ func runFaults(t *testing.T, bin string, seed uint64, size scheduleSize) time.Du
 	var writers [numNodes]*writer
 	var wg sync.WaitGroup
 	for i, node := range l.nodes {
-		writers[i] = &writer{node: node, acked: map[string]int{}, failed: map[int]bool{}, errs: map[string]int{}}
+		writers[i] = &writer{node: node, acked: map[string]ack{}, failed: map[int]bool{}, errs: map[string]int{}}
 		wg.Go(func() { writers[i].run(stopWriters) })
 	}
 	// Stop the writers even when the schedule fails the test.
@@ -345,17 +345,17 @@ func runFaults(t *testing.T, bin string, seed uint64, size scheduleSize) time.Du
 	t.Logf("+%5.1fs final heal: no rules left, every node running", time.Since(start).Seconds())
 	stopOnce()
 
-	acked := map[string]string{} // ID → writer and sequence number
+	acked := map[string]ack{}
 	for _, w := range writers {
-		for id, seq := range w.acked {
-			acked[id] = fmt.Sprintf("%s seq=%d", w.node.Name, seq)
-		}
+		maps.Copy(acked, w.acked)
 		t.Logf("%s: %d events acknowledged, %d records failed: %v", w.node.Name, len(w.acked), len(w.failed), w.errs)
 	}
 
 	// Poll until every node holds every acknowledged event and all hold
-	// the same sequence; note when each node first held them all.
+	// the same sequence; note when each node first held them all, and what
+	// it lacked at the check before.
 	complete := map[string]time.Duration{}
+	lacked := map[string][]ack{}
 	var logs [numNodes][]event
 	took = Poll(t, 90*time.Second, "every node to hold the same events, every acknowledged one among them", func() error {
 		var err error
@@ -365,8 +365,9 @@ func runFaults(t *testing.T, bin string, seed uint64, size scheduleSize) time.Du
 		var problems []string
 		for i, log := range logs {
 			name := l.nodes[i].Name
-			if missing := len(acked) - countHeld(log, acked); missing > 0 {
-				problems = append(problems, fmt.Sprintf("%s lacks %d acknowledged events", name, missing))
+			if missing := lacking(log, acked); len(missing) > 0 {
+				problems = append(problems, fmt.Sprintf("%s lacks %d acknowledged events", name, len(missing)))
+				lacked[name] = missing
 			} else if _, ok := complete[name]; !ok {
 				complete[name] = time.Since(healed)
 			}
@@ -379,6 +380,14 @@ func runFaults(t *testing.T, bin string, seed uint64, size scheduleSize) time.Du
 	took = time.Since(healed)
 	t.Logf("converged: every node holds the same %d events %v after the final heal (%d acknowledged; each node complete at %v)",
 		len(logs[0]), took.Round(time.Millisecond), len(acked), roundMap(complete))
+	for _, name := range slices.Sorted(maps.Keys(lacked)) {
+		var parts []string
+		for _, a := range lacked[name][:min(3, len(lacked[name]))] {
+			parts = append(parts, fmt.Sprintf("%s acknowledged %+.1fs", a.what, a.at.Sub(healed).Seconds()))
+		}
+		t.Logf("%s lacked %d acknowledged events at its last check before complete, such as %s",
+			name, len(lacked[name]), strings.Join(parts, ", "))
+	}
 	l.logPeers(healed)
 	check(t, logs, acked, writers[:])
 	for _, node := range l.nodes {
@@ -415,14 +424,27 @@ func (l *lan) events() ([numNodes][]event, error) {
 	return logs, nil
 }
 
-func countHeld(log []event, acked map[string]string) int {
-	n := 0
+// ack is an acknowledged record: which writer and sequence number, and
+// when it returned.
+type ack struct {
+	what string
+	at   time.Time
+}
+
+// lacking returns the acknowledged events log lacks, oldest first.
+func lacking(log []event, acked map[string]ack) []ack {
+	held := make(map[string]bool, len(log))
 	for _, e := range log {
-		if _, ok := acked[e.ID]; ok {
-			n++
+		held[e.ID] = true
+	}
+	var out []ack
+	for id, a := range acked {
+		if !held[id] {
+			out = append(out, a)
 		}
 	}
-	return n
+	slices.SortFunc(out, func(a, b ack) int { return a.at.Compare(b.at) })
+	return out
 }
 
 func errorIf(problems []string) error {
@@ -443,7 +465,7 @@ func roundMap(m map[string]time.Duration) string {
 // check verifies the converged logs: every acknowledged event on every
 // node exactly once, nothing but what the writers recorded (a failed record
 // may or may not have been stored), and the identical sequence everywhere.
-func check(t *testing.T, logs [numNodes][]event, acked map[string]string, writers []*writer) {
+func check(t *testing.T, logs [numNodes][]event, acked map[string]ack, writers []*writer) {
 	t.Helper()
 	failed := map[string]bool{}
 	for _, w := range writers {
@@ -464,10 +486,10 @@ func check(t *testing.T, logs [numNodes][]event, acked map[string]string, writer
 			}
 		}
 		lost := 0
-		for id, what := range acked {
+		for id, a := range acked {
 			if _, ok := seen[id]; !ok {
 				if lost++; lost <= 5 {
-					t.Errorf("%s lacks acknowledged event %s (%s)", name, id, what)
+					t.Errorf("%s lacks acknowledged event %s (%s)", name, id, a.what)
 				}
 			}
 		}
@@ -587,7 +609,8 @@ func (l *lan) logPeers(healed time.Time) {
 			conn := "not connected"
 			if len(p.Connections) > 0 {
 				c := p.Connections[0]
-				conn = fmt.Sprintf("%s opened %s", transport(c.Addr), since(c.Opened))
+				dir := map[bool]string{true: "in", false: "out"}[c.Inbound]
+				conn = fmt.Sprintf("%s %s opened %s", transport(c.Addr), dir, since(c.Opened))
 			}
 			parts = append(parts, fmt.Sprintf("%s: %s, %d reconnects, last sync %s (got %d, sent %d)",
 				other.Name, conn, p.Reconnects, since(p.LastSync), p.LastSyncResult.Received, p.LastSyncResult.Sent))

@@ -364,6 +364,7 @@ type Connection struct {
 	Addr    string
 	Relayed bool
 	Limited bool
+	Inbound bool
 	Opened  time.Time
 }
 
