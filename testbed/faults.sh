@@ -4,12 +4,12 @@
 # network stacks under a fault schedule. It needs root, ip(8), iptables(8)
 # and tc(8).
 #
-#   faults.sh up PREFIX N               build the LAN with nodes n0..n(N-1)
-#   faults.sh down PREFIX               remove it, and stop what runs in it
-#   faults.sh guard PREFIX              remove it once standard input closes
-#   faults.sh cut PREFIX NODE [ADDR...] NODE drops all traffic with ADDRs (none: heals)
-#   faults.sh slow PREFIX NODE on|off   NODE's link turns slow and lossy, or back
-#   faults.sh exec PREFIX NODE CMD...   run CMD in NODE's namespace
+#   faults.sh up PREFIX N                     build the LAN with nodes n0..n(N-1)
+#   faults.sh down PREFIX                     remove it, and stop what runs in it
+#   faults.sh guard PREFIX                    remove it once standard input closes
+#   faults.sh cut PREFIX NODE [ADDR...]       NODE drops what arrives from ADDRs (none: heals)
+#   faults.sh slow PREFIX NODE on|off [RATE]  NODE's link turns slow and lossy, or back
+#   faults.sh exec PREFIX NODE CMD...         run CMD in NODE's namespace
 #
 # The LAN, all in namespaces named PREFIX-<name> (PREFIX: 1 to 8 lowercase
 # letters and digits, unique per run):
@@ -26,11 +26,11 @@
 # a QUIC connection at once, as no real network does. A partition is a cut
 # on both ends of every link between its groups, one direction each.
 #
-# slow puts netem (100ms delay with 30ms jitter, 2% loss) on both ends of
-# NODE's link. Kernels without sch_netem refuse it: then slow rate-limits
-# both ends with tbf (1mbit, whose queue delays what it holds) and drops 2%
-# of what NODE receives at random with iptables' statistic match. It
-# prints which it did.
+# slow puts netem (100ms delay with 30ms jitter, 2% loss; limited to RATE
+# if given) on both ends of NODE's link. Kernels without sch_netem refuse
+# it: then slow rate-limits both ends with tbf (RATE, default 1mbit; its
+# queue delays what it holds) and drops 2% of what NODE receives at random
+# with iptables' statistic match. It prints which it did.
 #
 # Every link lives inside the namespaces: removing them removes everything.
 # If `up` fails half-way, it removes what it built. A driver that may die
@@ -109,7 +109,7 @@ cut() {
 }
 
 slow() {
-	local node=$1 state=$2 qdisc
+	local node=$1 state=$2 rate=${3:-} qdisc
 	# Both ends of NODE's link, so that both directions are slow.
 	local ends=("$(ns "$node") eth0" "$(ns br) $node")
 	local end
@@ -125,11 +125,11 @@ slow() {
 	on) ;;
 	*) usage ;;
 	esac
-	qdisc="netem delay 100ms 30ms loss 2%"
+	qdisc="netem delay 100ms 30ms loss 2%${rate:+ rate $rate}"
 	if ! tc -n "$(ns "$node")" qdisc add dev eth0 root $qdisc 2>/dev/null; then
-		qdisc="tbf rate 1mbit burst 32kbit latency 400ms"
+		qdisc="tbf rate ${rate:-1mbit} burst 32kbit latency 400ms"
 		inside "$node" iptables -A INPUT -m statistic --mode random --probability 0.02 -j DROP
-		echo "no netem in this kernel: tbf (1mbit) and 2% drops with iptables statistic"
+		echo "no netem in this kernel: tbf (${rate:-1mbit}) and 2% drops with iptables statistic"
 		tc -n "$(ns "$node")" qdisc add dev eth0 root $qdisc
 	else
 		echo "netem"
@@ -151,7 +151,7 @@ guard)
 	down
 	;;
 cut) [[ $# -ge 1 ]] || usage; cut "$@" ;;
-slow) [[ $# -eq 2 ]] || usage; slow "$@" ;;
+slow) [[ $# -eq 2 || $# -eq 3 ]] || usage; slow "$@" ;;
 exec)
 	[[ $# -ge 2 ]] || usage
 	# Replace this shell, so whoever started it can signal CMD itself.

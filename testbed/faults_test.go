@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -151,6 +152,9 @@ func plan(seed uint64, size scheduleSize) []fault {
 // converges to the same sequence holding every acknowledged event once.
 func TestFaults(t *testing.T) {
 	RequireNetAdmin(t)
+	if _, err := exec.LookPath("tc"); err != nil {
+		t.Skip("needs tc(8) for slow links: apt-get install -y iproute2")
+	}
 	bin := gobuild.Binary(t, "github.com/scopemesh/scopemesh/cmd/scopemesh")
 	size := shortSchedule
 	if *faultsLong {
@@ -170,10 +174,18 @@ func TestFaults(t *testing.T) {
 	}
 	if len(took) > 0 {
 		sorted := slices.Sorted(slices.Values(took))
+		median := sorted[len(sorted)/2]
 		t.Logf("convergence after the final heal over %d seeds: median %v, worst %v (each: %v)",
-			len(took), sorted[len(sorted)/2].Round(time.Millisecond), sorted[len(sorted)-1].Round(time.Millisecond), roundAll(took))
+			len(took), median.Round(time.Millisecond), sorted[len(sorted)-1].Round(time.Millisecond), roundAll(took))
+		// Logged, not asserted: one seed's timing is too noisy for CI to
+		// fail on; run several seeds to judge it.
+		verdict := map[bool]string{true: "met", false: "NOT met"}[median <= convergenceTarget]
+		t.Logf("target, every node holding the same events within %v of the final heal (median over seeds): %s", convergenceTarget, verdict)
 	}
 }
+
+// convergenceTarget is what the project promises after the last fault heals.
+const convergenceTarget = 2 * time.Second
 
 func roundAll(ds []time.Duration) []time.Duration {
 	out := make([]time.Duration, len(ds))
