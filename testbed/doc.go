@@ -70,4 +70,11 @@
 //	go test -v -run TestFaults ./testbed -faults.logs DIR     # keep the nodes' debug logs in DIR
 //
 // A seed fixes the schedule, not the timing of goroutines and packets.
+//
+// TestSlowLink, opt-in, has two nodes on TCP (so on yamux) record a backlog
+// of large events each while apart, then meet over a link limited to the
+// given rate, and reports whether the backlogs cross, how long they take,
+// and whether yamux's write timeout closed the connection meanwhile:
+//
+//	go test -v -run TestSlowLink ./testbed -slowlink.rate 256kbit
 package testbed
