@@ -64,7 +64,7 @@ func TestSlowLink(t *testing.T) {
 	// backlogs do not cross.
 	defer func() {
 		if peers, err := a.Peers(); err == nil {
-			t.Logf("n0 counts %d reconnects of n1 (one is the heal)", peers[b.ID].Reconnects)
+			t.Logf("n0 counts %d reconnects of n1 (the cut may account for one)", peers[b.ID].Reconnects)
 		}
 		for _, node := range []*Node{a, b} {
 			t.Logf("%s's log: %d connections closed by yamux's write timeout, %d sync sessions cut as stalled",
