@@ -369,7 +369,7 @@ func runFaults(t *testing.T, bin string, seed uint64, size scheduleSize) time.Du
 	complete := map[string]time.Duration{}
 	lacked := map[string][]ack{}
 	var logs [numNodes][]event
-	took = Poll(t, 90*time.Second, "every node to hold the same events, every acknowledged one among them", func() error {
+	Poll(t, 90*time.Second, "every node to hold the same events, every acknowledged one among them", func() error {
 		var err error
 		if logs, err = l.events(); err != nil {
 			return err

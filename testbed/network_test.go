@@ -91,7 +91,7 @@ func randomHex(n int) string {
 // cleanup stops the nodes and removes every namespace, whatever happened.
 func NewNetwork(t *testing.T, bin string, randomFully bool) *Network {
 	t.Helper()
-	args := []string{}
+	var args []string
 	if randomFully {
 		args = append(args, "--random-fully")
 	}
