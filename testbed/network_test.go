@@ -20,38 +20,42 @@ import (
 	"time"
 )
 
-// Network holds the namespaces nat.sh built for one test, and the nodes
-// running in them. Its methods fail the test on errors; it is used from the
-// test's goroutine only.
+// Network holds the namespaces a script (nat.sh, faults.sh) built for one
+// test, and the nodes running in them. Its methods fail the test on errors;
+// it is used from the test's goroutine only, but for Node.CLI and the
+// methods built on it, which any goroutine may call.
 type Network struct {
-	t      *testing.T
-	bin    string // the scopemesh binary
-	prefix string // of the namespaces' names
-	dir    string // data dirs, API sockets and logs of the nodes
-	nodes  []*Node
+	t       *testing.T
+	bin     string // the scopemesh binary
+	script  string // the path of the script that builds the namespaces
+	cluster string // the nodes' --cluster
+	prefix  string // of the namespaces' names
+	dir     string // data dirs, API sockets and logs of the nodes
+	nodes   []*Node
 
-	guard      *exec.Cmd      // nat.sh guard: removes the namespaces when guardInput closes
+	guard      *exec.Cmd      // script guard: removes the namespaces when guardInput closes
 	guardInput io.WriteCloser // closed by cleanup, or by the system if the test process dies
 }
 
 // Node is a `scopemesh node` process in a namespace.
 type Node struct {
-	Name  string   // the namespace role: pub, h1 or h2
-	ID    string   // its peer ID
-	Addrs []string // the addresses it reported at start
-	net   *Network
-	api   string // its API socket
-	log   string // the file its log goes to
-	cmd   *exec.Cmd
+	Name    string   // the namespace role: pub, h1 or h2; n0, n1...
+	ID      string   // its peer ID
+	Addrs   []string // the addresses it reported at start
+	net     *Network
+	dataDir string
+	api     string // its API socket
+	log     string // the file its log goes to, across restarts
+	cmd     *exec.Cmd
 
 	exited  chan struct{} // closed when the process has exited
 	exitErr error         // set before exited is closed
 }
 
-// script is nat.sh, next to this file.
-func script() string {
+// scriptPath is the path of a script next to this file.
+func scriptPath(name string) string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "nat.sh")
+	return filepath.Join(filepath.Dir(file), name)
 }
 
 // RequireNetAdmin skips the test where the network cannot be built: not
@@ -87,15 +91,27 @@ func randomHex(n int) string {
 // cleanup stops the nodes and removes every namespace, whatever happened.
 func NewNetwork(t *testing.T, bin string, randomFully bool) *Network {
 	t.Helper()
+	var args []string
+	if randomFully {
+		args = append(args, "--random-fully")
+	}
+	return newNetwork(t, bin, "nat.sh", "nat", args...)
+}
+
+// newNetwork builds a network with `script up PREFIX upArgs...` under a
+// fresh prefix, for nodes of cluster. Test cleanup stops the nodes and
+// removes every namespace, whatever happened.
+func newNetwork(t *testing.T, bin, script, cluster string, upArgs ...string) *Network {
+	t.Helper()
 	prefix := "sm" + randomHex(3)
 	// Short: a unix socket path has at most 107 bytes.
 	dir, err := os.MkdirTemp("", prefix)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &Network{t: t, bin: bin, prefix: prefix, dir: dir}
+	n := &Network{t: t, bin: bin, script: scriptPath(script), cluster: cluster, prefix: prefix, dir: dir}
 	// Cleanup does not run when a test times out; the guard does.
-	n.guard = exec.Command("bash", script(), "guard", prefix)
+	n.guard = exec.Command("bash", n.script, "guard", prefix)
 	if n.guardInput, err = n.guard.StdinPipe(); err != nil {
 		t.Fatal(err)
 	}
@@ -103,18 +119,28 @@ func NewNetwork(t *testing.T, bin string, randomFully bool) *Network {
 		t.Fatal(err)
 	}
 	t.Cleanup(n.cleanup)
-	args := []string{"up", prefix}
-	if randomFully {
-		args = append(args, "--random-fully")
-	}
-	if out, err := n.script(args...); err != nil {
-		t.Fatalf("nat.sh %s: %v\n%s", strings.Join(args, " "), err, out)
+	args := append([]string{"up", prefix}, upArgs...)
+	if out, err := n.run(args...); err != nil {
+		t.Fatalf("%s %s: %v\n%s", script, strings.Join(args, " "), err, out)
 	}
 	return n
 }
 
-func (n *Network) script(args ...string) ([]byte, error) {
-	return exec.Command("bash", append([]string{script()}, args...)...).CombinedOutput()
+// run runs the network's script.
+func (n *Network) run(args ...string) ([]byte, error) {
+	return exec.Command("bash", append([]string{n.script}, args...)...).CombinedOutput()
+}
+
+// Script runs the network's script with a command on its namespaces, `cmd
+// PREFIX args...`, and returns its output.
+func (n *Network) Script(cmd string, args ...string) string {
+	n.t.Helper()
+	args = append([]string{cmd, n.prefix}, args...)
+	out, err := n.run(args...)
+	if err != nil {
+		n.t.Fatalf("%s %s: %v\n%s", filepath.Base(n.script), strings.Join(args, " "), err, out)
+	}
+	return string(out)
 }
 
 // cleanup stops the nodes, shows their logs if the test failed, and removes
@@ -130,7 +156,7 @@ func (n *Network) cleanup() {
 	}
 	n.guardInput.Close()
 	if err := n.guard.Wait(); err != nil {
-		n.t.Errorf("nat.sh guard %s: %v", n.prefix, err)
+		n.t.Errorf("%s guard %s: %v", filepath.Base(n.script), n.prefix, err)
 	}
 	if out, _ := exec.Command("ip", "netns", "list").Output(); strings.Contains(string(out), n.prefix+"-") {
 		n.t.Errorf("namespaces of %s are left:\n%s", n.prefix, out)
@@ -152,9 +178,7 @@ func (n *Network) SetWAN(router string, up bool) {
 	if up {
 		state = "up"
 	}
-	if out, err := n.script("wan", n.prefix, router, state); err != nil {
-		n.t.Fatalf("nat.sh wan %s %s: %v\n%s", router, state, err, out)
-	}
+	n.Script("wan", router, state)
 }
 
 // Start runs `scopemesh node` in the namespace name, with its API on a unix
@@ -163,39 +187,60 @@ func (n *Network) Start(name string, args ...string) *Node {
 	n.t.Helper()
 	dataDir := filepath.Join(n.dir, name)
 	node := &Node{
-		Name: name,
-		net:  n,
-		api:  filepath.Join(dataDir, "api.sock"),
-		log:  filepath.Join(n.dir, name+".log"),
-
-		exited: make(chan struct{}),
+		Name:    name,
+		net:     n,
+		dataDir: dataDir,
+		api:     filepath.Join(dataDir, "api.sock"),
+		log:     filepath.Join(n.dir, name+".log"),
 	}
-	logFile, err := os.Create(node.log)
+	n.nodes = append(n.nodes, node)
+	node.launch(args)
+	return node
+}
+
+// Restart runs the node again, with its data dir and log, after it exited.
+func (node *Node) Restart(args ...string) {
+	node.net.t.Helper()
+	select {
+	case <-node.exited:
+	default:
+		node.net.t.Fatalf("restarting %s, which still runs", node.Name)
+	}
+	node.launch(args)
+}
+
+// launch starts the node's process and waits for its start-up report.
+func (node *Node) launch(args []string) {
+	n := node.net
+	n.t.Helper()
+	node.exited = make(chan struct{})
+	logFile, err := os.OpenFile(node.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		n.t.Fatal(err)
 	}
 	defer logFile.Close()
-	args = append([]string{"exec", n.prefix, name, n.bin, "node",
-		"--data-dir", dataDir, "--api", node.api, "--cluster", "nat", "--json"}, args...)
-	node.cmd = exec.Command("bash", append([]string{script()}, args...)...)
-	node.cmd.Stderr = logFile
+	args = append([]string{"exec", n.prefix, node.Name, n.bin, "node",
+		"--data-dir", node.dataDir, "--api", node.api, "--cluster", n.cluster, "--json"}, args...)
+	cmd := exec.Command("bash", append([]string{n.script}, args...)...)
+	node.cmd = cmd
+	cmd.Stderr = logFile
 	// libp2p logs its hole punching attempts at debug level: the report
 	// counts them.
-	node.cmd.Env = append(os.Environ(), "GOLOG_LOG_LEVEL=error,p2p-holepunch=debug")
+	cmd.Env = append(os.Environ(), "GOLOG_LOG_LEVEL=error,p2p-holepunch=debug")
 	// If the test process dies without its cleanup (a timeout panic, a
-	// kill), the node dies with it. nat.sh execs, so this is the node.
-	node.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stdout, err := node.cmd.StdoutPipe()
+	// kill), the node dies with it. The script execs, so this is the node.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	if err := node.cmd.Start(); err != nil {
+	if err := cmd.Start(); err != nil {
 		n.t.Fatal(err)
 	}
-	n.nodes = append(n.nodes, node)
+	exited := node.exited
 	go func() {
-		node.exitErr = node.cmd.Wait()
-		close(node.exited)
+		node.exitErr = cmd.Wait()
+		close(exited)
 	}()
 
 	type report struct {
@@ -214,13 +259,19 @@ func (n *Network) Start(name string, args ...string) *Node {
 	select {
 	case r, ok := <-reported:
 		if !ok {
-			n.t.Fatalf("%s did not report its start:\n%s", name, tail(node.log, 20))
+			n.t.Fatalf("%s did not report its start:\n%s", node.Name, tail(node.log, 20))
 		}
 		node.ID, node.Addrs = r.ID, r.Addrs
 	case <-time.After(30 * time.Second):
-		n.t.Fatalf("%s did not start within 30s:\n%s", name, tail(node.log, 20))
+		n.t.Fatalf("%s did not start within 30s:\n%s", node.Name, tail(node.log, 20))
 	}
-	return node
+}
+
+// Kill ends the node with SIGKILL, as a crash would, and waits for it to
+// exit.
+func (node *Node) Kill() {
+	node.cmd.Process.Kill()
+	<-node.exited
 }
 
 // stop ends the node with SIGTERM, as an operator would, and reports
@@ -298,6 +349,7 @@ type Peer struct {
 	ID             string
 	Connected      bool
 	Connections    []Connection
+	Reconnects     int
 	EventsReceived uint64
 	LastSync       time.Time
 	LastSyncResult struct {
@@ -312,6 +364,7 @@ type Connection struct {
 	Addr    string
 	Relayed bool
 	Limited bool
+	Inbound bool
 	Opened  time.Time
 }
 
