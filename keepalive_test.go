@@ -14,7 +14,9 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
+	"github.com/scopemesh/scopemesh/events"
 	"github.com/scopemesh/scopemesh/internal/poll"
+	"github.com/scopemesh/scopemesh/query"
 )
 
 // TestSilentConnectionIsClosed: a connection whose packets stop arriving,
@@ -123,4 +125,52 @@ func (p *freezingProxy) pipe(dst io.Writer, src io.Reader) {
 			return
 		}
 	}
+}
+
+// TestARestartedMembersOldConnectionIsClosed: a member whose process died
+// behind a silent link and came back holds a connection to its last run
+// nowhere; the node still holds one to it. Once the member's record of its
+// new run arrives, the node closes that connection, well before the
+// keepalive would, and reconciles with the new run.
+func TestARestartedMembersOldConnectionIsClosed(t *testing.T) {
+	ctx := context.Background()
+	a := open(t, isolated(t, Config{Name: "a"}))
+	dir := t.TempDir()
+	b, err := Open(ctx, isolated(t, Config{Name: "b", DataDir: dir}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newFreezingProxy(t, addrsWith(b, "/tcp/")[0])
+	via := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", proxy.port(), b.ID())
+	if _, err := a.Join(ctx, via); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 10*time.Second, "a to know b as a member", func() bool { return infoOf(a, b.ID()).Member })
+	proxied := func() bool {
+		for _, c := range infoOf(a, b.ID()).Connections {
+			if strings.Contains(c.Addr, fmt.Sprintf("/tcp/%d", proxy.port())) {
+				return true
+			}
+		}
+		return false
+	}
+	proxy.freeze()
+	b.Close() // its goodbye goes nowhere: as if killed
+
+	b2 := open(t, isolated(t, Config{Name: "b", DataDir: dir}))
+	restarted := time.Now()
+	e, err := b2.Record(ctx, events.Event{Kind: "after.restart"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b2.Join(ctx, addrsWith(a, "/tcp/")...); err != nil {
+		t.Fatal(err)
+	}
+	// The keepalive would close it 10 s after the freeze.
+	poll.Until(t, 4*time.Second, "a to close its connection to b's last run", func() bool { return !proxied() })
+	poll.Until(t, 4*time.Second, "b's event from its new run to reach a", func() bool {
+		got, err := a.Query(ctx, query.Filter{Kinds: []string{"after.restart"}})
+		return err == nil && len(got) == 1 && got[0].ID == e.ID
+	})
+	t.Logf("the old connection closed and b's new event arrived %v after b restarted", time.Since(restarted).Round(10*time.Millisecond))
 }

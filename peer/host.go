@@ -433,6 +433,26 @@ func (n *Host) onJoined(p lpeer.ID) {
 	}
 }
 
+// restarted follows up on a record of a member's new incarnation, which
+// says when its process started. A connection to it opened before then
+// belongs to a process that is gone: until a keepalive noticed, sessions
+// and gossip would go into it rather than the member's new connection.
+// What the member missed while down, and what it kept, are reconciled now,
+// whichever side's ID is smaller: both sides' connections stayed up.
+func (n *Host) restarted(p lpeer.ID, incarnation uint64) {
+	// Its clock may run ahead of this node's by a little.
+	started := time.Unix(0, int64(incarnation)).Add(-time.Second)
+	for _, c := range n.h.Network().ConnsToPeer(p) {
+		if opened := c.Stat().Opened; !opened.IsZero() && opened.Before(started) { // mocknet's are zero
+			n.log.Debug("closing a connection to a member's last run", "peer", p, "opened", opened)
+			c.Close()
+		}
+	}
+	if n.h.Network().Connectedness(p) == network.Connected {
+		n.requestSync(p)
+	}
+}
+
 // admitted follows up on a membership decision of the member table: a new
 // member's connections are kept when the connection manager trims, and
 // those of the member it evicted, if any, no longer are.

@@ -379,31 +379,33 @@ func (t *memberTable) makeRoomLocked() (lpeer.ID, bool) {
 
 // learn takes r, the record p signed, as env, if it is newer than what
 // the table holds of p and p was not forgotten since. It reports whether
-// it took it, and whether r is the first record of p's incarnation the
-// table holds — a member new to it, or started anew — and returns a member
-// it forgot to make room, if any.
-func (t *memberTable) learn(p lpeer.ID, r *memberRecord, env []byte) (news, fresh bool, evicted lpeer.ID) {
+// it took it, and the incarnation of the record it held before (0: none;
+// another than r's: p started anew), and returns a member it forgot to
+// make room, if any.
+func (t *memberTable) learn(p lpeer.ID, r *memberRecord, env []byte) (news bool, previous uint64, evicted lpeer.ID) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if f, ok := t.forgotten[p]; ok && r.Incarnation <= f.incarnation {
-		return false, false, ""
+		return false, 0, ""
 	}
 	m, ok := t.peers[p]
 	if ok && m.record != nil && !r.newer(m.record) {
-		return false, false, ""
+		return false, 0, ""
 	}
 	if !ok || !m.inView() {
 		var room bool
 		if evicted, room = t.makeRoomLocked(); !room {
-			return false, false, ""
+			return false, 0, ""
 		}
 		m = t.getLocked(p)
 	}
-	fresh = m.record == nil || m.record.Incarnation != r.Incarnation
+	if m.record != nil {
+		previous = m.record.Incarnation
+	}
 	delete(t.forgotten, p)
 	m.record, m.envelope, m.heard = r, env, t.now()
 	m.Name, m.Clock = r.Name, r.clock()
-	return true, fresh, evicted
+	return true, previous, evicted
 }
 
 // restore adds p's record from a node's last run, unless the table holds

@@ -375,7 +375,8 @@ func (v *view) take(o openedRecord, byItself bool) (passOn bool) {
 	if o.id == n.h.ID() {
 		return false
 	}
-	news, fresh, evicted := n.members.learn(o.id, o.r, o.env)
+	news, previous, evicted := n.members.learn(o.id, o.r, o.env)
+	fresh := previous != o.r.Incarnation
 	if evicted != "" {
 		n.h.ConnManager().Unprotect(evicted, memberTag)
 	}
@@ -384,6 +385,9 @@ func (v *view) take(o openedRecord, byItself bool) (passOn bool) {
 	}
 	if !o.r.Left {
 		n.h.Peerstore().AddAddrs(o.id, o.r.addrs(), peerstore.AddressTTL)
+		if fresh && previous != 0 {
+			n.restarted(o.id, o.r.Incarnation)
+		}
 	}
 	return byItself && (fresh || o.r.Left)
 }

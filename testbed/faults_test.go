@@ -214,10 +214,14 @@ func (l *lan) args(i int, boot ...int) []string {
 	if l.tcp {
 		transports = tcpOnly
 	}
-	args := append(listenArgs(ip(i), transports), "--mdns=false", "--log-level", "debug")
+	// The wildcard address, as an operator's node listens: libp2p's QUIC
+	// keepalive is tuned only on wildcard sockets (peer/libp2p.go).
+	args := append(listenArgs("0.0.0.0", transports), "--mdns=false", "--log-level", "debug")
 	for _, b := range boot {
 		for _, a := range l.nodes[b].Addrs {
-			args = append(args, "--bootstrap", a)
+			if strings.Contains(a, "/"+ip(b)+"/") {
+				args = append(args, "--bootstrap", a)
+			}
 		}
 	}
 	return args
