@@ -19,13 +19,35 @@ type stream struct {
 	w     *bufio.Writer
 	lim   SyncLimits
 
-	timer   *time.Timer // resets s when an operation overruns its time
-	stalled atomic.Bool // timer fired
+	timer   *time.Timer   // resets s when an operation overruns its time
+	stalled atomic.Bool   // timer fired
+	idle    time.Duration // while positive, each byte moved restarts timer for this long
 }
 
 func newStream(s network.Stream, lim SyncLimits) *stream {
-	c := &countingStream{rw: s}
-	return &stream{s: s, count: c, r: bufio.NewReader(c), w: bufio.NewWriter(c), lim: lim}
+	st := &stream{s: s, lim: lim}
+	st.count = &countingStream{rw: s, moved: st.moved}
+	st.r, st.w = bufio.NewReader(st.count), bufio.NewWriter(st.count)
+	return st
+}
+
+// moved restarts the timer of an idle-limited operation (whileMoving):
+// bytes moved. It runs in the operation's goroutine.
+func (s *stream) moved() {
+	if s.idle > 0 {
+		s.timer.Reset(s.idle)
+	}
+}
+
+// whileMoving runs op, a frame's read or write, and resets the stream if
+// no byte moved for d: a large frame over a slow link is not cut off for
+// taking longer than d in all.
+func (s *stream) whileMoving(d time.Duration, op func() error) error {
+	if d > 0 {
+		s.idle = d
+		defer func() { s.idle = 0 }()
+	}
+	return s.within(d, op)
 }
 
 // within runs op, a read or write of the stream, and resets the stream if
@@ -45,7 +67,8 @@ func (s *stream) within(d time.Duration, op func() error) error {
 		s.timer.Reset(d)
 	}
 	err := op()
-	if !s.timer.Stop() && s.stalled.Load() {
+	s.timer.Stop()
+	if s.stalled.Load() { // once fired, the stream is reset for good
 		return fmt.Errorf("%w: nothing for %v", ErrStalled, d)
 	}
 	return err
@@ -53,7 +76,7 @@ func (s *stream) within(d time.Duration, op func() error) error {
 
 // send writes a frame, which the peer must take within the idle limit.
 func (s *stream) send(typ byte, payload []byte) error {
-	return s.within(s.lim.Idle, func() error { return writeFrame(s.w, typ, payload) })
+	return s.whileMoving(s.lim.Idle, func() error { return writeFrame(s.w, typ, payload) })
 }
 
 // channel names the stream for sealing: its protocol.
@@ -86,7 +109,7 @@ func (s *stream) recvMax(max int, want ...byte) (byte, []byte, error) {
 func (s *stream) next(max int) (byte, []byte, error) {
 	var typ byte
 	var payload []byte
-	err := s.within(s.lim.Idle, func() (err error) {
+	err := s.whileMoving(s.lim.Idle, func() (err error) {
 		typ, payload, err = readFrame(s.r, max)
 		return err
 	})
@@ -107,9 +130,11 @@ func (s *stream) next(max int) (byte, []byte, error) {
 	return typ, payload, nil
 }
 
-// countingStream counts the bytes a session moves in each direction.
+// countingStream counts the bytes a session moves in each direction, and
+// tells moved of each read or write that moved some.
 type countingStream struct {
 	rw      io.ReadWriter
+	moved   func()
 	read    int64
 	written int64
 }
@@ -117,11 +142,17 @@ type countingStream struct {
 func (c *countingStream) Read(p []byte) (int, error) {
 	n, err := c.rw.Read(p)
 	c.read += int64(n)
+	if n > 0 {
+		c.moved()
+	}
 	return n, err
 }
 
 func (c *countingStream) Write(p []byte) (int, error) {
 	n, err := c.rw.Write(p)
 	c.written += int64(n)
+	if n > 0 {
+		c.moved()
+	}
 	return n, err
 }
