@@ -76,6 +76,7 @@ type clusterOptions struct {
 	keys         func(i int) [][]byte
 	signEvents   bool    // nodes sign their events and require signatures
 	dht          DHTMode // DHTAuto: DHTOff
+	saveMembers  func(i int, records []byte) error
 }
 
 // newCluster starts n members on a mocknet with every pair linked and
@@ -156,8 +157,12 @@ func addNode(t testing.TB, mn mocknet.Mocknet, i int, opts clusterOptions) *test
 	if dht == DHTAuto {
 		dht = DHTOff
 	}
-	host, err := New(h, Config{Cluster: "test", Name: fmt.Sprintf("node-%d", i), Set: set, Clock: clock, DHT: dht, SyncInterval: interval,
-		SyncLimits: opts.syncLimits, ClusterKeys: keys, SignEvents: opts.signEvents, Logger: quiet})
+	cfg := Config{Cluster: "test", Name: fmt.Sprintf("node-%d", i), Set: set, Clock: clock, DHT: dht, SyncInterval: interval,
+		SyncLimits: opts.syncLimits, ClusterKeys: keys, SignEvents: opts.signEvents, Logger: quiet}
+	if opts.saveMembers != nil {
+		cfg.SaveMembers = func(b []byte) error { return opts.saveMembers(i, b) }
+	}
+	host, err := New(h, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

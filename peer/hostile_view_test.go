@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -241,4 +242,23 @@ func TestSavedMembersThatDoNotReadAreSkipped(t *testing.T) {
 			t.Fatalf("a restored member is %s before anything was heard of it", p.State)
 		}
 	}
+}
+
+// TestMembersAreSavedSoonAfterTheyChange: a node hands its member records
+// to SaveMembers soon after it learns of a member, not only every ten
+// minutes and at Close: one killed a minute after it joined still knows
+// whom to redial.
+func TestMembersAreSavedSoonAfterTheyChange(t *testing.T) {
+	var saved atomic.Int64 // records in node 0's latest save
+	newCluster(t, 2, clusterOptions{saveMembers: func(i int, b []byte) error {
+		if i == 0 {
+			envs, err := splitRecords(b)
+			if err != nil {
+				t.Error(err)
+			}
+			saved.Store(int64(len(envs)))
+		}
+		return nil
+	}})
+	eventually(t, 10*time.Second, "node 0 to save the member it knows", func() bool { return saved.Load() == 1 })
 }

@@ -259,7 +259,8 @@ func (v *view) beatLoop(ctx context.Context) {
 	defer beat.Stop()
 	swap := time.NewTimer(exchangeInterval(0))
 	defer swap.Stop()
-	saved := time.Now()
+	var saved time.Time // never: the first beat saves what the node restored or learned
+	savedSize := -1
 	for {
 		if env, err := v.sign(false); err == nil {
 			if err := v.publish(ctx, env); err != nil && ctx.Err() == nil {
@@ -269,8 +270,9 @@ func (v *view) beatLoop(ctx context.Context) {
 		if !v.waitForBeat(ctx, beat.C, swap) {
 			return
 		}
-		if time.Since(saved) >= saveMembersEvery {
-			saved = time.Now()
+		size := v.n.members.size()
+		if since := time.Since(saved); since >= saveMembersEvery || size != savedSize && since >= saveMembersSoon {
+			saved, savedSize = time.Now(), size
 			if err := v.save(); err != nil {
 				v.n.log.Warn("saving the member records", "err", err)
 			}
@@ -281,7 +283,12 @@ func (v *view) beatLoop(ctx context.Context) {
 // saveMembersEvery is how often a running node hands its member records
 // to Config.SaveMembers, besides when it closes: a list of hundreds of
 // members is megabytes, and ten minutes old is recent enough to redial.
-const saveMembersEvery = 10 * time.Minute
+// When the number of members changed it does so sooner, at most every
+// saveMembersSoon: a node killed soon after it joined knows whom to redial.
+const (
+	saveMembersEvery = 10 * time.Minute
+	saveMembersSoon  = 30 * time.Second
+)
 
 // waitForBeat swaps lists when swap fires, until the next beat or a change
 // of connections calls for a record. It returns false once ctx is done.
