@@ -354,7 +354,7 @@ func (n *Host) onConnected(_ network.Network, c network.Conn) {
 	case returned:
 		// A member is back after a partition or a restart: exchange what
 		// each side recorded meanwhile, and what each knows of the others.
-		n.requestSyncOnce(p)
+		n.syncTwice(p)
 		n.exchangeViews(p)
 	}
 }
@@ -421,16 +421,20 @@ func (n *Host) onJoined(p lpeer.ID) {
 	}
 	if n.members.joined(p) {
 		n.log.Debug("peer joined", "peer", p)
-		// The new peer may hold events from before it joined: reconcile
-		// now. Gossip published before the mesh forms (about a second)
-		// reaches nobody: reconcile again once it has.
-		n.requestSyncOnce(p)
-		n.goLoop(n.ctx, func(ctx context.Context) {
-			if sleep(ctx, n.joinResync) {
-				n.requestSyncOnce(p)
-			}
-		})
+		n.syncTwice(p)
 	}
+}
+
+// syncTwice reconciles with p, which joined or came back: now, for what
+// it holds from before, and once the gossip mesh has taken it in, for what
+// gossip published before then (about a second), which reached it not.
+func (n *Host) syncTwice(p lpeer.ID) {
+	n.requestSyncOnce(p)
+	n.goLoop(n.ctx, func(ctx context.Context) {
+		if sleep(ctx, n.joinResync) {
+			n.requestSyncOnce(p)
+		}
+	})
 }
 
 // restarted follows up on a record of a member's new incarnation, which

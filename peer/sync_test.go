@@ -498,3 +498,25 @@ func wantBitmap(need []int) []byte {
 	}
 	return bitmap
 }
+
+// TestAReturnedMemberIsSyncedAgainOnceMeshed: a member back after a
+// partition is reconciled with at once and again once the gossip mesh has
+// taken it in: an event recorded between the two, which gossip did not
+// bring it (here it takes no gossip at all), arrives by the second.
+func TestAReturnedMemberIsSyncedAgainOnceMeshed(t *testing.T) {
+	mn, nodes := newCluster(t, 2, clusterOptions{dropGossip: func(i int) bool { return i == 1 }})
+	a, b := nodes[0], nodes[1]
+	partition(t, mn, nodes[:1], nodes[1:])
+	healed := time.Now()
+	heal(t, mn, nodes[:1], nodes[1:])
+	eventually(t, 10*time.Second, "the first sync after the heal", func() bool {
+		for _, p := range b.Peers() {
+			if p.ID == a.h.ID().String() && p.LastSync.After(healed) {
+				return true
+			}
+		}
+		return false
+	})
+	e := a.record(t, "between the syncs")
+	eventually(t, 2*meshSettle, "the event to arrive by the second sync", func() bool { return b.set.Has(crdt.KeyOf(e)) })
+}
