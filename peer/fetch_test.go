@@ -42,7 +42,9 @@ func TestAnnouncementsThatLieCostLittle(t *testing.T) {
 	swapped := announcement{hash: sha256.Sum256(body), size: len(body)}
 	other := append([]byte(nil), body...)
 	other[len(other)-1] ^= 1
+	topic.mu.Lock()
 	topic.bodies[swapped.hash] = other
+	topic.mu.Unlock()
 	if err := topic.Publish(ctx, swapped.encode()); err != nil {
 		t.Fatal(err)
 	}
