@@ -112,13 +112,7 @@ func drawThroughput(saved []report.Saved) (*plot.Plot, bool, error) {
 	if err != nil || len(all) == 0 {
 		return nil, false, err
 	}
-	pick := len(all) - 1
-	for i := len(all) - 1; i >= 0; i-- {
-		if sizes(all[i]) > 1 {
-			pick = i
-			break
-		}
-	}
+	pick := newestMultiSize(all)
 	// Every node stores every event, and all of them share this process's
 	// CPUs: the stores per second of the whole cluster show what the
 	// machine spent.
@@ -163,13 +157,7 @@ func drawReplicateBytes(saved []report.Saved) (*plot.Plot, bool, error) {
 	if err != nil || len(all) == 0 {
 		return nil, false, err
 	}
-	pick := len(all) - 1
-	for i := len(all) - 1; i >= 0; i-- {
-		if sizes(all[i]) > 1 {
-			pick = i
-			break
-		}
-	}
+	pick := newestMultiSize(all)
 	unpaced, paced, floor := plotter.XYs{}, plotter.XYs{}, plotter.XYs{}
 	for _, r := range all[pick] {
 		if r.Writers != 1 || r.EventBytes == 0 {
@@ -219,6 +207,17 @@ func drawSimBytes(saved []report.Saved) (*plot.Plot, bool, error) {
 	p.Y.Min = 0
 	headroom(p, 1.3)
 	return p, true, err
+}
+
+// newestMultiSize returns the index of the newest run that measured more
+// than one cluster size, or of the newest run if none did.
+func newestMultiSize(all [][]cluster.ReplicateResult) int {
+	for i := len(all) - 1; i >= 0; i-- {
+		if sizes(all[i]) > 1 {
+			return i
+		}
+	}
+	return len(all) - 1
 }
 
 func sizes(rs []cluster.ReplicateResult) int {

@@ -38,22 +38,11 @@
 # the driver exits, however it exits, the input closes and guard removes the
 # LAN.
 set -euo pipefail
+. "$(dirname "$0")/netns.sh"
 
 usage() {
 	sed -n '7,13p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
-}
-
-check_prefix() {
-	[[ $1 =~ ^[a-z0-9]{1,8}$ ]] || { echo "faults.sh: prefix $1 is not 1 to 8 lowercase letters and digits" >&2; exit 2; }
-}
-
-ns() { echo "$PREFIX-$1"; }
-
-inside() {
-	local name=$1
-	shift
-	ip netns exec "$(ns "$name")" "$@"
 }
 
 # namespaces lists the namespaces of the prefix.
@@ -145,17 +134,9 @@ shift 2
 case "$cmd" in
 up) [[ $# -eq 1 ]] || usage; up "$1" ;;
 down) [[ $# -eq 0 ]] || usage; down ;;
-guard)
-	[[ $# -eq 0 ]] || usage
-	cat >/dev/null || true
-	down
-	;;
+guard) [[ $# -eq 0 ]] || usage; guard ;;
 cut) [[ $# -ge 1 ]] || usage; cut "$@" ;;
 slow) [[ $# -eq 2 || $# -eq 3 ]] || usage; slow "$@" ;;
-exec)
-	[[ $# -ge 2 ]] || usage
-	# Replace this shell, so whoever started it can signal CMD itself.
-	exec ip netns exec "$(ns "$1")" "${@:2}"
-	;;
+exec) [[ $# -ge 2 ]] || usage; exec_in "$@" ;;
 *) usage ;;
 esac

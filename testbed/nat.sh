@@ -37,26 +37,14 @@
 # the driver exits, however it exits, the input closes and guard removes the
 # networks.
 set -euo pipefail
+. "$(dirname "$0")/netns.sh"
 
 usage() {
 	sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
-check_prefix() {
-	[[ $1 =~ ^[a-z0-9]{1,8}$ ]] || { echo "nat.sh: prefix $1 is not 1 to 8 lowercase letters and digits" >&2; exit 2; }
-}
-
 NODES=(pub h1 h2 r1 r2 net)
-
-ns() { echo "$PREFIX-$1"; }
-
-# in NAME CMD...: run CMD in namespace PREFIX-NAME.
-inside() {
-	local name=$1
-	shift
-	ip netns exec "$(ns "$name")" "$@"
-}
 
 # router NAME WAN-ADDR LAN-NET HOME: a home router between the internet and
 # the home namespace HOME, and HOME's link to it.
@@ -142,16 +130,8 @@ shift 2
 case "$cmd" in
 up) up "$@" ;;
 down) [[ $# -eq 0 ]] || usage; down ;;
-guard)
-	[[ $# -eq 0 ]] || usage
-	cat >/dev/null || true
-	down
-	;;
+guard) [[ $# -eq 0 ]] || usage; guard ;;
 wan) [[ $# -eq 2 ]] || usage; wan "$@" ;;
-exec)
-	[[ $# -ge 2 ]] || usage
-	# Replace this shell, so whoever started it can signal CMD itself.
-	exec ip netns exec "$(ns "$1")" "${@:2}"
-	;;
+exec) [[ $# -ge 2 ]] || usage; exec_in "$@" ;;
 *) usage ;;
 esac
