@@ -168,7 +168,7 @@ func addNode(t testing.TB, mn mocknet.Mocknet, i int, opts clusterOptions) *test
 	}
 	if opts.dropGossip != nil && opts.dropGossip(i) {
 		// Before the node connects: it takes gossip from no one.
-		host.gossip.member = func(lpeer.ID) bool { return false }
+		host.gossip.member = func(context.Context, lpeer.ID) bool { return false }
 	}
 	t.Cleanup(func() {
 		host.Close()

@@ -91,7 +91,7 @@ type gossip struct {
 	self     lpeer.ID
 	selfStr  string
 	replica  *replica
-	member   func(lpeer.ID) bool // may this peer's gossip be taken? must not block
+	member   func(context.Context, lpeer.ID) bool // may this peer's gossip be taken? waits for a proof under way until ctx ends
 	members  *memberTable
 	log      *slog.Logger
 	counts   gossipCounters
@@ -242,7 +242,12 @@ func (g *gossip) validate(ctx context.Context, from lpeer.ID, msg *pubsub.Messag
 	if from == g.self {
 		return pubsub.ValidationAccept
 	}
-	if !g.member(from) {
+	// A member whose proof is under way is waited for: an announcement
+	// ignored is lost to gossip.
+	proofCtx, cancel := context.WithTimeout(ctx, proofTimeout)
+	member := g.member(proofCtx, from)
+	cancel()
+	if !member {
 		return pubsub.ValidationIgnore
 	}
 	data, err := g.replica.open(msg.GetTopic(), msg.Data)

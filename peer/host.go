@@ -194,7 +194,7 @@ func New(h host.Host, cfg Config) (_ *Host, err error) {
 	n.replica = &replica{set: cfg.Set, clock: cfg.Clock, limits: cfg.Limits, keys: keys, signed: cfg.SignEvents,
 		skew: &skewTable{now: time.Now}, log: n.log, retry: n.syncLater}
 	n.gossip = &gossip{replica: n.replica, members: n.members, log: n.log,
-		member:  func(p lpeer.ID) bool { return n.member(expired, p) },
+		member:  n.member,
 		batches: n.protocols(func(nm names) protocol.ID { return nm.batches })}
 	n.serves = make(chan struct{}, maxServes)
 	var topics, viewTopics []string
