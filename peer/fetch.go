@@ -104,7 +104,9 @@ func (c *batchCache) put(hash [sha256.Size]byte, body []byte) {
 		c.bytes -= len(c.bodies[c.order[drop].hash])
 		delete(c.bodies, c.order[drop].hash)
 	}
-	c.order = append(c.order[:0], c.order[drop:]...)
+	// Re-slicing, not copying: append moves only the live part when it
+	// grows the array.
+	c.order = c.order[drop:]
 }
 
 func (c *batchCache) get(hash [sha256.Size]byte) []byte {
